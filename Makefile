@@ -1,0 +1,82 @@
+# secshim build. `make` builds into build/; `make test` installs missing
+# Debian packages (make deps), builds, and runs every test.
+
+CC       ?= cc
+BUILD    ?= build
+CPPFLAGS += -Iinclude -D_GNU_SOURCE
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -fPIC -Wall -Wextra -Werror -fvisibility=hidden
+LDLIBS   += -lssl -lcrypto -lconfig -lpthread -ldl
+
+ENGINE_SRC := $(sort $(wildcard src/engine/*.c))
+SHIM_SRC   := $(sort $(wildcard src/shim/*.c))
+UNIT_SRC   := $(sort $(wildcard test/unit/test_*.c))
+APP_SRC    := $(sort $(wildcard test/apps/*.c))
+
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
+SHIM_OBJ   := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
+APP_BIN    := $(APP_SRC:test/apps/%.c=$(BUILD)/apps/%)
+
+ENGINE_LIB := $(BUILD)/libsecshim-engine.a
+SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so)
+CLI        := $(BUILD)/secshim
+
+.PHONY: all deps test test-unit test-integration demo bench lint clean
+
+all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN)
+
+deps:
+	@tools/install-deps
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/secshim/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(ENGINE_LIB): $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+# Only the interposed libc names are exported (-fvisibility=hidden plus
+# SS_EXPORT on the trampolines).
+$(BUILD)/libsecshim.so: $(SHIM_OBJ) $(ENGINE_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(CLI): $(BUILD)/obj/tools/secshim.o $(ENGINE_LIB)
+	$(CC) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/unit/testutil.o $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
+
+# Test programs carry no TLS code: they link nothing but libc.
+$(BUILD)/apps/%: test/apps/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< -lpthread
+
+test: deps
+	$(MAKE) all
+	$(MAKE) test-unit
+	$(MAKE) test-integration
+
+test-unit: $(UNIT_BIN)
+	@test/run-unit $(UNIT_BIN)
+
+test-integration: all
+	@test/integration/run $(BUILD)
+
+demo: deps
+	$(MAKE) all
+	@tools/demo $(BUILD)
+
+bench: deps
+	$(MAKE) all
+	@test/bench/run $(BUILD)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr -Iinclude -D_GNU_SOURCE src/
+
+clean:
+	rm -rf $(BUILD)

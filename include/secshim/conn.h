@@ -1,0 +1,131 @@
+/*
+ * conn.h - one TLS connection over a socket the engine does not own.
+ *
+ * A non-blocking state machine (DESIGN.md decision 1). The engine never
+ * blocks, never changes the socket's flags and never closes it: it does its
+ * I/O through its own BIO with MSG_DONTWAIT|MSG_NOSIGNAL, via the ss_io_ops
+ * it is given (the shim passes the real libc functions). Ciphertext the
+ * socket would not take is kept in a bounded outbound buffer, so a record
+ * OpenSSL produced is never "half written" from the caller's point of view:
+ * ss_conn_write either accepts bytes or asks to wait.
+ *
+ * Results: SS_OK, SS_WANT_READ / SS_WANT_WRITE (call again when the socket
+ * is readable / writable), SS_EOF, or a negative ss_err. A conn is not
+ * thread-safe; the shim serialises calls with its own per-connection lock
+ * and never holds it across a wait.
+ */
+#ifndef SECSHIM_CONN_H
+#define SECSHIM_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "secshim/common.h"
+#include "secshim/policy.h"
+#include "secshim/tlsctx.h"
+
+/* The OS calls the engine's BIO uses. */
+struct ss_io_ops {
+    ssize_t (*recv)(int fd, void *buf, size_t len, int flags);
+    ssize_t (*send)(int fd, const void *buf, size_t len, int flags);
+};
+
+/* libc's recv/send; for unit tests and the CLI (not for the shim). */
+extern const struct ss_io_ops ss_io_libc;
+
+enum ss_conn_state {
+    SS_CONN_HANDSHAKING, /* handshake not finished */
+    SS_CONN_OPEN,        /* application data both ways */
+    SS_CONN_READ_CLOSED, /* peer sent close_notify (or closed the TCP) */
+    SS_CONN_WRITE_CLOSED,/* we sent close_notify; reading still allowed */
+    SS_CONN_CLOSED,      /* both directions closed */
+    SS_CONN_FAILED       /* handshake, verification or I/O failed */
+};
+
+/* Bounds of the two buffers the conn keeps (bytes). */
+#define SS_CONN_EARLY_WRITE_MAX (64 * 1024)
+#define SS_CONN_OUTBUF_MAX (64 * 1024)
+
+struct ss_conn;
+
+/*
+ * Creates a connection for ep (which must be enabled) over fd, taking a
+ * reference on policy. For a connect endpoint, peer_host is the name the
+ * program resolved or the peer's address as text: it is sent as SNI (when
+ * a name) and checked per tls-target-name-check; ep->target_name overrides
+ * it. For a listen endpoint peer_host is only used in messages. Returns
+ * SS_OK with *out, SS_ERR_NOMEM or SS_ERR_TLS.
+ */
+int ss_conn_new(struct ss_policy *policy, const struct ss_endpoint *ep,
+                int fd, const struct ss_io_ops *io, const char *peer_host,
+                struct ss_conn **out, struct ss_errbuf *err);
+
+/* Frees everything; sends nothing (see ss_conn_shutdown). NULL allowed. */
+void ss_conn_free(struct ss_conn *c);
+
+/*
+ * Advances the handshake and flushes buffered output. SS_OK when the
+ * handshake is complete (early writes flushed into the outbound buffer),
+ * SS_WANT_READ/SS_WANT_WRITE, or SS_ERR_VERIFY / SS_ERR_PROTOCOL /
+ * SS_ERR_TLS / SS_ERR_SYSCALL / SS_ERR_CLOSED; ss_conn_error() then says
+ * why in one sentence.
+ */
+int ss_conn_handshake(struct ss_conn *c);
+
+/*
+ * Reads up to len plaintext bytes (peek: leave them buffered). SS_OK with
+ * *nread > 0, SS_EOF (peer closed; *nread = 0), SS_WANT_*, or an error.
+ * Drives the handshake first when needed.
+ */
+int ss_conn_read(struct ss_conn *c, void *buf, size_t len, bool peek,
+                 size_t *nread);
+
+/*
+ * Accepts up to len plaintext bytes. SS_OK with 0 < *nwritten <= len, or
+ * SS_WANT_* when nothing could be accepted, or an error (SS_ERR_CLOSED after
+ * our close_notify or the peer's reset). Before the handshake ends, bytes
+ * go to the early-write buffer (at most SS_CONN_EARLY_WRITE_MAX). Accepted
+ * bytes may still sit in the outbound buffer: see ss_conn_flush.
+ */
+int ss_conn_write(struct ss_conn *c, const void *buf, size_t len,
+                  size_t *nwritten);
+
+/* Sends buffered ciphertext: SS_OK when none is left, SS_WANT_WRITE, or
+ * an error. */
+int ss_conn_flush(struct ss_conn *c);
+
+/* Queues close_notify and flushes: SS_OK, SS_WANT_WRITE, or an error. */
+int ss_conn_shutdown(struct ss_conn *c);
+
+/* Plaintext bytes readable now without touching the socket. */
+size_t ss_conn_pending(const struct ss_conn *c);
+
+/* Ciphertext bytes waiting in the outbound buffer. */
+size_t ss_conn_unsent(const struct ss_conn *c);
+
+enum ss_conn_state ss_conn_state(const struct ss_conn *c);
+
+/*
+ * What the connection needs from the OS before the next call can progress
+ * (SS_WANT_READ | SS_WANT_WRITE as a bit set, 0 for nothing).
+ */
+int ss_conn_wants(const struct ss_conn *c);
+
+/* The last failure as one sentence, "" when none. */
+const char *ss_conn_error(const struct ss_conn *c);
+
+/* errno of the last SS_ERR_SYSCALL. */
+int ss_conn_sys_errno(const struct ss_conn *c);
+
+/* Negotiated version and cipher, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384". */
+const char *ss_conn_describe(const struct ss_conn *c, char *buf, size_t len);
+
+const struct ss_endpoint *ss_conn_endpoint(const struct ss_conn *c);
+
+/* Verification outcome of the handshake (relaxations used included). */
+const struct ss_verify_result *ss_conn_verify_result(const struct ss_conn *c);
+
+int ss_conn_handshake_timeout_ms(const struct ss_conn *c);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * tlsctx.h - one SSL_CTX per enabled endpoint: certificate chain and key,
+ * verification, protocol versions, ciphers, session cache.
+ */
+#ifndef SECSHIM_TLSCTX_H
+#define SECSHIM_TLSCTX_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "secshim/common.h"
+#include "secshim/policy.h"
+#include "secshim/verify.h"
+
+enum ss_role {
+    SS_ROLE_CLIENT, /* connect endpoints */
+    SS_ROLE_SERVER  /* listen endpoints */
+};
+
+struct ss_tlsctx {
+    SSL_CTX *ctx;
+    enum ss_role role;
+    struct ss_verifier verifier;   /* attached to ctx */
+    X509 *own_cert;                /* our leaf (for `check`), or NULL */
+};
+
+/*
+ * Builds the context for ep. path is the policy file, for messages. A
+ * missing file, a key that does not match its certificate, an unusable
+ * cipher list, a mutual listen endpoint without trusted-ca, or a FIPS
+ * request without the FIPS provider is an error naming path, line and
+ * option (ss_endpoint_fail). Returns SS_OK with *out set, or the error.
+ */
+int ss_tlsctx_new(const char *path, const struct ss_endpoint *ep,
+                  bool compat, struct ss_tlsctx **out,
+                  struct ss_errbuf *err);
+void ss_tlsctx_free(struct ss_tlsctx *t);
+
+/* Whole days until own_cert expires (negative when expired). */
+int ss_tlsctx_days_left(const struct ss_tlsctx *t, time_t now);
+
+#endif

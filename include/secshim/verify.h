@@ -1,0 +1,105 @@
+/*
+ * verify.h - peer chain verification, shared by handshakes and by the
+ * offline `secshim verify` command, so both decide the same way.
+ *
+ * Checks: chain to a trusted CA, validity dates, signatures, the purpose
+ * (serverAuth / clientAuth) and key usage, the host name or address, and,
+ * when CRLs are configured, revocation of every chain entry. Compatibility
+ * mode relaxes exactly two of these (DESIGN.md decision 6):
+ *   SS_RELAX_REVOKED_TRUSTED_CA  a revoked CA certificate (depth > 0) that
+ *                                is itself listed in trusted-ca;
+ *   SS_RELAX_KEY_USAGE           key usage / extended key usage that does
+ *                                not fit the purpose.
+ * Everything else is fatal with or without it.
+ */
+#ifndef SECSHIM_VERIFY_H
+#define SECSHIM_VERIFY_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "secshim/common.h"
+
+/* The purpose the PEER's certificate must serve. */
+enum ss_purpose {
+    SS_PURPOSE_SERVER, /* we are a client checking a server */
+    SS_PURPOSE_CLIENT  /* we are a server checking a client */
+};
+
+enum ss_relaxation {
+    SS_RELAX_REVOKED_TRUSTED_CA = 1u << 0,
+    SS_RELAX_KEY_USAGE = 1u << 1
+};
+
+/*
+ * Immutable once built; shared by every connection of an endpoint. Owns the
+ * store and the list.
+ */
+struct ss_verifier {
+    X509_STORE *store;               /* trusted CAs, CRLs and flags */
+    STACK_OF(X509) *trusted_listed;  /* exactly the certs in trusted-ca */
+    enum ss_purpose purpose;
+    bool crl_check;                  /* tls-crl set: check the whole chain */
+    bool compat;                     /* the two relaxations are allowed */
+};
+
+/*
+ * What one verification decided. reason is one sentence naming the failed
+ * check, the depth and the subject; relaxed_subject[i] names the certificate
+ * that relaxation bit i was applied to.
+ */
+struct ss_verify_result {
+    bool ok;
+    int x509_error;          /* X509_V_OK or the first fatal error */
+    int error_depth;
+    char reason[512];
+    unsigned relaxations;    /* SS_RELAX_* used */
+    char relaxed_subject[2][256];
+};
+
+/*
+ * Builds v. trusted_ca and crl are comma-separated PEM file lists (either
+ * may be NULL: without trusted_ca the system's default CA paths are
+ * trusted). Returns SS_OK, SS_ERR_IO (a file is missing or holds no
+ * certificate / CRL) or SS_ERR_TLS; err names the file.
+ */
+int ss_verifier_init(struct ss_verifier *v, const char *trusted_ca,
+                     const char *crl, enum ss_purpose purpose, bool compat,
+                     struct ss_errbuf *err);
+void ss_verifier_free(struct ss_verifier *v);
+
+/*
+ * Verifies leaf (+ untrusted intermediates, may be NULL) offline exactly as
+ * a handshake would. host may be NULL (no name check), a DNS name, or an
+ * IPv4/IPv6 literal (checked against IP SANs). at == 0 means now. Fills res
+ * and returns SS_OK when accepted, SS_ERR_VERIFY when rejected, or another
+ * negative error when verification could not run.
+ */
+int ss_verify_chain(const struct ss_verifier *v, X509 *leaf,
+                    STACK_OF(X509) *untrusted, const char *host, time_t at,
+                    struct ss_verify_result *res);
+
+/*
+ * Makes ctx verify peers with v: store, flags, purpose and the callback
+ * that applies the relaxations. v must outlive ctx. Returns SS_OK or
+ * SS_ERR_TLS.
+ */
+int ss_verifier_attach(SSL_CTX *ctx, const struct ss_verifier *v,
+                       struct ss_errbuf *err);
+
+/*
+ * Per connection: sets the name or address to check (NULL: none) and where
+ * the handshake's verification result is recorded (res must outlive ssl's
+ * handshake). Returns SS_OK or SS_ERR_TLS.
+ */
+int ss_verify_prepare_ssl(SSL *ssl, const char *host,
+                          struct ss_verify_result *res,
+                          struct ss_errbuf *err);
+
+/* "revoked CA listed in trusted-ca" / "key usage mismatch". */
+const char *ss_relaxation_name(enum ss_relaxation r);
+
+#endif

@@ -1,0 +1,80 @@
+/* common.c - error names and the ss_fail helpers (see common.h). */
+#include "secshim/common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+const char *ss_strerror(int err)
+{
+    switch (err) {
+    case SS_OK: return "SS_OK";
+    case SS_ERR_NOMEM: return "SS_ERR_NOMEM";
+    case SS_ERR_CONFIG: return "SS_ERR_CONFIG";
+    case SS_ERR_IO: return "SS_ERR_IO";
+    case SS_ERR_TLS: return "SS_ERR_TLS";
+    case SS_ERR_VERIFY: return "SS_ERR_VERIFY";
+    case SS_ERR_PROTOCOL: return "SS_ERR_PROTOCOL";
+    case SS_ERR_STATE: return "SS_ERR_STATE";
+    case SS_ERR_CLOSED: return "SS_ERR_CLOSED";
+    case SS_ERR_SYSCALL: return "SS_ERR_SYSCALL";
+    case SS_ERR_INVAL: return "SS_ERR_INVAL";
+    case SS_ERR_TIMEOUT: return "SS_ERR_TIMEOUT";
+    case SS_ERR_UNSUPPORTED: return "SS_ERR_UNSUPPORTED";
+    default: return "SS_ERR_UNKNOWN";
+    }
+}
+
+static void format_into(struct ss_errbuf *err, const char *fmt, va_list ap)
+{
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+}
+
+int ss_fail(struct ss_errbuf *err, int code, const char *fmt, ...)
+{
+    if (err == NULL)
+        return code;
+    va_list ap;
+    va_start(ap, fmt);
+    format_into(err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int ss_fail_openssl(struct ss_errbuf *err, int code, const char *fmt, ...)
+{
+    char queue[512];
+    ss_openssl_errors(queue, sizeof(queue));
+    if (err == NULL)
+        return code;
+    va_list ap;
+    va_start(ap, fmt);
+    format_into(err, fmt, ap);
+    va_end(ap);
+    size_t used = strlen(err->msg);
+    snprintf(err->msg + used, sizeof(err->msg) - used, ": %s", queue);
+    return code;
+}
+
+char *ss_openssl_errors(char *buf, size_t len)
+{
+    size_t used = 0;
+    unsigned long e;
+    buf[0] = '\0';
+    /* Oldest first: the first entry is usually the root cause. */
+    while ((e = ERR_get_error()) != 0) {
+        const char *reason = ERR_reason_error_string(e);
+        char fallback[32];
+        if (reason == NULL) {
+            snprintf(fallback, sizeof(fallback), "error %lx", e);
+            reason = fallback;
+        }
+        if (used < len)
+            used += (size_t)snprintf(buf + used, len - used, "%s%s",
+                                     used ? "; " : "", reason);
+    }
+    if (buf[0] == '\0')
+        snprintf(buf, len, "no error reported by OpenSSL");
+    return buf;
+}
