@@ -1,2 +1,382 @@
-/* placeholder until the CLI lands */
-int main(void) { return 2; }
+/*
+ * secshim - the operator's command.
+ *
+ *   secshim check  [-c FILE]
+ *   secshim verify [-c FILE] [-e ENDPOINT] [--trusted PEM] [--untrusted PEM]
+ *                  [--crl PEM] [--host NAME|ADDRESS] [--purpose server|client]
+ *                  [--at UNIX_TIME] [--compat] CERT.pem
+ *
+ * Both use the engine exactly as the shim does, so what `check` accepts the
+ * shim loads, and what `verify` accepts a handshake accepts.
+ * Exit codes: 0 valid / OK, 1 invalid / FAIL, 2 usage errors.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "secshim/compat.h"
+#include "secshim/policy.h"
+#include "secshim/tlsctx.h"
+#include "secshim/verify.h"
+
+enum { EXIT_VALID = 0, EXIT_INVALID = 1, EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+    "usage: secshim check  [-c FILE]\n"
+    "       secshim verify [-c FILE] [-e ENDPOINT] [--trusted PEM]"
+    " [--untrusted PEM]\n"
+    "                      [--crl PEM] [--host NAME|ADDRESS]"
+    " [--purpose server|client]\n"
+    "                      [--at UNIX_TIME] [--compat] CERT.pem\n"
+    "The policy file is -c FILE, else $SECSHIM_CONFIG, else "
+    SS_DEFAULT_CONFIG_PATH ".\n";
+
+static int usage(const char *complaint)
+{
+    if (complaint != NULL)
+        fprintf(stderr, "secshim: %s\n", complaint);
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+}
+
+static const char *policy_path(const char *given)
+{
+    if (given != NULL)
+        return given;
+    const char *env = getenv("SECSHIM_CONFIG");
+    return env != NULL && env[0] != '\0' ? env : SS_DEFAULT_CONFIG_PATH;
+}
+
+/* Loads the policy or prints the engine's file:line message. */
+static struct ss_policy *load_policy(const char *path)
+{
+    struct ss_policy *policy = NULL;
+    struct ss_errbuf err = {{0}};
+    if (ss_policy_load(path, ss_compat_mode(), &policy, &err) != SS_OK) {
+        fprintf(stderr, "secshim: %s\n", err.msg);
+        return NULL;
+    }
+    return policy;
+}
+
+/* ---- check ------------------------------------------------------------ */
+
+static const char *or_dash(const char *s)
+{
+    return s != NULL ? s : "-";
+}
+
+static void print_endpoint(const struct ss_endpoint *ep, time_t now)
+{
+    char proto[128];
+    char days[32] = "-";
+    if (ep->tls != NULL && ep->tls->own_cert != NULL)
+        snprintf(days, sizeof(days), "%d",
+                 ss_tlsctx_days_left(ep->tls, now));
+    printf("%s: %s %s %s protocol=%s mutual=%s name-check=%s"
+           " target-name=%s certificate=%s days-left=%s trusted-ca=%s"
+           " crl=%s cipher-list=%s cipher-suites=%s"
+           " handshake-timeout=%ds\n",
+           ep->name, ep->enabled ? "enabled" : "disabled",
+           ep->direction == SS_DIR_CONNECT ? "connect" : "listen",
+           ep->address, ss_protocol_describe(&ep->proto, proto, sizeof(proto)),
+           ep->tls_mutual ? "yes" : "no",
+           ep->direction == SS_DIR_CONNECT
+               ? (ep->target_name_check ? "host" : "no")
+               : "-",
+           or_dash(ep->target_name), or_dash(ep->certificate), days,
+           or_dash(ep->trusted_ca), or_dash(ep->tls_crl),
+           or_dash(ep->cipher_list), or_dash(ep->cipher_suites),
+           ep->handshake_timeout_ms / 1000);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    const char *config = NULL;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:")) != -1) {
+        if (opt != 'c')
+            return usage(NULL);
+        config = optarg;
+    }
+    if (optind != argc)
+        return usage("check takes no arguments");
+
+    const char *path = policy_path(config);
+    struct ss_policy *policy = load_policy(path);
+    if (policy == NULL)
+        return EXIT_INVALID;
+    printf("%s: valid, %zu endpoint%s, compatibility mode %s\n", path,
+           policy->n_endpoints, policy->n_endpoints == 1 ? "" : "s",
+           policy->compat ? "on" : "off");
+    time_t now = time(NULL);
+    for (size_t i = 0; i < policy->n_endpoints; i++)
+        print_endpoint(&policy->endpoints[i], now);
+    ss_policy_unref(policy);
+    return EXIT_VALID;
+}
+
+/* ---- verify ----------------------------------------------------------- */
+
+struct verify_args {
+    const char *config;
+    const char *endpoint;
+    const char *trusted;
+    const char *untrusted;
+    const char *crl;
+    const char *host;
+    const char *purpose;
+    const char *at;
+    bool compat;
+    const char *cert;
+};
+
+/* Reads every certificate of a PEM file, in order. NULL when none. */
+static STACK_OF(X509) *read_certs(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "secshim: cannot open %s: %s\n", path,
+                strerror(errno));
+        return NULL;
+    }
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    X509 *x;
+    while (certs != NULL && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+        sk_X509_push(certs, x);
+    fclose(f);
+    ERR_clear_error(); /* the read that ended the loop left "no start line" */
+    if (certs == NULL || sk_X509_num(certs) == 0) {
+        fprintf(stderr, "secshim: %s holds no PEM certificate\n", path);
+        sk_X509_pop_free(certs, X509_free);
+        return NULL;
+    }
+    return certs;
+}
+
+static int parse_verify_args(int argc, char **argv, struct verify_args *a)
+{
+    static const struct option longopts[] = {
+        {"trusted", required_argument, NULL, 't'},
+        {"untrusted", required_argument, NULL, 'u'},
+        {"crl", required_argument, NULL, 'r'},
+        {"host", required_argument, NULL, 'h'},
+        {"purpose", required_argument, NULL, 'p'},
+        {"at", required_argument, NULL, 'a'},
+        {"compat", no_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:e:", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': a->config = optarg; break;
+        case 'e': a->endpoint = optarg; break;
+        case 't': a->trusted = optarg; break;
+        case 'u': a->untrusted = optarg; break;
+        case 'r': a->crl = optarg; break;
+        case 'h': a->host = optarg; break;
+        case 'p': a->purpose = optarg; break;
+        case 'a': a->at = optarg; break;
+        case 'C': a->compat = true; break;
+        default: return usage(NULL);
+        }
+    }
+    if (optind + 1 != argc)
+        return usage("verify takes exactly one certificate file");
+    a->cert = argv[optind];
+    if (a->purpose != NULL && strcmp(a->purpose, "server") != 0 &&
+        strcmp(a->purpose, "client") != 0)
+        return usage("--purpose is server or client");
+    if (a->config != NULL && a->endpoint == NULL)
+        return usage("-c needs -e ENDPOINT to say which endpoint's settings");
+    return EXIT_VALID;
+}
+
+static const struct ss_endpoint *find_endpoint(const struct ss_policy *p,
+                                               const char *name)
+{
+    for (size_t i = 0; i < p->n_endpoints; i++)
+        if (strcmp(p->endpoints[i].name, name) == 0)
+            return &p->endpoints[i];
+    return NULL;
+}
+
+/*
+ * The name a handshake of ep would check: tls-target-name, else the host
+ * of a connect endpoint when it is a name or an address (not a wildcard or
+ * a CIDR); NULL when the endpoint checks no name.
+ */
+static const char *endpoint_host(const struct ss_endpoint *ep, char *buf,
+                                 size_t len)
+{
+    if (ep->direction != SS_DIR_CONNECT || !ep->target_name_check)
+        return NULL;
+    if (ep->target_name != NULL)
+        return ep->target_name;
+    if (ep->match.kind != SS_HOST_NAME && ep->match.kind != SS_HOST_ADDR)
+        return NULL;
+    /* The address as written, without its port and IPv6 brackets. */
+    const char *colon = strrchr(ep->address, ':');
+    size_t n = colon != NULL ? (size_t)(colon - ep->address) : 0;
+    const char *start = ep->address;
+    if (n >= 2 && start[0] == '[' && start[n - 1] == ']') {
+        start++;
+        n -= 2;
+    }
+    if (n == 0 || n >= len)
+        return NULL;
+    memcpy(buf, start, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+static bool parse_time(const char *text, time_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0' || end == text || v <= 0)
+        return false;
+    *out = (time_t)v;
+    return true;
+}
+
+static void print_result(const struct ss_verify_result *res)
+{
+    for (unsigned bit = 0; bit < 2; bit++) {
+        if (res->relaxations & (1u << bit))
+            printf("relaxed (compatibility mode): %s: %s\n",
+                   ss_relaxation_name((enum ss_relaxation)(1u << bit)),
+                   res->relaxed_subject[bit]);
+    }
+    if (res->ok)
+        printf("OK\n");
+    else
+        printf("FAIL: %s\n", res->reason);
+}
+
+/* Settings of the endpoint, overridden by the flags. */
+struct verify_settings {
+    const char *trusted;
+    const char *crl;
+    const char *host;
+    enum ss_purpose purpose;
+    bool compat;
+    char host_buf[256];
+};
+
+static void settings_from_endpoint(struct verify_settings *s,
+                                   const struct ss_endpoint *ep)
+{
+    s->trusted = ep->trusted_ca;
+    s->crl = ep->tls_crl;
+    s->host = endpoint_host(ep, s->host_buf, sizeof(s->host_buf));
+    s->purpose = ep->direction == SS_DIR_CONNECT ? SS_PURPOSE_SERVER
+                                                 : SS_PURPOSE_CLIENT;
+}
+
+static void settings_from_flags(struct verify_settings *s,
+                                const struct verify_args *a)
+{
+    if (a->trusted != NULL)
+        s->trusted = a->trusted;
+    if (a->crl != NULL)
+        s->crl = a->crl;
+    if (a->host != NULL)
+        s->host = a->host;
+    if (a->purpose != NULL)
+        s->purpose = strcmp(a->purpose, "client") == 0 ? SS_PURPOSE_CLIENT
+                                                       : SS_PURPOSE_SERVER;
+    s->compat = a->compat || ss_compat_mode();
+}
+
+static int run_verify(const struct verify_settings *s, STACK_OF(X509) *chain,
+                      STACK_OF(X509) *extra, time_t at)
+{
+    struct ss_verifier verifier = {0};
+    struct ss_errbuf err = {{0}};
+    if (ss_verifier_init(&verifier, s->trusted, s->crl, s->purpose,
+                         s->compat, &err) != SS_OK) {
+        fprintf(stderr, "secshim: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    /* The leaf is the first certificate; the rest of its file and the
+     * --untrusted file are the intermediates a peer would send. */
+    X509 *leaf = sk_X509_shift(chain);
+    while (extra != NULL && sk_X509_num(extra) > 0)
+        sk_X509_push(chain, sk_X509_shift(extra));
+    struct ss_verify_result res;
+    memset(&res, 0, sizeof(res));
+    int rc = ss_verify_chain(&verifier, leaf, chain, s->host, at, &res);
+    X509_free(leaf);
+    ss_verifier_free(&verifier);
+    if (rc != SS_OK && rc != SS_ERR_VERIFY) {
+        fprintf(stderr, "secshim: verification could not run: %s\n",
+                ss_strerror(rc));
+        return EXIT_USAGE;
+    }
+    print_result(&res);
+    return res.ok ? EXIT_VALID : EXIT_INVALID;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+    struct verify_args a = {0};
+    int rc = parse_verify_args(argc, argv, &a);
+    if (rc != EXIT_VALID)
+        return rc;
+
+    time_t at = 0;
+    if (a.at != NULL && !parse_time(a.at, &at))
+        return usage("--at takes seconds since the epoch");
+
+    struct verify_settings s = {0};
+    struct ss_policy *policy = NULL;
+    if (a.endpoint != NULL) {
+        policy = load_policy(policy_path(a.config));
+        if (policy == NULL)
+            return EXIT_USAGE;
+        const struct ss_endpoint *ep = find_endpoint(policy, a.endpoint);
+        if (ep == NULL) {
+            fprintf(stderr, "secshim: no endpoint named '%s'\n", a.endpoint);
+            ss_policy_unref(policy);
+            return EXIT_USAGE;
+        }
+        settings_from_endpoint(&s, ep);
+    }
+    settings_from_flags(&s, &a);
+
+    STACK_OF(X509) *chain = read_certs(a.cert);
+    STACK_OF(X509) *extra = a.untrusted ? read_certs(a.untrusted) : NULL;
+    if (chain == NULL || (a.untrusted != NULL && extra == NULL))
+        rc = EXIT_USAGE;
+    else
+        rc = run_verify(&s, chain, extra, at);
+    sk_X509_pop_free(chain, X509_free);
+    sk_X509_pop_free(extra, X509_free);
+    ss_policy_unref(policy); /* after run_verify: s points into it */
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(NULL);
+    /* Only ever stderr: stdout carries the command's answer. */
+    ss_log_configure(SS_LOG_WARNING, "stderr", NULL);
+    if (strcmp(argv[1], "check") == 0)
+        return cmd_check(argc - 1, argv + 1);
+    if (strcmp(argv[1], "verify") == 0)
+        return cmd_verify(argc - 1, argv + 1);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage_text, stdout);
+        return EXIT_VALID;
+    }
+    return usage("unknown command");
+}
