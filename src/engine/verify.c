@@ -1,12 +1,592 @@
-/* STUB: replaced by the verify module. */
+/*
+ * verify.c - peer chain verification (see verify.h and docs/verification.md).
+ *
+ * One verify callback decides for both paths, so `secshim verify` and a
+ * handshake can never disagree:
+ *   - offline (ss_verify_chain): we own the X509_STORE_CTX and hang a
+ *     struct verify_state off our own X509_STORE_CTX ex_data index;
+ *   - handshake (ss_verifier_attach + ss_verify_prepare_ssl): libssl owns
+ *     the X509_STORE_CTX; the callback reaches the SSL through libssl's
+ *     index, the verifier through the SSL_CTX's ex_data and the result
+ *     through the SSL's ex_data.
+ * The callback applies the two compatibility relaxations (DESIGN.md
+ * decision 6) and records the first fatal error as one sentence.
+ */
 #include "secshim/verify.h"
-int ss_verifier_init(struct ss_verifier *v, const char *t, const char *c, enum ss_purpose p, bool compat, struct ss_errbuf *err)
-{ (void)v; (void)t; (void)c; (void)p; (void)compat; return ss_fail(err, SS_ERR_UNSUPPORTED, "verify: not implemented"); }
-void ss_verifier_free(struct ss_verifier *v) { (void)v; }
-int ss_verify_chain(const struct ss_verifier *v, X509 *leaf, STACK_OF(X509) *u, const char *h, time_t at, struct ss_verify_result *r)
-{ (void)v; (void)leaf; (void)u; (void)h; (void)at; (void)r; return SS_ERR_UNSUPPORTED; }
-int ss_verifier_attach(SSL_CTX *ctx, const struct ss_verifier *v, struct ss_errbuf *err)
-{ (void)ctx; (void)v; return ss_fail(err, SS_ERR_UNSUPPORTED, "stub"); }
-int ss_verify_prepare_ssl(SSL *ssl, const char *h, struct ss_verify_result *r, struct ss_errbuf *err)
-{ (void)ssl; (void)h; (void)r; return ss_fail(err, SS_ERR_UNSUPPORTED, "stub"); }
-const char *ss_relaxation_name(enum ss_relaxation r) { (void)r; return "?"; }
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "secshim/log.h"
+
+/* What the callback needs, whichever path called it. */
+struct verify_state {
+    const struct ss_verifier *v;
+    struct ss_verify_result *res; /* may be NULL: decide, record nothing */
+};
+
+/*
+ * ex_data indexes, allocated once per process. OpenSSL has no way to free
+ * an index, and one per kind is all we ever need.
+ */
+static pthread_once_t index_once = PTHREAD_ONCE_INIT;
+static int store_ctx_index = -1; /* X509_STORE_CTX -> struct verify_state */
+static int ssl_ctx_index = -1;   /* SSL_CTX -> const struct ss_verifier */
+static int ssl_index = -1;       /* SSL -> struct ss_verify_result */
+
+static void index_alloc(void)
+{
+    store_ctx_index = X509_STORE_CTX_get_ex_new_index(0, NULL, NULL, NULL,
+                                                      NULL);
+    ssl_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* Returns SS_OK once the indexes exist, or SS_ERR_TLS. */
+static int index_ready(struct ss_errbuf *err)
+{
+    pthread_once(&index_once, index_alloc);
+    if (store_ctx_index < 0 || ssl_ctx_index < 0 || ssl_index < 0)
+        return ss_fail(err, SS_ERR_TLS,
+                       "cannot allocate OpenSSL ex_data indexes");
+    return SS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading trusted-ca and tls-crl                                       */
+
+/* Which option a file came from: names it in messages, picks the items. */
+enum pem_kind { PEM_CERTS, PEM_CRLS };
+
+static const char *kind_option(enum pem_kind kind)
+{
+    return kind == PEM_CERTS ? "trusted-ca" : "tls-crl";
+}
+
+/* Adds every item of kind from one X509_INFO to the verifier being built.
+ * Returns the number added (0 or 1) or a negative error. */
+static int add_info(struct ss_verifier *v, X509_INFO *info,
+                    enum pem_kind kind)
+{
+    if (kind == PEM_CERTS) {
+        if (info->x509 == NULL)
+            return 0;
+        ERR_clear_error();
+        if (X509_STORE_add_cert(v->store, info->x509) != 1)
+            return SS_ERR_TLS;
+        if (X509_up_ref(info->x509) != 1)
+            return SS_ERR_TLS;
+        if (sk_X509_push(v->trusted_listed, info->x509) <= 0) {
+            X509_free(info->x509);
+            return SS_ERR_NOMEM;
+        }
+        return 1;
+    }
+    if (info->crl == NULL)
+        return 0;
+    ERR_clear_error();
+    if (X509_STORE_add_crl(v->store, info->crl) != 1)
+        return SS_ERR_TLS;
+    return 1;
+}
+
+/*
+ * Loads one PEM file (certificates or CRLs, several per file allowed).
+ * Returns SS_OK, SS_ERR_IO (missing, unreadable, nothing of kind inside) or
+ * SS_ERR_TLS / SS_ERR_NOMEM.
+ */
+static int load_pem_file(struct ss_verifier *v, const char *path,
+                         enum pem_kind kind, struct ss_errbuf *err)
+{
+    const char *option = kind_option(kind);
+    if (path[0] == '\0')
+        return ss_fail(err, SS_ERR_IO, "%s: empty file name in list",
+                       option);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return ss_fail(err, SS_ERR_IO, "%s: cannot open %s: %s", option,
+                       path, strerror(errno));
+    BIO *bio = BIO_new_fp(f, BIO_CLOSE);
+    if (bio == NULL) {
+        fclose(f);
+        return ss_fail(err, SS_ERR_NOMEM, "%s: out of memory", option);
+    }
+    ERR_clear_error();
+    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(bio, NULL, NULL,
+                                                        NULL);
+    BIO_free(bio);
+    if (infos == NULL)
+        return ss_fail_openssl(err, SS_ERR_IO, "%s: cannot read %s", option,
+                               path);
+    int found = 0;
+    int rc = SS_OK;
+    for (int i = 0; i < sk_X509_INFO_num(infos) && rc == SS_OK; i++) {
+        int added = add_info(v, sk_X509_INFO_value(infos, i), kind);
+        if (added < 0)
+            rc = ss_fail_openssl(err, added, "%s: cannot add %s", option,
+                                 path);
+        else
+            found += added;
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    SS_GUARD(rc);
+    if (found == 0)
+        return ss_fail(err, SS_ERR_IO, "%s: %s holds no %s", option, path,
+                       kind == PEM_CERTS ? "certificate" : "CRL");
+    return SS_OK;
+}
+
+/* Loads every file of a comma-separated list (blanks around names are
+ * ignored). Returns SS_OK or the first file's error. */
+static int load_pem_list(struct ss_verifier *v, const char *list,
+                         enum pem_kind kind, struct ss_errbuf *err)
+{
+    const char *p = list;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t trimmed = len;
+        while (trimmed > 0 && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
+            trimmed--;
+        char path[4096];
+        if (trimmed >= sizeof(path))
+            return ss_fail(err, SS_ERR_IO, "%s: file name too long",
+                           kind_option(kind));
+        memcpy(path, p, trimmed);
+        path[trimmed] = '\0';
+        SS_GUARD(load_pem_file(v, path, kind, err));
+        if (p[len] == '\0')
+            return SS_OK;
+        p += len + 1;
+    }
+}
+
+static int x509_purpose(enum ss_purpose purpose)
+{
+    switch (purpose) {
+    case SS_PURPOSE_SERVER:
+        return X509_PURPOSE_SSL_SERVER;
+    case SS_PURPOSE_CLIENT:
+        return X509_PURPOSE_SSL_CLIENT;
+    default:
+        return -1;
+    }
+}
+
+/* Fills the store of a verifier whose fields are already set. Returns SS_OK
+ * or a negative error with err filled. */
+static int verifier_build(struct ss_verifier *v, const char *trusted_ca,
+                          const char *crl, struct ss_errbuf *err)
+{
+    ERR_clear_error();
+    v->store = X509_STORE_new();
+    v->trusted_listed = sk_X509_new_null();
+    if (v->store == NULL || v->trusted_listed == NULL)
+        return ss_fail(err, SS_ERR_NOMEM, "verify: out of memory");
+    if (trusted_ca != NULL) {
+        SS_GUARD(load_pem_list(v, trusted_ca, PEM_CERTS, err));
+    } else {
+        ERR_clear_error();
+        SS_GUARD_OSSL(X509_STORE_set_default_paths(v->store), err,
+                      SS_ERR_TLS, "cannot load the system's default CAs");
+    }
+    if (v->crl_check) {
+        SS_GUARD(load_pem_list(v, crl, PEM_CRLS, err));
+        /* The whole chain: a CA without a CRL then fails (fail closed). */
+        ERR_clear_error();
+        SS_GUARD_OSSL(X509_STORE_set_flags(v->store,
+                                           X509_V_FLAG_CRL_CHECK |
+                                           X509_V_FLAG_CRL_CHECK_ALL),
+                      err, SS_ERR_TLS, "cannot enable CRL checking");
+    }
+    ERR_clear_error();
+    SS_GUARD_OSSL(X509_STORE_set_purpose(v->store, x509_purpose(v->purpose)),
+                  err, SS_ERR_TLS, "cannot set the certificate purpose");
+    return SS_OK;
+}
+
+/*
+ * Builds v completely, then publishes it: on failure *v is left zeroed.
+ * Returns SS_OK, SS_ERR_IO (a file is missing or holds nothing usable),
+ * SS_ERR_INVAL, SS_ERR_NOMEM or SS_ERR_TLS; err names the file.
+ */
+int ss_verifier_init(struct ss_verifier *v, const char *trusted_ca,
+                     const char *crl, enum ss_purpose purpose, bool compat,
+                     struct ss_errbuf *err)
+{
+    SS_ENSURE(v != NULL, SS_ERR_INVAL);
+    memset(v, 0, sizeof(*v));
+    if (x509_purpose(purpose) < 0)
+        return ss_fail(err, SS_ERR_INVAL, "verify: unknown purpose %d",
+                       (int)purpose);
+    struct ss_verifier built = {
+        .purpose = purpose,
+        .crl_check = crl != NULL,
+        .compat = compat,
+    };
+    int rc = verifier_build(&built, trusted_ca, crl, err);
+    if (rc < 0) {
+        ss_verifier_free(&built);
+        return rc;
+    }
+    *v = built;
+    return SS_OK;
+}
+
+/* Frees what v owns and zeroes it; safe on a zeroed or freed verifier. */
+void ss_verifier_free(struct ss_verifier *v)
+{
+    if (v == NULL)
+        return;
+    X509_STORE_free(v->store);
+    sk_X509_pop_free(v->trusted_listed, X509_free);
+    memset(v, 0, sizeof(*v));
+}
+
+/* ------------------------------------------------------------------ */
+/* The verify callback                                                  */
+
+/* "CN = name, O = org" of cert into buf ("(no certificate)" for NULL). */
+static void subject_line(X509 *cert, char *buf, size_t len)
+{
+    snprintf(buf, len, "(no certificate)");
+    if (cert == NULL)
+        return;
+    BIO *mem = BIO_new(BIO_s_mem());
+    if (mem == NULL)
+        return;
+    /* Keep UTF-8 readable instead of escaping every high byte. */
+    unsigned long flags = XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB;
+    if (X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, flags) >= 0) {
+        char *data = NULL;
+        long n = BIO_get_mem_data(mem, &data);
+        if (n >= 0 && data != NULL)
+            snprintf(buf, len, "%.*s", (int)n, data);
+    }
+    BIO_free(mem);
+}
+
+static bool is_trusted_listed(const struct ss_verifier *v, X509 *cert)
+{
+    if (cert == NULL || v->trusted_listed == NULL)
+        return false;
+    for (int i = 0; i < sk_X509_num(v->trusted_listed); i++) {
+        if (X509_cmp(sk_X509_value(v->trusted_listed, i), cert) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Index of relaxation r in relaxed_subject[]. */
+static int relax_slot(enum ss_relaxation r)
+{
+    return r == SS_RELAX_REVOKED_TRUSTED_CA ? 0 : 1;
+}
+
+static void record_relaxation(struct ss_verify_result *res,
+                              enum ss_relaxation r, const char *subject)
+{
+    if (res == NULL || (res->relaxations & (unsigned)r) != 0)
+        return;
+    res->relaxations |= (unsigned)r;
+    snprintf(res->relaxed_subject[relax_slot(r)],
+             sizeof(res->relaxed_subject[0]), "%s", subject);
+}
+
+/* The relaxation compat mode may apply to this failure, or 0. */
+static unsigned relaxation_for(const struct ss_verifier *v,
+                               X509_STORE_CTX *ctx, int error, int depth)
+{
+    if (!v->compat)
+        return 0;
+    switch (error) {
+    case X509_V_ERR_CERT_REVOKED:
+        if (depth > 0 &&
+            is_trusted_listed(v, X509_STORE_CTX_get_current_cert(ctx)))
+            return SS_RELAX_REVOKED_TRUSTED_CA;
+        return 0;
+    case X509_V_ERR_INVALID_PURPOSE:
+        return SS_RELAX_KEY_USAGE;
+    case X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE:
+        return depth == 0 ? SS_RELAX_KEY_USAGE : 0;
+    default:
+        return 0;
+    }
+}
+
+/* The sentence for a name mismatch, naming what was expected. */
+static void mismatch_reason(X509_STORE_CTX *ctx, int error,
+                            const char *subject, char *buf, size_t len)
+{
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+    if (error == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        char *ip = X509_VERIFY_PARAM_get1_ip_asc(param);
+        snprintf(buf, len,
+                 "certificate does not match IP address '%s' (subject %s)",
+                 ip != NULL ? ip : "?", subject);
+        OPENSSL_free(ip);
+        return;
+    }
+    const char *host = X509_VERIFY_PARAM_get0_host(param, 0);
+    snprintf(buf, len,
+             "certificate does not match host name '%s' (subject %s)",
+             host != NULL ? host : "?", subject);
+}
+
+/* Records the first fatal error; later ones are consequences. */
+static void record_fatal(struct ss_verify_result *res, X509_STORE_CTX *ctx,
+                         int error, int depth, const char *subject)
+{
+    if (res == NULL)
+        return;
+    res->ok = false;
+    if (res->x509_error != X509_V_OK)
+        return;
+    res->x509_error = error;
+    res->error_depth = depth;
+    if (error == X509_V_ERR_HOSTNAME_MISMATCH ||
+        error == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        mismatch_reason(ctx, error, subject, res->reason,
+                        sizeof(res->reason));
+        return;
+    }
+    snprintf(res->reason, sizeof(res->reason), "%s at depth %d (subject %s)",
+             X509_verify_cert_error_string(error), depth, subject);
+}
+
+static void log_relaxation(enum ss_relaxation r, int error, int depth,
+                           const char *subject)
+{
+    if (r == SS_RELAX_REVOKED_TRUSTED_CA) {
+        ss_log(SS_LOG_WARNING,
+               "compatibility mode: accepted revoked CA certificate listed "
+               "in trusted-ca: %s", subject);
+        return;
+    }
+    ss_log(SS_LOG_WARNING,
+           "compatibility mode: accepted key usage / extended key usage "
+           "that does not fit the purpose (%s) at depth %d: %s",
+           X509_verify_cert_error_string(error), depth, subject);
+}
+
+/* Finds the verifier and result for ctx, whichever path is verifying. */
+static bool find_state(X509_STORE_CTX *ctx, struct verify_state *out)
+{
+    const struct verify_state *own = X509_STORE_CTX_get_ex_data(
+        ctx, store_ctx_index);
+    if (own != NULL) {
+        *out = *own;
+        return true;
+    }
+    SSL *ssl = X509_STORE_CTX_get_ex_data(
+        ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+    if (ssl == NULL)
+        return false;
+    out->v = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ssl_ctx_index);
+    out->res = SSL_get_ex_data(ssl, ssl_index);
+    return out->v != NULL;
+}
+
+static int verify_cb(int preverify_ok, X509_STORE_CTX *ctx)
+{
+    struct verify_state st;
+    /* Without our state nobody asked for relaxations: OpenSSL decides. */
+    if (!find_state(ctx, &st))
+        return preverify_ok;
+    int depth = X509_STORE_CTX_get_error_depth(ctx);
+    if (preverify_ok) {
+        /* internal_verify reports success last for the leaf. */
+        if (depth == 0 && st.res != NULL && st.res->x509_error == X509_V_OK)
+            st.res->ok = true;
+        return 1;
+    }
+    int error = X509_STORE_CTX_get_error(ctx);
+    char subject[256];
+    subject_line(X509_STORE_CTX_get_current_cert(ctx), subject,
+                 sizeof(subject));
+    unsigned relax = relaxation_for(st.v, ctx, error, depth);
+    if (relax == 0) {
+        record_fatal(st.res, ctx, error, depth, subject);
+        return 0;
+    }
+    record_relaxation(st.res, (enum ss_relaxation)relax, subject);
+    log_relaxation((enum ss_relaxation)relax, error, depth, subject);
+    /* OpenSSL keeps the error in ctx otherwise; the chain is accepted. */
+    X509_STORE_CTX_set_error(ctx, X509_V_OK);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Name checks, offline verification and handshakes                     */
+
+static bool is_ip_literal(const char *host)
+{
+    unsigned char addr[16];
+    return inet_pton(AF_INET, host, addr) == 1 ||
+           inet_pton(AF_INET6, host, addr) == 1;
+}
+
+/* Sets the name or address param must match (NULL: none). Returns SS_OK or
+ * SS_ERR_TLS. */
+static int set_host(X509_VERIFY_PARAM *param, const char *host,
+                    struct ss_errbuf *err)
+{
+    if (host == NULL)
+        return SS_OK;
+    ERR_clear_error();
+    if (is_ip_literal(host)) {
+        SS_GUARD_OSSL(X509_VERIFY_PARAM_set1_ip_asc(param, host), err,
+                      SS_ERR_TLS, "cannot set address '%s' to check", host);
+        return SS_OK;
+    }
+    X509_VERIFY_PARAM_set_hostflags(param,
+                                    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    SS_GUARD_OSSL(X509_VERIFY_PARAM_set1_host(param, host, 0), err,
+                  SS_ERR_TLS, "cannot set host name '%s' to check", host);
+    return SS_OK;
+}
+
+static void result_reset(struct ss_verify_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    res->x509_error = X509_V_OK;
+}
+
+/* Sets up ctx for one offline verification. Returns SS_OK or SS_ERR_TLS. */
+static int chain_ctx_setup(X509_STORE_CTX *ctx, const struct ss_verifier *v,
+                           X509 *leaf, STACK_OF(X509) *untrusted,
+                           const char *host, time_t at,
+                           struct verify_state *st, struct ss_errbuf *err)
+{
+    ERR_clear_error();
+    SS_GUARD_OSSL(X509_STORE_CTX_init(ctx, v->store, leaf, untrusted), err,
+                  SS_ERR_TLS, "cannot start verification");
+    SS_GUARD_OSSL(X509_STORE_CTX_set_ex_data(ctx, store_ctx_index, st), err,
+                  SS_ERR_TLS, "cannot start verification");
+    SS_GUARD_OSSL(X509_STORE_CTX_set_purpose(ctx, x509_purpose(v->purpose)),
+                  err, SS_ERR_TLS, "cannot set the certificate purpose");
+    X509_STORE_CTX_set_verify_cb(ctx, verify_cb);
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+    SS_GUARD(set_host(param, host, err));
+    if (at != 0)
+        X509_VERIFY_PARAM_set_time(param, at);
+    return SS_OK;
+}
+
+/*
+ * Verifies offline exactly as a handshake would. Returns SS_OK (res->ok),
+ * SS_ERR_VERIFY (res says why), SS_ERR_INVAL or SS_ERR_TLS / SS_ERR_NOMEM
+ * when verification could not run (res->reason then says why).
+ */
+int ss_verify_chain(const struct ss_verifier *v, X509 *leaf,
+                    STACK_OF(X509) *untrusted, const char *host, time_t at,
+                    struct ss_verify_result *res)
+{
+    SS_ENSURE(res != NULL, SS_ERR_INVAL);
+    result_reset(res);
+    SS_ENSURE(v != NULL && v->store != NULL && leaf != NULL, SS_ERR_INVAL);
+    struct ss_errbuf err = {{0}};
+    SS_GUARD(index_ready(&err));
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    if (ctx == NULL)
+        return SS_ERR_NOMEM;
+    struct verify_state st = {.v = v, .res = res};
+    int rc = chain_ctx_setup(ctx, v, leaf, untrusted, host, at, &st, &err);
+    if (rc < 0) {
+        X509_STORE_CTX_free(ctx);
+        snprintf(res->reason, sizeof(res->reason), "%.*s",
+                 (int)sizeof(res->reason) - 1, err.msg);
+        return rc;
+    }
+    ERR_clear_error();
+    int ret = X509_verify_cert(ctx);
+    if (ret <= 0 && res->x509_error == X509_V_OK) {
+        /* Failed without the callback seeing an error: an internal one. */
+        int error = X509_STORE_CTX_get_error(ctx);
+        res->x509_error = error != X509_V_OK ? error
+                                             : X509_V_ERR_UNSPECIFIED;
+        res->error_depth = X509_STORE_CTX_get_error_depth(ctx);
+        snprintf(res->reason, sizeof(res->reason), "%s at depth %d",
+                 X509_verify_cert_error_string(res->x509_error),
+                 res->error_depth);
+    }
+    X509_STORE_CTX_free(ctx);
+    ERR_clear_error();
+    res->ok = ret > 0;
+    if (!res->ok)
+        return SS_ERR_VERIFY;
+    res->x509_error = X509_V_OK;
+    res->reason[0] = '\0';
+    return SS_OK;
+}
+
+/*
+ * Makes ctx verify peers with v (SSL_VERIFY_PEER, our callback, v's store,
+ * flags and purpose). v must outlive ctx. Returns SS_OK, SS_ERR_INVAL or
+ * SS_ERR_TLS.
+ */
+int ss_verifier_attach(SSL_CTX *ctx, const struct ss_verifier *v,
+                       struct ss_errbuf *err)
+{
+    if (ctx == NULL || v == NULL || v->store == NULL)
+        return ss_fail(err, SS_ERR_INVAL, "verify: nothing to attach");
+    SS_GUARD(index_ready(err));
+    ERR_clear_error();
+    /* The store is shared by every connection: SSL_CTX takes a reference. */
+    SSL_CTX_set1_cert_store(ctx, v->store);
+    SS_GUARD_OSSL(SSL_CTX_set_ex_data(ctx, ssl_ctx_index, (void *)v), err,
+                  SS_ERR_TLS, "cannot attach the verifier");
+    SS_GUARD_OSSL(SSL_CTX_set_purpose(ctx, x509_purpose(v->purpose)), err,
+                  SS_ERR_TLS, "cannot set the certificate purpose");
+    if (v->crl_check) {
+        /* Also on the context's own parameters, which libssl applies last. */
+        SS_GUARD_OSSL(X509_VERIFY_PARAM_set_flags(
+                          SSL_CTX_get0_param(ctx),
+                          X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL),
+                      err, SS_ERR_TLS, "cannot enable CRL checking");
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
+    return SS_OK;
+}
+
+/*
+ * Per connection: the name/address to check (NULL: none) and where to
+ * record the result (res is reset now). Returns SS_OK, SS_ERR_INVAL or
+ * SS_ERR_TLS.
+ */
+int ss_verify_prepare_ssl(SSL *ssl, const char *host,
+                          struct ss_verify_result *res,
+                          struct ss_errbuf *err)
+{
+    if (ssl == NULL || res == NULL)
+        return ss_fail(err, SS_ERR_INVAL, "verify: no connection to prepare");
+    SS_GUARD(index_ready(err));
+    result_reset(res);
+    ERR_clear_error();
+    SS_GUARD_OSSL(SSL_set_ex_data(ssl, ssl_index, res), err, SS_ERR_TLS,
+                  "cannot attach the verification result");
+    SS_GUARD(set_host(SSL_get0_param(ssl), host, err));
+    return SS_OK;
+}
+
+/* A short static description of r ("unknown relaxation" for others). */
+const char *ss_relaxation_name(enum ss_relaxation r)
+{
+    switch (r) {
+    case SS_RELAX_REVOKED_TRUSTED_CA:
+        return "revoked CA listed in trusted-ca";
+    case SS_RELAX_KEY_USAGE:
+        return "key usage mismatch";
+    default:
+        return "unknown relaxation";
+    }
+}

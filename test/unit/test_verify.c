@@ -1,0 +1,946 @@
+/*
+ * test_verify.c - chain verification and the two compatibility relaxations.
+ *
+ * The matrix of issue 2 runs every certificate of tools/secshim-pki through
+ * ss_verify_chain with compatibility mode off and on; a handshake test over
+ * a socketpair proves the same callback decides inside libssl.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include "secshim/log.h"
+#include "secshim/verify.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                              */
+
+struct chain {
+    X509 *leaf;
+    STACK_OF(X509) *rest;
+};
+
+static void chain_load(struct chain *c, const char *name)
+{
+    FILE *f = fopen(tu_pki_file(name), "r");
+    assert_non_null(f);
+    c->leaf = PEM_read_X509(f, NULL, NULL, NULL);
+    assert_non_null(c->leaf);
+    c->rest = sk_X509_new_null();
+    assert_non_null(c->rest);
+    X509 *x;
+    while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+        assert_true(sk_X509_push(c->rest, x) > 0);
+    ERR_clear_error(); /* the read that hit end of file */
+    fclose(f);
+}
+
+static void chain_free(struct chain *c)
+{
+    X509_free(c->leaf);
+    sk_X509_pop_free(c->rest, X509_free);
+}
+
+static void verifier_make(struct ss_verifier *v, const char *trusted,
+                          const char *crl, enum ss_purpose purpose,
+                          bool compat)
+{
+    struct ss_errbuf err = {{0}};
+    int rc = ss_verifier_init(v, trusted, crl, purpose, compat, &err);
+    if (rc != SS_OK)
+        fail_msg("ss_verifier_init: %s: %s", ss_strerror(rc), err.msg);
+}
+
+/* Verifies file against the given verifier; returns the rc. */
+static int check_file(const struct ss_verifier *v, const char *file,
+                      const char *host, time_t at,
+                      struct ss_verify_result *res)
+{
+    struct chain c;
+    chain_load(&c, file);
+    int rc = ss_verify_chain(v, c.leaf, c.rest, host, at, res);
+    chain_free(&c);
+    return rc;
+}
+
+static void assert_contains(const char *text, const char *words)
+{
+    if (strstr(text, words) == NULL)
+        fail_msg("\"%s\" does not contain \"%s\"", text, words);
+}
+
+static void assert_accepted(int rc, const struct ss_verify_result *res,
+                            unsigned relaxations)
+{
+    if (rc != SS_OK)
+        fail_msg("rejected (%s): %s", ss_strerror(rc), res->reason);
+    assert_true(res->ok);
+    assert_int_equal(res->x509_error, X509_V_OK);
+    assert_string_equal(res->reason, "");
+    assert_int_equal(res->relaxations, relaxations);
+}
+
+static void assert_rejected(int rc, const struct ss_verify_result *res,
+                            int x509_error, int depth, const char *words,
+                            const char *subject)
+{
+    if (rc != SS_ERR_VERIFY)
+        fail_msg("expected SS_ERR_VERIFY, got %s (%s)", ss_strerror(rc),
+                 res->reason);
+    assert_false(res->ok);
+    if (res->x509_error != x509_error)
+        fail_msg("x509 error %d (%s), expected %d", res->x509_error,
+                 res->reason, x509_error);
+    assert_int_equal(res->error_depth, depth);
+    assert_contains(res->reason, words);
+    assert_contains(res->reason, subject);
+    assert_int_equal(res->relaxations, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The matrix                                                           */
+
+/*
+ * One row: what happens with compatibility mode off; with it on, the same
+ * unless relax is set, in which case the chain is accepted with exactly
+ * that relaxation applied to relaxed_subject.
+ */
+struct row {
+    const char *file;
+    const char *trusted;
+    enum ss_purpose purpose;
+    const char *host;
+    int x509_error; /* X509_V_OK: accepted both ways */
+    int depth;
+    const char *words;
+    const char *subject;
+    unsigned relax;
+    const char *relaxed_subject;
+};
+
+static void run_row_mode(const struct row *r, bool compat)
+{
+    struct ss_verifier v;
+    verifier_make(&v, tu_pki_file(r->trusted), tu_pki_file("crl.pem"),
+                  r->purpose, compat);
+    struct ss_verify_result res;
+    int rc = check_file(&v, r->file, r->host, 0, &res);
+    if (r->x509_error == X509_V_OK) {
+        assert_accepted(rc, &res, 0);
+    } else if (compat && r->relax != 0) {
+        assert_accepted(rc, &res, r->relax);
+        int slot = r->relax == SS_RELAX_REVOKED_TRUSTED_CA ? 0 : 1;
+        assert_string_equal(res.relaxed_subject[slot], r->relaxed_subject);
+        assert_string_equal(res.relaxed_subject[1 - slot], "");
+    } else {
+        assert_rejected(rc, &res, r->x509_error, r->depth, r->words,
+                        r->subject);
+    }
+    ss_verifier_free(&v);
+}
+
+static void run_row(const struct row *r)
+{
+    run_row_mode(r, false);
+    run_row_mode(r, true);
+}
+
+static void test_valid_localhost(void **state)
+{
+    (void)state;
+    const struct row r = {"server.pem", "ca.pem", SS_PURPOSE_SERVER,
+                          "localhost", X509_V_OK, 0, NULL, NULL, 0, NULL};
+    run_row(&r);
+}
+
+static void test_valid_ipv4(void **state)
+{
+    (void)state;
+    const struct row r = {"server.pem", "ca.pem", SS_PURPOSE_SERVER,
+                          "127.0.0.1", X509_V_OK, 0, NULL, NULL, 0, NULL};
+    run_row(&r);
+}
+
+static void test_valid_ipv6(void **state)
+{
+    (void)state;
+    const struct row r = {"server.pem", "ca.pem", SS_PURPOSE_SERVER, "::1",
+                          X509_V_OK, 0, NULL, NULL, 0, NULL};
+    run_row(&r);
+}
+
+static void test_valid_no_host(void **state)
+{
+    (void)state;
+    const struct row r = {"server.pem", "ca.pem", SS_PURPOSE_SERVER, NULL,
+                          X509_V_OK, 0, NULL, NULL, 0, NULL};
+    run_row(&r);
+}
+
+static void test_expired(void **state)
+{
+    (void)state;
+    const struct row r = {"expired.pem", "ca.pem", SS_PURPOSE_SERVER,
+                          "localhost", X509_V_ERR_CERT_HAS_EXPIRED, 0,
+                          "certificate has expired at depth 0",
+                          "(subject CN = secshim-expired)", 0, NULL};
+    run_row(&r);
+}
+
+static void test_not_yet_valid(void **state)
+{
+    (void)state;
+    const struct row r = {"notyet.pem", "ca.pem", SS_PURPOSE_SERVER,
+                          "localhost", X509_V_ERR_CERT_NOT_YET_VALID, 0,
+                          "certificate is not yet valid at depth 0",
+                          "(subject CN = secshim-notyet)", 0, NULL};
+    run_row(&r);
+}
+
+static void test_wrong_host(void **state)
+{
+    (void)state;
+    const struct row r = {"wronghost.pem", "ca.pem", SS_PURPOSE_SERVER,
+                          "localhost", X509_V_ERR_HOSTNAME_MISMATCH, 0,
+                          "certificate does not match host name 'localhost'",
+                          "(subject CN = secshim-wronghost)", 0, NULL};
+    run_row(&r);
+}
+
+static void test_wrong_ip(void **state)
+{
+    (void)state;
+    const struct row r = {"wronghost.pem", "ca.pem", SS_PURPOSE_SERVER,
+                          "127.0.0.1", X509_V_ERR_IP_ADDRESS_MISMATCH, 0,
+                          "certificate does not match IP address '127.0.0.1'",
+                          "(subject CN = secshim-wronghost)", 0, NULL};
+    run_row(&r);
+}
+
+/* A name that merely looks like a host must not match a partial wildcard
+ * or the CN; the server leaf names only localhost and two addresses. */
+static void test_other_name(void **state)
+{
+    (void)state;
+    const struct row r = {"server.pem", "ca.pem", SS_PURPOSE_SERVER,
+                          "secshim-server", X509_V_ERR_HOSTNAME_MISMATCH, 0,
+                          "does not match host name 'secshim-server'",
+                          "(subject CN = secshim-server)", 0, NULL};
+    run_row(&r);
+}
+
+static void test_unknown_ca(void **state)
+{
+    (void)state;
+    const struct row r = {"unknown-ca.pem", "ca.pem", SS_PURPOSE_SERVER,
+                          "localhost",
+                          X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, 0,
+                          "unable to get local issuer certificate at depth 0",
+                          "(subject CN = secshim-unknown-ca)", 0, NULL};
+    run_row(&r);
+}
+
+static void test_revoked_leaf(void **state)
+{
+    (void)state;
+    const struct row r = {"revoked.pem", "ca.pem", SS_PURPOSE_SERVER,
+                          "localhost", X509_V_ERR_CERT_REVOKED, 0,
+                          "certificate revoked at depth 0",
+                          "(subject CN = secshim-revoked)", 0, NULL};
+    run_row(&r);
+}
+
+/* A revoked leaf stays fatal even when it is itself listed as trusted:
+ * the relaxation is for CA certificates (depth > 0) only. */
+static void test_revoked_leaf_listed(void **state)
+{
+    (void)state;
+    const char *both = tu_write_file("ca-and-revoked-leaf.pem", "%s", "");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "cat %s %s >%s", tu_pki_file("ca.pem"),
+             tu_pki_file("revoked.pem"), both);
+    assert_int_equal(system(cmd), 0);
+    const struct row r = {"revoked.pem", "ca-and-revoked-leaf.pem",
+                          SS_PURPOSE_SERVER, "localhost",
+                          X509_V_ERR_CERT_REVOKED, 0,
+                          "certificate revoked at depth 0",
+                          "(subject CN = secshim-revoked)", 0, NULL};
+    run_row(&r);
+}
+
+static void test_revoked_inter_listed(void **state)
+{
+    (void)state;
+    const struct row r = {
+        "revoked-inter.pem", "ca-with-revoked-inter.pem", SS_PURPOSE_SERVER,
+        "localhost", X509_V_ERR_CERT_REVOKED, 1,
+        "certificate revoked at depth 1",
+        "(subject CN = secshim Test Revoked Intermediate CA)",
+        SS_RELAX_REVOKED_TRUSTED_CA,
+        "CN = secshim Test Revoked Intermediate CA"};
+    run_row(&r);
+}
+
+static void test_revoked_inter_not_listed(void **state)
+{
+    (void)state;
+    const struct row r = {
+        "revoked-inter.pem", "ca.pem", SS_PURPOSE_SERVER, "localhost",
+        X509_V_ERR_CERT_REVOKED, 1, "certificate revoked at depth 1",
+        "(subject CN = secshim Test Revoked Intermediate CA)", 0, NULL};
+    run_row(&r);
+}
+
+static void test_ku_noauth(void **state)
+{
+    (void)state;
+    const struct row r = {"ku-noauth.pem", "ca.pem", SS_PURPOSE_SERVER,
+                          "localhost", X509_V_ERR_INVALID_PURPOSE, 0,
+                          "unsuitable certificate purpose at depth 0",
+                          "(subject CN = secshim-ku-noauth)",
+                          SS_RELAX_KEY_USAGE, "CN = secshim-ku-noauth"};
+    run_row(&r);
+}
+
+static void test_no_serverauth(void **state)
+{
+    (void)state;
+    const struct row r = {"no-serverauth.pem", "ca.pem", SS_PURPOSE_SERVER,
+                          "localhost", X509_V_ERR_INVALID_PURPOSE, 0,
+                          "unsuitable certificate purpose at depth 0",
+                          "(subject CN = secshim-no-serverauth)",
+                          SS_RELAX_KEY_USAGE, "CN = secshim-no-serverauth"};
+    run_row(&r);
+}
+
+static void test_client_no_clientauth(void **state)
+{
+    (void)state;
+    const struct row r = {"client-no-clientauth.pem", "ca.pem",
+                          SS_PURPOSE_CLIENT, NULL, X509_V_ERR_INVALID_PURPOSE,
+                          0, "unsuitable certificate purpose at depth 0",
+                          "(subject CN = secshim-client-no-clientauth)",
+                          SS_RELAX_KEY_USAGE,
+                          "CN = secshim-client-no-clientauth"};
+    run_row(&r);
+}
+
+static void test_client_good(void **state)
+{
+    (void)state;
+    const struct row r = {"client.pem", "ca.pem", SS_PURPOSE_CLIENT, NULL,
+                          X509_V_OK, 0, NULL, NULL, 0, NULL};
+    run_row(&r);
+}
+
+/* A server certificate is no client certificate (and vice versa). */
+static void test_server_cert_as_client(void **state)
+{
+    (void)state;
+    const struct row r = {"server.pem", "ca.pem", SS_PURPOSE_CLIENT, NULL,
+                          X509_V_ERR_INVALID_PURPOSE, 0,
+                          "unsuitable certificate purpose at depth 0",
+                          "(subject CN = secshim-server)", SS_RELAX_KEY_USAGE,
+                          "CN = secshim-server"};
+    run_row(&r);
+}
+
+/* Compat mode does not relax two failures at once beyond its two kinds:
+ * an expired certificate stays fatal even when a relaxation also applies. */
+static void test_expired_wins_over_relaxation(void **state)
+{
+    (void)state;
+    struct ss_verifier v;
+    verifier_make(&v, tu_pki_file("ca-with-revoked-inter.pem"),
+                  tu_pki_file("crl.pem"), SS_PURPOSE_SERVER, true);
+    struct ss_verify_result res;
+    /* 2100: every certificate and CRL has expired. */
+    int rc = check_file(&v, "revoked-inter.pem", "localhost",
+                        (time_t)4102444800, &res);
+    assert_int_equal(rc, SS_ERR_VERIFY);
+    assert_false(res.ok);
+    assert_int_not_equal(res.x509_error, X509_V_OK);
+    ss_verifier_free(&v);
+}
+
+/* ------------------------------------------------------------------ */
+/* Time, CRL configuration and the logged warnings                     */
+
+/* --at: a currently valid certificate checked after its expiry fails. */
+static void test_at_after_expiry(void **state)
+{
+    (void)state;
+    struct ss_verifier v;
+    verifier_make(&v, tu_pki_file("ca.pem"), NULL, SS_PURPOSE_SERVER, false);
+    /* A day after the leaf's notAfter, while its CAs are still valid. */
+    struct chain c;
+    chain_load(&c, "server.pem");
+    struct tm tm;
+    assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(c.leaf), &tm), 1);
+    chain_free(&c);
+    time_t after = timegm(&tm) + 86400;
+    struct ss_verify_result res;
+    int rc = check_file(&v, "server.pem", "localhost", after, &res);
+    assert_rejected(rc, &res, X509_V_ERR_CERT_HAS_EXPIRED, 0,
+                    "certificate has expired at depth 0",
+                    "(subject CN = secshim-server)");
+    /* And "now" (at == 0) it is fine. */
+    rc = check_file(&v, "server.pem", "localhost", 0, &res);
+    assert_accepted(rc, &res, 0);
+    ss_verifier_free(&v);
+}
+
+/* --at before the leaf's notBefore: not yet valid. */
+static void test_at_before_validity(void **state)
+{
+    (void)state;
+    struct ss_verifier v;
+    verifier_make(&v, tu_pki_file("ca.pem"), NULL, SS_PURPOSE_SERVER, false);
+    struct ss_verify_result res;
+    /* 2001-01-01: before every certificate of the PKI. */
+    int rc = check_file(&v, "server.pem", "localhost", (time_t)978307200,
+                        &res);
+    assert_int_equal(rc, SS_ERR_VERIFY);
+    assert_int_equal(res.x509_error, X509_V_ERR_CERT_NOT_YET_VALID);
+    assert_contains(res.reason, "certificate is not yet valid");
+    ss_verifier_free(&v);
+}
+
+/* Without tls-crl revocation is not checked at all (documented). */
+static void test_no_crl_revoked_accepted(void **state)
+{
+    (void)state;
+    struct ss_verifier v;
+    verifier_make(&v, tu_pki_file("ca.pem"), NULL, SS_PURPOSE_SERVER, false);
+    assert_false(v.crl_check);
+    struct ss_verify_result res;
+    int rc = check_file(&v, "revoked.pem", "localhost", 0, &res);
+    assert_accepted(rc, &res, 0);
+    rc = check_file(&v, "revoked-inter.pem", "localhost", 0, &res);
+    assert_accepted(rc, &res, 0);
+    ss_verifier_free(&v);
+}
+
+/* Writes the first CRL of crl.pem (the root's) alone to a new file. */
+static const char *root_crl_only(void)
+{
+    FILE *in = fopen(tu_pki_file("crl.pem"), "r");
+    assert_non_null(in);
+    X509_CRL *crl = PEM_read_X509_CRL(in, NULL, NULL, NULL);
+    assert_non_null(crl);
+    fclose(in);
+    const char *path = tu_write_file("root-only.crl", "%s", "");
+    FILE *out = fopen(path, "w");
+    assert_non_null(out);
+    assert_int_equal(PEM_write_X509_CRL(out, crl), 1);
+    fclose(out);
+    X509_CRL_free(crl);
+    return path;
+}
+
+/* CRL checking covers the whole chain and fails closed: a CA whose CRL is
+ * missing makes every certificate it issued fail. */
+static void test_crl_missing_for_intermediate(void **state)
+{
+    (void)state;
+    struct ss_verifier v;
+    verifier_make(&v, tu_pki_file("ca.pem"), root_crl_only(),
+                  SS_PURPOSE_SERVER, false);
+    struct ss_verify_result res;
+    int rc = check_file(&v, "server.pem", "localhost", 0, &res);
+    assert_rejected(rc, &res, X509_V_ERR_UNABLE_TO_GET_CRL, 0,
+                    "unable to get certificate CRL at depth 0",
+                    "(subject CN = secshim-server)");
+    ss_verifier_free(&v);
+}
+
+/* trusted-ca and tls-crl take comma-separated lists, blanks allowed. */
+static void test_file_lists(void **state)
+{
+    (void)state;
+    char trusted[1200];
+    snprintf(trusted, sizeof(trusted), "%s , %s", tu_pki_file("root-ca.pem"),
+             tu_pki_file("revoked-inter-ca.pem"));
+    char crls[1200];
+    snprintf(crls, sizeof(crls), "%s,%s", root_crl_only(),
+             tu_pki_file("crl.pem"));
+    struct ss_verifier v;
+    verifier_make(&v, trusted, crls, SS_PURPOSE_SERVER, true);
+    assert_int_equal(sk_X509_num(v.trusted_listed), 2);
+    struct ss_verify_result res;
+    int rc = check_file(&v, "revoked-inter.pem", "localhost", 0, &res);
+    assert_accepted(rc, &res, SS_RELAX_REVOKED_TRUSTED_CA);
+    ss_verifier_free(&v);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static const char *quiet_log(void);
+
+/* Each relaxation is logged at warning level with the subject. */
+static void test_relaxations_logged(void **state)
+{
+    (void)state;
+    const char *log = tu_write_file("verify.log", "%s", "");
+    struct ss_errbuf err = {{0}};
+    assert_int_equal(ss_log_configure(SS_LOG_WARNING, log, &err), SS_OK);
+
+    struct ss_verifier v;
+    verifier_make(&v, tu_pki_file("ca-with-revoked-inter.pem"),
+                  tu_pki_file("crl.pem"), SS_PURPOSE_SERVER, true);
+    struct ss_verify_result res;
+    assert_int_equal(check_file(&v, "revoked-inter.pem", "localhost", 0,
+                                &res), SS_OK);
+    ss_verifier_free(&v);
+    verifier_make(&v, tu_pki_file("ca.pem"), tu_pki_file("crl.pem"),
+                  SS_PURPOSE_SERVER, true);
+    assert_int_equal(check_file(&v, "ku-noauth.pem", "localhost", 0, &res),
+                     SS_OK);
+    ss_verifier_free(&v);
+
+    assert_int_equal(ss_log_configure(SS_LOG_WARNING, quiet_log(), &err),
+                     SS_OK);
+    const char *text = read_text(log);
+    assert_contains(text,
+                    "warning: compatibility mode: accepted revoked CA "
+                    "certificate listed in trusted-ca: "
+                    "CN = secshim Test Revoked Intermediate CA\n");
+    assert_contains(text,
+                    "warning: compatibility mode: accepted key usage / "
+                    "extended key usage that does not fit the purpose "
+                    "(unsuitable certificate purpose) at depth 0: "
+                    "CN = secshim-ku-noauth\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* Error paths of ss_verifier_init and friends                          */
+
+static void expect_init_error(const char *trusted, const char *crl, int code,
+                              const char *message)
+{
+    struct ss_verifier v;
+    memset(&v, 0x5a, sizeof(v));
+    struct ss_errbuf err = {{0}};
+    int rc = ss_verifier_init(&v, trusted, crl, SS_PURPOSE_SERVER, false,
+                              &err);
+    assert_int_equal(rc, code);
+    assert_string_equal(err.msg, message);
+    /* Nothing half-built is published. */
+    assert_null(v.store);
+    assert_null(v.trusted_listed);
+    ss_verifier_free(&v);
+}
+
+static void test_missing_trusted_ca(void **state)
+{
+    (void)state;
+    char path[600], msg[1024];
+    snprintf(path, sizeof(path), "%s", tu_pki_file("no-such-ca.pem"));
+    snprintf(msg, sizeof(msg),
+             "trusted-ca: cannot open %s: No such file or directory", path);
+    expect_init_error(path, NULL, SS_ERR_IO, msg);
+}
+
+static void test_missing_crl(void **state)
+{
+    (void)state;
+    char path[600], msg[1024];
+    snprintf(path, sizeof(path), "%s", tu_pki_file("no-such.crl"));
+    snprintf(msg, sizeof(msg),
+             "tls-crl: cannot open %s: No such file or directory", path);
+    expect_init_error(tu_pki_file("ca.pem"), path, SS_ERR_IO, msg);
+}
+
+static void test_empty_trusted_ca(void **state)
+{
+    (void)state;
+    char path[600], msg[1024];
+    snprintf(path, sizeof(path), "%s", tu_write_file("empty.pem", "%s", ""));
+    snprintf(msg, sizeof(msg), "trusted-ca: %s holds no certificate", path);
+    expect_init_error(path, NULL, SS_ERR_IO, msg);
+}
+
+/* A CRL list entry holding only certificates is no CRL. */
+static void test_crl_file_without_crl(void **state)
+{
+    (void)state;
+    char path[600], msg[1024];
+    snprintf(path, sizeof(path), "%s", tu_pki_file("ca.pem"));
+    snprintf(msg, sizeof(msg), "tls-crl: %s holds no CRL", path);
+    expect_init_error(path, path, SS_ERR_IO, msg);
+}
+
+static void test_empty_crl(void **state)
+{
+    (void)state;
+    char path[600], msg[1024];
+    snprintf(path, sizeof(path), "%s", tu_write_file("empty.crl", "%s", ""));
+    snprintf(msg, sizeof(msg), "tls-crl: %s holds no CRL", path);
+    expect_init_error(tu_pki_file("ca.pem"), path, SS_ERR_IO, msg);
+}
+
+static void test_corrupt_trusted_ca(void **state)
+{
+    (void)state;
+    char path[600], msg[1024];
+    snprintf(path, sizeof(path), "%s",
+             tu_write_file("corrupt.pem",
+                           "-----BEGIN CERTIFICATE-----\n"
+                           "bm90IGEgY2VydGlmaWNhdGU=\n"
+                           "-----END CERTIFICATE-----\n"));
+    struct ss_verifier v;
+    struct ss_errbuf err = {{0}};
+    int rc = ss_verifier_init(&v, path, NULL, SS_PURPOSE_SERVER, false, &err);
+    assert_int_equal(rc, SS_ERR_IO);
+    snprintf(msg, sizeof(msg), "trusted-ca: cannot read %s: ", path);
+    assert_memory_equal(err.msg, msg, strlen(msg));
+    assert_null(v.store);
+}
+
+static void test_empty_list_item(void **state)
+{
+    (void)state;
+    char list[700];
+    snprintf(list, sizeof(list), "%s,", tu_pki_file("ca.pem"));
+    expect_init_error(list, NULL, SS_ERR_IO,
+                      "trusted-ca: empty file name in list");
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    struct ss_verifier v;
+    struct ss_errbuf err = {{0}};
+    assert_int_equal(ss_verifier_init(&v, NULL, NULL, (enum ss_purpose)7,
+                                      false, &err), SS_ERR_INVAL);
+    assert_string_equal(err.msg, "verify: unknown purpose 7");
+    assert_int_equal(ss_verifier_init(NULL, NULL, NULL, SS_PURPOSE_SERVER,
+                                      false, &err), SS_ERR_INVAL);
+
+    struct ss_verify_result res;
+    struct ss_verifier zero;
+    memset(&zero, 0, sizeof(zero));
+    struct chain c;
+    chain_load(&c, "server.pem");
+    assert_int_equal(ss_verify_chain(&zero, c.leaf, NULL, NULL, 0, &res),
+                     SS_ERR_INVAL);
+    assert_false(res.ok);
+    chain_free(&c);
+
+    assert_int_equal(ss_verifier_attach(NULL, &zero, &err), SS_ERR_INVAL);
+    assert_string_equal(err.msg, "verify: nothing to attach");
+    assert_int_equal(ss_verify_prepare_ssl(NULL, NULL, &res, &err),
+                     SS_ERR_INVAL);
+    assert_string_equal(err.msg, "verify: no connection to prepare");
+}
+
+/* Without trusted-ca the system store is used: our private root is not in
+ * it, so the server chain is an unknown issuer. */
+static void test_default_paths(void **state)
+{
+    (void)state;
+    struct ss_verifier v;
+    verifier_make(&v, NULL, NULL, SS_PURPOSE_SERVER, false);
+    assert_int_equal(sk_X509_num(v.trusted_listed), 0);
+    struct ss_verify_result res;
+    int rc = check_file(&v, "server.pem", "localhost", 0, &res);
+    assert_int_equal(rc, SS_ERR_VERIFY);
+    assert_int_equal(res.x509_error,
+                     X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+    ss_verifier_free(&v);
+}
+
+static void test_free_zeroed_twice(void **state)
+{
+    (void)state;
+    struct ss_verifier v;
+    memset(&v, 0, sizeof(v));
+    ss_verifier_free(&v);
+    verifier_make(&v, tu_pki_file("ca.pem"), tu_pki_file("crl.pem"),
+                  SS_PURPOSE_SERVER, true);
+    assert_true(v.crl_check);
+    assert_true(v.compat);
+    ss_verifier_free(&v);
+    assert_null(v.store);
+    ss_verifier_free(&v);
+    ss_verifier_free(NULL);
+}
+
+static void test_relaxation_names(void **state)
+{
+    (void)state;
+    assert_string_equal(ss_relaxation_name(SS_RELAX_REVOKED_TRUSTED_CA),
+                        "revoked CA listed in trusted-ca");
+    assert_string_equal(ss_relaxation_name(SS_RELAX_KEY_USAGE),
+                        "key usage mismatch");
+    assert_string_equal(ss_relaxation_name((enum ss_relaxation)0),
+                        "unknown relaxation");
+}
+
+/* ------------------------------------------------------------------ */
+/* Real handshakes over a socketpair                                    */
+
+struct handshake {
+    bool client_ok;
+    bool server_ok;
+    struct ss_verify_result res;
+    long verify_result; /* SSL_get_verify_result on the client */
+};
+
+/* Steps one side; returns true when it is finished (done or failed). */
+static bool step(SSL *ssl, bool *ok)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl);
+    if (r == 1) {
+        *ok = true;
+        return true;
+    }
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return false;
+    ERR_clear_error();
+    *ok = false;
+    return true;
+}
+
+/*
+ * A client with our verifier (trusted, crl, compat; purpose server; host
+ * localhost) against a plain OpenSSL server presenting cert_file. Both
+ * sides are non-blocking and alternate in this thread, so every wait is
+ * bounded by the loop count.
+ */
+static void handshake_run(const char *cert_file, const char *key_file,
+                          const char *trusted, bool compat, int version,
+                          struct handshake *out)
+{
+    memset(out, 0, sizeof(*out));
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(fcntl(sv[i], F_SETFL, O_NONBLOCK), 0);
+
+    SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(sctx);
+    assert_int_equal(SSL_CTX_use_certificate_chain_file(
+                         sctx, tu_pki_file(cert_file)), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(
+                         sctx, tu_pki_file(key_file), SSL_FILETYPE_PEM), 1);
+
+    struct ss_verifier v;
+    verifier_make(&v, tu_pki_file(trusted), tu_pki_file("crl.pem"),
+                  SS_PURPOSE_SERVER, compat);
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(cctx);
+    assert_int_equal(SSL_CTX_set_min_proto_version(cctx, version), 1);
+    assert_int_equal(SSL_CTX_set_max_proto_version(cctx, version), 1);
+    struct ss_errbuf err = {{0}};
+    assert_int_equal(ss_verifier_attach(cctx, &v, &err), SS_OK);
+
+    SSL *server = SSL_new(sctx);
+    SSL *client = SSL_new(cctx);
+    assert_non_null(server);
+    assert_non_null(client);
+    assert_int_equal(ss_verify_prepare_ssl(client, "localhost", &out->res,
+                                           &err), SS_OK);
+    assert_int_equal(SSL_set_fd(server, sv[0]), 1);
+    assert_int_equal(SSL_set_fd(client, sv[1]), 1);
+    SSL_set_accept_state(server);
+    SSL_set_connect_state(client);
+
+    bool cdone = false, sdone = false;
+    for (int i = 0; i < 1000 && !(cdone && sdone); i++) {
+        if (!cdone)
+            cdone = step(client, &out->client_ok);
+        if (!sdone)
+            sdone = step(server, &out->server_ok);
+    }
+    assert_true(cdone && sdone);
+    out->verify_result = SSL_get_verify_result(client);
+
+    SSL_free(client);
+    SSL_free(server);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    ss_verifier_free(&v);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void test_handshake_good_server(void **state)
+{
+    (void)state;
+    const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    for (size_t i = 0; i < 2; i++) {
+        struct handshake h;
+        handshake_run("server.pem", "server.key", "ca.pem", false,
+                      versions[i], &h);
+        assert_true(h.client_ok);
+        assert_true(h.server_ok);
+        assert_true(h.res.ok);
+        assert_int_equal(h.res.relaxations, 0);
+        assert_int_equal(h.verify_result, X509_V_OK);
+    }
+}
+
+static void test_handshake_wrong_host(void **state)
+{
+    (void)state;
+    struct handshake h;
+    handshake_run("wronghost.pem", "wronghost.key", "ca.pem", true,
+                  TLS1_3_VERSION, &h);
+    assert_false(h.client_ok);
+    assert_false(h.server_ok);
+    assert_false(h.res.ok);
+    assert_int_equal(h.res.x509_error, X509_V_ERR_HOSTNAME_MISMATCH);
+    assert_contains(h.res.reason,
+                    "certificate does not match host name 'localhost'");
+}
+
+static void test_handshake_revoked_inter(void **state)
+{
+    (void)state;
+    struct handshake h;
+    handshake_run("revoked-inter.pem", "revoked-inter.key",
+                  "ca-with-revoked-inter.pem", false, TLS1_3_VERSION, &h);
+    assert_false(h.client_ok);
+    assert_false(h.res.ok);
+    assert_int_equal(h.res.x509_error, X509_V_ERR_CERT_REVOKED);
+    assert_int_equal(h.res.error_depth, 1);
+
+    handshake_run("revoked-inter.pem", "revoked-inter.key",
+                  "ca-with-revoked-inter.pem", true, TLS1_3_VERSION, &h);
+    assert_true(h.client_ok);
+    assert_true(h.server_ok);
+    assert_true(h.res.ok);
+    assert_int_equal(h.res.relaxations, SS_RELAX_REVOKED_TRUSTED_CA);
+    assert_string_equal(h.res.relaxed_subject[0],
+                        "CN = secshim Test Revoked Intermediate CA");
+    assert_int_equal(h.verify_result, X509_V_OK);
+}
+
+/* libssl adds no key-usage check of its own for RSA keys, in either
+ * version: compat mode alone decides. */
+static void test_handshake_ku_noauth(void **state)
+{
+    (void)state;
+    const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    for (size_t i = 0; i < 2; i++) {
+        struct handshake h;
+        handshake_run("ku-noauth.pem", "ku-noauth.key", "ca.pem", false,
+                      versions[i], &h);
+        assert_false(h.client_ok);
+        assert_false(h.server_ok);
+        assert_false(h.res.ok);
+        assert_int_equal(h.res.x509_error, X509_V_ERR_INVALID_PURPOSE);
+        assert_contains(h.res.reason, "CN = secshim-ku-noauth");
+
+        handshake_run("ku-noauth.pem", "ku-noauth.key", "ca.pem", true,
+                      versions[i], &h);
+        assert_true(h.client_ok);
+        assert_true(h.server_ok);
+        assert_true(h.res.ok);
+        assert_int_equal(h.res.relaxations, SS_RELAX_KEY_USAGE);
+        assert_string_equal(h.res.relaxed_subject[1],
+                            "CN = secshim-ku-noauth");
+        assert_int_equal(h.verify_result, X509_V_OK);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+
+/* The compat warnings of the matrix go to a file, not the test output. */
+static const char *quiet_log(void)
+{
+    return tu_pki_file("warnings.log");
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    tu_pki();
+    struct ss_errbuf err = {{0}};
+    return ss_log_configure(SS_LOG_WARNING, quiet_log(), &err) == SS_OK ? 0
+                                                                        : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    struct ss_errbuf err = {{0}};
+    ss_log_configure(SS_LOG_WARNING, "stderr", &err);
+    tu_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_localhost),
+        cmocka_unit_test(test_valid_ipv4),
+        cmocka_unit_test(test_valid_ipv6),
+        cmocka_unit_test(test_valid_no_host),
+        cmocka_unit_test(test_expired),
+        cmocka_unit_test(test_not_yet_valid),
+        cmocka_unit_test(test_wrong_host),
+        cmocka_unit_test(test_wrong_ip),
+        cmocka_unit_test(test_other_name),
+        cmocka_unit_test(test_unknown_ca),
+        cmocka_unit_test(test_revoked_leaf),
+        cmocka_unit_test(test_revoked_leaf_listed),
+        cmocka_unit_test(test_revoked_inter_listed),
+        cmocka_unit_test(test_revoked_inter_not_listed),
+        cmocka_unit_test(test_ku_noauth),
+        cmocka_unit_test(test_no_serverauth),
+        cmocka_unit_test(test_client_no_clientauth),
+        cmocka_unit_test(test_client_good),
+        cmocka_unit_test(test_server_cert_as_client),
+        cmocka_unit_test(test_expired_wins_over_relaxation),
+        cmocka_unit_test(test_at_after_expiry),
+        cmocka_unit_test(test_at_before_validity),
+        cmocka_unit_test(test_no_crl_revoked_accepted),
+        cmocka_unit_test(test_crl_missing_for_intermediate),
+        cmocka_unit_test(test_file_lists),
+        cmocka_unit_test(test_relaxations_logged),
+        cmocka_unit_test(test_missing_trusted_ca),
+        cmocka_unit_test(test_missing_crl),
+        cmocka_unit_test(test_empty_trusted_ca),
+        cmocka_unit_test(test_crl_file_without_crl),
+        cmocka_unit_test(test_empty_crl),
+        cmocka_unit_test(test_corrupt_trusted_ca),
+        cmocka_unit_test(test_empty_list_item),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_default_paths),
+        cmocka_unit_test(test_free_zeroed_twice),
+        cmocka_unit_test(test_relaxation_names),
+        cmocka_unit_test(test_handshake_good_server),
+        cmocka_unit_test(test_handshake_wrong_host),
+        cmocka_unit_test(test_handshake_revoked_inter),
+        cmocka_unit_test(test_handshake_ku_noauth),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
