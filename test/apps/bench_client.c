@@ -1,0 +1,227 @@
+/*
+ * bench_client - a plaintext load generator for test/bench/run (no TLS
+ * code: under LD_PRELOAD the shim supplies TLS, under stunnel/socat the
+ * proxy does). It talks to an echo server and prints one line of figures.
+ *
+ *   bench_client HOST PORT throughput BYTES       full duplex: one thread
+ *                                                 writes BYTES in 64 KiB
+ *                                                 writes, the other reads
+ *                                                 the echo; prints MiB/s
+ *   bench_client HOST PORT pingpong COUNT SIZE    COUNT round trips of SIZE
+ *                                                 bytes; prints the median
+ *                                                 and p99 in microseconds
+ *   bench_client HOST PORT connect COUNT          COUNT sequential connects,
+ *                                                 each with a 1-byte round
+ *                                                 trip; prints connections/s
+ *   bench_client HOST PORT hold COUNT             opens COUNT connections,
+ *                                                 does one round trip on
+ *                                                 each, prints "held", then
+ *                                                 waits for stdin to close
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IO_CHUNK (64 * 1024)
+
+static const char *host;
+static const char *port;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_client: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int connect_once(void)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "bench_client: %s: %s\n", host, gai_strerror(rc));
+        exit(1);
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM, 0);
+    if (fd < 0)
+        die("socket");
+    if (connect(fd, res->ai_addr, res->ai_addrlen) != 0)
+        die("connect");
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            die("write");
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+static void read_exactly(int fd, char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = read(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0) {
+            fprintf(stderr, "bench_client: unexpected EOF\n");
+            exit(1);
+        }
+        if (n < 0)
+            die("read");
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+struct writer_args {
+    int fd;
+    uint64_t bytes;
+};
+
+static void *writer_main(void *p)
+{
+    const struct writer_args *a = p;
+    static char block[IO_CHUNK];
+    memset(block, 'x', sizeof(block));
+    for (uint64_t left = a->bytes; left > 0;) {
+        size_t n = left < sizeof(block) ? (size_t)left : sizeof(block);
+        write_all(a->fd, block, n);
+        left -= n;
+    }
+    return NULL;
+}
+
+static int run_throughput(uint64_t bytes)
+{
+    int fd = connect_once();
+    struct writer_args args = {fd, bytes};
+    pthread_t writer;
+    double start = now_seconds();
+    if (pthread_create(&writer, NULL, writer_main, &args) != 0)
+        die("pthread_create");
+    static char buf[IO_CHUNK];
+    for (uint64_t got = 0; got < bytes;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            die("read");
+        got += (uint64_t)n;
+    }
+    double elapsed = now_seconds() - start;
+    pthread_join(writer, NULL);
+    close(fd);
+    printf("throughput_mib_s %.1f\n", (double)bytes / elapsed / 1048576.0);
+    return 0;
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int run_pingpong(long count, size_t size)
+{
+    int fd = connect_once();
+    char *out = malloc(size), *in = malloc(size);
+    double *rtt = malloc(sizeof(double) * (size_t)count);
+    if (out == NULL || in == NULL || rtt == NULL)
+        die("malloc");
+    memset(out, 'p', size);
+    for (long i = 0; i < count; i++) {
+        double start = now_seconds();
+        write_all(fd, out, size);
+        read_exactly(fd, in, size);
+        rtt[i] = (now_seconds() - start) * 1e6;
+    }
+    close(fd);
+    qsort(rtt, (size_t)count, sizeof(double), compare_double);
+    printf("rtt_median_us %.1f rtt_p99_us %.1f\n", rtt[count / 2],
+           rtt[(count * 99) / 100]);
+    free(out);
+    free(in);
+    free(rtt);
+    return 0;
+}
+
+static int run_connect(long count)
+{
+    double start = now_seconds();
+    for (long i = 0; i < count; i++) {
+        int fd = connect_once();
+        char c = 'c';
+        write_all(fd, &c, 1);
+        read_exactly(fd, &c, 1);
+        close(fd);
+    }
+    printf("connections_per_s %.1f\n", (double)count / (now_seconds() - start));
+    return 0;
+}
+
+static int run_hold(long count)
+{
+    int *fds = malloc(sizeof(int) * (size_t)count);
+    if (fds == NULL)
+        die("malloc");
+    for (long i = 0; i < count; i++) {
+        fds[i] = connect_once();
+        char c = 'h';
+        write_all(fds[i], &c, 1);
+        read_exactly(fds[i], &c, 1);
+    }
+    printf("held %ld\n", count);
+    fflush(stdout);
+    char c;
+    while (read(STDIN_FILENO, &c, 1) > 0)
+        ;
+    for (long i = 0; i < count; i++)
+        close(fds[i]);
+    free(fds);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: bench_client HOST PORT MODE ARGS...\n");
+        return 2;
+    }
+    host = argv[1];
+    port = argv[2];
+    const char *mode = argv[3];
+    alarm(600); /* a benchmark that hangs is a failure, not a figure */
+    if (strcmp(mode, "throughput") == 0)
+        return run_throughput(strtoull(argv[4], NULL, 10));
+    if (strcmp(mode, "pingpong") == 0 && argc == 6)
+        return run_pingpong(atol(argv[4]), (size_t)atol(argv[5]));
+    if (strcmp(mode, "connect") == 0)
+        return run_connect(atol(argv[4]));
+    if (strcmp(mode, "hold") == 0)
+        return run_hold(atol(argv[4]));
+    fprintf(stderr, "bench_client: unknown mode %s\n", mode);
+    return 2;
+}
