@@ -116,9 +116,12 @@ struct ss_policy {
  * and returns a snapshot with one reference in *out. compat is the
  * compatibility mode the verifiers are built with (the shim passes
  * ss_compat_mode()). On failure *out is NULL and err holds one line
- * "FILE:LINE: option 'NAME': what is wrong" (endpoint name included where
- * there is one). Returns SS_OK, SS_ERR_IO (the file cannot be read),
- * SS_ERR_CONFIG, SS_ERR_UNSUPPORTED, SS_ERR_TLS or SS_ERR_NOMEM.
+ * "FILE:LINE: endpoint 'NAME': option 'OPT': what is wrong" ("defaults:"
+ * instead of the endpoint in defaults; "FILE:LINE: what" at the top level).
+ * Relative file names are resolved against the policy file's directory and
+ * stored resolved. Returns SS_OK, SS_ERR_IO (the file or a file it names
+ * cannot be read), SS_ERR_CONFIG, SS_ERR_UNSUPPORTED, SS_ERR_TLS or
+ * SS_ERR_NOMEM.
  */
 int ss_policy_load(const char *path, bool compat, struct ss_policy **out,
                    struct ss_errbuf *err);

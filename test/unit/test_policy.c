@@ -1,0 +1,1183 @@
+/*
+ * test_policy.c - the policy file: every option, defaults inheritance,
+ * every error with its exact code and message, endpoint matching, and the
+ * snapshot's reference count.
+ *
+ * Parsing tests use `enabled = false` endpoints, which are fully validated
+ * but get no TLS context, so they do not depend on tlsctx. The matching
+ * tests load such a policy and then switch the endpoints on in the test's
+ * private copy of the snapshot: matching is independent of TLS. The tests
+ * at the end load enabled endpoints and need the real tlsctx module.
+ *
+ * Every config is written to p.cfg in the PKI directory, so relative file
+ * names such as "server.pem" resolve to the test PKI.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "secshim/compat.h"
+#include "secshim/policy.h"
+#include "secshim/tlsctx.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                              */
+
+static char cfg_path[512];
+static char pki_dir[512];
+static struct ss_errbuf err;
+
+/* A config's text, printf-style (static buffer). */
+static const char *cfg(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static const char *cfg(const char *fmt, ...)
+{
+    static char text[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    return text;
+}
+
+/* Writes text to p.cfg and loads it. */
+static int load_text(const char *text, struct ss_policy **out)
+{
+    snprintf(cfg_path, sizeof(cfg_path), "%s", tu_write_file("p.cfg", "%s",
+                                                             text));
+    memset(&err, 0, sizeof(err));
+    *out = (struct ss_policy *)&err; /* must be reset to NULL on failure */
+    return ss_policy_load(cfg_path, false, out, &err);
+}
+
+static struct ss_policy *load_ok(const char *text)
+{
+    struct ss_policy *p = NULL;
+    int rc = load_text(text, &p);
+    if (rc != SS_OK)
+        print_error("load failed: %s: %s\n", ss_strerror(rc), err.msg);
+    assert_int_equal(rc, SS_OK);
+    assert_non_null(p);
+    return p;
+}
+
+/*
+ * Loading text fails with code, and the message is cfg_path followed by
+ * exactly `rest` (a prefix of the rest when the message ends with system
+ * text).
+ */
+static void expect_fail(int code, const char *text, const char *rest)
+{
+    struct ss_policy *p = NULL;
+    int rc = load_text(text, &p);
+    size_t plen = strlen(cfg_path);
+    bool ok = rc == code && strncmp(err.msg, cfg_path, plen) == 0 &&
+              strncmp(err.msg + plen, rest, strlen(rest)) == 0;
+    if (!ok)
+        print_error("want %s \"<cfg>%s\"\ngot  %s \"%s\"\n",
+                    ss_strerror(code), rest, ss_strerror(rc), err.msg);
+    assert_null(p);
+    assert_int_equal(rc, code);
+    assert_true(ok);
+}
+
+static const struct ss_endpoint *find(const struct ss_policy *p,
+                                      const char *name)
+{
+    for (size_t i = 0; i < p->n_endpoints; i++)
+        if (strcmp(p->endpoints[i].name, name) == 0)
+            return &p->endpoints[i];
+    fail_msg("no endpoint %s", name);
+    return NULL;
+}
+
+/* "<pki>/a,<pki>/b" for the names given. */
+static const char *in_pki(const char *a, const char *b)
+{
+    static char buf[1200];
+    if (b == NULL)
+        snprintf(buf, sizeof(buf), "%s/%s", pki_dir, a);
+    else
+        snprintf(buf, sizeof(buf), "%s/%s,%s/%s", pki_dir, a, pki_dir, b);
+    return buf;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(pki_dir, sizeof(pki_dir), "%s", tu_pki());
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    tu_cleanup();
+    return 0;
+}
+
+/* A disabled connect endpoint; the common start of many configs (3 lines
+ * after the version line). */
+#define HEAD "version = 1;\n"
+
+/* ------------------------------------------------------------------ */
+/* Options                                                              */
+
+static void test_opt_names(void **state)
+{
+    (void)state;
+    assert_string_equal(ss_opt_name(SS_OPT_CERTIFICATE_KEY),
+                        "certificate-key");
+    assert_string_equal(ss_opt_name(SS_OPT_TARGET_NAME_CHECK),
+                        "tls-target-name-check");
+    assert_string_equal(ss_opt_name(SS_OPT_FIPS140_ENABLED),
+                        "fips140-enabled");
+    assert_string_equal(ss_opt_name(SS_OPT_COUNT), "unknown");
+    for (int i = 0; i < SS_OPT_COUNT; i++)
+        assert_non_null(ss_opt_name((enum ss_opt)i));
+}
+
+static void test_every_option(void **state)
+{
+    (void)state;
+    struct ss_policy *p = load_ok(
+        HEAD                                              /* 1 */
+        "log = {\n"                                       /* 2 */
+        "  level = \"debug\";\n"                          /* 3 */
+        "  file = \"secshim.log\";\n"                     /* 4 */
+        "};\n"                                            /* 5 */
+        "endpoints = (\n"                                 /* 6 */
+        "  {\n"                                           /* 7 */
+        "    name = \"db\";\n"                            /* 8 */
+        "    enabled = false;\n"                          /* 9 */
+        "    connect = \"DB.Example.com:5432\";\n"        /* 10 */
+        "    certificate = \"client.pem, inter-ca.pem\";\n" /* 11 */
+        "    certificate-key = \"client.key\";\n"         /* 12 */
+        "    trusted-ca = \"ca.pem\";\n"                  /* 13 */
+        "    tls-crl = \"crl.pem\";\n"                    /* 14 */
+        "    tls-mutual = true;\n"                        /* 15 */
+        "    tls-target-name-check = \"no\";\n"           /* 16 */
+        "    tls-target-name = \"db.internal\";\n"        /* 17 */
+        "    sec-protocol = \"TLSv12\";\n"                /* 18 */
+        "    cipher-list = \"HIGH:!aNULL\";\n"            /* 19 */
+        "    cipher-suites = \"TLS_AES_128_GCM_SHA256\";\n" /* 20 */
+        "    handshake-timeout = 30;\n"                   /* 21 */
+        "    fips140-enabled = true;\n"                   /* 22 */
+        "  }\n"                                           /* 23 */
+        ");\n");
+    assert_int_equal(atomic_load(&p->refs), 1);
+    assert_string_equal(p->path, cfg_path);
+    assert_false(p->compat);
+    assert_int_equal(p->log_level, SS_LOG_DEBUG);
+    assert_string_equal(p->log_file, in_pki("secshim.log", NULL));
+    assert_int_equal(p->n_endpoints, 1);
+    const struct ss_endpoint *ep = &p->endpoints[0];
+    assert_string_equal(ep->name, "db");
+    assert_false(ep->enabled);
+    assert_null(ep->tls);
+    assert_int_equal(ep->direction, SS_DIR_CONNECT);
+    assert_string_equal(ep->address, "DB.Example.com:5432");
+    assert_int_equal(ep->match.kind, SS_HOST_NAME);
+    assert_string_equal(ep->match.name, "db.example.com");
+    assert_int_equal(ep->match.port, 5432);
+    assert_string_equal(ep->certificate, in_pki("client.pem", "inter-ca.pem"));
+    assert_string_equal(ep->certificate_key, in_pki("client.key", NULL));
+    assert_string_equal(ep->trusted_ca, in_pki("ca.pem", NULL));
+    assert_string_equal(ep->tls_crl, in_pki("crl.pem", NULL));
+    assert_true(ep->tls_mutual);
+    assert_false(ep->target_name_check);
+    assert_string_equal(ep->target_name, "db.internal");
+    assert_int_equal(ep->proto.mode, SS_PROTO_STRICT);
+    assert_int_equal(ep->proto.versions, SS_V_TLS12);
+    assert_string_equal(ep->cipher_list, "HIGH:!aNULL");
+    assert_string_equal(ep->cipher_suites, "TLS_AES_128_GCM_SHA256");
+    assert_int_equal(ep->handshake_timeout_ms, 30000);
+    assert_true(ep->fips140_enabled);
+    assert_int_equal(ep->line, 7);
+    static const int want[SS_OPT_COUNT] = {
+        [SS_OPT_NAME] = 8,            [SS_OPT_ENABLED] = 9,
+        [SS_OPT_CONNECT] = 10,        [SS_OPT_LISTEN] = 0,
+        [SS_OPT_CERTIFICATE] = 11,    [SS_OPT_CERTIFICATE_KEY] = 12,
+        [SS_OPT_TRUSTED_CA] = 13,     [SS_OPT_TLS_CRL] = 14,
+        [SS_OPT_TLS_MUTUAL] = 15,     [SS_OPT_TARGET_NAME_CHECK] = 16,
+        [SS_OPT_TARGET_NAME] = 17,    [SS_OPT_SEC_PROTOCOL] = 18,
+        [SS_OPT_TLS_VERSION] = 0,     [SS_OPT_PROTOCOL_LIST] = 0,
+        [SS_OPT_CIPHER_LIST] = 19,    [SS_OPT_CIPHER_SUITES] = 20,
+        [SS_OPT_HANDSHAKE_TIMEOUT] = 21, [SS_OPT_FIPS140_ENABLED] = 22,
+    };
+    for (int i = 0; i < SS_OPT_COUNT; i++)
+        assert_int_equal(ep->opt_line[i], want[i]);
+    ss_policy_unref(p);
+}
+
+static void test_builtin_defaults(void **state)
+{
+    (void)state;
+    struct ss_policy *p = load_ok(HEAD
+                                  "endpoints = ( { name = \"a\"; "
+                                  "enabled = false; connect = \"*:1\"; } );\n");
+    assert_int_equal(p->log_level, SS_LOG_WARNING);
+    assert_string_equal(p->log_file, "stderr");
+    const struct ss_endpoint *ep = &p->endpoints[0];
+    assert_int_equal(ep->match.kind, SS_HOST_ANY);
+    assert_int_equal(ep->match.port, 1);
+    assert_null(ep->certificate);
+    assert_null(ep->certificate_key);
+    assert_null(ep->trusted_ca);
+    assert_null(ep->tls_crl);
+    assert_null(ep->target_name);
+    assert_null(ep->cipher_list);
+    assert_null(ep->cipher_suites);
+    assert_false(ep->tls_mutual);
+    assert_true(ep->target_name_check);
+    assert_false(ep->fips140_enabled);
+    assert_int_equal(ep->handshake_timeout_ms,
+                     SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000);
+    assert_int_equal(ep->proto.mode, SS_PROTO_DEFAULT);
+    assert_int_equal(ep->proto.versions, SS_V_TLS12 | SS_V_TLS13);
+    assert_int_equal(ep->opt_line[SS_OPT_CERTIFICATE], 0);
+    assert_int_equal(ep->opt_line[SS_OPT_NAME], 2);
+    ss_policy_unref(p);
+}
+
+static void test_empty_endpoints_and_log_targets(void **state)
+{
+    (void)state;
+    struct ss_policy *p = load_ok(HEAD "log = { file = \"syslog\"; };\n"
+                                       "endpoints = ( );\n");
+    assert_int_equal(p->n_endpoints, 0);
+    assert_string_equal(p->log_file, "syslog");
+    assert_int_equal(p->log_level, SS_LOG_WARNING);
+    ss_policy_unref(p);
+    p = load_ok(HEAD "log = { level = \"error\"; file = \"/var/log/x.log\"; "
+                     "};\nendpoints = ( );\n");
+    assert_string_equal(p->log_file, "/var/log/x.log");
+    assert_int_equal(p->log_level, SS_LOG_ERROR);
+    ss_policy_unref(p);
+}
+
+static void test_protocol_options(void **state)
+{
+    (void)state;
+    struct ss_policy *p = load_ok(
+        HEAD "endpoints = (\n"
+        "{ name = \"flex\"; enabled = false; connect = \"*:1\"; "
+        "sec-protocol = \"SSLv23\"; },\n"
+        "{ name = \"java\"; enabled = false; connect = \"*:2\"; "
+        "tls-version = \"TLSv1.3\"; },\n"
+        "{ name = \"list\"; enabled = false; connect = \"*:3\"; "
+        "protocol-list = [ \"TLSv1.2\", \"TLSv1.3\" ]; },\n"
+        "{ name = \"list2\"; enabled = false; connect = \"*:4\"; "
+        "protocol-list = ( \"TLSv1.3\" ); }\n"
+        ");\n");
+    assert_int_equal(find(p, "flex")->proto.mode, SS_PROTO_FLEXIBLE);
+    assert_int_equal(find(p, "java")->proto.mode, SS_PROTO_STRICT);
+    assert_int_equal(find(p, "java")->proto.versions, SS_V_TLS13);
+    assert_int_equal(find(p, "list")->proto.mode, SS_PROTO_LIST);
+    assert_int_equal(find(p, "list")->proto.versions, SS_V_TLS12 | SS_V_TLS13);
+    assert_int_equal(find(p, "list")->opt_line[SS_OPT_PROTOCOL_LIST], 5);
+    assert_int_equal(find(p, "list2")->proto.versions, SS_V_TLS13);
+    ss_policy_unref(p);
+}
+
+static void test_defaults_inheritance(void **state)
+{
+    (void)state;
+    struct ss_policy *p = load_ok(
+        HEAD                                        /* 1 */
+        "defaults = {\n"                            /* 2 */
+        "  enabled = false;\n"                      /* 3 */
+        "  trusted-ca = \"ca.pem\";\n"              /* 4 */
+        "  handshake-timeout = 5;\n"                /* 5 */
+        "  sec-protocol = \"TLSv13\";\n"            /* 6 */
+        "  cipher-list = \"HIGH\";\n"               /* 7 */
+        "  tls-target-name-check = \"no\";\n"       /* 8 */
+        "};\n"                                      /* 9 */
+        "endpoints = (\n"                           /* 10 */
+        "  { name = \"inherits\"; connect = \"*:1\"; },\n" /* 11 */
+        "  {\n"                                     /* 12 */
+        "    name = \"overrides\";\n"               /* 13 */
+        "    connect = \"*:2\";\n"                  /* 14 */
+        "    handshake-timeout = 7;\n"              /* 15 */
+        "    tls-version = \"TLSv1.2\";\n"          /* 16 */
+        "    trusted-ca = \"root-ca.pem\";\n"       /* 17 */
+        "    tls-target-name-check = \"host\";\n"   /* 18 */
+        "  }\n"                                     /* 19 */
+        ");\n");
+    const struct ss_endpoint *a = find(p, "inherits");
+    assert_false(a->enabled);
+    assert_int_equal(a->opt_line[SS_OPT_ENABLED], 3);
+    assert_string_equal(a->trusted_ca, in_pki("ca.pem", NULL));
+    assert_int_equal(a->opt_line[SS_OPT_TRUSTED_CA], 4);
+    assert_int_equal(a->handshake_timeout_ms, 5000);
+    assert_int_equal(a->opt_line[SS_OPT_HANDSHAKE_TIMEOUT], 5);
+    assert_int_equal(a->proto.versions, SS_V_TLS13);
+    assert_int_equal(a->opt_line[SS_OPT_SEC_PROTOCOL], 6);
+    assert_string_equal(a->cipher_list, "HIGH");
+    assert_int_equal(a->opt_line[SS_OPT_CIPHER_LIST], 7);
+    assert_false(a->target_name_check);
+    assert_int_equal(a->opt_line[SS_OPT_NAME], 11);
+    assert_int_equal(a->line, 11);
+
+    const struct ss_endpoint *b = find(p, "overrides");
+    assert_false(b->enabled);
+    assert_int_equal(b->handshake_timeout_ms, 7000);
+    assert_int_equal(b->opt_line[SS_OPT_HANDSHAKE_TIMEOUT], 15);
+    /* tls-version replaces the inherited sec-protocol as a whole. */
+    assert_int_equal(b->proto.mode, SS_PROTO_STRICT);
+    assert_int_equal(b->proto.versions, SS_V_TLS12);
+    assert_int_equal(b->opt_line[SS_OPT_TLS_VERSION], 16);
+    assert_int_equal(b->opt_line[SS_OPT_SEC_PROTOCOL], 0);
+    assert_string_equal(b->trusted_ca, in_pki("root-ca.pem", NULL));
+    assert_int_equal(b->opt_line[SS_OPT_TRUSTED_CA], 17);
+    assert_true(b->target_name_check);
+    assert_string_equal(b->cipher_list, "HIGH");
+    assert_int_equal(b->line, 12);
+    ss_policy_unref(p);
+}
+
+static void test_defaults_complete_cross_rules(void **state)
+{
+    (void)state;
+    /* A certificate from defaults and a key in the endpoint make a pair. */
+    struct ss_policy *p = load_ok(
+        HEAD "defaults = { certificate = \"server.pem\"; enabled = false; "
+        "};\n"
+        "endpoints = ( { name = \"s\"; listen = \"*:443\"; "
+        "certificate-key = \"server.key\"; } );\n");
+    assert_int_equal(p->endpoints[0].opt_line[SS_OPT_CERTIFICATE], 2);
+    assert_int_equal(p->endpoints[0].opt_line[SS_OPT_CERTIFICATE_KEY], 3);
+    assert_int_equal(p->endpoints[0].direction, SS_DIR_LISTEN);
+    ss_policy_unref(p);
+}
+
+static const char *one(const char *extra);
+
+static void test_relative_policy_path(void **state)
+{
+    (void)state;
+    /* A relative policy path is made absolute at load, so the file names
+     * inside stay valid after the program changes directory. */
+    tu_write_file("rel.cfg", "%s", one("connect = \"*:1\"; "
+                                       "trusted-ca = \"ca.pem\";"));
+    char *old = getcwd(NULL, 0);
+    assert_non_null(old);
+    assert_int_equal(chdir(pki_dir), 0);
+    struct ss_policy *p = NULL;
+    int rc = ss_policy_load("rel.cfg", false, &p, &err);
+    assert_int_equal(chdir(old), 0);
+    free(old);
+    assert_int_equal(rc, SS_OK);
+    char want[700];
+    snprintf(want, sizeof(want), "%s/rel.cfg", pki_dir);
+    assert_string_equal(p->path, want);
+    assert_string_equal(p->endpoints[0].trusted_ca, in_pki("ca.pem", NULL));
+    ss_policy_unref(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* File-level errors                                                    */
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    struct ss_policy *p = (struct ss_policy *)&err;
+    char path[600];
+    snprintf(path, sizeof(path), "%s/no-such.cfg", pki_dir);
+    int rc = ss_policy_load(path, false, &p, &err);
+    assert_int_equal(rc, SS_ERR_IO);
+    assert_null(p);
+    char want[700];
+    snprintf(want, sizeof(want), "%s: cannot read: No such file or directory",
+             path);
+    assert_string_equal(err.msg, want);
+
+    rc = ss_policy_load(pki_dir, false, &p, &err);
+    assert_int_equal(rc, SS_ERR_IO);
+    snprintf(want, sizeof(want), "%s: cannot read: Is a directory", pki_dir);
+    assert_string_equal(err.msg, want);
+
+    assert_int_equal(ss_policy_load(NULL, false, &p, &err), SS_ERR_INVAL);
+}
+
+static void test_syntax_error(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "endpoints = (\n  { name = ; connect = \"*:1\"; }\n"
+                     ");\n",
+                ":3: syntax error");
+}
+
+static void test_version(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG, "endpoints = ( );\n",
+                ": setting 'version' is missing (write version = 1; at the "
+                "top)");
+    expect_fail(SS_ERR_CONFIG, "\nversion = 2;\nendpoints = ( );\n",
+                ":2: setting 'version': version 2 is not supported (this "
+                "secshim reads version 1)");
+    expect_fail(SS_ERR_CONFIG, "version = \"1\";\nendpoints = ( );\n",
+                ":1: setting 'version': expected an integer");
+}
+
+static void test_top_level_errors(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG, HEAD "endpoint = ( );\n",
+                ":2: unknown setting 'endpoint' (expected version, log, "
+                "defaults, endpoints)");
+    expect_fail(SS_ERR_CONFIG, HEAD "log = { level = \"debug\"; };\n",
+                ": setting 'endpoints' is missing (write endpoints = ( ... "
+                "); even when empty)");
+    expect_fail(SS_ERR_CONFIG, HEAD "endpoints = { };\n",
+                ":2: setting 'endpoints': expected a list ( { ... }, ... )");
+    expect_fail(SS_ERR_CONFIG, HEAD "endpoints = ( 5 );\n",
+                ":2: endpoint #1: expected a group { ... }");
+    expect_fail(SS_ERR_CONFIG, HEAD "defaults = 5;\nendpoints = ( );\n",
+                ":2: defaults: expected a group { ... }");
+}
+
+static void test_log_errors(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "log = { level = \"loud\"; };\nendpoints = ( );\n",
+                ":2: log: option 'level': 'loud' is not one of error, "
+                "warning, info, debug");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "log = {\n  colour = true; };\nendpoints = ( );\n",
+                ":3: log: option 'colour': unknown option (expected level "
+                "or file)");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "log = { file = 2; };\nendpoints = ( );\n",
+                ":2: log: option 'file': expected a non-empty string");
+    expect_fail(SS_ERR_CONFIG, HEAD "log = \"debug\";\nendpoints = ( );\n",
+                ":2: log: expected a group { level = ...; file = ...; }");
+}
+
+/* ------------------------------------------------------------------ */
+/* Option errors                                                        */
+
+/* One disabled endpoint "e" at line 3 with extra settings on line 4. */
+static const char *one(const char *extra)
+{
+    return cfg(HEAD "endpoints = (\n"
+                    "  { name = \"e\"; enabled = false;\n"
+                    "    %s\n"
+                    "  }\n);\n",
+               extra);
+}
+
+static void test_unknown_option(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG, one("connect = \"*:1\"; tls-mutal = true;"),
+                ":4: endpoint 'e': option 'tls-mutal': unknown option");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "defaults = {\n  verify-depth = 3;\n};\n"
+                     "endpoints = ( );\n",
+                ":3: defaults: option 'verify-depth': unknown option");
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG, one("connect = \"*:1\"; certificate = 5;"),
+                ":4: endpoint 'e': option 'certificate': expected a string");
+    expect_fail(SS_ERR_CONFIG, one("connect = \"*:1\"; tls-mutual = \"yes\";"),
+                ":4: endpoint 'e': option 'tls-mutual': expected a boolean "
+                "(true or false)");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; handshake-timeout = \"10\";"),
+                ":4: endpoint 'e': option 'handshake-timeout': expected an "
+                "integer (seconds)");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; handshake-timeout = 2.5;"),
+                ":4: endpoint 'e': option 'handshake-timeout': expected an "
+                "integer (seconds)");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; protocol-list = \"TLSv1.2\";"),
+                ":4: endpoint 'e': option 'protocol-list': expected a list "
+                "of strings");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; protocol-list = ( \"TLSv1.2\", 3 );"),
+                ":4: endpoint 'e': option 'protocol-list': element 2: "
+                "expected a non-empty string");
+    expect_fail(SS_ERR_CONFIG, one("connect = \"*:1\"; protocol-list = [ ];"),
+                ":4: endpoint 'e': option 'protocol-list': must name at "
+                "least one version");
+    expect_fail(SS_ERR_CONFIG, one("connect = \"*:1\"; cipher-list = \"\";"),
+                ":4: endpoint 'e': option 'cipher-list': must not be empty");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "defaults = {\n  enabled = 1;\n};\nendpoints = ( );\n",
+                ":3: defaults: option 'enabled': expected a boolean (true "
+                "or false)");
+}
+
+static void test_handshake_timeout_range(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG, one("connect = \"*:1\"; handshake-timeout = 0;"),
+                ":4: endpoint 'e': option 'handshake-timeout': 0 is out of "
+                "range: use 1 to 86400 seconds");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; handshake-timeout = 86401;"),
+                ":4: endpoint 'e': option 'handshake-timeout': 86401 is out "
+                "of range: use 1 to 86400 seconds");
+}
+
+static void test_missing_files(void **state)
+{
+    (void)state;
+    char rest[1200];
+    snprintf(rest, sizeof(rest),
+             ":4: endpoint 'e': option 'trusted-ca': cannot read '%s/"
+             "nope.pem': No such file or directory",
+             pki_dir);
+    expect_fail(SS_ERR_IO, one("connect = \"*:1\"; trusted-ca = \"nope.pem\";"),
+                rest);
+    /* The second file of a list. */
+    snprintf(rest, sizeof(rest),
+             ":4: endpoint 'e': option 'tls-crl': cannot read '%s/gone.pem': "
+             "No such file or directory",
+             pki_dir);
+    expect_fail(SS_ERR_IO,
+                one("connect = \"*:1\"; tls-crl = \"crl.pem,gone.pem\";"),
+                rest);
+    /* Absolute paths are kept as they are. */
+    expect_fail(SS_ERR_IO,
+                one("connect = \"*:1\"; certificate-key = \"/nonexistent/k\";"),
+                ":4: endpoint 'e': option 'certificate-key': cannot read "
+                "'/nonexistent/k': No such file or directory");
+    /* A directory is not a file. */
+    snprintf(rest, sizeof(rest),
+             ":4: endpoint 'e': option 'certificate': cannot read '%s': Is a "
+             "directory",
+             pki_dir);
+    char extra[800];
+    snprintf(extra, sizeof(extra), "connect = \"*:1\"; certificate = \"%s\";",
+             pki_dir);
+    expect_fail(SS_ERR_IO, one(extra), rest);
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; trusted-ca = \"ca.pem,,crl.pem\";"),
+                ":4: endpoint 'e': option 'trusted-ca': empty file name in "
+                "the list");
+    /* Checked in defaults even when no endpoint uses it. */
+    snprintf(rest, sizeof(rest),
+             ":3: defaults: option 'certificate': cannot read '%s/x.pem': "
+             "No such file or directory",
+             pki_dir);
+    expect_fail(SS_ERR_IO,
+                HEAD "defaults = {\n  certificate = \"x.pem\";\n};\n"
+                     "endpoints = ( );\n",
+                rest);
+}
+
+static void test_name_errors(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "endpoints = (\n  { connect = \"*:1\"; }\n);\n",
+                ":3: endpoint #1: option 'name': is required");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "endpoints = (\n"
+                     "  { name = \"\"; connect = \"*:1\"; }\n);\n",
+                ":3: endpoint #1: option 'name': must not be empty");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "endpoints = (\n  { name = 7; connect = \"*:1\"; }\n);\n",
+                ":3: endpoint #1: option 'name': expected a string");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "endpoints = (\n"
+                     "  { name = \"a\"; enabled = false;\n"
+                     "    connect = \"*:1\"; },\n"
+                     "  { name = \"a\"; enabled = false; connect = \"*:2\"; }\n"
+                     ");\n",
+                ":5: endpoint 'a': option 'name': duplicate name (first used "
+                "at line 3)");
+}
+
+static void test_per_endpoint_options_in_defaults(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "defaults = {\n  name = \"x\";\n};\nendpoints = ( );\n",
+                ":3: defaults: option 'name': is per endpoint and cannot "
+                "stand in defaults");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "defaults = {\n  connect = \"*:1\";\n};\n"
+                     "endpoints = ( );\n",
+                ":3: defaults: option 'connect': is per endpoint and cannot "
+                "stand in defaults");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "defaults = {\n  listen = \"*:1\";\n};\n"
+                     "endpoints = ( );\n",
+                ":3: defaults: option 'listen': is per endpoint and cannot "
+                "stand in defaults");
+}
+
+static void test_direction_errors(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\";\n listen = \"*:2\";\n"
+                    "certificate = \"server.pem\"; "
+                    "certificate-key = \"server.key\";"),
+                ":5: endpoint 'e': option 'listen': connect and listen are "
+                "mutually exclusive (one endpoint per direction)");
+    expect_fail(SS_ERR_CONFIG, one("tls-mutual = false;"),
+                ":3: endpoint 'e': option 'connect': one of connect or "
+                "listen is required");
+}
+
+static void test_address_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *setting;
+        const char *rest;
+    } cases[] = {
+        {"connect = \"db.example\";",
+         ":4: endpoint 'e': option 'connect': 'db.example' is not HOST:PORT"},
+        {"connect = \"db.example:0\";",
+         ":4: endpoint 'e': option 'connect': port '0' is not a number from "
+         "1 to 65535"},
+        {"connect = \"db.example:65536\";",
+         ":4: endpoint 'e': option 'connect': port '65536' is not a number "
+         "from 1 to 65535"},
+        {"connect = \"db.example:http\";",
+         ":4: endpoint 'e': option 'connect': port 'http' is not a number "
+         "from 1 to 65535"},
+        {"connect = \"db.example:\";",
+         ":4: endpoint 'e': option 'connect': port '' is not a number from 1 "
+         "to 65535"},
+        {"connect = \":443\";",
+         ":4: endpoint 'e': option 'connect': ':443' is not HOST:PORT (use * "
+         "for any host)"},
+        {"connect = \"10.1.0.0/8:443\";",
+         ":4: endpoint 'e': option 'connect': 10.1.0.0/8 has bits set beyond "
+         "the prefix"},
+        {"connect = \"10.0.0.0/33:443\";",
+         ":4: endpoint 'e': option 'connect': prefix length '33' is not a "
+         "number from 0 to 32"},
+        {"connect = \"10.0.0.0/:443\";",
+         ":4: endpoint 'e': option 'connect': prefix length '' is not a "
+         "number from 0 to 32"},
+        {"connect = \"[fd00::]/129:443\";",
+         ":4: endpoint 'e': option 'connect': prefix length '129' is not a "
+         "number from 0 to 128"},
+        {"connect = \"[fd00::1]/8:443\";",
+         ":4: endpoint 'e': option 'connect': fd00::1/8 has bits set beyond "
+         "the prefix"},
+        {"connect = \"999.1.1.1:443\";",
+         ":4: endpoint 'e': option 'connect': '999.1.1.1' is not an IPv4 "
+         "address"},
+        {"connect = \"10.0.0.256/8:443\";",
+         ":4: endpoint 'e': option 'connect': '10.0.0.256' is not an IPv4 "
+         "address"},
+        {"connect = \"[fd00::g]:443\";",
+         ":4: endpoint 'e': option 'connect': 'fd00::g' is not an IPv6 "
+         "address"},
+        {"connect = \"fd00::1:443\";",
+         ":4: endpoint 'e': option 'connect': 'fd00::1:443': write an IPv6 "
+         "address in brackets, [ADDR]:PORT"},
+        {"connect = \"[::1:443\";",
+         ":4: endpoint 'e': option 'connect': '[::1': write an IPv6 address "
+         "as [ADDR] or [ADDR]/PREFIX"},
+        {"connect = \"[::1]\";",
+         ":4: endpoint 'e': option 'connect': '[::1]' is not HOST:PORT"},
+        {"connect = \"[::1]x:443\";",
+         ":4: endpoint 'e': option 'connect': '[::1]x': write an IPv6 "
+         "address as [ADDR] or [ADDR]/PREFIX"},
+        {"connect = \"bad_host!:443\";",
+         ":4: endpoint 'e': option 'connect': 'bad_host!' is not a valid "
+         "host name, address or prefix"},
+        {"connect = \"a..b:443\";",
+         ":4: endpoint 'e': option 'connect': 'a..b' is not a valid host "
+         "name, address or prefix"},
+        {"listen = \"db.example:443\"; certificate = \"server.pem\"; "
+         "certificate-key = \"server.key\";",
+         ":4: endpoint 'e': option 'listen': a listen address must be *, an "
+         "IPv4 address or an [IPv6] address (names are not resolved)"},
+        {"listen = \"10.0.0.0/8:443\"; certificate = \"server.pem\"; "
+         "certificate-key = \"server.key\";",
+         ":4: endpoint 'e': option 'listen': a listen address must be *, an "
+         "IPv4 address or an [IPv6] address (not a prefix)"},
+        {"listen = \"127.0.0.1\"; certificate = \"server.pem\"; "
+         "certificate-key = \"server.key\";",
+         ":4: endpoint 'e': option 'listen': '127.0.0.1' is not ADDR:PORT"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_fail(SS_ERR_CONFIG, one(cases[i].setting), cases[i].rest);
+}
+
+static void test_cross_option_errors(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG,
+                one("listen = \"*:443\";"),
+                ":3: endpoint 'e': option 'certificate': a listen endpoint "
+                "needs certificate and certificate-key");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:443\"; certificate = \"client.pem\";"),
+                ":4: endpoint 'e': option 'certificate': is set but "
+                "certificate-key is not");
+    expect_fail(SS_ERR_CONFIG,
+                one("listen = \"*:443\"; certificate-key = \"server.key\";"),
+                ":4: endpoint 'e': option 'certificate-key': is set but "
+                "certificate is not");
+    expect_fail(SS_ERR_CONFIG,
+                one("listen = \"*:443\"; certificate = \"server.pem\"; "
+                    "certificate-key = \"server.key\"; tls-mutual = true;"),
+                ":4: endpoint 'e': option 'tls-mutual': a mutual listen "
+                "endpoint needs trusted-ca to verify client certificates");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:443\"; tls-mutual = true;"),
+                ":4: endpoint 'e': option 'tls-mutual': a mutual connect "
+                "endpoint needs certificate and certificate-key to present");
+    /* An inherited value is blamed on the defaults line it came from. */
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "defaults = {\n  tls-mutual = true;\n};\n"
+                     "endpoints = (\n"
+                     "  { name = \"e\"; enabled = false; connect = \"*:1\"; }\n"
+                     ");\n",
+                ":3: endpoint 'e': option 'tls-mutual': a mutual connect "
+                "endpoint needs certificate and certificate-key to present");
+}
+
+static void test_target_name_errors(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:443\"; tls-target-name-check = \"yes\";"),
+                ":4: endpoint 'e': option 'tls-target-name-check': 'yes' is "
+                "not valid: use \"host\" or \"no\"");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:443\"; tls-target-name = \"a b\";"),
+                ":4: endpoint 'e': option 'tls-target-name': 'a b' is "
+                "neither a DNS name nor an IP address");
+    /* Addresses are valid target names. */
+    struct ss_policy *p = load_ok(
+        one("connect = \"*:443\"; tls-target-name = \"::1\";"));
+    assert_string_equal(p->endpoints[0].target_name, "::1");
+    ss_policy_unref(p);
+}
+
+static void test_protocol_errors(void **state)
+{
+    (void)state;
+    /* The protocol module's own sentence follows the prefix. */
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:443\"; sec-protocol = \"TLSv9\";"),
+                ":4: endpoint 'e': option 'sec-protocol': ");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:443\";\n sec-protocol = \"TLSv12\";\n"
+                    " tls-version = \"TLSv1.2\";"),
+                ":6: endpoint 'e': option 'tls-version': sec-protocol, "
+                "tls-version and protocol-list are mutually exclusive");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:443\"; protocol-list = ( \"TLSv2\" );"),
+                ":4: endpoint 'e': option 'protocol-list': ");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "defaults = {\n  tls-version = \"TLSv7\";\n};\n"
+                     "endpoints = ( );\n",
+                ":3: defaults: option 'tls-version': ");
+    if (!SS_HAVE_SSL3) {
+        /* The code of the protocol module is kept. */
+        expect_fail(SS_ERR_UNSUPPORTED,
+                    one("connect = \"*:443\"; sec-protocol = \"SSLv3\";"),
+                    ":4: endpoint 'e': option 'sec-protocol': ");
+    }
+}
+
+static void test_include_refused(void **state)
+{
+    (void)state;
+    const char *inc = tu_write_file("inc.cfg", "endpoints = ( );\n");
+    char text[1200];
+    snprintf(text, sizeof(text), HEAD "@include \"%s\"\n", inc);
+    struct ss_policy *p = NULL;
+    int rc = load_text(text, &p);
+    assert_int_equal(rc, SS_ERR_CONFIG);
+    assert_null(p);
+    assert_non_null(strstr(err.msg, "inc.cfg:1: settings from @include "
+                                    "files are not supported"));
+}
+
+/* ------------------------------------------------------------------ */
+/* Matching                                                             */
+
+static const char *const match_cfg =
+    HEAD "defaults = { enabled = false; certificate = \"server.pem\"; "
+    "certificate-key = \"server.key\"; };\n"
+    "endpoints = (\n"
+    "{ name = \"shadow\"; connect = \"10.1.2.3:443\"; },\n"
+    "{ name = \"name\"; connect = \"DB.Example.com.:5432\"; },\n"
+    "{ name = \"v4\"; connect = \"192.0.2.10:443\"; },\n"
+    "{ name = \"v6\"; connect = \"[2001:db8::1]:443\"; },\n"
+    "{ name = \"cidr4\"; connect = \"10.0.0.0/8:443\"; },\n"
+    "{ name = \"cidr6\"; connect = \"[fd00::]/8:443\"; },\n"
+    "{ name = \"mapped\"; connect = \"[::ffff:198.51.100.7]:443\"; },\n"
+    "{ name = \"v6all\"; connect = \"[::]/0:444\"; },\n"
+    "{ name = \"localhost\"; connect = \"localhost:8080\"; },\n"
+    "{ name = \"any\"; connect = \"*:443\"; },\n"
+    "{ name = \"l-v4\"; listen = \"127.0.0.1:9443\"; },\n"
+    "{ name = \"l-v6\"; listen = \"[::1]:9443\"; },\n"
+    "{ name = \"l-any\"; listen = \"*:8443\"; },\n"
+    "{ name = \"l-all4\"; listen = \"0.0.0.0:7443\"; },\n"
+    "{ name = \"l-all6\"; listen = \"[::]:6443\"; }\n"
+    ");\n";
+
+static struct ss_policy *match_policy;
+
+static int match_setup(void **state)
+{
+    (void)state;
+    match_policy = load_ok(match_cfg);
+    /* The test's own snapshot: switch everything but "shadow" on. Matching
+     * does not look at the TLS context, which stays NULL. */
+    for (size_t i = 0; i < match_policy->n_endpoints; i++)
+        match_policy->endpoints[i].enabled =
+            strcmp(match_policy->endpoints[i].name, "shadow") != 0;
+    return 0;
+}
+
+static int match_teardown(void **state)
+{
+    (void)state;
+    ss_policy_unref(match_policy);
+    return 0;
+}
+
+static struct sockaddr_storage sa_buf;
+
+/* text is an IPv4 or IPv6 literal. */
+static const struct sockaddr *sa(const char *text, unsigned port,
+                                 socklen_t *len)
+{
+    memset(&sa_buf, 0, sizeof(sa_buf));
+    struct sockaddr_in *in = (struct sockaddr_in *)&sa_buf;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa_buf;
+    if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        *len = sizeof(*in);
+    } else {
+        assert_int_equal(inet_pton(AF_INET6, text, &in6->sin6_addr), 1);
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*in6);
+    }
+    return (const struct sockaddr *)&sa_buf;
+}
+
+/* The name of the endpoint a connect matches, or "-" for none. */
+static const char *mc(const char *host, const char *addr, unsigned port)
+{
+    socklen_t len;
+    const struct sockaddr *a = sa(addr, port, &len);
+    const struct ss_endpoint *ep =
+        ss_policy_match_connect(match_policy, host, a, len);
+    return ep != NULL ? ep->name : "-";
+}
+
+static const char *ml(const char *addr, unsigned port)
+{
+    socklen_t len;
+    const struct sockaddr *a = sa(addr, port, &len);
+    const struct ss_endpoint *ep = ss_policy_match_listen(match_policy, a,
+                                                          len);
+    return ep != NULL ? ep->name : "-";
+}
+
+static void test_parsed_patterns(void **state)
+{
+    (void)state;
+    const struct ss_endpoint *e = find(match_policy, "cidr6");
+    assert_int_equal(e->match.kind, SS_HOST_CIDR);
+    assert_int_equal(e->match.family, AF_INET6);
+    assert_int_equal(e->match.prefix_len, 8);
+    assert_int_equal(e->match.addr[0], 0xfd);
+    e = find(match_policy, "v4");
+    assert_int_equal(e->match.kind, SS_HOST_ADDR);
+    assert_int_equal(e->match.family, AF_INET);
+    assert_int_equal(e->match.prefix_len, 32);
+    assert_memory_equal(e->match.addr, "\xc0\x00\x02\x0a", 4);
+    /* A mapped IPv6 pattern is stored as the IPv4 address. */
+    e = find(match_policy, "mapped");
+    assert_int_equal(e->match.family, AF_INET);
+    assert_int_equal(e->match.prefix_len, 32);
+    e = find(match_policy, "name");
+    assert_int_equal(e->match.kind, SS_HOST_NAME);
+    assert_string_equal(e->match.name, "db.example.com");
+    /* localhost is a name, not an address. */
+    assert_int_equal(find(match_policy, "localhost")->match.kind,
+                     SS_HOST_NAME);
+    assert_int_equal(find(match_policy, "l-all6")->match.kind, SS_HOST_ANY);
+    assert_int_equal(find(match_policy, "l-all4")->match.kind, SS_HOST_CIDR);
+    assert_int_equal(find(match_policy, "l-all4")->match.prefix_len, 0);
+}
+
+static void test_match_by_name(void **state)
+{
+    (void)state;
+    assert_string_equal(mc("db.example.com", "203.0.113.5", 5432), "name");
+    assert_string_equal(mc("DB.EXAMPLE.COM.", "203.0.113.5", 5432), "name");
+    assert_string_equal(mc("db.example.co", "203.0.113.5", 5432), "-");
+    assert_string_equal(mc("db.example.com", "203.0.113.5", 5433), "-");
+    assert_string_equal(mc(NULL, "203.0.113.5", 5432), "-");
+    /* "localhost" matches by the resolved name only, never by address. */
+    assert_string_equal(mc("localhost", "127.0.0.1", 8080), "localhost");
+    assert_string_equal(mc("LocalHost", "::1", 8080), "localhost");
+    assert_string_equal(mc(NULL, "127.0.0.1", 8080), "-");
+    assert_string_equal(mc("127.0.0.1", "127.0.0.1", 8080), "-");
+}
+
+static void test_match_by_address(void **state)
+{
+    (void)state;
+    assert_string_equal(mc(NULL, "192.0.2.10", 443), "v4");
+    assert_string_equal(mc("whatever.example", "192.0.2.10", 443), "v4");
+    assert_string_equal(mc(NULL, "192.0.2.10", 445), "-");
+    assert_string_equal(mc(NULL, "2001:db8::1", 443), "v6");
+    assert_string_equal(mc(NULL, "2001:db8::2", 443), "any");
+    assert_string_equal(mc(NULL, "10.200.0.1", 443), "cidr4");
+    assert_string_equal(mc(NULL, "fd12:3456::5", 443), "cidr6");
+    assert_string_equal(mc(NULL, "fe80::1", 443), "any");
+    assert_string_equal(mc(NULL, "192.0.2.11", 443), "any");
+}
+
+static void test_match_mapped(void **state)
+{
+    (void)state;
+    /* A dual-stack socket's ::ffff:a.b.c.d is the IPv4 address. */
+    assert_string_equal(mc(NULL, "::ffff:192.0.2.10", 443), "v4");
+    assert_string_equal(mc(NULL, "::ffff:10.9.8.7", 443), "cidr4");
+    assert_string_equal(mc(NULL, "198.51.100.7", 443), "mapped");
+    assert_string_equal(mc(NULL, "::ffff:198.51.100.7", 443), "mapped");
+    /* An IPv6 prefix that covers the mapped range covers IPv4 too. */
+    assert_string_equal(mc(NULL, "192.0.2.99", 444), "v6all");
+    assert_string_equal(mc(NULL, "2001:db8::9", 444), "v6all");
+}
+
+static void test_match_first_wins_disabled_shadows(void **state)
+{
+    (void)state;
+    /* "shadow" (disabled) comes before cidr4 and the wildcard: the
+     * destination stays plaintext. */
+    assert_string_equal(mc(NULL, "10.1.2.3", 443), "-");
+    assert_string_equal(mc(NULL, "::ffff:10.1.2.3", 443), "-");
+    assert_string_equal(mc(NULL, "10.1.2.4", 443), "cidr4");
+}
+
+static void test_match_listen(void **state)
+{
+    (void)state;
+    assert_string_equal(ml("127.0.0.1", 9443), "l-v4");
+    assert_string_equal(ml("::ffff:127.0.0.1", 9443), "l-v4");
+    assert_string_equal(ml("::1", 9443), "l-v6");
+    assert_string_equal(ml("10.0.0.5", 9443), "-");
+    assert_string_equal(ml("10.0.0.5", 8443), "l-any");
+    assert_string_equal(ml("fe80::5", 8443), "l-any");
+    assert_string_equal(ml("10.0.0.5", 7443), "l-all4");
+    assert_string_equal(ml("::ffff:10.0.0.5", 7443), "l-all4");
+    assert_string_equal(ml("::1", 7443), "-");
+    assert_string_equal(ml("::1", 6443), "l-all6");
+    assert_string_equal(ml("10.0.0.1", 6443), "l-all6");
+    /* Directions never cross. */
+    assert_string_equal(ml("192.0.2.10", 443), "-");
+    assert_string_equal(mc(NULL, "127.0.0.1", 9443), "-");
+}
+
+static void test_match_other_families(void **state)
+{
+    (void)state;
+    struct sockaddr_un un;
+    memset(&un, 0, sizeof(un));
+    un.sun_family = AF_UNIX;
+    assert_null(ss_policy_match_connect(match_policy, "localhost",
+                                        (struct sockaddr *)&un, sizeof(un)));
+    assert_null(ss_policy_match_listen(match_policy, (struct sockaddr *)&un,
+                                       sizeof(un)));
+    socklen_t len;
+    const struct sockaddr *a = sa("192.0.2.10", 443, &len);
+    assert_null(ss_policy_match_connect(match_policy, NULL, a, 2));
+    assert_null(ss_policy_match_connect(match_policy, NULL, NULL, 0));
+    assert_null(ss_policy_match_connect(NULL, NULL, a, len));
+}
+
+/* ------------------------------------------------------------------ */
+/* References                                                           */
+
+static void test_ref_unref(void **state)
+{
+    (void)state;
+    struct ss_policy *p = load_ok(one("connect = \"*:1\";"));
+    assert_int_equal(atomic_load(&p->refs), 1);
+    ss_policy_ref(p);
+    assert_int_equal(atomic_load(&p->refs), 2);
+    ss_policy_unref(p);
+    assert_int_equal(atomic_load(&p->refs), 1);
+    assert_string_equal(p->endpoints[0].name, "e");
+    ss_policy_unref(p); /* freed: valgrind checks nothing leaks */
+    ss_policy_unref(NULL);
+}
+
+static void test_endpoint_fail_format(void **state)
+{
+    (void)state;
+    struct ss_endpoint ep;
+    memset(&ep, 0, sizeof(ep));
+    ep.name = "web";
+    ep.line = 12;
+    ep.opt_line[SS_OPT_CIPHER_LIST] = 4;
+    struct ss_errbuf e;
+    assert_int_equal(ss_endpoint_fail(&e, SS_ERR_TLS, "/p.cfg", &ep,
+                                      SS_OPT_CIPHER_LIST, "no cipher %s",
+                                      "matched"),
+                     SS_ERR_TLS);
+    assert_string_equal(e.msg, "/p.cfg:4: endpoint 'web': option "
+                               "'cipher-list': no cipher matched");
+    /* An option that is not set is blamed on the endpoint's group. */
+    ss_endpoint_fail(&e, SS_ERR_CONFIG, "/p.cfg", &ep, SS_OPT_TRUSTED_CA,
+                     "is required");
+    assert_string_equal(e.msg, "/p.cfg:12: endpoint 'web': option "
+                               "'trusted-ca': is required");
+    assert_int_equal(ss_endpoint_fail(NULL, SS_ERR_IO, "/p.cfg", &ep,
+                                      SS_OPT_NAME, "x"),
+                     SS_ERR_IO);
+}
+
+/* ------------------------------------------------------------------ */
+/* Enabled endpoints: need tlsctx                                       */
+
+static void test_enabled_endpoints_get_contexts(void **state)
+{
+    (void)state;
+    struct ss_policy *p = load_ok(
+        HEAD "endpoints = (\n"
+        "{ name = \"out\"; connect = \"localhost:443\"; trusted-ca = "
+        "\"ca.pem\"; },\n"
+        "{ name = \"in\"; listen = \"*:443\"; certificate = \"server.pem\"; "
+        "certificate-key = \"server.key\"; trusted-ca = \"ca.pem\"; "
+        "tls-mutual = true; },\n"
+        "{ name = \"off\"; enabled = false; connect = \"*:1\"; }\n"
+        ");\n");
+    assert_true(find(p, "out")->enabled);
+    assert_non_null(find(p, "out")->tls);
+    assert_non_null(find(p, "in")->tls);
+    assert_null(find(p, "off")->tls);
+    ss_policy_unref(p);
+
+    /* The compatibility flag is recorded. */
+    struct ss_policy *q = NULL;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(ss_policy_load(cfg_path, true, &q, &err), SS_OK);
+    assert_true(q->compat);
+    ss_policy_unref(q);
+}
+
+static void test_tlsctx_error_passed_on(void **state)
+{
+    (void)state;
+    /* The root CA's key does not belong to the server certificate. */
+    struct ss_policy *p = NULL;
+    int rc = load_text(HEAD "endpoints = (\n"
+                            "{ name = \"bad\"; listen = \"*:443\";\n"
+                            "  certificate = \"server.pem\";\n"
+                            "  certificate-key = \"root-ca.key\"; }\n"
+                            ");\n",
+                       &p);
+    /* tlsctx chooses the code; policy passes it and the message on. */
+    assert_true(rc < 0);
+    assert_null(p);
+    char want[700];
+    snprintf(want, sizeof(want),
+             "%s:5: endpoint 'bad': option 'certificate-key': ", cfg_path);
+    if (strncmp(err.msg, want, strlen(want)) != 0)
+        print_error("got %s: %s\n", ss_strerror(rc), err.msg);
+    assert_memory_equal(err.msg, want, strlen(want));
+}
+
+static void test_example_config_loads(void **state)
+{
+    (void)state;
+    /* config/secshim.cfg names its files relative to its directory, so a
+     * copy beside the test PKI loads as it is. */
+    FILE *f = fopen("config/secshim.cfg", "r");
+    assert_non_null(f);
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    struct ss_policy *p = load_ok(text);
+    assert_true(p->n_endpoints >= 4);
+    ss_policy_unref(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest parsing[] = {
+        cmocka_unit_test(test_opt_names),
+        cmocka_unit_test(test_every_option),
+        cmocka_unit_test(test_builtin_defaults),
+        cmocka_unit_test(test_empty_endpoints_and_log_targets),
+        cmocka_unit_test(test_protocol_options),
+        cmocka_unit_test(test_defaults_inheritance),
+        cmocka_unit_test(test_defaults_complete_cross_rules),
+        cmocka_unit_test(test_relative_policy_path),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_top_level_errors),
+        cmocka_unit_test(test_log_errors),
+        cmocka_unit_test(test_unknown_option),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_handshake_timeout_range),
+        cmocka_unit_test(test_missing_files),
+        cmocka_unit_test(test_name_errors),
+        cmocka_unit_test(test_per_endpoint_options_in_defaults),
+        cmocka_unit_test(test_direction_errors),
+        cmocka_unit_test(test_address_errors),
+        cmocka_unit_test(test_cross_option_errors),
+        cmocka_unit_test(test_target_name_errors),
+        cmocka_unit_test(test_protocol_errors),
+        cmocka_unit_test(test_include_refused),
+        cmocka_unit_test(test_ref_unref),
+        cmocka_unit_test(test_endpoint_fail_format),
+        cmocka_unit_test_setup_teardown(test_parsed_patterns, match_setup,
+                                        match_teardown),
+        cmocka_unit_test_setup_teardown(test_match_by_name, match_setup,
+                                        match_teardown),
+        cmocka_unit_test_setup_teardown(test_match_by_address, match_setup,
+                                        match_teardown),
+        cmocka_unit_test_setup_teardown(test_match_mapped, match_setup,
+                                        match_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_match_first_wins_disabled_shadows, match_setup,
+            match_teardown),
+        cmocka_unit_test_setup_teardown(test_match_listen, match_setup,
+                                        match_teardown),
+        cmocka_unit_test_setup_teardown(test_match_other_families,
+                                        match_setup, match_teardown),
+        cmocka_unit_test(test_enabled_endpoints_get_contexts),
+        cmocka_unit_test(test_tlsctx_error_passed_on),
+        cmocka_unit_test(test_example_config_loads),
+    };
+    return cmocka_run_group_tests_name("policy", parsing, group_setup,
+                                       group_teardown);
+}
