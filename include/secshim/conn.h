@@ -13,6 +13,14 @@
  * is readable / writable), SS_EOF, or a negative ss_err. A conn is not
  * thread-safe; the shim serialises calls with its own per-connection lock
  * and never holds it across a wait.
+ *
+ * Waiting: a call answers with what IT waits for, but ciphertext may sit
+ * unsent at the same time (ss_conn_unsent() > 0, e.g. a handshake flight
+ * or a reply OpenSSL queued while reading). A caller that blocks should
+ * wait for ss_conn_wants() (READ and/or WRITE) and call ss_conn_flush()
+ * when the socket turns writable; waiting for readability alone can
+ * deadlock when the peer needs those bytes before it answers.
+ * docs/protocols.md describes the states and messages.
  */
 #ifndef SECSHIM_CONN_H
 #define SECSHIM_CONN_H
@@ -55,7 +63,9 @@ struct ss_conn;
  * program resolved or the peer's address as text: it is sent as SNI (when
  * a name) and checked per tls-target-name-check; ep->target_name overrides
  * it. For a listen endpoint peer_host is only used in messages. Returns
- * SS_OK with *out, SS_ERR_NOMEM or SS_ERR_TLS.
+ * SS_OK with *out, SS_ERR_NOMEM or SS_ERR_TLS; SS_ERR_INVAL when ep has no
+ * TLS context or a connect endpoint has neither peer_host nor
+ * tls-target-name. policy may be NULL (the caller then keeps ep alive).
  */
 int ss_conn_new(struct ss_policy *policy, const struct ss_endpoint *ep,
                 int fd, const struct ss_io_ops *io, const char *peer_host,
@@ -117,6 +127,12 @@ const char *ss_conn_error(const struct ss_conn *c);
 
 /* errno of the last SS_ERR_SYSCALL. */
 int ss_conn_sys_errno(const struct ss_conn *c);
+
+/*
+ * True after SS_EOF when the peer closed the TCP connection without
+ * sending close_notify first (the stream may have been cut short).
+ */
+bool ss_conn_truncated(const struct ss_conn *c);
 
 /* Negotiated version and cipher, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384". */
 const char *ss_conn_describe(const struct ss_conn *c, char *buf, size_t len);

@@ -59,10 +59,20 @@ int ss_protocol_parse(const char *sec_protocol, const char *tls_version,
 
 /*
  * Sets min/max version, the holes of a protocol list, and the security
- * level on ctx. Returns SS_OK or SS_ERR_TLS.
+ * level on ctx. Returns SS_OK, SS_ERR_INVAL (nothing to apply) or
+ * SS_ERR_TLS. A server context honours a list's gaps exactly; OpenSSL
+ * clients can only offer one contiguous range, so a client context (made
+ * with TLS_client_method) gets ss_protocol_client_versions() instead.
  */
 int ss_protocol_apply(SSL_CTX *ctx, const struct ss_proto *proto,
                       struct ss_errbuf *err);
+
+/*
+ * The versions a client context can offer for proto: the highest
+ * contiguous run of proto->versions ({TLSv1.1, TLSv1.3} -> {TLSv1.3}).
+ * Equal to proto->versions unless a protocol-list has gaps.
+ */
+unsigned ss_protocol_client_versions(const struct ss_proto *proto);
 
 /* Writes e.g. "TLSv1.2-TLSv1.3 (default)" or "TLSv1.1 only (strict)". */
 const char *ss_protocol_describe(const struct ss_proto *proto, char *buf,

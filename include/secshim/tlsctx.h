@@ -24,6 +24,7 @@ struct ss_tlsctx {
     enum ss_role role;
     struct ss_verifier verifier;   /* attached to ctx */
     X509 *own_cert;                /* our leaf (for `check`), or NULL */
+    OSSL_PROVIDER *fips;           /* loaded for fips140-enabled, or NULL */
 };
 
 /*
@@ -38,7 +39,8 @@ int ss_tlsctx_new(const char *path, const struct ss_endpoint *ep,
                   struct ss_errbuf *err);
 void ss_tlsctx_free(struct ss_tlsctx *t);
 
-/* Whole days until own_cert expires (negative when expired). */
+/* Whole days until own_cert expires (negative when expired), rounded
+ * down; 0 when the endpoint has no certificate of its own. */
 int ss_tlsctx_days_left(const struct ss_tlsctx *t, time_t now);
 
 #endif

@@ -1,22 +1,874 @@
-/* STUB: replaced by the conn module. */
+/*
+ * conn.c - one TLS connection over a socket the engine does not own (see
+ * conn.h for the contract, DESIGN.md decisions 1 and 3 for the why).
+ *
+ * OpenSSL talks to the socket only through this file's BIO:
+ *   read   recv(MSG_DONTWAIT); EAGAIN is a retry, 0 is EOF, anything else
+ *          is recorded in the conn and reported after the SSL call.
+ *   write  never refuses: bytes go straight to send() while the outbound
+ *          buffer is empty, and whatever the socket does not take is
+ *          appended to that buffer. OpenSSL therefore never sees a write
+ *          retry, so SSL_write's "retry with the same arguments" rule can
+ *          never bind the caller; the bound on buffered ciphertext is kept
+ *          by ss_conn_write accepting no new plaintext while the buffer is
+ *          full. A send error is recorded and the bytes dropped (the peer
+ *          is gone); the conn reports it after the SSL call.
+ * No locks: the shim serialises calls on one conn.
+ */
 #include "secshim/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
-const struct ss_io_ops ss_io_libc = { recv, send };
-int ss_conn_new(struct ss_policy *p, const struct ss_endpoint *ep, int fd, const struct ss_io_ops *io, const char *h, struct ss_conn **out, struct ss_errbuf *err)
-{ (void)p; (void)ep; (void)fd; (void)io; (void)h; *out = NULL; return ss_fail(err, SS_ERR_UNSUPPORTED, "conn: not implemented"); }
-void ss_conn_free(struct ss_conn *c) { (void)c; }
-int ss_conn_handshake(struct ss_conn *c) { (void)c; return SS_ERR_UNSUPPORTED; }
-int ss_conn_read(struct ss_conn *c, void *b, size_t l, bool peek, size_t *n) { (void)c; (void)b; (void)l; (void)peek; *n = 0; return SS_ERR_UNSUPPORTED; }
-int ss_conn_write(struct ss_conn *c, const void *b, size_t l, size_t *n) { (void)c; (void)b; (void)l; *n = 0; return SS_ERR_UNSUPPORTED; }
-int ss_conn_flush(struct ss_conn *c) { (void)c; return SS_ERR_UNSUPPORTED; }
-int ss_conn_shutdown(struct ss_conn *c) { (void)c; return SS_ERR_UNSUPPORTED; }
-size_t ss_conn_pending(const struct ss_conn *c) { (void)c; return 0; }
-size_t ss_conn_unsent(const struct ss_conn *c) { (void)c; return 0; }
-enum ss_conn_state ss_conn_state(const struct ss_conn *c) { (void)c; return SS_CONN_FAILED; }
-int ss_conn_wants(const struct ss_conn *c) { (void)c; return 0; }
-const char *ss_conn_error(const struct ss_conn *c) { (void)c; return "not implemented"; }
-int ss_conn_sys_errno(const struct ss_conn *c) { (void)c; return 0; }
-const char *ss_conn_describe(const struct ss_conn *c, char *buf, size_t len) { (void)c; (void)len; buf[0] = 0; return buf; }
-const struct ss_endpoint *ss_conn_endpoint(const struct ss_conn *c) { (void)c; return NULL; }
-const struct ss_verify_result *ss_conn_verify_result(const struct ss_conn *c) { (void)c; return NULL; }
-int ss_conn_handshake_timeout_ms(const struct ss_conn *c) { (void)c; return 0; }
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "secshim/log.h"
+#include "secshim/protocol.h"
+#include "secshim/verify.h"
+
+const struct ss_io_ops ss_io_libc = {recv, send};
+
+/* A growable byte buffer consumed from the front. */
+struct bytebuf {
+    unsigned char *data;
+    size_t off; /* first unconsumed byte */
+    size_t len; /* end of the stored bytes */
+    size_t cap;
+};
+
+struct ss_conn {
+    struct ss_policy *policy;      /* referenced; owns ep and ep->tls */
+    const struct ss_endpoint *ep;
+    int fd;                        /* not owned: never closed here */
+    struct ss_io_ops io;
+    SSL *ssl;
+    enum ss_conn_state state;
+    char *peer_host;               /* for messages, SNI and name checks */
+
+    struct bytebuf out;            /* ciphertext the socket did not take */
+    struct bytebuf early;          /* plaintext written before the end of
+                                      the handshake */
+    int hs_want;                   /* SS_WANT_* of the last handshake step */
+
+    /* Set by the BIO, read after each SSL call. */
+    int read_err;                  /* 0 or SS_ERR_SYSCALL */
+    int write_err;                 /* 0, SS_ERR_CLOSED or SS_ERR_SYSCALL */
+    bool tcp_eof;                  /* recv() returned 0 */
+    bool bio_nomem;                /* the outbound buffer could not grow */
+
+    bool truncated;                /* EOF without close_notify */
+    int fail_code;                 /* the error of SS_CONN_FAILED */
+    int sys_errno;
+    char error[1024];
+    struct ss_verify_result verify_result;
+};
+
+/* ---- byte buffers ------------------------------------------------------ */
+
+static size_t buf_used(const struct bytebuf *b)
+{
+    return b->len - b->off;
+}
+
+static int buf_append(struct bytebuf *b, const void *p, size_t n)
+{
+    if (b->off > 0 && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->len + n > b->cap && b->off > 0) {
+        /* Reuse the consumed front before growing. */
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+    }
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 16 * 1024;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *grown = realloc(b->data, cap);
+        if (grown == NULL)
+            return SS_ERR_NOMEM;
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return SS_OK;
+}
+
+static void buf_consume(struct bytebuf *b, size_t n)
+{
+    b->off += n;
+    if (b->off == b->len)
+        b->off = b->len = 0;
+}
+
+static void buf_free(struct bytebuf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void set_error(struct ss_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_error(struct ss_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->error, sizeof(c->error), fmt, ap);
+    va_end(ap);
+}
+
+/* Enters SS_CONN_FAILED with code; the message is already in c->error. */
+static int conn_failed(struct ss_conn *c, int code)
+{
+    c->state = SS_CONN_FAILED;
+    c->fail_code = code;
+    return code;
+}
+
+/* Maps a send() errno to the conn's error: a dead peer is SS_ERR_CLOSED. */
+static int send_errno_code(int e)
+{
+    return (e == EPIPE || e == ECONNRESET) ? SS_ERR_CLOSED : SS_ERR_SYSCALL;
+}
+
+/* ---- the socket BIO ---------------------------------------------------- */
+
+static BIO_METHOD *sock_method;
+static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
+
+static ssize_t io_send(struct ss_conn *c, const void *p, size_t n)
+{
+    ssize_t r;
+    do
+        r = c->io.send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static int bio_sock_write(BIO *bio, const char *data, int len)
+{
+    struct ss_conn *c = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (len <= 0)
+        return 0;
+    if (c->write_err != 0)
+        return len; /* the peer is gone; the error is already recorded */
+    size_t n = (size_t)len;
+    size_t sent = 0;
+    if (buf_used(&c->out) == 0) {
+        ssize_t r = io_send(c, data, n);
+        if (r >= 0) {
+            sent = (size_t)r;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            c->sys_errno = errno;
+            c->write_err = send_errno_code(errno);
+            return len;
+        }
+    }
+    if (sent < n && buf_append(&c->out, data + sent, n - sent) < 0) {
+        c->bio_nomem = true;
+        return -1;
+    }
+    return len;
+}
+
+static int bio_sock_read(BIO *bio, char *data, int len)
+{
+    struct ss_conn *c = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (len <= 0)
+        return 0;
+    ssize_t r;
+    do
+        r = c->io.recv(c->fd, data, (size_t)len, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r > 0)
+        return (int)r;
+    if (r == 0) {
+        c->tcp_eof = true;
+        return 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        BIO_set_retry_read(bio);
+        return -1;
+    }
+    c->sys_errno = errno;
+    c->read_err = SS_ERR_SYSCALL;
+    return -1;
+}
+
+static long bio_sock_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    const struct ss_conn *c = BIO_get_data(bio);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        /* Buffered ciphertext is flushed by the conn, not by OpenSSL. */
+        return 1;
+    case BIO_CTRL_EOF:
+        /* OpenSSL asks after a read of 0 whether it was the end. */
+        return c != NULL && c->tcp_eof;
+    default:
+        return 0;
+    }
+}
+
+static int bio_sock_create(BIO *bio)
+{
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+static void sock_method_make(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                                 "secshim socket");
+    if (m == NULL)
+        return;
+    if (BIO_meth_set_write(m, bio_sock_write) != 1 ||
+        BIO_meth_set_read(m, bio_sock_read) != 1 ||
+        BIO_meth_set_ctrl(m, bio_sock_ctrl) != 1 ||
+        BIO_meth_set_create(m, bio_sock_create) != 1) {
+        BIO_meth_free(m);
+        return;
+    }
+    sock_method = m;
+}
+
+/* ---- outbound buffer --------------------------------------------------- */
+
+/* Sends buffered ciphertext: SS_OK when none is left, SS_WANT_WRITE, or
+ * the recorded send error. */
+static int flush_out(struct ss_conn *c)
+{
+    while (c->write_err == 0 && buf_used(&c->out) > 0) {
+        ssize_t r = io_send(c, c->out.data + c->out.off, buf_used(&c->out));
+        if (r >= 0) {
+            buf_consume(&c->out, (size_t)r);
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return SS_WANT_WRITE;
+        c->sys_errno = errno;
+        c->write_err = send_errno_code(errno);
+    }
+    if (c->write_err != 0) {
+        set_error(c, "cannot send to %s: %s", c->peer_host,
+                  strerror(c->sys_errno));
+        return c->write_err;
+    }
+    return SS_OK;
+}
+
+/* ---- failure messages -------------------------------------------------- */
+
+/* The alerts by which a peer says it rejected our certificate. */
+static bool is_peer_cert_rejection(int reason)
+{
+    switch (reason) {
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool is_version_mismatch(int reason)
+{
+    switch (reason) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_WRONG_SSL_VERSION:
+    case SSL_R_VERSION_TOO_LOW:
+    case SSL_R_VERSION_TOO_HIGH:
+    case SSL_R_UNSUPPORTED_SSL_VERSION:
+    case SSL_R_WRONG_VERSION_NUMBER:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool is_cipher_mismatch(int reason)
+{
+    return reason == SSL_R_NO_SHARED_CIPHER ||
+           reason == SSL_R_NO_CIPHERS_AVAILABLE ||
+           reason == SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM;
+}
+
+/*
+ * The failure of a verification we ran, or 0 when ours did not fail. The
+ * verifier's own record decides (SSL_get_verify_result keeps an error the
+ * compat relaxations overrode); OpenSSL's result is the fallback when the
+ * handshake says verification failed but the verifier recorded nothing.
+ */
+static int our_verification_failed(struct ss_conn *c, int ssl_reason)
+{
+    int e = c->verify_result.x509_error;
+    if (e == X509_V_OK && ssl_reason != SSL_R_CERTIFICATE_VERIFY_FAILED)
+        return 0;
+    if (e == X509_V_OK)
+        e = (int)SSL_get_verify_result(c->ssl);
+    const char *reason = c->verify_result.reason[0] != '\0'
+                             ? c->verify_result.reason
+                             : X509_verify_cert_error_string(e);
+    set_error(c, "certificate verify failed: %s", reason);
+    return SS_ERR_VERIFY;
+}
+
+/*
+ * Turns a failed SSL call (SSL_ERROR_SSL or SSL_ERROR_SYSCALL) into one
+ * sentence and an error code, draining OpenSSL's queue. during_handshake
+ * only changes the wording.
+ */
+static int classify_failure(struct ss_conn *c, int ssl_error,
+                            bool during_handshake)
+{
+    const char *when = during_handshake ? "TLS handshake with"
+                                        : "TLS connection to";
+    if (c->bio_nomem) {
+        ERR_clear_error();
+        set_error(c, "out of memory buffering output to %s", c->peer_host);
+        return SS_ERR_NOMEM;
+    }
+    if (c->read_err != 0 || c->write_err != 0) {
+        ERR_clear_error();
+        set_error(c, "%s %s failed: %s", when, c->peer_host,
+                  strerror(c->sys_errno));
+        return c->read_err != 0 ? c->read_err : c->write_err;
+    }
+    unsigned long first = ERR_peek_error();
+    int reason = ERR_GET_LIB(first) == ERR_LIB_SSL ? ERR_GET_REASON(first)
+                                                   : 0;
+    int verify_rc = our_verification_failed(c, reason);
+    if (verify_rc != 0) {
+        ERR_clear_error();
+        return verify_rc;
+    }
+    char queue[512];
+    ss_openssl_errors(queue, sizeof(queue));
+    if (ssl_error == SSL_ERROR_SYSCALL || first == 0) {
+        set_error(c, "%s %s failed: the peer closed the connection%s",
+                  when, c->peer_host,
+                  during_handshake ? " during the handshake" : "");
+        return SS_ERR_CLOSED;
+    }
+    char allowed[96];
+    ss_protocol_describe(&c->ep->proto, allowed, sizeof(allowed));
+    if (is_version_mismatch(reason)) {
+        set_error(c, "no protocol version in common with %s: %s (we allow "
+                  "%s)", c->peer_host, queue, allowed);
+        return SS_ERR_PROTOCOL;
+    }
+    if (is_cipher_mismatch(reason)) {
+        set_error(c, "no cipher suite in common with %s: %s", c->peer_host,
+                  queue);
+        return SS_ERR_PROTOCOL;
+    }
+    if (is_peer_cert_rejection(reason)) {
+        set_error(c, "%s rejected our certificate: %s", c->peer_host,
+                  queue);
+        return SS_ERR_VERIFY;
+    }
+    if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        set_error(c, "certificate verify failed: %s sent no client "
+                  "certificate and tls-mutual requires one", c->peer_host);
+        return SS_ERR_VERIFY;
+    }
+    set_error(c, "%s %s failed: %s", when, c->peer_host, queue);
+    return SS_ERR_TLS;
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+static bool is_ip_literal(const char *host)
+{
+    unsigned char addr[16];
+    return inet_pton(AF_INET, host, addr) == 1 ||
+           inet_pton(AF_INET6, host, addr) == 1;
+}
+
+static int setup_ssl(struct ss_conn *c, struct ss_errbuf *err)
+{
+    ERR_clear_error();
+    c->ssl = SSL_new(c->ep->tls->ctx);
+    if (c->ssl == NULL)
+        return ss_fail_openssl(err, SS_ERR_TLS, "cannot create an SSL");
+    BIO *bio = BIO_new(sock_method);
+    if (bio == NULL)
+        return ss_fail_openssl(err, SS_ERR_TLS, "cannot create a BIO");
+    BIO_set_data(bio, c);
+    SSL_set_bio(c->ssl, bio, bio); /* the SSL owns the BIO now */
+    /* A TCP EOF without close_notify reads as EOF (remembered as
+     * truncated), as the program would see it on a plain socket. */
+    SSL_set_options(c->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+
+    bool client = c->ep->tls->role == SS_ROLE_CLIENT;
+    const char *host = NULL;
+    if (client) {
+        host = c->ep->target_name != NULL ? c->ep->target_name
+                                          : c->peer_host;
+        SSL_set_connect_state(c->ssl);
+        if (!is_ip_literal(host) &&
+            SSL_set_tlsext_host_name(c->ssl, host) != 1)
+            return ss_fail_openssl(err, SS_ERR_TLS,
+                                   "cannot set the SNI name %s", host);
+        if (!c->ep->target_name_check)
+            host = NULL;
+    } else {
+        SSL_set_accept_state(c->ssl);
+    }
+    /* Always: the verify result is recorded even without a name check. */
+    return ss_verify_prepare_ssl(c->ssl, host, &c->verify_result, err);
+}
+
+int ss_conn_new(struct ss_policy *policy, const struct ss_endpoint *ep,
+                int fd, const struct ss_io_ops *io, const char *peer_host,
+                struct ss_conn **out, struct ss_errbuf *err)
+{
+    *out = NULL;
+    if (ep == NULL || ep->tls == NULL || io == NULL)
+        return ss_fail(err, SS_ERR_INVAL,
+                       "a connection needs an enabled endpoint and I/O");
+    bool client = ep->tls->role == SS_ROLE_CLIENT;
+    if (peer_host == NULL && client && ep->target_name == NULL)
+        return ss_fail(err, SS_ERR_INVAL,
+                       "a connect endpoint needs the peer's host name or "
+                       "address");
+    if (peer_host == NULL)
+        peer_host = client ? ep->target_name : "unknown peer";
+    pthread_once(&sock_method_once, sock_method_make);
+    if (sock_method == NULL)
+        return ss_fail(err, SS_ERR_NOMEM, "cannot create the BIO method");
+    struct ss_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return ss_fail(err, SS_ERR_NOMEM, "out of memory");
+    c->ep = ep;
+    c->fd = fd;
+    c->io = *io;
+    c->state = SS_CONN_HANDSHAKING;
+    c->hs_want = ep->tls->role == SS_ROLE_CLIENT ? SS_WANT_WRITE
+                                                 : SS_WANT_READ;
+    c->peer_host = strdup(peer_host);
+    if (c->peer_host == NULL) {
+        ss_conn_free(c);
+        return ss_fail(err, SS_ERR_NOMEM, "out of memory");
+    }
+    int rc = setup_ssl(c, err);
+    if (rc < 0) {
+        ss_conn_free(c);
+        return rc;
+    }
+    /* Last, so a failed creation never drops a reference it did not
+     * take. */
+    if (policy != NULL)
+        ss_policy_ref(policy);
+    c->policy = policy;
+    *out = c;
+    return SS_OK;
+}
+
+void ss_conn_free(struct ss_conn *c)
+{
+    if (c == NULL)
+        return;
+    /* SSL_free sends nothing: close_notify is ss_conn_shutdown's job. */
+    SSL_free(c->ssl);
+    buf_free(&c->out);
+    buf_free(&c->early);
+    free(c->peer_host);
+    ss_policy_unref(c->policy);
+    free(c);
+}
+
+/* ---- handshake --------------------------------------------------------- */
+
+/* Pushes plaintext written during the handshake through SSL_write. */
+static int flush_early(struct ss_conn *c)
+{
+    while (buf_used(&c->early) > 0) {
+        size_t written = 0;
+        ERR_clear_error();
+        int r = SSL_write_ex(c->ssl, c->early.data + c->early.off,
+                             buf_used(&c->early), &written);
+        if (r != 1)
+            return conn_failed(c, classify_failure(
+                                      c, SSL_get_error(c->ssl, r), false));
+        buf_consume(&c->early, written);
+    }
+    buf_free(&c->early);
+    return SS_OK;
+}
+
+static int handshake_done(struct ss_conn *c)
+{
+    c->state = SS_CONN_OPEN;
+    c->hs_want = 0;
+    if (ss_log_enabled(SS_LOG_DEBUG)) {
+        char desc[128];
+        ss_log(SS_LOG_DEBUG, "endpoint '%s': TLS with %s: %s",
+               c->ep->name != NULL ? c->ep->name : "?", c->peer_host,
+               ss_conn_describe(c, desc, sizeof(desc)));
+    }
+    SS_GUARD(flush_early(c));
+    /* Unsent bytes do not hold the handshake up: the caller sees them in
+     * ss_conn_wants and flushes them with its next write or poll. */
+    int rc = flush_out(c);
+    return rc == SS_WANT_WRITE ? SS_OK : rc;
+}
+
+static int handshake_step(struct ss_conn *c)
+{
+    int rc = flush_out(c);
+    if (rc < 0)
+        return conn_failed(c, rc);
+    if (rc == SS_WANT_WRITE) {
+        c->hs_want = SS_WANT_WRITE;
+        return rc;
+    }
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1)
+        return handshake_done(c);
+    int e = SSL_get_error(c->ssl, r);
+    if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
+        c->write_err == 0 && !c->bio_nomem) {
+        /* What this step produced must reach the peer before its answer
+         * can come. */
+        rc = flush_out(c);
+        if (rc < 0)
+            return conn_failed(c, rc);
+        c->hs_want = rc == SS_WANT_WRITE || e == SSL_ERROR_WANT_WRITE
+                         ? SS_WANT_WRITE
+                         : SS_WANT_READ;
+        return c->hs_want;
+    }
+    return conn_failed(c, classify_failure(c, e, true));
+}
+
+int ss_conn_handshake(struct ss_conn *c)
+{
+    int rc;
+    switch (c->state) {
+    case SS_CONN_HANDSHAKING:
+        return handshake_step(c);
+    case SS_CONN_OPEN:
+    case SS_CONN_READ_CLOSED:
+    case SS_CONN_WRITE_CLOSED:
+    case SS_CONN_CLOSED:
+        rc = flush_out(c);
+        return rc == SS_WANT_WRITE ? SS_OK : rc;
+    case SS_CONN_FAILED:
+        return c->fail_code;
+    default:
+        set_error(c, "connection in an unknown state");
+        return SS_ERR_STATE;
+    }
+}
+
+/* ---- read -------------------------------------------------------------- */
+
+static int read_closed(struct ss_conn *c)
+{
+    c->state = c->state == SS_CONN_WRITE_CLOSED ? SS_CONN_CLOSED
+                                                : SS_CONN_READ_CLOSED;
+    if (c->tcp_eof) {
+        /* OpenSSL reports a bare TCP EOF like close_notify (the option
+         * SSL_OP_IGNORE_UNEXPECTED_EOF); only our BIO knows better: after
+         * a real close_notify OpenSSL stops reading before the TCP EOF. */
+        c->truncated = true;
+        ss_log(SS_LOG_INFO,
+               "endpoint '%s': %s closed the connection without "
+               "close_notify (the stream may be truncated)",
+               c->ep->name != NULL ? c->ep->name : "?", c->peer_host);
+    }
+    return SS_EOF;
+}
+
+int ss_conn_read(struct ss_conn *c, void *buf, size_t len, bool peek,
+                 size_t *nread)
+{
+    *nread = 0;
+    switch (c->state) {
+    case SS_CONN_HANDSHAKING:
+        SS_GUARD(ss_conn_handshake(c));
+        if (c->state != SS_CONN_OPEN)
+            return c->hs_want;
+        break;
+    case SS_CONN_OPEN:
+    case SS_CONN_WRITE_CLOSED:
+        break;
+    case SS_CONN_READ_CLOSED:
+    case SS_CONN_CLOSED:
+        return SS_EOF;
+    case SS_CONN_FAILED:
+        return c->fail_code;
+    default:
+        set_error(c, "connection in an unknown state");
+        return SS_ERR_STATE;
+    }
+    if (len == 0)
+        return SS_OK;
+    /* Opportunistic: replies OpenSSL queued (alerts, key updates) leave
+     * early; a full socket is no reason not to read. */
+    (void)flush_out(c);
+    ERR_clear_error();
+    int r = peek ? SSL_peek_ex(c->ssl, buf, len, nread)
+                 : SSL_read_ex(c->ssl, buf, len, nread);
+    if (r == 1)
+        return SS_OK;
+    int e = SSL_get_error(c->ssl, r);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        /* Also after a record that carried no application data (a
+         * session ticket, a warning alert): nothing to return yet. */
+        if (c->read_err == 0)
+            return SS_WANT_READ;
+        break;
+    case SSL_ERROR_WANT_WRITE:
+        return SS_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN:
+        return read_closed(c);
+    default:
+        break;
+    }
+    return conn_failed(c, classify_failure(c, e, false));
+}
+
+/* ---- write ------------------------------------------------------------- */
+
+static int early_write(struct ss_conn *c, const void *buf, size_t len,
+                       size_t *nwritten, int want)
+{
+    size_t room = SS_CONN_EARLY_WRITE_MAX - buf_used(&c->early);
+    if (room == 0)
+        return want; /* the handshake must progress first */
+    size_t n = len < room ? len : room;
+    if (buf_append(&c->early, buf, n) < 0) {
+        set_error(c, "out of memory buffering early writes");
+        return SS_ERR_NOMEM;
+    }
+    *nwritten = n;
+    return SS_OK;
+}
+
+/*
+ * A failed SSL_write after done bytes were taken: like send(), report the
+ * bytes taken and let the next call return the error. A dead peer
+ * (SS_ERR_CLOSED / SS_ERR_SYSCALL) ends writing, not the conn: buffered
+ * plaintext and the peer's last bytes may still be read.
+ */
+static int write_failed(struct ss_conn *c, int r, size_t done,
+                        size_t *nwritten)
+{
+    int code = classify_failure(c, SSL_get_error(c->ssl, r), false);
+    if (code != SS_ERR_CLOSED && code != SS_ERR_SYSCALL)
+        conn_failed(c, code);
+    *nwritten = done;
+    return done > 0 ? SS_OK : code;
+}
+
+int ss_conn_write(struct ss_conn *c, const void *buf, size_t len,
+                  size_t *nwritten)
+{
+    *nwritten = 0;
+    int rc;
+    switch (c->state) {
+    case SS_CONN_HANDSHAKING:
+        rc = ss_conn_handshake(c);
+        if (rc < 0)
+            return rc;
+        if (c->state != SS_CONN_OPEN)
+            return len == 0 ? SS_OK
+                            : early_write(c, buf, len, nwritten, rc);
+        break;
+    case SS_CONN_OPEN:
+    case SS_CONN_READ_CLOSED:
+        break;
+    case SS_CONN_WRITE_CLOSED:
+    case SS_CONN_CLOSED:
+        set_error(c, "write after close_notify was sent to %s",
+                  c->peer_host);
+        return SS_ERR_CLOSED;
+    case SS_CONN_FAILED:
+        return c->fail_code;
+    default:
+        set_error(c, "connection in an unknown state");
+        return SS_ERR_STATE;
+    }
+    rc = flush_out(c);
+    if (rc < 0)
+        return rc;
+    size_t unsent = buf_used(&c->out);
+    if (unsent >= SS_CONN_OUTBUF_MAX)
+        return SS_WANT_WRITE;
+    if (len == 0)
+        return SS_OK;
+    /* Accept no more than fits, so the buffer stays near its bound. */
+    size_t room = SS_CONN_OUTBUF_MAX - unsent;
+    size_t n = len < room ? len : room;
+    /* With partial writes on, each SSL_write_ex takes one record. */
+    size_t done = 0;
+    while (done < n) {
+        size_t w = 0;
+        ERR_clear_error();
+        int r = SSL_write_ex(c->ssl, (const char *)buf + done, n - done, &w);
+        if (r != 1 || c->write_err != 0)
+            return write_failed(c, r, done, nwritten);
+        done += w;
+    }
+    *nwritten = done;
+    (void)flush_out(c); /* errors surface on the next call */
+    return SS_OK;
+}
+
+int ss_conn_flush(struct ss_conn *c)
+{
+    if (c->state == SS_CONN_FAILED && c->write_err == 0)
+        return c->fail_code;
+    return flush_out(c);
+}
+
+/* ---- shutdown ---------------------------------------------------------- */
+
+int ss_conn_shutdown(struct ss_conn *c)
+{
+    int rc;
+    switch (c->state) {
+    case SS_CONN_HANDSHAKING:
+        /* close_notify needs keys: finish the handshake (and deliver the
+         * early writes) first. */
+        rc = ss_conn_handshake(c);
+        if (rc != SS_OK)
+            return rc;
+        return ss_conn_shutdown(c);
+    case SS_CONN_OPEN:
+    case SS_CONN_READ_CLOSED:
+        break;
+    case SS_CONN_WRITE_CLOSED:
+    case SS_CONN_CLOSED:
+        return flush_out(c);
+    case SS_CONN_FAILED:
+        return c->fail_code;
+    default:
+        set_error(c, "connection in an unknown state");
+        return SS_ERR_STATE;
+    }
+    ERR_clear_error();
+    /* Once: 0 means sent and not yet received, 1 both; the peer's
+     * close_notify is never waited for. */
+    int r = SSL_shutdown(c->ssl);
+    if (r < 0 || c->bio_nomem) {
+        int code = classify_failure(c, SSL_get_error(c->ssl, r), false);
+        if (code != SS_ERR_CLOSED && code != SS_ERR_SYSCALL)
+            return conn_failed(c, code);
+        return code;
+    }
+    c->state = c->state == SS_CONN_READ_CLOSED ? SS_CONN_CLOSED
+                                               : SS_CONN_WRITE_CLOSED;
+    return flush_out(c);
+}
+
+/* ---- accessors --------------------------------------------------------- */
+
+size_t ss_conn_pending(const struct ss_conn *c)
+{
+    if (c->state == SS_CONN_HANDSHAKING || c->state == SS_CONN_FAILED)
+        return 0;
+    int n = SSL_pending(c->ssl);
+    return n > 0 ? (size_t)n : 0;
+}
+
+size_t ss_conn_unsent(const struct ss_conn *c)
+{
+    return buf_used(&c->out);
+}
+
+enum ss_conn_state ss_conn_state(const struct ss_conn *c)
+{
+    return c->state;
+}
+
+int ss_conn_wants(const struct ss_conn *c)
+{
+    int wants = buf_used(&c->out) > 0 && c->write_err == 0 ? SS_WANT_WRITE
+                                                           : 0;
+    switch (c->state) {
+    case SS_CONN_HANDSHAKING:
+        return wants | c->hs_want;
+    case SS_CONN_OPEN:
+    case SS_CONN_WRITE_CLOSED:
+        /* Buffered plaintext is readable without the OS. */
+        if (ss_conn_pending(c) == 0)
+            wants |= SS_WANT_READ;
+        return wants;
+    case SS_CONN_READ_CLOSED:
+    case SS_CONN_CLOSED:
+        return wants;
+    case SS_CONN_FAILED:
+    default:
+        return 0;
+    }
+}
+
+const char *ss_conn_error(const struct ss_conn *c)
+{
+    return c->error;
+}
+
+int ss_conn_sys_errno(const struct ss_conn *c)
+{
+    return c->sys_errno;
+}
+
+bool ss_conn_truncated(const struct ss_conn *c)
+{
+    return c->truncated;
+}
+
+const char *ss_conn_describe(const struct ss_conn *c, char *buf, size_t len)
+{
+    if (c->state == SS_CONN_HANDSHAKING || c->state == SS_CONN_FAILED) {
+        snprintf(buf, len, "no TLS session yet");
+        return buf;
+    }
+    const char *cipher = SSL_get_cipher_name(c->ssl);
+    snprintf(buf, len, "%s %s", SSL_get_version(c->ssl),
+             cipher != NULL ? cipher : "(none)");
+    return buf;
+}
+
+const struct ss_endpoint *ss_conn_endpoint(const struct ss_conn *c)
+{
+    return c->ep;
+}
+
+const struct ss_verify_result *ss_conn_verify_result(const struct ss_conn *c)
+{
+    return &c->verify_result;
+}
+
+int ss_conn_handshake_timeout_ms(const struct ss_conn *c)
+{
+    return c->ep->handshake_timeout_ms;
+}

@@ -1,0 +1,825 @@
+/*
+ * test_conn.c - the connection state machine, and the TLS contexts it runs
+ * on, over non-blocking socketpairs in one thread.
+ *
+ * Endpoints come from real policy files (ss_policy_load), so the contexts
+ * are exactly those the shim would use. Every loop that drives two conns
+ * against each other acts only on their SS_WANT_* answers and waits (poll,
+ * bounded) only for what they asked for; a wait that times out is a
+ * deadlock and fails the test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "secshim/conn.h"
+#include "secshim/log.h"
+#include "secshim/policy.h"
+#include "secshim/tlsctx.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------------ */
+/* Policies and pairs                                                   */
+
+/* A connect endpoint "c" and a listen endpoint "s"; extra settings for
+ * each are pasted into its group. */
+static struct ss_policy *load_pair_policy(const char *client_extra,
+                                          const char *server_extra)
+{
+    const char *path = tu_write_file(
+        "conn.cfg",
+        "version = 1;\n"
+        "endpoints = (\n"
+        "  { name = \"c\"; connect = \"localhost:1\";\n"
+        "    trusted-ca = \"%s\";\n"
+        "    %s },\n"
+        "  { name = \"s\"; listen = \"127.0.0.1:1\";\n"
+        "    certificate = \"%s\"; certificate-key = \"%s\";\n"
+        "    %s }\n"
+        ");\n",
+        tu_pki_file("ca.pem"), client_extra, tu_pki_file("server.pem"),
+        tu_pki_file("server.key"), server_extra);
+    struct ss_policy *p = NULL;
+    struct ss_errbuf err = {{0}};
+    int rc = ss_policy_load(path, false, &p, &err);
+    if (rc != SS_OK)
+        fail_msg("ss_policy_load: %s: %s", ss_strerror(rc), err.msg);
+    return p;
+}
+
+static const struct ss_endpoint *endpoint(const struct ss_policy *p,
+                                          const char *name)
+{
+    for (size_t i = 0; i < p->n_endpoints; i++)
+        if (strcmp(p->endpoints[i].name, name) == 0)
+            return &p->endpoints[i];
+    fail_msg("no endpoint %s", name);
+    return NULL;
+}
+
+struct pair {
+    struct ss_policy *policy;
+    int fd[2];              /* [0] client, [1] server */
+    struct ss_conn *conn[2];
+};
+
+static void pair_open_with(struct pair *pr, struct ss_policy *p,
+                           const char *client_host)
+{
+    memset(pr, 0, sizeof(*pr));
+    pr->policy = p;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, pr->fd), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(fcntl(pr->fd[i], F_SETFL, O_NONBLOCK), 0);
+    struct ss_errbuf err = {{0}};
+    int rc = ss_conn_new(p, endpoint(p, "c"), pr->fd[0], &ss_io_libc,
+                         client_host, &pr->conn[0], &err);
+    if (rc != SS_OK)
+        fail_msg("client ss_conn_new: %s", err.msg);
+    rc = ss_conn_new(p, endpoint(p, "s"), pr->fd[1], &ss_io_libc,
+                     "127.0.0.1", &pr->conn[1], &err);
+    if (rc != SS_OK)
+        fail_msg("server ss_conn_new: %s", err.msg);
+    /* The conns hold their own references now. */
+    ss_policy_unref(p);
+}
+
+static void pair_open(struct pair *pr, const char *client_extra,
+                      const char *server_extra)
+{
+    pair_open_with(pr, load_pair_policy(client_extra, server_extra),
+                   "localhost");
+}
+
+static void pair_close(struct pair *pr)
+{
+    for (int i = 0; i < 2; i++) {
+        ss_conn_free(pr->conn[i]);
+        if (pr->fd[i] >= 0)
+            close(pr->fd[i]);
+    }
+}
+
+/* Waits (bounded) until one side's socket can serve what it wants. */
+static void wait_for_wants(struct pair *pr, const int want[2])
+{
+    struct pollfd pfd[2];
+    for (int i = 0; i < 2; i++) {
+        pfd[i].fd = want[i] ? pr->fd[i] : -1;
+        pfd[i].events = (short)(((want[i] & SS_WANT_READ) ? POLLIN : 0) |
+                                ((want[i] & SS_WANT_WRITE) ? POLLOUT : 0));
+        pfd[i].revents = 0;
+    }
+    int n = poll(pfd, 2, 5000);
+    if (n <= 0)
+        fail_msg("deadlock: client wants %d, server wants %d", want[0],
+                 want[1]);
+}
+
+/* Drives both handshakes to the end; returns each side's last result. */
+static void handshake_both(struct pair *pr, int rc[2])
+{
+    for (int round = 0; round < 1000; round++) {
+        int want[2] = {0, 0};
+        for (int i = 0; i < 2; i++) {
+            rc[i] = ss_conn_handshake(pr->conn[i]);
+            if (rc[i] == SS_WANT_READ || rc[i] == SS_WANT_WRITE)
+                want[i] = rc[i];
+        }
+        if (rc[0] < 0 || rc[1] < 0)
+            return;
+        if (rc[0] == SS_OK && rc[1] == SS_OK)
+            return;
+        /* A side that is done waits for nothing; the other must be
+         * able to progress. */
+        wait_for_wants(pr, want);
+    }
+    fail_msg("handshake did not finish in 1000 rounds");
+}
+
+static void handshake_ok(struct pair *pr)
+{
+    int rc[2];
+    handshake_both(pr, rc);
+    if (rc[0] != SS_OK || rc[1] != SS_OK)
+        fail_msg("handshake: client %s (%s), server %s (%s)",
+                 ss_strerror(rc[0]), ss_conn_error(pr->conn[0]),
+                 ss_strerror(rc[1]), ss_conn_error(pr->conn[1]));
+}
+
+/* Reads from one conn until len bytes came or the bound ran out. */
+static size_t read_some(struct pair *pr, int side, void *buf, size_t len)
+{
+    size_t got = 0;
+    for (int round = 0; round < 100 && got < len; round++) {
+        size_t n = 0;
+        int rc = ss_conn_read(pr->conn[side], (char *)buf + got, len - got,
+                              false, &n);
+        if (rc == SS_OK) {
+            got += n;
+            continue;
+        }
+        if (rc != SS_WANT_READ && rc != SS_WANT_WRITE)
+            fail_msg("read: %s: %s", ss_strerror(rc),
+                     ss_conn_error(pr->conn[side]));
+        int want[2] = {0, 0};
+        want[side] = rc;
+        /* The writer may hold unsent ciphertext. */
+        int other = 1 - side;
+        if (ss_conn_unsent(pr->conn[other]) > 0) {
+            ss_conn_flush(pr->conn[other]);
+            continue;
+        }
+        wait_for_wants(pr, want);
+    }
+    return got;
+}
+
+static void write_all(struct pair *pr, int side, const void *buf,
+                      size_t len)
+{
+    size_t n = 0;
+    assert_int_equal(ss_conn_write(pr->conn[side], buf, len, &n), SS_OK);
+    assert_int_equal(n, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Data both ways                                                       */
+
+#define BULK (1024 * 1024)
+
+struct flow {
+    unsigned char *src, *dst;
+    size_t sent, received;
+};
+
+static void fill_pattern(unsigned char *p, size_t n, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (unsigned char)(seed >> 16);
+    }
+}
+
+/* One step of one side: write what it can, read what it can. Returns
+ * what it waits for (0 when it made progress) . */
+static int bulk_step(struct ss_conn *c, struct flow *f, bool *progress)
+{
+    int want = 0;
+    size_t n = 0;
+    if (f->sent < BULK) {
+        int rc = ss_conn_write(c, f->src + f->sent, BULK - f->sent, &n);
+        if (rc == SS_OK && n > 0) {
+            f->sent += n;
+            *progress = true;
+        } else if (rc == SS_WANT_READ || rc == SS_WANT_WRITE) {
+            want |= rc;
+        } else {
+            fail_msg("write: %s: %s", ss_strerror(rc), ss_conn_error(c));
+        }
+    } else if (ss_conn_unsent(c) > 0) {
+        int rc = ss_conn_flush(c);
+        if (rc == SS_WANT_WRITE)
+            want |= rc;
+        else if (rc != SS_OK)
+            fail_msg("flush: %s: %s", ss_strerror(rc), ss_conn_error(c));
+    }
+    if (f->received < BULK) {
+        size_t room = BULK - f->received;
+        int rc = ss_conn_read(c, f->dst + f->received,
+                              room < 20000 ? room : 20000, false, &n);
+        if (rc == SS_OK) {
+            f->received += n;
+            *progress = true;
+        } else if (rc == SS_WANT_READ || rc == SS_WANT_WRITE) {
+            want |= rc;
+        } else {
+            fail_msg("read: %s: %s", ss_strerror(rc), ss_conn_error(c));
+        }
+    }
+    return want;
+}
+
+static void test_handshake_and_bulk_both_ways(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    assert_int_equal(ss_conn_state(pr.conn[0]), SS_CONN_HANDSHAKING);
+    assert_int_equal(ss_conn_handshake_timeout_ms(pr.conn[0]), 10000);
+    /* Before any call: the client has a hello to send, the server waits
+     * for it. */
+    assert_int_equal(ss_conn_wants(pr.conn[0]), SS_WANT_WRITE);
+    assert_int_equal(ss_conn_wants(pr.conn[1]), SS_WANT_READ);
+    char desc0[64];
+    assert_string_equal(ss_conn_describe(pr.conn[0], desc0, sizeof(desc0)),
+                        "no TLS session yet");
+    handshake_ok(&pr);
+    assert_int_equal(ss_conn_state(pr.conn[0]), SS_CONN_OPEN);
+    assert_int_equal(ss_conn_state(pr.conn[1]), SS_CONN_OPEN);
+    assert_true(ss_conn_verify_result(pr.conn[0])->ok);
+    assert_ptr_equal(ss_conn_endpoint(pr.conn[1]), endpoint(pr.policy, "s"));
+
+    char desc[128];
+    ss_conn_describe(pr.conn[0], desc, sizeof(desc));
+    assert_true(strncmp(desc, "TLSv1.3 TLS_", 12) == 0);
+
+    struct flow f[2];
+    unsigned char *mem = malloc(4 * BULK);
+    assert_non_null(mem);
+    for (int i = 0; i < 2; i++) {
+        f[i].src = mem + (size_t)i * 2 * BULK;
+        f[i].dst = f[i].src + BULK;
+        f[i].sent = f[i].received = 0;
+        fill_pattern(f[i].src, BULK, (uint32_t)(i + 7));
+    }
+    int rounds = 0;
+    while (f[0].received < BULK || f[1].received < BULK ||
+           ss_conn_unsent(pr.conn[0]) > 0 || ss_conn_unsent(pr.conn[1]) > 0) {
+        assert_true(++rounds < 100000);
+        bool progress = false;
+        int want[2];
+        for (int i = 0; i < 2; i++)
+            want[i] = bulk_step(pr.conn[i], &f[i], &progress);
+        if (!progress)
+            wait_for_wants(&pr, want);
+    }
+    assert_int_equal(f[0].sent, BULK);
+    assert_int_equal(f[1].sent, BULK);
+    assert_memory_equal(f[0].src, f[1].dst, BULK);
+    assert_memory_equal(f[1].src, f[0].dst, BULK);
+    free(mem);
+    pair_close(&pr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing                                                              */
+
+static void test_close_notify_both_ways(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    handshake_ok(&pr);
+    write_all(&pr, 0, "last", 4);
+    assert_int_equal(ss_conn_shutdown(pr.conn[0]), SS_OK);
+    assert_int_equal(ss_conn_state(pr.conn[0]), SS_CONN_WRITE_CLOSED);
+    /* Idempotent. */
+    assert_int_equal(ss_conn_shutdown(pr.conn[0]), SS_OK);
+
+    size_t n = 0;
+    assert_int_equal(ss_conn_write(pr.conn[0], "x", 1, &n), SS_ERR_CLOSED);
+    assert_int_equal(n, 0);
+    assert_string_equal(ss_conn_error(pr.conn[0]),
+                        "write after close_notify was sent to localhost");
+
+    char buf[16];
+    assert_int_equal(read_some(&pr, 1, buf, 4), 4);
+    assert_memory_equal(buf, "last", 4);
+    assert_int_equal(ss_conn_read(pr.conn[1], buf, sizeof(buf), false, &n),
+                     SS_EOF);
+    assert_int_equal(n, 0);
+    assert_false(ss_conn_truncated(pr.conn[1]));
+    assert_int_equal(ss_conn_state(pr.conn[1]), SS_CONN_READ_CLOSED);
+    /* EOF stays EOF. */
+    assert_int_equal(ss_conn_read(pr.conn[1], buf, sizeof(buf), false, &n),
+                     SS_EOF);
+
+    /* The server may still answer after the client's close_notify. */
+    write_all(&pr, 1, "bye", 3);
+    assert_int_equal(ss_conn_shutdown(pr.conn[1]), SS_OK);
+    assert_int_equal(ss_conn_state(pr.conn[1]), SS_CONN_CLOSED);
+    assert_int_equal(read_some(&pr, 0, buf, 3), 3);
+    assert_memory_equal(buf, "bye", 3);
+    assert_int_equal(ss_conn_read(pr.conn[0], buf, sizeof(buf), false, &n),
+                     SS_EOF);
+    assert_int_equal(ss_conn_state(pr.conn[0]), SS_CONN_CLOSED);
+    assert_int_equal(ss_conn_wants(pr.conn[0]), 0);
+    pair_close(&pr);
+}
+
+static void test_eof_without_close_notify_is_truncated(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    handshake_ok(&pr);
+    write_all(&pr, 0, "cut", 3);
+    assert_int_equal(shutdown(pr.fd[0], SHUT_WR), 0);
+    char buf[8];
+    assert_int_equal(read_some(&pr, 1, buf, 3), 3);
+    size_t n = 0;
+    assert_int_equal(ss_conn_read(pr.conn[1], buf, sizeof(buf), false, &n),
+                     SS_EOF);
+    assert_true(ss_conn_truncated(pr.conn[1]));
+    pair_close(&pr);
+}
+
+static void test_write_to_dead_peer(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    handshake_ok(&pr);
+    close(pr.fd[1]);
+    pr.fd[1] = -1;
+    size_t n = 0;
+    int rc = ss_conn_write(pr.conn[0], "gone", 4, &n);
+    if (rc == SS_OK) /* the send went to the BIO; the error comes next */
+        rc = ss_conn_write(pr.conn[0], "gone", 4, &n);
+    assert_int_equal(rc, SS_ERR_CLOSED);
+    assert_int_equal(ss_conn_sys_errno(pr.conn[0]), EPIPE);
+    assert_non_null(strstr(ss_conn_error(pr.conn[0]), "Broken pipe"));
+    pair_close(&pr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Early writes and partial reads                                       */
+
+static void test_early_writes_delivered_after_handshake(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    size_t n = 0;
+    /* The client has sent its hello and waits for the server, which has
+     * not run yet: everything is buffered. */
+    assert_int_equal(ss_conn_write(pr.conn[0], "hello", 5, &n), SS_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(ss_conn_state(pr.conn[0]), SS_CONN_HANDSHAKING);
+    assert_int_equal(ss_conn_wants(pr.conn[0]), SS_WANT_READ);
+    assert_int_equal(ss_conn_pending(pr.conn[0]), 0);
+    /* The early-write buffer is bounded. */
+    static unsigned char big[SS_CONN_EARLY_WRITE_MAX];
+    fill_pattern(big, sizeof(big), 3);
+    assert_int_equal(ss_conn_write(pr.conn[0], big, sizeof(big), &n),
+                     SS_OK);
+    assert_int_equal(n, SS_CONN_EARLY_WRITE_MAX - 5);
+    assert_int_equal(ss_conn_write(pr.conn[0], "x", 1, &n), SS_WANT_READ);
+    assert_int_equal(n, 0);
+    /* The server buffers too: it still waits for the client's Finished. */
+    assert_int_equal(ss_conn_write(pr.conn[1], "world", 5, &n), SS_OK);
+    assert_int_equal(ss_conn_state(pr.conn[1]), SS_CONN_HANDSHAKING);
+
+    handshake_ok(&pr);
+    static unsigned char got[SS_CONN_EARLY_WRITE_MAX];
+    assert_int_equal(read_some(&pr, 1, got, sizeof(got)), sizeof(got));
+    assert_memory_equal(got, "hello", 5);
+    assert_memory_equal(got + 5, big, sizeof(got) - 5);
+    char buf[8];
+    assert_int_equal(read_some(&pr, 0, buf, 5), 5);
+    assert_memory_equal(buf, "world", 5);
+    pair_close(&pr);
+}
+
+static void test_outbound_buffer_is_bounded(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    handshake_ok(&pr);
+    /* The server does not read: the socket fills, then the conn's own
+     * buffer, then the conn asks to wait. */
+    static unsigned char chunk[32 * 1024];
+    fill_pattern(chunk, sizeof(chunk), 11);
+    size_t total = 0;
+    int rc = SS_OK;
+    for (int i = 0; i < 1000 && rc == SS_OK; i++) {
+        size_t n = 0;
+        rc = ss_conn_write(pr.conn[0], chunk, sizeof(chunk), &n);
+        total += n;
+    }
+    assert_int_equal(rc, SS_WANT_WRITE);
+    assert_true(ss_conn_unsent(pr.conn[0]) >= SS_CONN_OUTBUF_MAX);
+    assert_true(ss_conn_unsent(pr.conn[0]) < SS_CONN_OUTBUF_MAX + 4096);
+    assert_true(ss_conn_wants(pr.conn[0]) & SS_WANT_WRITE);
+    assert_int_equal(ss_conn_flush(pr.conn[0]), SS_WANT_WRITE);
+    /* Everything accepted arrives, in order, once the server reads. */
+    static unsigned char got[32 * 1024];
+    size_t received = 0;
+    for (int i = 0; i < 100000 && received < total; i++) {
+        size_t want = total - received < sizeof(got) ? total - received
+                                                     : sizeof(got);
+        size_t n = read_some(&pr, 1, got, want);
+        size_t off = received % sizeof(chunk);
+        size_t first = n < sizeof(chunk) - off ? n : sizeof(chunk) - off;
+        assert_memory_equal(got, chunk + off, first);
+        assert_memory_equal(got + first, chunk, n - first);
+        received += n;
+    }
+    assert_int_equal(received, total);
+    assert_int_equal(ss_conn_unsent(pr.conn[0]), 0);
+    assert_int_equal(ss_conn_flush(pr.conn[0]), SS_OK);
+    pair_close(&pr);
+}
+
+static void test_small_reads_leave_pending(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    handshake_ok(&pr);
+    write_all(&pr, 0, "abc", 3);
+    char c = 0;
+    assert_int_equal(read_some(&pr, 1, &c, 1), 1);
+    assert_int_equal(c, 'a');
+    /* The rest of the record is plaintext ready without the socket. */
+    assert_int_equal(ss_conn_pending(pr.conn[1]), 2);
+    assert_int_equal(ss_conn_wants(pr.conn[1]) & SS_WANT_READ, 0);
+    size_t n = 0;
+    assert_int_equal(ss_conn_read(pr.conn[1], &c, 1, true, &n), SS_OK);
+    assert_int_equal(c, 'b');
+    assert_int_equal(ss_conn_pending(pr.conn[1]), 2);
+    assert_int_equal(ss_conn_read(pr.conn[1], &c, 1, false, &n), SS_OK);
+    assert_int_equal(c, 'b');
+    assert_int_equal(ss_conn_read(pr.conn[1], &c, 1, false, &n), SS_OK);
+    assert_int_equal(c, 'c');
+    assert_int_equal(ss_conn_pending(pr.conn[1]), 0);
+    assert_int_equal(ss_conn_read(pr.conn[1], &c, 1, false, &n),
+                     SS_WANT_READ);
+    assert_true(ss_conn_wants(pr.conn[1]) & SS_WANT_READ);
+    pair_close(&pr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Failures                                                             */
+
+static void test_conn_new_errors(void **state)
+{
+    (void)state;
+    struct ss_endpoint ep;
+    memset(&ep, 0, sizeof(ep));
+    ep.name = "disabled";
+    struct ss_conn *c = (struct ss_conn *)&ep; /* must be reset to NULL */
+    struct ss_errbuf err = {{0}};
+    assert_int_equal(ss_conn_new(NULL, &ep, 0, &ss_io_libc, "x", &c, &err),
+                     SS_ERR_INVAL);
+    assert_null(c);
+    assert_string_equal(err.msg, "a connection needs an enabled endpoint "
+                                 "and I/O");
+    ss_conn_free(NULL);
+}
+
+static void test_untrusted_server_fails_verification(void **state)
+{
+    (void)state;
+    char extra[600];
+    snprintf(extra, sizeof(extra), "trusted-ca = \"%s\";",
+             tu_pki_file("other-root.pem"));
+    /* The pair's file sets trusted-ca already: write our own. */
+    const char *path = tu_write_file(
+        "untrusted.cfg",
+        "version = 1;\n"
+        "endpoints = (\n"
+        "  { name = \"c\"; connect = \"localhost:1\"; %s },\n"
+        "  { name = \"s\"; listen = \"127.0.0.1:1\";\n"
+        "    certificate = \"%s\"; certificate-key = \"%s\"; }\n"
+        ");\n",
+        extra, tu_pki_file("server.pem"), tu_pki_file("server.key"));
+    struct ss_policy *p = NULL;
+    struct ss_errbuf err = {{0}};
+    assert_int_equal(ss_policy_load(path, false, &p, &err), SS_OK);
+    struct pair pr;
+    pair_open_with(&pr, p, "localhost");
+    int rc[2];
+    handshake_both(&pr, rc);
+    assert_int_equal(rc[0], SS_ERR_VERIFY);
+    const char *msg = ss_conn_error(pr.conn[0]);
+    if (strncmp(msg, "certificate verify failed: ", 27) != 0 ||
+        strstr(msg, "issuer") == NULL)
+        fail_msg("unexpected message: %s", msg);
+    assert_int_equal(ss_conn_state(pr.conn[0]), SS_CONN_FAILED);
+    assert_false(ss_conn_verify_result(pr.conn[0])->ok);
+    assert_int_equal(ss_conn_wants(pr.conn[0]), 0);
+    /* A failed conn keeps failing with the same error. */
+    size_t n = 0;
+    char buf[4];
+    assert_int_equal(ss_conn_read(pr.conn[0], buf, 4, false, &n),
+                     SS_ERR_VERIFY);
+    assert_int_equal(ss_conn_write(pr.conn[0], buf, 4, &n), SS_ERR_VERIFY);
+    /* The server learns from the alert. */
+    for (int i = 0; i < 10 && rc[1] > 0; i++)
+        rc[1] = ss_conn_handshake(pr.conn[1]);
+    assert_int_equal(rc[1], SS_ERR_VERIFY);
+    if (strstr(ss_conn_error(pr.conn[1]),
+               "127.0.0.1 rejected our certificate: ") == NULL)
+        fail_msg("server: %s", ss_conn_error(pr.conn[1]));
+    pair_close(&pr);
+}
+
+static void test_wrong_name_fails_and_check_off_passes(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open_with(&pr, load_pair_policy("", ""), "other.example");
+    int rc[2];
+    handshake_both(&pr, rc);
+    assert_int_equal(rc[0], SS_ERR_VERIFY);
+    assert_non_null(strstr(ss_conn_error(pr.conn[0]), "certificate verify "
+                                                      "failed: "));
+    pair_close(&pr);
+
+    pair_open_with(&pr,
+                   load_pair_policy("tls-target-name-check = \"no\";", ""),
+                   "other.example");
+    handshake_ok(&pr);
+    pair_close(&pr);
+
+    /* tls-target-name overrides what the program resolved. */
+    pair_open_with(&pr,
+                   load_pair_policy("tls-target-name = \"localhost\";", ""),
+                   "127.0.0.9");
+    handshake_ok(&pr);
+    pair_close(&pr);
+}
+
+static void test_protocol_mismatch(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "sec-protocol = \"TLSv12\";",
+              "sec-protocol = \"TLSv13\";");
+    int rc[2];
+    handshake_both(&pr, rc);
+    assert_true(rc[0] == SS_ERR_PROTOCOL || rc[1] == SS_ERR_PROTOCOL);
+    int side = rc[1] == SS_ERR_PROTOCOL ? 1 : 0;
+    const char *msg = ss_conn_error(pr.conn[side]);
+    if (strncmp(msg, "no protocol version in common with ", 35) != 0)
+        fail_msg("unexpected message: %s", msg);
+    pair_close(&pr);
+}
+
+static void test_legacy_versions_through_conn(void **state)
+{
+    (void)state;
+    static const char *const modes[][3] = {
+        {"sec-protocol = \"TLSv1\";", "sec-protocol = \"TLSv1\";", "TLSv1 "},
+        {"sec-protocol = \"TLSv11\";", "sec-protocol = \"SSLv23\";",
+         "TLSv1.1 "},
+        {"sec-protocol = \"SSLv23\";", "tls-version = \"TLSv1.2\";",
+         "TLSv1.2 "},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        struct pair pr;
+        pair_open(&pr, modes[i][0], modes[i][1]);
+        handshake_ok(&pr);
+        char desc[128];
+        ss_conn_describe(pr.conn[1], desc, sizeof(desc));
+        if (strncmp(desc, modes[i][2], strlen(modes[i][2])) != 0)
+            fail_msg("%s / %s: %s", modes[i][0], modes[i][1], desc);
+        write_all(&pr, 0, "legacy", 6);
+        char buf[8];
+        assert_int_equal(read_some(&pr, 1, buf, 6), 6);
+        pair_close(&pr);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Mutual TLS                                                           */
+
+static void test_mutual_tls(void **state)
+{
+    (void)state;
+    char client[800], server[800];
+    snprintf(client, sizeof(client),
+             "tls-mutual = true; certificate = \"%s\"; "
+             "certificate-key = \"%s\";",
+             tu_pki_file("client.pem"), tu_pki_file("client.key"));
+    snprintf(server, sizeof(server), "tls-mutual = true; trusted-ca = \"%s\";",
+             tu_pki_file("ca.pem"));
+    struct pair pr;
+    pair_open(&pr, client, server);
+    handshake_ok(&pr);
+    assert_true(ss_conn_verify_result(pr.conn[1])->ok);
+    write_all(&pr, 0, "mutual", 6);
+    char buf[8];
+    assert_int_equal(read_some(&pr, 1, buf, 6), 6);
+    pair_close(&pr);
+
+    /* A client without a certificate is refused by the server; in TLS 1.3
+     * the client learns it from the alert on its first read. */
+    pair_open(&pr, "", server);
+    int rc[2];
+    handshake_both(&pr, rc);
+    assert_int_equal(rc[1], SS_ERR_VERIFY);
+    if (strstr(ss_conn_error(pr.conn[1]), "no client certificate") == NULL)
+        fail_msg("server: %s", ss_conn_error(pr.conn[1]));
+    int crc = rc[0];
+    for (int i = 0; i < 10 && crc >= 0 && crc != SS_EOF; i++) {
+        size_t n = 0;
+        crc = ss_conn_read(pr.conn[0], buf, sizeof(buf), false, &n);
+    }
+    assert_int_equal(crc, SS_ERR_VERIFY);
+    if (strstr(ss_conn_error(pr.conn[0]), "rejected our certificate") ==
+        NULL)
+        fail_msg("client: %s", ss_conn_error(pr.conn[0]));
+    pair_close(&pr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Context errors (through the policy loader, as the shim meets them)   */
+
+static void expect_load_error(const char *server_extra, const char *cert,
+                              const char *key, int code, const char *needle)
+{
+    const char *path = tu_write_file(
+        "bad.cfg",
+        "version = 1;\n"
+        "endpoints = (\n"
+        "  { name = \"s\"; listen = \"127.0.0.1:1\";\n"
+        "    certificate = \"%s\"; certificate-key = \"%s\";\n"
+        "    %s }\n"
+        ");\n",
+        tu_pki_file(cert), tu_pki_file(key), server_extra);
+    struct ss_policy *p = NULL;
+    struct ss_errbuf err = {{0}};
+    int rc = ss_policy_load(path, false, &p, &err);
+    assert_null(p);
+    if (rc != code || strstr(err.msg, needle) == NULL)
+        fail_msg("got %s: %s", ss_strerror(rc), err.msg);
+    char where[600];
+    snprintf(where, sizeof(where), "%s:", path);
+    assert_true(strncmp(err.msg, where, strlen(where)) == 0);
+}
+
+static void test_tlsctx_errors(void **state)
+{
+    (void)state;
+    expect_load_error("", "server.pem", "client.key", SS_ERR_CONFIG,
+                      ":4: endpoint 's': option 'certificate-key': "
+                      "certificate-key does not match certificate");
+    expect_load_error("cipher-list = \"NO-SUCH-CIPHER\";", "server.pem",
+                      "server.key", SS_ERR_CONFIG,
+                      ":5: endpoint 's': option 'cipher-list': OpenSSL "
+                      "accepts no cipher of this list");
+    expect_load_error("cipher-suites = \"TLS_NO_SUCH\";", "server.pem",
+                      "server.key", SS_ERR_CONFIG,
+                      ":5: endpoint 's': option 'cipher-suites': OpenSSL "
+                      "rejects this TLS 1.3 cipher suite list");
+    expect_load_error("fips140-enabled = true;", "server.pem", "server.key",
+                      SS_ERR_UNSUPPORTED,
+                      ":5: endpoint 's': option 'fips140-enabled': "
+                      "fips140-enabled: the OpenSSL FIPS provider is not "
+                      "installed");
+}
+
+static void test_tlsctx_direct(void **state)
+{
+    (void)state;
+    /* An endpoint made by hand: what ss_tlsctx_new needs and no more. */
+    struct ss_endpoint ep;
+    memset(&ep, 0, sizeof(ep));
+    ep.name = "hand";
+    ep.line = 7;
+    ep.enabled = true;
+    ep.direction = SS_DIR_LISTEN;
+    ep.certificate = (char *)tu_pki_file("server.pem");
+    char key[512];
+    snprintf(key, sizeof(key), "%s", tu_pki_file("server.key"));
+    ep.certificate_key = key;
+    assert_int_equal(ss_protocol_parse(NULL, NULL, NULL, 0, &ep.proto, NULL),
+                     SS_OK);
+    struct ss_tlsctx *t = NULL;
+    struct ss_errbuf err = {{0}};
+    int rc = ss_tlsctx_new("hand.cfg", &ep, false, &t, &err);
+    if (rc != SS_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(t->role, SS_ROLE_SERVER);
+    assert_non_null(t->own_cert);
+    /* The leaf is served with its intermediate. */
+    STACK_OF(X509) *chain = NULL;
+    assert_int_equal(SSL_CTX_get0_chain_certs(t->ctx, &chain), 1);
+    assert_int_equal(sk_X509_num(chain), 1);
+    int days = ss_tlsctx_days_left(t, time(NULL));
+    assert_true(days > 0);
+    assert_int_equal(ss_tlsctx_days_left(t, time(NULL) + 86400 * 2L),
+                     days - 2);
+    ss_tlsctx_free(t);
+
+    /* A client loads no certificate without tls-mutual. */
+    ep.direction = SS_DIR_CONNECT;
+    ep.trusted_ca = (char *)tu_pki_file("ca.pem");
+    assert_int_equal(ss_tlsctx_new("hand.cfg", &ep, false, &t, &err), SS_OK);
+    assert_null(t->own_cert);
+    assert_int_equal(ss_tlsctx_days_left(t, time(NULL)), 0);
+    ss_tlsctx_free(t);
+
+    /* The checks the policy loader makes too hold here on their own. */
+    ep.direction = SS_DIR_LISTEN;
+    ep.tls_mutual = true;
+    ep.trusted_ca = NULL;
+    assert_int_equal(ss_tlsctx_new("hand.cfg", &ep, false, &t, &err),
+                     SS_ERR_CONFIG);
+    assert_string_equal(err.msg, "hand.cfg:7: endpoint 'hand': option "
+                        "'trusted-ca': tls-mutual on a listen endpoint "
+                        "needs trusted-ca to verify clients against");
+    ep.tls_mutual = false;
+    ep.certificate_key = NULL;
+    assert_int_equal(ss_tlsctx_new("hand.cfg", &ep, false, &t, &err),
+                     SS_ERR_CONFIG);
+    assert_string_equal(err.msg, "hand.cfg:7: endpoint 'hand': option "
+                        "'certificate-key': certificate is set but "
+                        "certificate-key is not");
+    ep.certificate_key = key;
+
+    /* A missing certificate file names the option. */
+    ep.direction = SS_DIR_LISTEN;
+    ep.certificate = (char *)tu_pki_file("missing.pem");
+    assert_int_equal(ss_tlsctx_new("hand.cfg", &ep, false, &t, &err),
+                     SS_ERR_IO);
+    assert_null(t);
+    if (strncmp(err.msg, "hand.cfg:7: endpoint 'hand': option "
+                         "'certificate': cannot read ", 55) != 0)
+        fail_msg("%s", err.msg);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    tu_pki();
+    struct ss_errbuf err;
+    /* Quiet: the legacy-version warnings are expected here. */
+    ss_log_configure(SS_LOG_ERROR, "stderr", &err);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    tu_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_handshake_and_bulk_both_ways),
+        cmocka_unit_test(test_close_notify_both_ways),
+        cmocka_unit_test(test_eof_without_close_notify_is_truncated),
+        cmocka_unit_test(test_write_to_dead_peer),
+        cmocka_unit_test(test_early_writes_delivered_after_handshake),
+        cmocka_unit_test(test_outbound_buffer_is_bounded),
+        cmocka_unit_test(test_small_reads_leave_pending),
+        cmocka_unit_test(test_conn_new_errors),
+        cmocka_unit_test(test_untrusted_server_fails_verification),
+        cmocka_unit_test(test_wrong_name_fails_and_check_off_passes),
+        cmocka_unit_test(test_protocol_mismatch),
+        cmocka_unit_test(test_legacy_versions_through_conn),
+        cmocka_unit_test(test_mutual_tls),
+        cmocka_unit_test(test_tlsctx_errors),
+        cmocka_unit_test(test_tlsctx_direct),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
