@@ -1,0 +1,579 @@
+/*
+ * io.c - the data calls: read, write, recv, send, recvfrom, sendto, readv,
+ * writev, recvmsg, sendmsg and the fortified __read_chk, __recv_chk,
+ * __recvfrom_chk.
+ *
+ * On a managed descriptor every byte goes through the engine, under the
+ * sock lock, which is never held while waiting (DESIGN.md decision 1).
+ * Blocking semantics are those of plain TCP:
+ *  - a read returns what is available (buffered plaintext or one record),
+ *    0 at close_notify or EOF. To wait it blocks in the real
+ *    recv(fd, &byte, 1, MSG_PEEK), so the kernel applies SO_RCVTIMEO
+ *    (EAGAIN) and SA_RESTART / EINTR exactly as it would for the program;
+ *  - a write takes everything (waiting with poll for writability, within
+ *    SO_SNDTIMEO), then flushes what the engine buffered; a timeout or
+ *    signal after some bytes gives the partial count, before any gives -1
+ *    EAGAIN / EINTR;
+ *  - writing to a closed connection raises SIGPIPE in the calling thread
+ *    (unless MSG_NOSIGNAL) and fails with EPIPE.
+ * Unmanaged descriptors cost one table load and go straight to libc.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* glibc's fortify failure report; it does not return. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+/* Gathered writes up to this size go out as one engine write. */
+#define GATHER_MAX (64 * 1024)
+
+/* --- waiting ---------------------------------------------------------------- */
+
+/* The send-side wait of one call: the socket's SO_SNDTIMEO, counted from
+ * the call's first wait. */
+struct wait_state {
+    bool started;
+    bool forever;
+    struct timespec deadline;
+};
+
+/* Waits until fd can do what the engine wants (a bit set of SS_WANT_*).
+ * Returns 0, or -1 with errno EAGAIN (non-blocking, dontwait, or the
+ * timeout expired) or EINTR (a signal). */
+static int wait_ready(int fd, int want, bool dontwait, int timeo_opt,
+                      struct wait_state *ws)
+{
+    if (!ws->started) {
+        if (dontwait || shim_fd_nonblocking(fd)) {
+            errno = EAGAIN;
+            return -1;
+        }
+        struct timeval tv = {0, 0};
+        socklen_t len = sizeof(tv);
+        REAL(getsockopt)(fd, SOL_SOCKET, timeo_opt, &tv, &len);
+        ws->forever = tv.tv_sec == 0 && tv.tv_usec == 0;
+        long long ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+        ws->deadline = shim_deadline_after(ms > INT_MAX ? INT_MAX : (int)ms);
+        ws->started = true;
+    }
+    int left = ws->forever ? -1 : shim_ms_until(&ws->deadline);
+    if (left == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    struct pollfd pfd = {.fd = fd, .events = shim_poll_events(want)};
+    int n = REAL(poll)(&pfd, 1, left);
+    if (n < 0)
+        return -1; /* EINTR */
+    if (n == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return 0;
+}
+
+/* errno of an unusable sock (closed by another thread, or failed). Called
+ * with s locked; 0 when the sock is usable. */
+static int unusable(const struct shim_sock *s)
+{
+    if (s->closed)
+        return EBADF;
+    return s->failed ? s->fail_errno : 0;
+}
+
+/* --- reading ---------------------------------------------------------------- */
+
+/* Blocks until the socket has a byte (or EOF) for the engine. Returns 1
+ * when there is something to read, 0 at TCP EOF, or -1 with errno. */
+static int wait_readable(int fd)
+{
+    char byte = 0;
+    ssize_t n = REAL(recv)(fd, &byte, 1, MSG_PEEK);
+    return n > 0 ? 1 : (int)n;
+}
+
+static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
+                         int flags)
+{
+    bool peek = (flags & MSG_PEEK) != 0;
+    bool dontwait = (flags & MSG_DONTWAIT) != 0;
+    bool waitall = (flags & MSG_WAITALL) != 0 && !peek;
+    struct wait_state ws = {false, false, {0, 0}};
+    bool tcp_eof = false;
+    size_t total = 0;
+    if ((flags & MSG_OOB) != 0) {
+        errno = EINVAL; /* TLS has no urgent data; TCP says EINVAL too */
+        return -1;
+    }
+    for (;;) {
+        shim_sock_lock(s, fd);
+        int e = unusable(s);
+        if (e == 0 && ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
+            shim_sock_unlock(s);
+            if (shim_handshake(s, fd, dontwait) != 0)
+                return -1;
+            continue;
+        }
+        if (e != 0 || len == 0) {
+            shim_sock_unlock(s);
+            if (e == 0)
+                return 0;
+            errno = e;
+            return -1;
+        }
+        /* A reply OpenSSL queued while reading (an alert, a key update)
+         * goes out before we wait for the peer, who may need it. */
+        if (ss_conn_unsent(s->conn) > 0)
+            (void)ss_conn_flush(s->conn);
+        size_t n = 0;
+        int rc = ss_conn_read(s->conn, (char *)buf + total, len - total,
+                              peek, &n);
+        int wants = 0;
+        if (rc < 0) {
+            e = shim_errno_of(s, rc, false);
+            if (rc != SS_ERR_SYSCALL && rc != SS_ERR_CLOSED)
+                shim_sock_fail(s, fd, e, false, ss_conn_error(s->conn));
+        } else if (rc == SS_WANT_READ || rc == SS_WANT_WRITE) {
+            wants = shim_wants(s, rc);
+        }
+        shim_sock_unlock(s);
+
+        if (rc == SS_OK) {
+            total += n;
+            if (!waitall || total == len)
+                return (ssize_t)total;
+            continue;
+        }
+        if (rc == SS_EOF)
+            return (ssize_t)total;
+        if (rc < 0) {
+            if (total > 0)
+                return (ssize_t)total; /* the error comes with the next call */
+            errno = e;
+            return -1;
+        }
+        if (wants == SS_WANT_READ && !dontwait && !shim_fd_nonblocking(fd)) {
+            int r = wait_readable(fd);
+            if (r > 0)
+                continue;
+            if (r == 0 && !tcp_eof) {
+                tcp_eof = true; /* let the engine see the EOF once */
+                continue;
+            }
+            if (r == 0 || total > 0)
+                return (ssize_t)total;
+            return -1; /* EAGAIN after SO_RCVTIMEO, EINTR, or an error */
+        }
+        if (wait_ready(fd, wants, dontwait, SO_RCVTIMEO, &ws) != 0) {
+            if (total > 0)
+                return (ssize_t)total;
+            return -1;
+        }
+    }
+}
+
+/* --- writing ---------------------------------------------------------------- */
+
+/* A write that failed with e: closed connections raise SIGPIPE like TCP
+ * does, unless the program passed MSG_NOSIGNAL (or ignores the signal, in
+ * which case pthread_kill does nothing). */
+static ssize_t write_failed(int e, int flags)
+{
+    if (e == EPIPE && (flags & MSG_NOSIGNAL) == 0)
+        pthread_kill(pthread_self(), SIGPIPE);
+    errno = e;
+    return -1;
+}
+
+/* The errno of a failed engine write. Called with s locked. */
+static int write_errno(struct shim_sock *s, int rc)
+{
+    int sys = ss_conn_sys_errno(s->conn);
+    if (rc == SS_ERR_CLOSED ||
+        (rc == SS_ERR_SYSCALL && (sys == EPIPE || sys == ECONNRESET)))
+        return EPIPE;
+    return shim_errno_of(s, rc, false);
+}
+
+/* Pushes the engine's outbound ciphertext; stops quietly on a timeout,
+ * a signal or an error (the bytes were accepted; the next call reports). */
+static void sock_flush(struct shim_sock *s, int fd, bool dontwait,
+                       struct wait_state *ws)
+{
+    for (;;) {
+        shim_sock_lock(s, fd);
+        int rc = unusable(s) != 0 ? SS_ERR_STATE : ss_conn_flush(s->conn);
+        int wants = rc == SS_WANT_WRITE || rc == SS_WANT_READ
+                        ? shim_wants(s, rc) : 0;
+        shim_sock_unlock(s);
+        if (wants == 0)
+            return;
+        if (wait_ready(fd, wants, dontwait, SO_SNDTIMEO, ws) != 0)
+            return;
+    }
+}
+
+/* Makes sure the handshake is done (blocking) or, for a non-blocking
+ * call, that it progressed; early writes then go to the engine's bounded
+ * early-write buffer. Returns 0 or -1 with errno. */
+static int send_handshake(struct shim_sock *s, int fd, bool dontwait)
+{
+    shim_sock_lock(s, fd);
+    bool handshaking = unusable(s) == 0 &&
+                       ss_conn_state(s->conn) == SS_CONN_HANDSHAKING;
+    shim_sock_unlock(s);
+    if (!handshaking || shim_handshake(s, fd, dontwait) == 0)
+        return 0;
+    return errno == EAGAIN ? 0 : -1;
+}
+
+static ssize_t sock_send(struct shim_sock *s, int fd, const void *buf,
+                         size_t len, int flags, bool flush)
+{
+    bool dontwait = (flags & MSG_DONTWAIT) != 0;
+    struct wait_state ws = {false, false, {0, 0}};
+    size_t total = 0;
+    if ((flags & MSG_OOB) != 0) {
+        errno = EOPNOTSUPP; /* urgent data cannot be carried over TLS */
+        return -1;
+    }
+    if (send_handshake(s, fd, dontwait) != 0)
+        return -1;
+    while (total < len) {
+        shim_sock_lock(s, fd);
+        int e = unusable(s);
+        size_t n = 0;
+        int rc = e != 0 ? SS_ERR_STATE
+                        : ss_conn_write(s->conn, (const char *)buf + total,
+                                        len - total, &n);
+        if (e == 0 && rc < 0) {
+            e = write_errno(s, rc);
+            if (rc != SS_ERR_SYSCALL && rc != SS_ERR_CLOSED)
+                shim_sock_fail(s, fd, e, false, ss_conn_error(s->conn));
+        }
+        int wants = rc == SS_WANT_WRITE || rc == SS_WANT_READ
+                        ? shim_wants(s, rc) : 0;
+        shim_sock_unlock(s);
+        if (rc == SS_OK) {
+            total += n;
+            continue;
+        }
+        if (rc < 0) {
+            if (total > 0)
+                break;
+            return write_failed(e, flags);
+        }
+        if (wait_ready(fd, wants, dontwait, SO_SNDTIMEO, &ws) != 0) {
+            if (total > 0)
+                break;
+            return -1;
+        }
+    }
+    if (flush)
+        sock_flush(s, fd, dontwait, &ws);
+    return (ssize_t)total;
+}
+
+/* --- vectors ---------------------------------------------------------------- */
+
+/* Total length of iov, or -1 (EINVAL) when the vector is invalid. */
+static ssize_t iov_total(const struct iovec *iov, int cnt)
+{
+    if (cnt < 0 || cnt > IOV_MAX || (cnt > 0 && iov == NULL)) {
+        errno = EINVAL;
+        return -1;
+    }
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++) {
+        if (iov[i].iov_len > (size_t)SSIZE_MAX - total) {
+            errno = EINVAL;
+            return -1;
+        }
+        total += iov[i].iov_len;
+    }
+    return (ssize_t)total;
+}
+
+static ssize_t sock_sendv(struct shim_sock *s, int fd, const struct iovec *iov,
+                          int cnt, int flags)
+{
+    ssize_t len = iov_total(iov, cnt);
+    if (len < 0)
+        return -1;
+    /* Small vectors become one buffer, so one TLS record, not one each. */
+    if (cnt > 1 && len <= GATHER_MAX) {
+        char *gathered = malloc((size_t)len > 0 ? (size_t)len : 1);
+        if (gathered != NULL) {
+            size_t off = 0;
+            for (int i = 0; i < cnt; i++) {
+                memcpy(gathered + off, iov[i].iov_base, iov[i].iov_len);
+                off += iov[i].iov_len;
+            }
+            ssize_t r = sock_send(s, fd, gathered, off, flags, true);
+            int saved = errno;
+            free(gathered);
+            errno = saved;
+            return r;
+        }
+    }
+    ssize_t total = 0;
+    for (int i = 0; i < cnt; i++) {
+        if (iov[i].iov_len == 0)
+            continue;
+        bool last = i == cnt - 1;
+        ssize_t r = sock_send(s, fd, iov[i].iov_base, iov[i].iov_len, flags,
+                              last);
+        if (r < 0)
+            return total > 0 ? total : -1;
+        total += r;
+        if ((size_t)r < iov[i].iov_len)
+            break;
+    }
+    return total;
+}
+
+static ssize_t sock_recvv(struct shim_sock *s, int fd, const struct iovec *iov,
+                          int cnt, int flags)
+{
+    ssize_t len = iov_total(iov, cnt);
+    if (len < 0)
+        return -1;
+    if (cnt == 1)
+        return sock_recv(s, fd, iov[0].iov_base, iov[0].iov_len, flags);
+    if ((flags & MSG_WAITALL) != 0 && (flags & MSG_PEEK) == 0) {
+        /* Fill every element in turn: stop at EOF, timeout or error. */
+        ssize_t total = 0;
+        for (int i = 0; i < cnt; i++) {
+            if (iov[i].iov_len == 0)
+                continue;
+            ssize_t r = sock_recv(s, fd, iov[i].iov_base, iov[i].iov_len,
+                                  flags);
+            if (r < 0)
+                return total > 0 ? total : -1;
+            total += r;
+            if ((size_t)r < iov[i].iov_len)
+                break;
+        }
+        return total;
+    }
+    /* One read (a stream read may return less than asked), scattered. */
+    size_t want = (size_t)len < GATHER_MAX ? (size_t)len : GATHER_MAX;
+    char *tmp = malloc(want > 0 ? want : 1);
+    if (tmp == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ssize_t r = sock_recv(s, fd, tmp, want, flags);
+    int saved = errno;
+    for (size_t off = 0, i = 0; r > 0 && off < (size_t)r; i++) {
+        size_t n = (size_t)r - off < iov[i].iov_len ? (size_t)r - off
+                                                     : iov[i].iov_len;
+        memcpy(iov[i].iov_base, tmp + off, n);
+        off += n;
+    }
+    free(tmp);
+    errno = saved;
+    return r;
+}
+
+/* --- interposed ------------------------------------------------------------- */
+
+/* Each shim_ function: one lookup; unmanaged -> libc, managed -> engine,
+ * holding a reference for the duration of the call. */
+
+static ssize_t shim_recv(int fd, void *buf, size_t len, int flags)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(recv)(fd, buf, len, flags);
+    ssize_t r = sock_recv(s, fd, buf, len, flags);
+    shim_sock_unref(s);
+    return r;
+}
+
+static ssize_t shim_read(int fd, void *buf, size_t len)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(read)(fd, buf, len);
+    ssize_t r = sock_recv(s, fd, buf, len, 0);
+    shim_sock_unref(s);
+    return r;
+}
+
+/* TCP reports no source address: *addr_len becomes 0, as the kernel does. */
+static ssize_t shim_recvfrom(int fd, void *buf, size_t len, int flags,
+                             struct sockaddr *addr, socklen_t *addr_len)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(recvfrom)(fd, buf, len, flags, addr, addr_len);
+    ssize_t r = sock_recv(s, fd, buf, len, flags);
+    if (r >= 0 && addr != NULL && addr_len != NULL)
+        *addr_len = 0;
+    shim_sock_unref(s);
+    return r;
+}
+
+static ssize_t shim_send(int fd, const void *buf, size_t len, int flags)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(send)(fd, buf, len, flags);
+    ssize_t r = sock_send(s, fd, buf, len, flags, true);
+    shim_sock_unref(s);
+    return r;
+}
+
+static ssize_t shim_write(int fd, const void *buf, size_t len)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(write)(fd, buf, len);
+    ssize_t r = sock_send(s, fd, buf, len, 0, true);
+    shim_sock_unref(s);
+    return r;
+}
+
+/* A connected TCP socket ignores the destination; so does the shim. */
+static ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags,
+                           const struct sockaddr *addr, socklen_t addr_len)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(sendto)(fd, buf, len, flags, addr, addr_len);
+    ssize_t r = sock_send(s, fd, buf, len, flags, true);
+    shim_sock_unref(s);
+    return r;
+}
+
+static ssize_t shim_readv(int fd, const struct iovec *iov, int cnt)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(readv)(fd, iov, cnt);
+    ssize_t r = sock_recvv(s, fd, iov, cnt, 0);
+    shim_sock_unref(s);
+    return r;
+}
+
+static ssize_t shim_writev(int fd, const struct iovec *iov, int cnt)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(writev)(fd, iov, cnt);
+    ssize_t r = sock_sendv(s, fd, iov, cnt, 0);
+    shim_sock_unref(s);
+    return r;
+}
+
+/* No source address and no control messages come over TLS. */
+static ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(recvmsg)(fd, msg, flags);
+    ssize_t r = sock_recvv(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
+    if (r >= 0) {
+        msg->msg_namelen = 0;
+        msg->msg_controllen = 0;
+        msg->msg_flags = 0;
+    }
+    shim_sock_unref(s);
+    return r;
+}
+
+/* Control messages (SCM_RIGHTS...) mean nothing on TCP; they are dropped. */
+static ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(sendmsg)(fd, msg, flags);
+    ssize_t r = sock_sendv(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
+    shim_sock_unref(s);
+    return r;
+}
+
+SS_EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+    return shim_read(fd, buf, len);
+}
+
+SS_EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+    return shim_write(fd, buf, len);
+}
+
+SS_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+    return shim_recv(fd, buf, len, flags);
+}
+
+SS_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+    return shim_send(fd, buf, len, flags);
+}
+
+SS_EXPORT ssize_t recvfrom(int fd, void *restrict buf, size_t len, int flags,
+                           __SOCKADDR_ARG addr, socklen_t *restrict addr_len)
+{
+    return shim_recvfrom(fd, buf, len, flags, addr.__sockaddr__, addr_len);
+}
+
+SS_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
+                         __CONST_SOCKADDR_ARG addr, socklen_t addr_len)
+{
+    return shim_sendto(fd, buf, len, flags, addr.__sockaddr__, addr_len);
+}
+
+SS_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+    return shim_readv(fd, iov, cnt);
+}
+
+SS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+    return shim_writev(fd, iov, cnt);
+}
+
+SS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    return shim_recvmsg(fd, msg, flags);
+}
+
+SS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    return shim_sendmsg(fd, msg, flags);
+}
+
+/* The fortified entry points check the buffer size as glibc does, then
+ * behave as the plain call. */
+SS_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+    if (len > buflen)
+        __chk_fail();
+    return shim_read(fd, buf, len);
+}
+
+SS_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen,
+                             int flags)
+{
+    if (len > buflen)
+        __chk_fail();
+    return shim_recv(fd, buf, len, flags);
+}
+
+SS_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len,
+                                 size_t buflen, int flags,
+                                 struct sockaddr *addr, socklen_t *addr_len)
+{
+    if (len > buflen)
+        __chk_fail();
+    return shim_recvfrom(fd, buf, len, flags, addr, addr_len);
+}

@@ -1,0 +1,123 @@
+/*
+ * resolve.c - remembers which host name each address came from, so that
+ * connect() can match name-based endpoints and send SNI / check the name
+ * the program asked for (DESIGN.md decision 4).
+ *
+ * A ring of the most recent RING_SIZE (address, name) pairs: bounded
+ * memory, and the newest answer for an address wins.
+ */
+#include "shim.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#define RING_SIZE 256
+
+struct resolved {
+    int family;              /* AF_INET / AF_INET6; 0 = empty */
+    unsigned char addr[16];  /* network order */
+    char name[256];
+};
+
+/* Guards ring and next. A leaf lock. */
+static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct resolved ring[RING_SIZE];
+static size_t next;
+
+/* The address bytes of sa; returns their length (4, 16) or 0. */
+static size_t addr_bytes(const struct sockaddr *sa, const unsigned char **out)
+{
+    if (sa->sa_family == AF_INET) {
+        *out = (const unsigned char *)&((const struct sockaddr_in *)sa)
+                   ->sin_addr;
+        return 4;
+    }
+    if (sa->sa_family == AF_INET6) {
+        *out = (const unsigned char *)&((const struct sockaddr_in6 *)sa)
+                   ->sin6_addr;
+        return 16;
+    }
+    return 0;
+}
+
+/* Numeric names are addresses already: the policy matches them as such. */
+static bool is_numeric(const char *node)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, node, buf) == 1 ||
+           inet_pton(AF_INET6, node, buf) == 1 || strchr(node, '%') != NULL;
+}
+
+static void remember(const char *node, const struct addrinfo *res)
+{
+    pthread_mutex_lock(&resolve_lock);
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        const unsigned char *bytes;
+        size_t n = ai->ai_addr != NULL ? addr_bytes(ai->ai_addr, &bytes) : 0;
+        if (n == 0)
+            continue;
+        struct resolved *r = &ring[next];
+        next = (next + 1) % RING_SIZE;
+        r->family = ai->ai_addr->sa_family;
+        memcpy(r->addr, bytes, n);
+        snprintf(r->name, sizeof(r->name), "%s", node);
+    }
+    pthread_mutex_unlock(&resolve_lock);
+}
+
+bool resolve_lookup(const struct sockaddr *addr, char *name, size_t len)
+{
+    const unsigned char *bytes;
+    size_t n = addr_bytes(addr, &bytes);
+    if (n == 0)
+        return false;
+    bool found = false;
+    pthread_mutex_lock(&resolve_lock);
+    for (size_t i = 0; i < RING_SIZE && !found; i++) {
+        const struct resolved *r = &ring[(next + RING_SIZE - 1 - i) %
+                                         RING_SIZE];
+        if (r->family == addr->sa_family && memcmp(r->addr, bytes, n) == 0) {
+            snprintf(name, len, "%s", r->name);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&resolve_lock);
+    return found;
+}
+
+void resolve_fork_prepare(void)
+{
+    pthread_mutex_lock(&resolve_lock);
+}
+
+void resolve_fork_parent(void)
+{
+    pthread_mutex_unlock(&resolve_lock);
+}
+
+void resolve_fork_child(void)
+{
+    pthread_mutex_init(&resolve_lock, NULL);
+}
+
+/* --- interposed ------------------------------------------------------------ */
+
+static int shim_getaddrinfo(const char *node, const char *service,
+                            const struct addrinfo *hints,
+                            struct addrinfo **res)
+{
+    int rc = REAL(getaddrinfo)(node, service, hints, res);
+    if (rc == 0 && node != NULL && !is_numeric(node))
+        remember(node, *res);
+    return rc;
+}
+
+SS_EXPORT int getaddrinfo(const char *restrict node,
+                          const char *restrict service,
+                          const struct addrinfo *restrict hints,
+                          struct addrinfo **restrict res)
+{
+    return shim_getaddrinfo(node, service, hints, res);
+}

@@ -1,0 +1,215 @@
+/*
+ * shim.h - internals of the LD_PRELOAD layer (build/libsecshim.so).
+ *
+ * Each intercepted call has three names (STYLE.md): the real libc function
+ * in the `real` table, the logic in a static shim_NAME, and the exported
+ * one-line trampoline NAME marked SS_EXPORT. Families live in one file
+ * each: real.c (the table), fdtab.c (fd -> managed socket), process.c
+ * (constructor, policy snapshot, fork handlers), resolve.c (name memory),
+ * sockets.c (connect/accept/close/shutdown/dup/fcntl), io.c (data calls).
+ * The event-loop calls (poll/select/epoll) of issue 4 go into events.c and
+ * reuse shim_sock_lock(), shim_handshake_step() and the wants of the conn.
+ *
+ * The shim holds no TLS logic: it only calls the engine (conn.h).
+ *
+ * Lock order (no shim lock is held while waiting for the OS):
+ *   policy_lock (process.c) and resolve_lock (resolve.c) are leaves;
+ *   fdtab stripe locks (fdtab.c) are leaves;
+ *   sock_list_lock (fdtab.c) -> shim_sock.lock   (only at fork)
+ *   shim_sock.lock -> the engine's log lock
+ * pthread_atfork takes them all in that order (shim_fork_prepare).
+ */
+#ifndef SECSHIM_SHIM_H
+#define SECSHIM_SHIM_H
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <netdb.h>
+
+#include "secshim/conn.h"
+#include "secshim/policy.h"
+
+/* Only the trampolines leave the library (-fvisibility=hidden). */
+#define SS_EXPORT __attribute__((visibility("default")))
+
+/* --- real.c ------------------------------------------------------------ */
+
+/* The next definition of every libc function the shim interposes or uses
+ * for its own I/O, bound once by shim_real_bind(). */
+struct real_fns {
+    int (*connect)(int, const struct sockaddr *, socklen_t);
+    int (*accept)(int, struct sockaddr *, socklen_t *);
+    int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+    int (*close)(int);
+    int (*shutdown)(int, int);
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*recv)(int, void *, size_t, int);
+    ssize_t (*send)(int, const void *, size_t, int);
+    ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *,
+                        socklen_t *);
+    ssize_t (*sendto)(int, const void *, size_t, int,
+                      const struct sockaddr *, socklen_t);
+    ssize_t (*readv)(int, const struct iovec *, int);
+    ssize_t (*writev)(int, const struct iovec *, int);
+    ssize_t (*recvmsg)(int, struct msghdr *, int);
+    ssize_t (*sendmsg)(int, const struct msghdr *, int);
+    int (*getaddrinfo)(const char *, const char *, const struct addrinfo *,
+                       struct addrinfo **);
+    int (*dup)(int);
+    int (*dup2)(int, int);
+    int (*dup3)(int, int, int);
+    int (*fcntl)(int, int, ...);
+    int (*fcntl64)(int, int, ...);
+    int (*poll)(struct pollfd *, nfds_t, int);
+    int (*getsockopt)(int, int, int, void *, socklen_t *);
+    int (*getsockname)(int, struct sockaddr *, socklen_t *);
+    int (*getpeername)(int, struct sockaddr *, socklen_t *);
+};
+
+extern struct real_fns real;
+
+/* Binds `real` on first use (pthread_once), so a trampoline called before
+ * the constructor, or from another library's constructor, still works. A
+ * missing symbol is fatal with a message. */
+void shim_real_bind(void);
+
+/* Binds on first use and yields the table: `REAL(read)(fd, buf, len)`. */
+#define REAL(name) (shim_real_bind(), real.name)
+
+/* --- fdtab.c ----------------------------------------------------------- */
+
+/*
+ * One managed TCP socket: the TLS connection of one kernel socket, shared
+ * by every descriptor dup'ed from it.
+ */
+struct shim_sock {
+    /* One per fdtab slot plus one per call in flight; the last frees. */
+    atomic_int refs;
+    pid_t owner;               /* process that made it (close_notify) */
+
+    /* Guards every field below. Never held across a wait; only the
+     * engine's log lock is taken while holding it. */
+    pthread_mutex_t lock;
+    pthread_cond_t hs_cond;    /* the handshake driver finished a step */
+    struct ss_conn *conn;      /* owned */
+    enum ss_direction dir;
+    int nfds;                  /* fdtab slots pointing here */
+    bool hs_busy;              /* a thread is waiting for the handshake */
+    bool failed;               /* never again carries data */
+    int fail_errno;            /* what I/O returns once failed */
+    bool nonblocking_connect;  /* EINPROGRESS connect: issue 4 drives it */
+    bool closed;               /* the last descriptor was closed */
+    char peer[320];            /* "HOST:PORT" for messages */
+
+    /* Guarded by the list lock in fdtab.c. */
+    struct shim_sock *list_prev, *list_next;
+};
+
+/* A new sock with one reference (the caller's), owning conn. Returns NULL
+ * when out of memory (conn is then freed). */
+struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
+                                const char *peer);
+
+void shim_sock_ref(struct shim_sock *s);
+/* Drops a reference; the last one frees the conn and the sock. Keeps
+ * errno. NULL is allowed. */
+void shim_sock_unref(struct shim_sock *s);
+
+/*
+ * Locks s for an engine call made on behalf of descriptor fd: the engine's
+ * BIO then does its I/O on fd (any descriptor of the socket that is open
+ * right now), not on the one the conn was created with, which may be
+ * closed since.
+ */
+void shim_sock_lock(struct shim_sock *s, int fd);
+void shim_sock_unlock(struct shim_sock *s);
+
+/* The sock behind fd with a reference taken, or NULL for an unmanaged fd
+ * (one atomic load). */
+struct shim_sock *fdtab_get(int fd);
+
+/* Points fd at s (taking a fd reference and counting the descriptor);
+ * a stale entry for fd is detached first. Keeps errno. */
+void fdtab_install(int fd, struct shim_sock *s);
+
+/* Forgets fd before the kernel closes it. When it was the socket's last
+ * descriptor in the owning process, close_notify is sent on fd (best
+ * effort, non-blocking). Keeps errno. */
+void fdtab_detach(int fd);
+
+/* Fork handlers for the fdtab locks and every sock lock. */
+void fdtab_fork_prepare(void);
+void fdtab_fork_parent(void);
+void fdtab_fork_child(void);
+
+/* The engine I/O used for every conn the shim makes (real recv/send). */
+extern const struct ss_io_ops shim_io;
+
+/* --- process.c --------------------------------------------------------- */
+
+/* The current policy snapshot with a reference (release with
+ * ss_policy_unref), or NULL while inert. Checks, at most once a second,
+ * whether the policy or its files changed and reloads them. */
+struct ss_policy *shim_policy_get(void);
+
+/* --- resolve.c --------------------------------------------------------- */
+
+/* Copies the name the program last resolved to addr into name (size len)
+ * and returns true, or returns false when it never resolved one. */
+bool resolve_lookup(const struct sockaddr *addr, char *name, size_t len);
+
+void resolve_fork_prepare(void);
+void resolve_fork_parent(void);
+void resolve_fork_child(void);
+
+/* --- sockets.c --------------------------------------------------------- */
+
+/*
+ * Drives the handshake of s until it is done, blocking on fd for at most
+ * the conn's handshake-timeout (unless dontwait or the descriptor is
+ * non-blocking: then one step). Returns 0 when the connection is open, or -1 with errno
+ * (EAGAIN: non-blocking and not done; otherwise the failure's errno; the
+ * sock is then failed and shut down, and the reason logged once).
+ */
+int shim_handshake(struct shim_sock *s, int fd, bool dontwait);
+
+/*
+ * What a blocked caller must wait for after an engine call answered rc
+ * (SS_WANT_READ/WRITE): rc itself, and writability while ciphertext is
+ * still unsent (conn.h: waiting for readability alone could deadlock).
+ * Readability is not added to a write wait: a socket with unread data
+ * would wake the writer at once, again and again. A bit set of SS_WANT_*.
+ * Called with s locked.
+ */
+int shim_wants(const struct shim_sock *s, int rc);
+
+/* poll() events for a bit set of SS_WANT_*. */
+short shim_poll_events(int wants);
+
+/* CLOCK_MONOTONIC now + ms. */
+struct timespec shim_deadline_after(int ms);
+/* Milliseconds left until t (rounded up; 0 when past), for poll(). */
+int shim_ms_until(const struct timespec *t);
+
+/* True when fd has O_NONBLOCK set. */
+bool shim_fd_nonblocking(int fd);
+
+/* Marks s failed with errno e, logs one error line saying why (during the
+ * handshake or later), and shuts the socket down so no byte can pass in
+ * clear afterwards. Called with s locked. */
+void shim_sock_fail(struct shim_sock *s, int fd, int e, bool handshake,
+                    const char *why);
+
+/* The errno a failed engine call (rc < 0) gives the program: during the
+ * handshake (handshake true) or on later I/O. Called with s locked. */
+int shim_errno_of(const struct shim_sock *s, int rc, bool handshake);
+
+#endif

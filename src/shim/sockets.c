@@ -1,0 +1,575 @@
+/*
+ * sockets.c - the socket life calls: connect, accept, accept4, close,
+ * shutdown, dup, dup2, dup3, fcntl(F_DUPFD*), and the blocking handshake.
+ *
+ * connect() to an endpoint the policy names does TCP and then the whole
+ * TLS handshake before returning, so failures surface at connect
+ * (DESIGN.md decision 3). accept() never handshakes: the first I/O of the
+ * accepted socket drives it, so one slow client cannot stall the loop.
+ */
+#include "shim.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "secshim/log.h"
+
+bool shim_fd_nonblocking(int fd)
+{
+    int fl = REAL(fcntl)(fd, F_GETFL);
+    return fl >= 0 && (fl & O_NONBLOCK) != 0;
+}
+
+static bool is_tcp(int fd, const struct sockaddr *addr)
+{
+    if (addr == NULL ||
+        (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+        return false;
+    int type = 0;
+    socklen_t len = sizeof(type);
+    return REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+           type == SOCK_STREAM;
+}
+
+/* "HOST:PORT" with HOST the name when known, else the address
+ * ("[::1]:443" for IPv6). */
+static void peer_text(const struct sockaddr *sa, const char *name, char *out,
+                      size_t len)
+{
+    char addr[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, addr, sizeof(addr));
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
+        port = ntohs(in6->sin6_port);
+    }
+    if (name != NULL)
+        snprintf(out, len, "%s:%u", name, port);
+    else if (sa->sa_family == AF_INET6)
+        snprintf(out, len, "[%s]:%u", addr, port);
+    else
+        snprintf(out, len, "%s:%u", addr, port);
+}
+
+/* The host alone (name, else address text) for ss_conn_new. */
+static void host_text(const struct sockaddr *sa, const char *name, char *out,
+                      size_t len)
+{
+    if (name != NULL) {
+        snprintf(out, len, "%s", name);
+        return;
+    }
+    const void *a = sa->sa_family == AF_INET6
+        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    if (inet_ntop(sa->sa_family, a, out, (socklen_t)len) == NULL)
+        snprintf(out, len, "?");
+}
+
+static const char *endpoint_name(const struct shim_sock *s)
+{
+    const struct ss_endpoint *ep = ss_conn_endpoint(s->conn);
+    return ep != NULL && ep->name != NULL ? ep->name : "?";
+}
+
+int shim_wants(const struct shim_sock *s, int rc)
+{
+    int wants = rc == SS_WANT_READ || rc == SS_WANT_WRITE ? rc : 0;
+    if (ss_conn_unsent(s->conn) > 0)
+        wants |= SS_WANT_WRITE;
+    return wants;
+}
+
+short shim_poll_events(int wants)
+{
+    short events = 0;
+    if (wants & SS_WANT_READ)
+        events |= POLLIN;
+    if (wants & SS_WANT_WRITE)
+        events |= POLLOUT;
+    return events;
+}
+
+/* --- failure and the handshake -------------------------------------------- */
+
+int shim_errno_of(const struct shim_sock *s, int rc, bool handshake)
+{
+    if (rc == SS_ERR_NOMEM)
+        return ENOMEM;
+    /* A server-side failure looks like a peer that reset: the program
+     * only learns that this client is gone. */
+    if (handshake && s->dir == SS_DIR_LISTEN)
+        return ECONNRESET;
+    int sys = ss_conn_sys_errno(s->conn);
+    switch (rc) {
+    case SS_ERR_TIMEOUT:
+        return ETIMEDOUT;
+    case SS_ERR_CLOSED:
+        return handshake ? ECONNRESET : EPIPE;
+    case SS_ERR_SYSCALL:
+        return sys == 0 || sys == EPIPE ? ECONNRESET : sys;
+    case SS_ERR_VERIFY:
+    case SS_ERR_PROTOCOL:
+    case SS_ERR_TLS:
+        /* A peer we must not talk to (handshake), or a broken stream. */
+        return handshake ? EPROTO : ECONNRESET;
+    default:
+        return handshake ? EPROTO : ECONNRESET;
+    }
+}
+
+void shim_sock_fail(struct shim_sock *s, int fd, int e, bool handshake,
+                    const char *why)
+{
+    if (s->failed)
+        return;
+    s->failed = true;
+    s->fail_errno = e;
+    ss_log(SS_LOG_ERROR, "endpoint '%s': TLS %s with %s failed: %s",
+           endpoint_name(s), handshake ? "handshake" : "connection", s->peer,
+           why != NULL && *why != '\0' ? why : "unknown error");
+    /* Nothing may pass in clear on this socket from now on. */
+    REAL(shutdown)(fd, SHUT_RDWR);
+    pthread_cond_broadcast(&s->hs_cond);
+}
+
+static void log_established(const struct shim_sock *s)
+{
+    if (!ss_log_enabled(SS_LOG_INFO))
+        return;
+    char desc[256] = "";
+    ss_conn_describe(s->conn, desc, sizeof(desc));
+    char relaxed[256] = "";
+    const struct ss_verify_result *vr = ss_conn_verify_result(s->conn);
+    if (vr != NULL && vr->relaxations != 0) {
+        snprintf(relaxed, sizeof(relaxed),
+                 " (compatibility mode relaxed: %s%s%s)",
+                 vr->relaxations & SS_RELAX_REVOKED_TRUSTED_CA
+                     ? ss_relaxation_name(SS_RELAX_REVOKED_TRUSTED_CA) : "",
+                 vr->relaxations == (SS_RELAX_REVOKED_TRUSTED_CA |
+                                     SS_RELAX_KEY_USAGE) ? ", " : "",
+                 vr->relaxations & SS_RELAX_KEY_USAGE
+                     ? ss_relaxation_name(SS_RELAX_KEY_USAGE) : "");
+    }
+    ss_log(SS_LOG_INFO, "endpoint '%s': TLS %s %s established: %s%s",
+           endpoint_name(s), s->dir == SS_DIR_CONNECT ? "to" : "from",
+           s->peer, desc, relaxed);
+}
+
+struct timespec shim_deadline_after(int ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+int shim_ms_until(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ms = (long long)(t->tv_sec - now.tv_sec) * 1000 +
+                   (t->tv_nsec - now.tv_nsec + 999999) / 1000000;
+    return ms <= 0 ? 0 : ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
+
+static void fail_timeout(struct shim_sock *s, int fd, int timeout_ms)
+{
+    char why[128];
+    snprintf(why, sizeof(why), "no complete handshake within %d.%03d s "
+             "(handshake-timeout)", timeout_ms / 1000, timeout_ms % 1000);
+    shim_sock_fail(s, fd, s->dir == SS_DIR_LISTEN ? ECONNRESET : ETIMEDOUT,
+                   true, why);
+}
+
+/*
+ * One thread at a time waits on the socket for the handshake (hs_busy);
+ * the others wait on hs_cond, so that a step made by one is seen by all
+ * at once rather than after a poll timeout. s is locked throughout except
+ * while waiting.
+ */
+int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
+{
+    bool nonblocking = dontwait || shim_fd_nonblocking(fd);
+    shim_sock_lock(s, fd);
+    int timeout_ms = ss_conn_handshake_timeout_ms(s->conn);
+    if (timeout_ms <= 0)
+        timeout_ms = SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000;
+    struct timespec deadline = shim_deadline_after(timeout_ms);
+    int e = 0;
+    for (;;) {
+        if (s->closed) {
+            e = EBADF;
+            break;
+        }
+        if (s->failed) {
+            e = s->fail_errno;
+            break;
+        }
+        if (ss_conn_state(s->conn) != SS_CONN_HANDSHAKING)
+            break;
+        if (s->hs_busy) {
+            if (nonblocking) {
+                e = EAGAIN;
+                break;
+            }
+            if (pthread_cond_timedwait(&s->hs_cond, &s->lock, &deadline) ==
+                ETIMEDOUT)
+                fail_timeout(s, fd, timeout_ms);
+            continue;
+        }
+        int rc = ss_conn_handshake(s->conn);
+        if (rc == SS_OK) {
+            log_established(s);
+            pthread_cond_broadcast(&s->hs_cond);
+            break;
+        }
+        if (rc < 0) {
+            shim_sock_fail(s, fd, shim_errno_of(s, rc, true), true,
+                           ss_conn_error(s->conn));
+            continue;
+        }
+        if (nonblocking) {
+            e = EAGAIN;
+            break;
+        }
+        int left = shim_ms_until(&deadline);
+        if (left == 0) {
+            fail_timeout(s, fd, timeout_ms);
+            continue;
+        }
+        struct pollfd pfd = {.fd = fd,
+                             .events = shim_poll_events(shim_wants(s, rc))};
+        s->hs_busy = true;
+        shim_sock_unlock(s);
+        /* EINTR or a timeout just loop: the deadline is absolute. */
+        (void)REAL(poll)(&pfd, 1, left);
+        shim_sock_lock(s, fd);
+        s->hs_busy = false;
+        pthread_cond_broadcast(&s->hs_cond);
+    }
+    shim_sock_unlock(s);
+    if (e == 0)
+        return 0;
+    errno = e;
+    return -1;
+}
+
+/* --- connect ---------------------------------------------------------------- */
+
+/* Makes fd a managed client socket for ep. Returns the new sock with the
+ * caller's reference, or NULL (errno set) when the conn cannot be made. */
+static struct shim_sock *manage(int fd, struct ss_policy *p,
+                                const struct ss_endpoint *ep,
+                                enum ss_direction dir, const char *host,
+                                const char *peer)
+{
+    struct ss_conn *conn = NULL;
+    struct ss_errbuf err = {""};
+    int rc = ss_conn_new(p, ep, fd, &shim_io, host, &conn, &err);
+    if (rc != SS_OK) {
+        ss_log(SS_LOG_ERROR, "endpoint '%s': cannot set up TLS with %s: %s",
+               ep->name, peer, err.msg);
+        errno = rc == SS_ERR_NOMEM ? ENOMEM : EPROTO;
+        return NULL;
+    }
+    struct shim_sock *s = shim_sock_new(conn, dir, peer);
+    if (s == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    fdtab_install(fd, s);
+    return s;
+}
+
+/*
+ * Connect endpoints: after the TCP connect, match and handshake. pending
+ * means the TCP connect is still under way (EINPROGRESS/EINTR): that is
+ * issue 4's non-blocking connect; for now the socket is marked failed, so
+ * it refuses I/O rather than carry plaintext. Returns 0, or -1 with errno.
+ */
+static int secure_connect(int fd, const struct sockaddr *addr,
+                          socklen_t addr_len, bool pending)
+{
+    struct ss_policy *p = shim_policy_get();
+    if (p == NULL)
+        return 0;
+    char name[256];
+    bool named = resolve_lookup(addr, name, sizeof(name));
+    const struct ss_endpoint *ep =
+        ss_policy_match_connect(p, named ? name : NULL, addr, addr_len);
+    if (ep == NULL) {
+        ss_policy_unref(p);
+        return 0;
+    }
+    char host[256], peer[320];
+    host_text(addr, named ? name : NULL, host, sizeof(host));
+    peer_text(addr, named ? name : NULL, peer, sizeof(peer));
+    struct shim_sock *s = manage(fd, p, ep, SS_DIR_CONNECT, host, peer);
+    ss_policy_unref(p); /* the conn holds its own reference */
+    if (s == NULL) {
+        int e = errno;
+        REAL(shutdown)(fd, SHUT_RDWR); /* never plaintext to a TLS peer */
+        errno = e;
+        return -1;
+    }
+    int rc = 0;
+    if (pending) {
+        shim_sock_lock(s, fd);
+        s->nonblocking_connect = true;
+        s->failed = true;
+        s->fail_errno = EPROTO;
+        ss_log(SS_LOG_ERROR, "endpoint '%s': non-blocking connect to %s: "
+               "TLS on non-blocking sockets is not supported yet; the "
+               "socket refuses all I/O (fail closed)", ep->name, peer);
+        shim_sock_unlock(s);
+    } else {
+        rc = shim_handshake(s, fd, false);
+    }
+    shim_sock_unref(s);
+    return rc;
+}
+
+static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    int rc = REAL(connect)(fd, addr, len);
+    if (rc != 0 && errno != EINPROGRESS && errno != EINTR)
+        return rc;
+    int saved = errno;
+    if (!is_tcp(fd, addr)) {
+        errno = saved;
+        return rc;
+    }
+    if (secure_connect(fd, addr, len, rc != 0) != 0)
+        return -1;
+    errno = saved;
+    return rc;
+}
+
+SS_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+    return shim_connect(fd, addr.__sockaddr__, len);
+}
+
+/* --- accept ----------------------------------------------------------------- */
+
+/*
+ * Listen endpoints: an accepted socket whose local address matches becomes
+ * a server conn in handshaking state (no I/O here). Returns fd, or -1 with
+ * ECONNABORTED when the conn cannot be made: the connection is closed
+ * rather than served in clear, and accept loops retry on that errno.
+ */
+static int secure_accept(int fd)
+{
+    struct ss_policy *p = shim_policy_get();
+    if (p == NULL)
+        return fd;
+    struct sockaddr_storage local, remote;
+    socklen_t llen = sizeof(local), rlen = sizeof(remote);
+    const struct ss_endpoint *ep = NULL;
+    if (REAL(getsockname)(fd, (struct sockaddr *)&local, &llen) == 0 &&
+        (local.ss_family == AF_INET || local.ss_family == AF_INET6))
+        ep = ss_policy_match_listen(p, (struct sockaddr *)&local, llen);
+    if (ep == NULL) {
+        ss_policy_unref(p);
+        return fd;
+    }
+    char host[256] = "?", peer[320] = "?";
+    if (REAL(getpeername)(fd, (struct sockaddr *)&remote, &rlen) == 0) {
+        host_text((struct sockaddr *)&remote, NULL, host, sizeof(host));
+        peer_text((struct sockaddr *)&remote, NULL, peer, sizeof(peer));
+    }
+    struct shim_sock *s = manage(fd, p, ep, SS_DIR_LISTEN, host, peer);
+    ss_policy_unref(p);
+    if (s == NULL) {
+        REAL(close)(fd);
+        errno = ECONNABORTED;
+        return -1;
+    }
+    shim_sock_unref(s); /* the fdtab slot keeps it */
+    return fd;
+}
+
+static int shim_accept(int lfd, struct sockaddr *addr, socklen_t *len,
+                       int flags, bool four)
+{
+    int fd = four ? REAL(accept4)(lfd, addr, len, flags)
+                  : REAL(accept)(lfd, addr, len);
+    if (fd < 0)
+        return fd;
+    int saved = errno;
+    int rc = secure_accept(fd);
+    if (rc >= 0)
+        errno = saved;
+    return rc;
+}
+
+SS_EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len)
+{
+    return shim_accept(fd, addr.__sockaddr__, len, 0, false);
+}
+
+SS_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len,
+                      int flags)
+{
+    return shim_accept(fd, addr.__sockaddr__, len, flags, true);
+}
+
+/* --- close and shutdown ----------------------------------------------------- */
+
+static int shim_close(int fd)
+{
+    fdtab_detach(fd); /* one load when fd is not managed */
+    return REAL(close)(fd);
+}
+
+SS_EXPORT int close(int fd)
+{
+    return shim_close(fd);
+}
+
+/* Sends close_notify before the TCP half-close. A full socket buffer is
+ * waited for at most one second: shutdown() itself never blocks on TCP. */
+static void close_notify(struct shim_sock *s, int fd)
+{
+    struct timespec deadline = shim_deadline_after(1000);
+    shim_sock_lock(s, fd);
+    while (!s->failed && !s->closed &&
+           ss_conn_state(s->conn) != SS_CONN_HANDSHAKING) {
+        int rc = ss_conn_shutdown(s->conn);
+        int left = shim_ms_until(&deadline);
+        if (rc != SS_WANT_WRITE || left == 0 || shim_fd_nonblocking(fd))
+            break;
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        shim_sock_unlock(s);
+        (void)REAL(poll)(&pfd, 1, left);
+        shim_sock_lock(s, fd);
+    }
+    shim_sock_unlock(s);
+}
+
+static int shim_shutdown(int fd, int how)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(shutdown)(fd, how);
+    if (how == SHUT_WR || how == SHUT_RDWR)
+        close_notify(s, fd);
+    int rc = REAL(shutdown)(fd, how);
+    shim_sock_unref(s);
+    return rc;
+}
+
+SS_EXPORT int shutdown(int fd, int how)
+{
+    return shim_shutdown(fd, how);
+}
+
+/* --- duplicates share the connection ---------------------------------------- */
+
+static int shim_dup(int old)
+{
+    struct shim_sock *s = fdtab_get(old);
+    int fd = REAL(dup)(old);
+    if (s != NULL) {
+        if (fd >= 0)
+            fdtab_install(fd, s);
+        shim_sock_unref(s);
+    }
+    return fd;
+}
+
+SS_EXPORT int dup(int old)
+{
+    return shim_dup(old);
+}
+
+/*
+ * dup2/dup3 silently close newfd: when it is managed its entry is dropped
+ * first, while it still is that socket (so close_notify goes to the right
+ * peer). Should the call then fail, newfd is shut down: it must not stay
+ * open without its TLS.
+ */
+static int shim_dup3(int old, int new, int flags, bool three)
+{
+    if (old == new)
+        return three ? REAL(dup3)(old, new, flags) : REAL(dup2)(old, new);
+    struct shim_sock *s = fdtab_get(old);
+    struct shim_sock *replaced = fdtab_get(new);
+    bool detached = false;
+    if (replaced != NULL && REAL(fcntl)(old, F_GETFD) >= 0) {
+        fdtab_detach(new);
+        detached = true;
+    }
+    int fd = three ? REAL(dup3)(old, new, flags) : REAL(dup2)(old, new);
+    int saved = errno;
+    if (fd < 0 && detached)
+        REAL(shutdown)(new, SHUT_RDWR);
+    if (fd >= 0 && s != NULL)
+        fdtab_install(fd, s);
+    shim_sock_unref(replaced);
+    shim_sock_unref(s);
+    errno = saved;
+    return fd;
+}
+
+SS_EXPORT int dup2(int old, int new)
+{
+    return shim_dup3(old, new, 0, false);
+}
+
+SS_EXPORT int dup3(int old, int new, int flags)
+{
+    return shim_dup3(old, new, flags, true);
+}
+
+static int shim_fcntl(int fd, int cmd, void *arg, bool is64)
+{
+    int (*fn)(int, int, ...) = is64 ? REAL(fcntl64) : REAL(fcntl);
+    if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC)
+        return fn(fd, cmd, arg);
+    struct shim_sock *s = fdtab_get(fd);
+    int nfd = fn(fd, cmd, arg);
+    if (s != NULL) {
+        if (nfd >= 0)
+            fdtab_install(nfd, s);
+        shim_sock_unref(s);
+    }
+    return nfd;
+}
+
+/* fcntl's third argument is an int or a pointer depending on cmd; both
+ * travel in one register, so it is passed on as read. */
+SS_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return shim_fcntl(fd, cmd, arg, false);
+}
+
+SS_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return shim_fcntl(fd, cmd, arg, true);
+}
