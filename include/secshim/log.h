@@ -35,4 +35,13 @@ bool ss_log_enabled(enum ss_log_level level);
 void ss_log(enum ss_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * fork() support for the shim's pthread_atfork handlers: prepare takes the
+ * log lock (last, because shim code may log while holding its own locks),
+ * parent releases it, child re-initialises it.
+ */
+void ss_log_fork_prepare(void);
+void ss_log_fork_parent(void);
+void ss_log_fork_child(void);
+
 #endif

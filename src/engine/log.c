@@ -104,3 +104,18 @@ void ss_log(enum ss_log_level level, const char *fmt, ...)
     pthread_mutex_unlock(&log_lock);
     errno = saved_errno;
 }
+
+void ss_log_fork_prepare(void)
+{
+    pthread_mutex_lock(&log_lock);
+}
+
+void ss_log_fork_parent(void)
+{
+    pthread_mutex_unlock(&log_lock);
+}
+
+void ss_log_fork_child(void)
+{
+    pthread_mutex_init(&log_lock, NULL);
+}

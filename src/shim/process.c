@@ -178,10 +178,12 @@ static void fork_prepare(void)
     pthread_mutex_lock(&policy_lock);
     resolve_fork_prepare();
     fdtab_fork_prepare();
+    ss_log_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    ss_log_fork_parent();
     fdtab_fork_parent();
     resolve_fork_parent();
     pthread_mutex_unlock(&policy_lock);
@@ -189,6 +191,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    ss_log_fork_child();
     fdtab_fork_child();
     resolve_fork_child();
     pthread_mutex_init(&policy_lock, NULL);

@@ -17,7 +17,8 @@
  *   fdtab stripe locks (fdtab.c) are leaves;
  *   sock_list_lock (fdtab.c) -> shim_sock.lock   (only at fork)
  *   shim_sock.lock -> the engine's log lock
- * pthread_atfork takes them all in that order (shim_fork_prepare).
+ * pthread_atfork takes them all in that order, the log lock last
+ * (fork_prepare in process.c).
  */
 #ifndef SECSHIM_SHIM_H
 #define SECSHIM_SHIM_H
