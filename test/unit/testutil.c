@@ -26,7 +26,7 @@ const char *tu_pki(void)
         perror("mkdtemp");
         abort();
     }
-    char cmd[512];
+    char cmd[1024];
     snprintf(cmd, sizeof(cmd), "tools/secshim-pki %s >%s/pki.log 2>&1",
              pki_dir, pki_dir);
     if (system(cmd) != 0) {
