@@ -57,6 +57,7 @@ $(BUILD)/apps/%: test/apps/%.c
 
 test: deps
 	$(MAKE) all
+	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) test-integration
 
