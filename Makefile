@@ -3,9 +3,11 @@
 
 CC       ?= cc
 BUILD    ?= build
-CPPFLAGS += -Iinclude -D_GNU_SOURCE
+# CFLAGS/LDFLAGS are the caller's to set (make asan does); the flags the
+# code needs are kept apart so that a command-line CFLAGS cannot drop them.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -fPIC -Wall -Wextra -Werror -fvisibility=hidden
+SS_CPPFLAGS := -Iinclude -D_GNU_SOURCE $(CPPFLAGS)
+SS_CFLAGS   := -std=c11 -fPIC -Wall -Wextra -Werror -fvisibility=hidden $(CFLAGS)
 LDLIBS   += -lssl -lcrypto -lconfig -lpthread -ldl
 
 ENGINE_SRC := $(sort $(wildcard src/engine/*.c))
@@ -22,7 +24,7 @@ ENGINE_LIB := $(BUILD)/libsecshim-engine.a
 SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so)
 CLI        := $(BUILD)/secshim
 
-.PHONY: all deps test test-unit test-integration demo bench lint clean
+.PHONY: all deps test test-unit test-integration test-asan asan demo bench lint clean
 
 all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN)
 
@@ -31,7 +33,7 @@ deps:
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/secshim/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -c $< -o $@
 
 $(ENGINE_LIB): $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
@@ -53,19 +55,29 @@ $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/unit/testutil.o $(
 # Test programs carry no TLS code: they link nothing but libc.
 $(BUILD)/apps/%: test/apps/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< -lpthread
+	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -o $@ $< -lpthread
 
 test: deps
 	$(MAKE) all
 	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) test-integration
+	$(MAKE) test-asan
 
 test-unit: $(UNIT_BIN)
 	@test/run-unit $(UNIT_BIN)
 
 test-integration: all
 	@test/integration/run $(BUILD)
+
+# The same library and programs built with AddressSanitizer into
+# build-asan/; the harness preloads libasan ahead of the shim.
+ASAN_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address" all
+
+test-asan: asan
+	@test/integration/run build-asan
 
 demo: deps
 	$(MAKE) all
@@ -80,4 +92,4 @@ lint:
 	    --inline-suppr -Iinclude -D_GNU_SOURCE src/
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan
