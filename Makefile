@@ -53,7 +53,7 @@ $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/unit/testutil.o $(
 	$(CC) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
 
 # Test programs carry no TLS code: they link nothing but libc.
-$(BUILD)/apps/%: test/apps/%.c
+$(BUILD)/apps/%: test/apps/%.c $(wildcard test/apps/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -o $@ $< -lpthread
 
