@@ -44,6 +44,21 @@ static struct shim_sock *sock_list;
  * of this thread (see shim_sock_lock); -1 outside engine calls. */
 static __thread int io_fd __attribute__((tls_model("initial-exec"))) = -1;
 
+/* This process's pid, cached because the fork rule marks every engine
+ * call with it and getpid() is a system call in glibc >= 2.25. 0 until
+ * first use; the fork child handler sets it anew. */
+static _Atomic pid_t self_pid;
+
+static pid_t self(void)
+{
+    pid_t p = atomic_load_explicit(&self_pid, memory_order_relaxed);
+    if (p == 0) {
+        p = getpid();
+        atomic_store_explicit(&self_pid, p, memory_order_relaxed);
+    }
+    return p;
+}
+
 static void stripes_init(void)
 {
     for (int i = 0; i < STRIPES; i++)
@@ -98,7 +113,7 @@ struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
         return NULL;
     }
     atomic_init(&s->refs, 1);
-    s->owner = getpid();
+    s->owner = self();
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -147,10 +162,21 @@ void shim_sock_unref(struct shim_sock *s)
     errno = saved;
 }
 
-void shim_sock_lock(struct shim_sock *s, int fd)
+/* Locks s for fd without claiming the connection: for bookkeeping that
+ * is not a use (a close must not make its process the owner). */
+static void lock_quiet(struct shim_sock *s, int fd)
 {
     pthread_mutex_lock(&s->lock);
     io_fd = fd;
+}
+
+/* Every engine call goes through here, so this is where the process that
+ * uses the connection claims it: after a fork, the first process to drive
+ * the conn becomes the one whose last close sends close_notify. */
+void shim_sock_lock(struct shim_sock *s, int fd)
+{
+    lock_quiet(s, fd);
+    s->owner = self();
 }
 
 void shim_sock_unlock(struct shim_sock *s)
@@ -237,15 +263,17 @@ static void detach(int fd, bool notify)
         errno = saved;
         return;
     }
-    shim_sock_lock(s, fd);
+    lock_quiet(s, fd);
     if (--s->nfds == 0) {
         /* Calls still in flight in other threads now fail with EBADF
          * instead of touching a descriptor number that may be reused. */
         s->closed = true;
-        /* close_notify is best effort and non-blocking. A process that
-         * inherited the socket over fork does not send it on behalf of
-         * the one that made it (DESIGN.md decision 8). */
-        if (notify && !s->failed && s->owner == getpid())
+        /* close_notify is best effort and non-blocking. Only the process
+         * that used the connection last since a fork sends it: another
+         * process that still has the socket may be the one using it, and
+         * a close_notify from here would end its stream (DESIGN.md
+         * decision 8, docs/shim.md "fork"). */
+        if (notify && !s->failed && s->owner == self())
             (void)ss_conn_shutdown(s->conn);
     }
     shim_sock_unlock(s);
@@ -256,6 +284,56 @@ static void detach(int fd, bool notify)
 void fdtab_detach(int fd)
 {
     detach(fd, true);
+}
+
+void fdtab_detach_range(unsigned int first, unsigned int last)
+{
+    int saved = errno;
+    unsigned int top = (unsigned int)FDTAB_LOW - 1;
+    for (unsigned int fd = first; fd <= last && fd <= top; fd++)
+        detach((int)fd, true);
+    /* Above the low array only chunks that exist can hold entries. */
+    for (size_t hi = 0; hi < CHUNKS; hi++) {
+        unsigned int base = (unsigned int)(FDTAB_LOW + (hi << CHUNK_SHIFT));
+        unsigned int end = base + CHUNK_SIZE - 1;
+        if (base > last)
+            break;
+        if (end < first ||
+            atomic_load_explicit(&fdtab_chunks[hi], memory_order_acquire) ==
+                NULL)
+            continue;
+        unsigned int lo = base > first ? base : first;
+        unsigned int up = end < last ? end : last;
+        for (unsigned int fd = lo; fd <= up; fd++)
+            detach((int)fd, true);
+    }
+    errno = saved;
+}
+
+size_t fdtab_managed_fds(int *fds, size_t max)
+{
+    size_t n = 0;
+    for (int fd = 0; fd < FDTAB_LOW; fd++) {
+        if (atomic_load_explicit(&fdtab_low[fd], memory_order_relaxed) ==
+            NULL)
+            continue;
+        if (n < max)
+            fds[n] = fd;
+        n++;
+    }
+    for (size_t hi = 0; hi < CHUNKS; hi++) {
+        slot_t *chunk = atomic_load_explicit(&fdtab_chunks[hi],
+                                             memory_order_acquire);
+        for (size_t i = 0; chunk != NULL && i < CHUNK_SIZE; i++) {
+            if (atomic_load_explicit(&chunk[i], memory_order_relaxed) ==
+                NULL)
+                continue;
+            if (n < max)
+                fds[n] = FDTAB_LOW + (int)((hi << CHUNK_SHIFT) + i);
+            n++;
+        }
+    }
+    return n;
 }
 
 /* --- fork ------------------------------------------------------------------ */
@@ -270,10 +348,14 @@ void fdtab_fork_prepare(void)
         pthread_mutex_lock(&s->lock);
 }
 
+/* After a fork two processes hold every connection and neither has used
+ * it since: the first to use it claims it (shim_sock_lock). */
 void fdtab_fork_parent(void)
 {
-    for (struct shim_sock *s = sock_list; s != NULL; s = s->list_next)
+    for (struct shim_sock *s = sock_list; s != NULL; s = s->list_next) {
+        s->owner = 0;
         pthread_mutex_unlock(&s->lock);
+    }
     pthread_mutex_unlock(&sock_list_lock);
     for (int i = STRIPES - 1; i >= 0; i--)
         pthread_mutex_unlock(&stripe_lock[i]);
@@ -281,10 +363,14 @@ void fdtab_fork_parent(void)
 
 /* The child has one thread, the one that forked: every lock is re-made
  * rather than unlocked, and a handshake wait that belonged to a thread
- * that does not exist here is forgotten. */
+ * that does not exist here is forgotten. References held by calls in
+ * flight in those threads are never dropped here: such a sock outlives
+ * its last close in the child (a small leak, never a use after free). */
 void fdtab_fork_child(void)
 {
+    atomic_store_explicit(&self_pid, getpid(), memory_order_relaxed);
     for (struct shim_sock *s = sock_list; s != NULL; s = s->list_next) {
+        s->owner = 0;
         pthread_mutex_init(&s->lock, NULL);
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);

@@ -1,7 +1,8 @@
 /*
  * io.c - the data calls: read, write, recv, send, recvfrom, sendto, readv,
- * writev, recvmsg, sendmsg and the fortified __read_chk, __recv_chk,
- * __recvfrom_chk.
+ * writev, recvmsg, sendmsg, recvmmsg, sendmmsg, the fortified __read_chk,
+ * __recv_chk, __recvfrom_chk, and sendfile/sendfile64/splice (emulated on
+ * managed sockets).
  *
  * On a managed descriptor every byte goes through the engine, under the
  * sock lock, which is never held while waiting (DESIGN.md decision 1).
@@ -26,6 +27,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "secshim/log.h"
 
 /* glibc's fortify failure report; it does not return. */
 extern void __chk_fail(void) __attribute__((noreturn));
@@ -41,6 +48,9 @@ struct wait_state {
     bool started;
     bool forever;
     struct timespec deadline;
+    /* Wait even on a non-blocking descriptor: the bytes were already
+     * taken from a pipe (sendfile/splice) and cannot be given back. */
+    bool must_finish;
 };
 
 /* Waits until fd can do what the engine wants (a bit set of SS_WANT_*).
@@ -50,7 +60,7 @@ static int wait_ready(int fd, int want, bool dontwait, int timeo_opt,
                       struct wait_state *ws)
 {
     if (!ws->started) {
-        if (dontwait || shim_fd_nonblocking(fd)) {
+        if (dontwait || (!ws->must_finish && shim_fd_nonblocking(fd))) {
             errno = EAGAIN;
             return -1;
         }
@@ -104,7 +114,7 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
     bool peek = (flags & MSG_PEEK) != 0;
     bool dontwait = (flags & MSG_DONTWAIT) != 0;
     bool waitall = (flags & MSG_WAITALL) != 0 && !peek;
-    struct wait_state ws = {false, false, {0, 0}};
+    struct wait_state ws = {false, false, {0, 0}, false};
     bool tcp_eof = false;
     size_t total = 0;
     if ((flags & MSG_OOB) != 0) {
@@ -233,11 +243,14 @@ static int send_handshake(struct shim_sock *s, int fd, bool dontwait)
     return errno == EAGAIN ? 0 : -1;
 }
 
-static ssize_t sock_send(struct shim_sock *s, int fd, const void *buf,
-                         size_t len, int flags, bool flush)
+/* Sends len bytes; must_finish: wait for the socket even when it is
+ * non-blocking (see struct wait_state). */
+static ssize_t sock_send_ex(struct shim_sock *s, int fd, const void *buf,
+                            size_t len, int flags, bool flush,
+                            bool must_finish)
 {
     bool dontwait = (flags & MSG_DONTWAIT) != 0;
-    struct wait_state ws = {false, false, {0, 0}};
+    struct wait_state ws = {false, false, {0, 0}, must_finish};
     size_t total = 0;
     if ((flags & MSG_OOB) != 0) {
         errno = EOPNOTSUPP; /* urgent data cannot be carried over TLS */
@@ -278,6 +291,12 @@ static ssize_t sock_send(struct shim_sock *s, int fd, const void *buf,
     if (flush)
         sock_flush(s, fd, dontwait, &ws);
     return (ssize_t)total;
+}
+
+static ssize_t sock_send(struct shim_sock *s, int fd, const void *buf,
+                         size_t len, int flags, bool flush)
+{
+    return sock_send_ex(s, fd, buf, len, flags, flush, false);
 }
 
 /* --- vectors ---------------------------------------------------------------- */
@@ -474,17 +493,24 @@ static ssize_t shim_writev(int fd, const struct iovec *iov, int cnt)
 }
 
 /* No source address and no control messages come over TLS. */
-static ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
+static ssize_t sock_recvmsg(struct shim_sock *s, int fd, struct msghdr *msg,
+                            int flags)
 {
-    struct shim_sock *s = fdtab_get(fd);
-    if (s == NULL)
-        return REAL(recvmsg)(fd, msg, flags);
     ssize_t r = sock_recvv(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
     if (r >= 0) {
         msg->msg_namelen = 0;
         msg->msg_controllen = 0;
         msg->msg_flags = 0;
     }
+    return r;
+}
+
+static ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(recvmsg)(fd, msg, flags);
+    ssize_t r = sock_recvmsg(s, fd, msg, flags);
     shim_sock_unref(s);
     return r;
 }
@@ -497,6 +523,361 @@ static ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
         return REAL(sendmsg)(fd, msg, flags);
     ssize_t r = sock_sendv(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
     shim_sock_unref(s);
+    return r;
+}
+
+/* --- batches ---------------------------------------------------------------- */
+
+/*
+ * recvmmsg as the kernel does it on a stream socket: one recvmsg per
+ * entry until vlen; MSG_WAITFORONE turns on MSG_DONTWAIT after the first;
+ * the timeout is only checked between entries (the kernel's documented
+ * behaviour: a blocked read is not cut short by it). An error after at
+ * least one entry ends the batch with the count; the next call reports
+ * it again (the sock stays failed) or the condition has passed.
+ */
+static int sock_recvmmsg(struct shim_sock *s, int fd, struct mmsghdr *vec,
+                         unsigned int vlen, int flags,
+                         const struct timespec *timeout)
+{
+    struct timespec deadline = {0, 0};
+    if (timeout != NULL) {
+        if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
+            timeout->tv_nsec >= 1000000000L) {
+            errno = EINVAL;
+            return -1;
+        }
+        long long ms = (long long)timeout->tv_sec * 1000 +
+                       (timeout->tv_nsec + 999999) / 1000000;
+        deadline = shim_deadline_after(ms > INT_MAX ? INT_MAX : (int)ms);
+    }
+    if (vlen > UIO_MAXIOV)
+        vlen = UIO_MAXIOV;
+    unsigned int done = 0;
+    while (done < vlen) {
+        ssize_t r = sock_recvmsg(s, fd, &vec[done].msg_hdr,
+                                 flags & ~MSG_WAITFORONE);
+        if (r < 0)
+            return done > 0 ? (int)done : -1;
+        vec[done].msg_len = (unsigned int)r;
+        done++;
+        if ((flags & MSG_WAITFORONE) != 0)
+            flags |= MSG_DONTWAIT;
+        if (timeout != NULL && shim_ms_until(&deadline) == 0)
+            break;
+    }
+    return (int)done;
+}
+
+/* sendmmsg: one sendmsg per entry; a short write (non-blocking socket
+ * full, timeout, signal) ends the batch after that entry, whose msg_len
+ * says how much of it went. */
+static int sock_sendmmsg(struct shim_sock *s, int fd, struct mmsghdr *vec,
+                         unsigned int vlen, int flags)
+{
+    if (vlen > UIO_MAXIOV)
+        vlen = UIO_MAXIOV;
+    unsigned int done = 0;
+    while (done < vlen) {
+        const struct msghdr *m = &vec[done].msg_hdr;
+        ssize_t want = iov_total(m->msg_iov, (int)m->msg_iovlen);
+        ssize_t r = want < 0 ? -1
+                             : sock_sendv(s, fd, m->msg_iov,
+                                          (int)m->msg_iovlen, flags);
+        if (r < 0)
+            return done > 0 ? (int)done : -1;
+        vec[done].msg_len = (unsigned int)r;
+        done++;
+        if (r < want)
+            break;
+    }
+    return (int)done;
+}
+
+static int shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
+                         int flags, struct timespec *timeout)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+    int r = sock_recvmmsg(s, fd, vec, vlen, flags, timeout);
+    shim_sock_unref(s);
+    return r;
+}
+
+static int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
+                         int flags)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(sendmmsg)(fd, vec, vlen, flags);
+    int r = sock_sendmmsg(s, fd, vec, vlen, flags);
+    shim_sock_unref(s);
+    return r;
+}
+
+/* --- zero-copy calls, emulated ---------------------------------------------- */
+
+/*
+ * sendfile and splice move bytes inside the kernel, where TLS cannot be
+ * applied, so on a managed socket they are emulated: read into a buffer,
+ * write through the engine, return the count the real call would. The
+ * source is never read ahead of what the socket took:
+ *  - a file (seekable) is read with pread and its offset (the caller's
+ *    *offset, or the file offset) advanced by what was sent, exactly as
+ *    sendfile does;
+ *  - a pipe cannot be un-read, so on a non-blocking socket the call first
+ *    checks that the connection can take data now (else EAGAIN, nothing
+ *    consumed), reads at most ZC_PIPE_CHUNK, and then delivers all of it,
+ *    waiting for the socket if it must.
+ */
+#define ZC_CHUNK (64 * 1024)
+#define ZC_PIPE_CHUNK (16 * 1024)
+/* The kernel's limit on one transfer (MAX_RW_COUNT). */
+#define ZC_MAX_COUNT 0x7ffff000UL
+
+/* True when the connection can take plaintext now without waiting: open,
+ * nothing left unsent, and the socket writable. */
+static bool sock_can_send_now(struct shim_sock *s, int fd)
+{
+    shim_sock_lock(s, fd);
+    bool ok = unusable(s) == 0 &&
+              ss_conn_state(s->conn) == SS_CONN_OPEN &&
+              ss_conn_unsent(s->conn) == 0;
+    shim_sock_unlock(s);
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    return ok && REAL(poll)(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT);
+}
+
+/* True when fd is readable now (for SPLICE_F_NONBLOCK on a pipe). */
+static bool fd_readable_now(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    return REAL(poll)(&pfd, 1, 0) == 1;
+}
+
+/* Reads up to ZC_PIPE_CHUNK bytes from a pipe (or other stream) and sends
+ * all of them. Returns the count (0 at the pipe's EOF) or -1 with errno. */
+static ssize_t pipe_to_sock(struct shim_sock *s, int fd, int in_fd,
+                            size_t count, bool dontwait, char *buf)
+{
+    if ((dontwait || shim_fd_nonblocking(fd)) && !sock_can_send_now(s, fd)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    size_t want = count < ZC_PIPE_CHUNK ? count : ZC_PIPE_CHUNK;
+    ssize_t n = REAL(read)(in_fd, buf, want);
+    if (n <= 0)
+        return n;
+    ssize_t r = sock_send_ex(s, fd, buf, (size_t)n, 0, true, true);
+    if (r >= 0 && r < n) {
+        int saved = errno;
+        ss_log(SS_LOG_ERROR, "splice/sendfile to %s: %zd bytes read from "
+               "a pipe could not be sent and are lost", s->peer, n - r);
+        errno = saved;
+    }
+    return r;
+}
+
+/*
+ * sendfile(out_fd managed, in_fd, offset, count). Blocking: loops until
+ * count bytes, the end of the file, or an error; non-blocking: until the
+ * socket would block. Returns the count sent, or -1 with errno.
+ */
+static ssize_t sock_sendfile(struct shim_sock *s, int fd, int in_fd,
+                             off_t *offset, size_t count)
+{
+    if (count > ZC_MAX_COUNT)
+        count = ZC_MAX_COUNT;
+    struct shim_sock *src = fdtab_get(in_fd);
+    if (src != NULL) {
+        shim_sock_unref(src); /* a socket is no sendfile source */
+        errno = EINVAL;
+        return -1;
+    }
+    off_t pos = offset != NULL ? *offset : lseek(in_fd, 0, SEEK_CUR);
+    bool seekable = offset != NULL || pos >= 0;
+    if (offset != NULL && pos < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    char *buf = malloc(count < ZC_CHUNK ? (count > 0 ? count : 1)
+                                        : ZC_CHUNK);
+    if (buf == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t total = 0;
+    ssize_t r = 0;
+    while (total < count) {
+        size_t want = count - total < ZC_CHUNK ? count - total : ZC_CHUNK;
+        if (!seekable) {
+            r = pipe_to_sock(s, fd, in_fd, want, false, buf);
+            if (r <= 0)
+                break;
+            total += (size_t)r;
+            continue;
+        }
+        ssize_t n = pread(in_fd, buf, want, pos);
+        if (n <= 0) {
+            r = n;
+            break;
+        }
+        r = sock_send(s, fd, buf, (size_t)n, 0, true);
+        if (r <= 0)
+            break;
+        total += (size_t)r;
+        pos += r;
+        if (r < n)
+            break; /* the socket would block, or a timeout / signal */
+    }
+    int saved = errno;
+    free(buf);
+    if (seekable && offset != NULL)
+        *offset = pos;
+    else if (seekable && total > 0)
+        (void)lseek(in_fd, pos, SEEK_SET);
+    if (total > 0)
+        return (ssize_t)total;
+    errno = saved;
+    return r < 0 ? -1 : 0;
+}
+
+static ssize_t shim_sendfile(int out_fd, int in_fd, off_t *offset,
+                             size_t count)
+{
+    struct shim_sock *s = fdtab_get(out_fd);
+    if (s == NULL)
+        return REAL(sendfile)(out_fd, in_fd, offset, count);
+    ssize_t r = sock_sendfile(s, out_fd, in_fd, offset, count);
+    shim_sock_unref(s);
+    return r;
+}
+
+static bool is_pipe(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+/* Free room in a pipe, so that no plaintext is taken from the connection
+ * that the pipe could not hold. Returns the bytes, 0 when full. */
+static size_t pipe_room(int pfd)
+{
+    int size = REAL(fcntl)(pfd, F_GETPIPE_SZ);
+    int queued = 0;
+    if (size <= 0 || REAL(ioctl)(pfd, FIONREAD, &queued) != 0)
+        return 0;
+    return queued < size ? (size_t)(size - queued) : 0;
+}
+
+/*
+ * splice from a managed socket into a pipe: reads at most what the pipe
+ * can hold right now (waiting for room when blocking), then writes it.
+ * Returns the count (0 at EOF) or -1 with errno.
+ */
+static ssize_t sock_splice_out(struct shim_sock *s, int fd, int pfd,
+                               size_t len, bool dontwait)
+{
+    size_t room;
+    while ((room = pipe_room(pfd)) == 0) {
+        if (dontwait || shim_fd_nonblocking(pfd)) {
+            errno = EAGAIN;
+            return -1;
+        }
+        struct pollfd p = {.fd = pfd, .events = POLLOUT};
+        if (REAL(poll)(&p, 1, -1) < 0)
+            return -1; /* EINTR */
+        if (p.revents & (POLLERR | POLLHUP)) {
+            errno = EPIPE;
+            return -1;
+        }
+    }
+    size_t want = len < room ? len : room;
+    want = want < ZC_CHUNK ? want : ZC_CHUNK;
+    char *buf = malloc(want > 0 ? want : 1);
+    if (buf == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ssize_t n = sock_recv(s, fd, buf, want, dontwait ? MSG_DONTWAIT : 0);
+    size_t off = 0;
+    while (n > 0 && off < (size_t)n) {
+        ssize_t w = REAL(write)(pfd, buf + off, (size_t)n - off);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN) {
+            /* Another writer took the room: wait, the bytes are ours. */
+            struct pollfd p = {.fd = pfd, .events = POLLOUT};
+            (void)REAL(poll)(&p, 1, -1);
+            continue;
+        }
+        break; /* EPIPE: the reader is gone; report what went */
+    }
+    int saved = errno;
+    free(buf);
+    errno = saved;
+    if (n > 0 && off == 0)
+        return -1;
+    return n > 0 ? (ssize_t)off : n;
+}
+
+/* splice with a managed socket on one end; the other end must be a pipe
+ * and offsets only apply to files, as the kernel requires. */
+static ssize_t sock_splice(struct shim_sock *in, struct shim_sock *out,
+                           int fd_in, off_t *off_in, int fd_out,
+                           off_t *off_out, size_t len, unsigned int flags)
+{
+    bool dontwait = (flags & SPLICE_F_NONBLOCK) != 0;
+    if (off_in != NULL || off_out != NULL) {
+        errno = ESPIPE; /* neither a socket nor a pipe has an offset */
+        return -1;
+    }
+    if (!is_pipe(out != NULL ? fd_in : fd_out)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (len > ZC_MAX_COUNT)
+        len = ZC_MAX_COUNT;
+    if (len == 0)
+        return 0;
+    if (in != NULL)
+        return sock_splice_out(in, fd_in, fd_out, len, dontwait);
+    if (dontwait && !fd_readable_now(fd_in)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    char *buf = malloc(ZC_PIPE_CHUNK);
+    if (buf == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ssize_t r = pipe_to_sock(out, fd_out, fd_in, len, dontwait, buf);
+    int saved = errno;
+    free(buf);
+    errno = saved;
+    return r;
+}
+
+static ssize_t shim_splice(int fd_in, off_t *off_in, int fd_out,
+                           off_t *off_out, size_t len, unsigned int flags)
+{
+    struct shim_sock *in = fdtab_get(fd_in);
+    struct shim_sock *out = fdtab_get(fd_out);
+    if (in == NULL && out == NULL)
+        return REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags);
+    ssize_t r = in != NULL && out != NULL
+                    ? (errno = EINVAL, -1) /* no pipe on either end */
+                    : sock_splice(in, out, fd_in, off_in, fd_out, off_out,
+                                  len, flags);
+    int saved = errno;
+    shim_sock_unref(in);
+    shim_sock_unref(out);
+    errno = saved;
     return r;
 }
 
@@ -576,4 +957,39 @@ SS_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len,
     if (len > buflen)
         __chk_fail();
     return shim_recvfrom(fd, buf, len, flags, addr, addr_len);
+}
+
+SS_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
+                       int flags, struct timespec *timeout)
+{
+    return shim_recvmmsg(fd, vec, vlen, flags, timeout);
+}
+
+SS_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
+                       int flags)
+{
+    return shim_sendmmsg(fd, vec, vlen, flags);
+}
+
+SS_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+    return shim_sendfile(out_fd, in_fd, offset, count);
+}
+
+/* off_t is 64 bits on the 64-bit targets Debian builds the shim for; the
+ * assertion keeps a 32-bit build from silently mixing the two. */
+_Static_assert(sizeof(off_t) == sizeof(off64_t), "sendfile64 needs off_t "
+               "of 64 bits");
+
+SS_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset,
+                             size_t count)
+{
+    return shim_sendfile(out_fd, in_fd, (off_t *)offset, count);
+}
+
+SS_EXPORT ssize_t splice(int fd_in, off64_t *off_in, int fd_out,
+                         off64_t *off_out, size_t len, unsigned int flags)
+{
+    return shim_splice(fd_in, (off_t *)off_in, fd_out, (off_t *)off_out, len,
+                       flags);
 }

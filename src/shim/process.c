@@ -1,11 +1,18 @@
 /*
  * process.c - the shim's life in a process: the constructor that loads the
  * policy (or stays inert, or stops a process whose policy is broken), the
- * published policy snapshot and its reload, and the fork handlers.
+ * published policy snapshot and its reload, the fork handlers, the exec
+ * family (a warning only: TLS state cannot cross execve) and the calls
+ * that close many descriptors at once (close_range, closefrom).
  */
 #include "shim.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -196,6 +203,263 @@ static void fork_child(void)
     resolve_fork_child();
     pthread_mutex_init(&policy_lock, NULL);
     atomic_flag_clear(&reloading);
+}
+
+/* --- exec ------------------------------------------------------------------ */
+
+/* Managed descriptors named in the warning, at most. */
+#define EXEC_LIST_MAX 64
+
+/*
+ * TLS state is process memory and cannot cross execve(): a managed socket
+ * the new program inherits carries the peer's TLS records to a program
+ * that cannot read them, and its writes would reach the peer in clear
+ * (the peer rejects them as bad records). The call is not refused (the
+ * program may mean it, e.g. to hand over a plain listener too); one
+ * warning names the descriptors. Uses no lock and no allocation, so it is
+ * safe between vfork and exec. Keeps errno.
+ */
+static void exec_check(const char *call)
+{
+    int fds[EXEC_LIST_MAX];
+    size_t n = fdtab_managed_fds(fds, EXEC_LIST_MAX);
+    if (n == 0)
+        return; /* the common case: one scan of the table */
+    int saved = errno;
+    char list[256] = "";
+    size_t used = 0, inherited = 0;
+    for (size_t i = 0; i < n && i < EXEC_LIST_MAX; i++) {
+        int fl = REAL(fcntl)(fds[i], F_GETFD);
+        if (fl < 0 || (fl & FD_CLOEXEC) != 0)
+            continue;
+        inherited++;
+        if (used < sizeof(list)) {
+            int w = snprintf(list + used, sizeof(list) - used, "%s%d",
+                             inherited > 1 ? ", " : "", fds[i]);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    }
+    if (inherited > 0)
+        ss_log(SS_LOG_WARNING, "%s: %zu TLS connection descriptor%s (%s%s) "
+               "without FD_CLOEXEC pass%s to the new program without "
+               "%s TLS state: TLS cannot cross exec, the new program "
+               "would see raw TLS records", call, inherited,
+               inherited > 1 ? "s" : "", list,
+               n > EXEC_LIST_MAX ? ", more not checked" : "",
+               inherited > 1 ? "" : "es", inherited > 1 ? "their" : "its");
+    errno = saved;
+}
+
+static int shim_execve(const char *path, char *const argv[],
+                       char *const envp[])
+{
+    exec_check("execve");
+    return REAL(execve)(path, argv, envp);
+}
+
+static int shim_execv(const char *path, char *const argv[])
+{
+    exec_check("execv");
+    return REAL(execv)(path, argv);
+}
+
+static int shim_execvp(const char *file, char *const argv[])
+{
+    exec_check("execvp");
+    return REAL(execvp)(file, argv);
+}
+
+static int shim_execvpe(const char *file, char *const argv[],
+                        char *const envp[])
+{
+    exec_check("execvpe");
+    return REAL(execvpe)(file, argv, envp);
+}
+
+static int shim_fexecve(int fd, char *const argv[], char *const envp[])
+{
+    exec_check("fexecve");
+    return REAL(fexecve)(fd, argv, envp);
+}
+
+/* posix_spawn's file actions may close the socket in the child; they are
+ * not inspected, so the warning may be one too many, never one too few. */
+static int shim_posix_spawn(pid_t *pid, const char *path,
+                            const posix_spawn_file_actions_t *fa,
+                            const posix_spawnattr_t *attr,
+                            char *const argv[], char *const envp[], bool p)
+{
+    exec_check(p ? "posix_spawnp" : "posix_spawn");
+    return p ? REAL(posix_spawnp)(pid, path, fa, attr, argv, envp)
+             : REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
+}
+
+/* The execl family lists its arguments; glibc's own versions call its
+ * internal execve, which the shim cannot see, so they are rebuilt here as
+ * an argv on the stack (as glibc does) and passed to the v-variant. */
+enum exec_kind { EXEC_L, EXEC_LP, EXEC_LE };
+
+#define EXEC_ARGS_MAX 65536
+
+static int exec_list(enum exec_kind kind, const char *path, const char *arg,
+                     va_list ap)
+{
+    va_list count;
+    va_copy(count, ap);
+    size_t argc = 1;
+    while (va_arg(count, const char *) != NULL && argc < EXEC_ARGS_MAX)
+        argc++;
+    va_end(count);
+    if (argc >= EXEC_ARGS_MAX) {
+        errno = E2BIG;
+        return -1;
+    }
+    char *argv[argc + 1];
+    argv[0] = (char *)arg;
+    for (size_t i = 1; i <= argc; i++)
+        argv[i] = va_arg(ap, char *); /* argv[argc] is the NULL */
+    switch (kind) {
+    case EXEC_L:
+        return shim_execv(path, argv);
+    case EXEC_LP:
+        return shim_execvp(path, argv);
+    case EXEC_LE: {
+        char *const *envp = va_arg(ap, char *const *);
+        return shim_execve(path, argv, envp);
+    }
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+SS_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    return shim_execve(path, argv, envp);
+}
+
+SS_EXPORT int execv(const char *path, char *const argv[])
+{
+    return shim_execv(path, argv);
+}
+
+SS_EXPORT int execvp(const char *file, char *const argv[])
+{
+    return shim_execvp(file, argv);
+}
+
+SS_EXPORT int execvpe(const char *file, char *const argv[],
+                      char *const envp[])
+{
+    return shim_execvpe(file, argv, envp);
+}
+
+SS_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    return shim_fexecve(fd, argv, envp);
+}
+
+SS_EXPORT int execl(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    int rc = exec_list(EXEC_L, path, arg, ap);
+    va_end(ap);
+    return rc;
+}
+
+SS_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    int rc = exec_list(EXEC_LP, file, arg, ap);
+    va_end(ap);
+    return rc;
+}
+
+SS_EXPORT int execle(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    int rc = exec_list(EXEC_LE, path, arg, ap);
+    va_end(ap);
+    return rc;
+}
+
+SS_EXPORT int posix_spawn(pid_t *restrict pid, const char *restrict path,
+                          const posix_spawn_file_actions_t *fa,
+                          const posix_spawnattr_t *restrict attr,
+                          char *const argv[restrict],
+                          char *const envp[restrict])
+{
+    return shim_posix_spawn(pid, path, fa, attr, argv, envp, false);
+}
+
+SS_EXPORT int posix_spawnp(pid_t *restrict pid, const char *restrict file,
+                           const posix_spawn_file_actions_t *fa,
+                           const posix_spawnattr_t *restrict attr,
+                           char *const argv[restrict],
+                           char *const envp[restrict])
+{
+    return shim_posix_spawn(pid, file, fa, attr, argv, envp, true);
+}
+
+/* --- closing many descriptors ------------------------------------------------ */
+
+/*
+ * close_range() and closefrom() close descriptors without calling
+ * close(), so their entries are dropped here first (with close_notify
+ * under the fork rule, as close() does). The range is detached before the
+ * kernel closes it, never after: a number closed and reused by another
+ * thread in between would otherwise lose the new socket's entry.
+ * Arguments the kernel rejects (EINVAL) and CLOSE_RANGE_CLOEXEC (nothing
+ * is closed now) pass straight through. CLOSE_RANGE_UNSHARE is done
+ * first with unshare(), so that the close itself can no longer fail once
+ * entries are gone.
+ */
+/* close() also tells events.c (epoll sets hold any descriptor, managed
+ * or not); descriptors only exist below RLIMIT_NOFILE, which bounds the
+ * walk of a range such as closefrom's [n, UINT_MAX]. */
+static void detach_range(unsigned int first, unsigned int last)
+{
+    fdtab_detach_range(first, last);
+    long open_max = sysconf(_SC_OPEN_MAX);
+    unsigned int top = open_max > 0 && (unsigned long)open_max <= UINT_MAX
+                           ? (unsigned int)(open_max - 1) : (1u << 20);
+    if (last < top)
+        top = last;
+    for (unsigned int fd = first; fd <= top && fd <= (unsigned int)INT_MAX;
+         fd++)
+        events_fd_closing((int)fd);
+}
+
+static int shim_close_range(unsigned int first, unsigned int last, int flags)
+{
+    unsigned int known = CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC;
+    if (first > last || ((unsigned int)flags & ~known) != 0 ||
+        ((unsigned int)flags & CLOSE_RANGE_CLOEXEC) != 0)
+        return REAL(close_range)(first, last, flags);
+    if (((unsigned int)flags & CLOSE_RANGE_UNSHARE) != 0 &&
+        unshare(CLONE_FILES) != 0)
+        return -1;
+    detach_range(first, last);
+    return REAL(close_range)(first, last, 0);
+}
+
+static void shim_closefrom(int lowfd)
+{
+    detach_range(lowfd > 0 ? (unsigned int)lowfd : 0, UINT_MAX);
+    REAL(closefrom)(lowfd);
+}
+
+SS_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    return shim_close_range(first, last, flags);
+}
+
+SS_EXPORT void closefrom(int lowfd)
+{
+    shim_closefrom(lowfd);
 }
 
 /* --- start ----------------------------------------------------------------- */

@@ -72,6 +72,29 @@ static void real_bind_all(void)
     BIND(getsockopt, "getsockopt");
     BIND(getsockname, "getsockname");
     BIND(getpeername, "getpeername");
+    BIND(ppoll, "ppoll");
+    BIND(select, "select");
+    BIND(pselect, "pselect");
+    BIND(epoll_create, "epoll_create");
+    BIND(epoll_create1, "epoll_create1");
+    BIND(epoll_ctl, "epoll_ctl");
+    BIND(epoll_wait, "epoll_wait");
+    BIND(epoll_pwait, "epoll_pwait");
+    BIND(epoll_pwait2, "epoll_pwait2");
+    BIND(ioctl, "ioctl");
+    BIND(sendfile, "sendfile");
+    BIND(splice, "splice");
+    BIND(recvmmsg, "recvmmsg");
+    BIND(sendmmsg, "sendmmsg");
+    BIND(execve, "execve");
+    BIND(execv, "execv");
+    BIND(execvp, "execvp");
+    BIND(execvpe, "execvpe");
+    BIND(fexecve, "fexecve");
+    BIND(posix_spawn, "posix_spawn");
+    BIND(posix_spawnp, "posix_spawnp");
+    BIND(close_range, "close_range");
+    BIND(closefrom, "closefrom");
 }
 
 void shim_real_bind(void)

@@ -28,6 +28,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -73,6 +76,38 @@ struct real_fns {
     int (*getsockopt)(int, int, int, void *, socklen_t *);
     int (*getsockname)(int, struct sockaddr *, socklen_t *);
     int (*getpeername)(int, struct sockaddr *, socklen_t *);
+    /* events.c and sockets.c (issue 4, part A) */
+    int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *,
+                 const sigset_t *);
+    int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+    int (*pselect)(int, fd_set *, fd_set *, fd_set *,
+                   const struct timespec *, const sigset_t *);
+    int (*epoll_create)(int);
+    int (*epoll_create1)(int);
+    int (*epoll_ctl)(int, int, int, struct epoll_event *);
+    int (*epoll_wait)(int, struct epoll_event *, int, int);
+    int (*epoll_pwait)(int, struct epoll_event *, int, int,
+                       const sigset_t *);
+    int (*epoll_pwait2)(int, struct epoll_event *, int,
+                        const struct timespec *, const sigset_t *);
+    int (*ioctl)(int, unsigned long, ...);
+    /* io.c and process.c (issue 4, part B) */
+    ssize_t (*sendfile)(int, int, off_t *, size_t);
+    ssize_t (*splice)(int, off_t *, int, off_t *, size_t, unsigned int);
+    int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int,
+                    struct timespec *);
+    int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execv)(const char *, char *const[]);
+    int (*execvp)(const char *, char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
+    int (*posix_spawn)(pid_t *, const char *, const void *, const void *,
+                       char *const[], char *const[]);
+    int (*posix_spawnp)(pid_t *, const char *, const void *, const void *,
+                        char *const[], char *const[]);
+    int (*close_range)(unsigned int, unsigned int, int);
+    void (*closefrom)(int);
 };
 
 extern struct real_fns real;
@@ -94,7 +129,9 @@ void shim_real_bind(void);
 struct shim_sock {
     /* One per fdtab slot plus one per call in flight; the last frees. */
     atomic_int refs;
-    pid_t owner;               /* process that made it (close_notify) */
+    /* The process that used the connection last since the last fork (0:
+     * none yet): only it sends close_notify. Guarded by lock. */
+    pid_t owner;
 
     /* Guards every field below. Never held across a wait; only the
      * engine's log lock is taken while holding it. */
@@ -108,6 +145,8 @@ struct shim_sock {
     int fail_errno;            /* what I/O returns once failed */
     bool nonblocking_connect;  /* EINPROGRESS connect: issue 4 drives it */
     bool closed;               /* the last descriptor was closed */
+    bool tcp_connecting;       /* non-blocking connect: TCP not done yet */
+    struct timespec hs_deadline; /* handshake-timeout, from connect/accept */
     char peer[320];            /* "HOST:PORT" for messages */
 
     /* Guarded by the list lock in fdtab.c. */
@@ -146,7 +185,20 @@ void fdtab_install(int fd, struct shim_sock *s);
  * effort, non-blocking). Keeps errno. */
 void fdtab_detach(int fd);
 
-/* Fork handlers for the fdtab locks and every sock lock. */
+/* Forgets every managed descriptor in [first, last] before the kernel
+ * closes them (close_range, closefrom), as fdtab_detach does one.
+ * Keeps errno. */
+void fdtab_detach_range(unsigned int first, unsigned int last);
+
+/* Writes up to max managed descriptors into fds and returns how many
+ * there are (may exceed max). Takes no lock and no reference, so it is
+ * usable between vfork and exec; the answer is a snapshot. */
+size_t fdtab_managed_fds(int *fds, size_t max);
+
+/* Fork handlers for the fdtab locks and every sock lock. The parent and
+ * child handlers also forget which process used each connection, so the
+ * first process to use it after the fork owns it (close_notify rule,
+ * docs/shim.md "fork"). */
 void fdtab_fork_prepare(void);
 void fdtab_fork_parent(void);
 void fdtab_fork_child(void);
@@ -199,6 +251,30 @@ short shim_poll_events(int wants);
 struct timespec shim_deadline_after(int ms);
 /* Milliseconds left until t (rounded up; 0 when past), for poll(). */
 int shim_ms_until(const struct timespec *t);
+
+/*
+ * One non-blocking step of the handshake of s (issue 4), with s locked:
+ * completes a pending TCP connect first, applies the handshake-timeout
+ * counted from connect/accept (hs_deadline). Returns SS_OK when the
+ * connection is past the handshake, SS_WANT_READ/SS_WANT_WRITE, or a
+ * negative ss_err once s is failed (s->failed, s->fail_errno set).
+ */
+int shim_handshake_step(struct shim_sock *s, int fd);
+
+/*
+ * With s locked: progress without blocking and without taking the
+ * program's data: the TCP connect and handshake step, a flush of unsent
+ * ciphertext and, when read is true and no plaintext is buffered, one
+ * record read into the engine (a one-byte SSL_peek). Returns the last
+ * engine result: SS_OK, SS_EOF, SS_WANT_*, or a negative ss_err (a TLS
+ * failure has then failed s; SS_ERR_STATE when s was already failed).
+ */
+int shim_pump(struct shim_sock *s, int fd, bool read);
+
+/* events.c: forgets fd in every epoll set the shim tracks, and the set
+ * itself when fd is an epoll descriptor. Called by close() before the
+ * kernel closes fd. Keeps errno. */
+void events_fd_closing(int fd);
 
 /* True when fd has O_NONBLOCK set. */
 bool shim_fd_nonblocking(int fd);

@@ -6,12 +6,18 @@
  * TLS handshake before returning, so failures surface at connect
  * (DESIGN.md decision 3). accept() never handshakes: the first I/O of the
  * accepted socket drives it, so one slow client cannot stall the loop.
+ * A non-blocking connect returns EINPROGRESS as usual; the program's next
+ * look at the socket (events.c, getsockopt(SO_ERROR), ioctl(FIONREAD),
+ * read, write) finishes the TCP connect and drives the handshake one
+ * non-blocking step at a time (shim_handshake_step, shim_pump).
  */
 #include "shim.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -199,6 +205,66 @@ static void fail_timeout(struct shim_sock *s, int fd, int timeout_ms)
 }
 
 /*
+ * A non-blocking connect still under way: done when the socket turns
+ * writable (or reports an error), and then SO_ERROR says how it ended.
+ * A failed TCP connect is the program's ordinary connect error (not a TLS
+ * failure): it is kept as fail_errno and reported by SO_ERROR and I/O.
+ * Returns SS_OK (connected), SS_WANT_WRITE (pending) or SS_ERR_SYSCALL.
+ * Called with s locked.
+ */
+static int connect_check(struct shim_sock *s, int fd)
+{
+    if (!s->tcp_connecting)
+        return SS_OK;
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT, .revents = 0};
+    if (REAL(poll)(&pfd, 1, 0) <= 0)
+        return SS_WANT_WRITE;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == 0 && (pfd.revents & POLLOUT) == 0)
+        err = ECONNREFUSED; /* hung up without an error: not connected */
+    s->tcp_connecting = false;
+    if (err == 0)
+        return SS_OK;
+    s->failed = true;
+    s->fail_errno = err;
+    ss_log(SS_LOG_INFO, "endpoint '%s': TCP connect to %s failed: %s",
+           endpoint_name(s), s->peer, strerror(err));
+    pthread_cond_broadcast(&s->hs_cond);
+    return SS_ERR_SYSCALL;
+}
+
+static bool past(const struct timespec *t)
+{
+    return (t->tv_sec != 0 || t->tv_nsec != 0) && shim_ms_until(t) == 0;
+}
+
+int shim_handshake_step(struct shim_sock *s, int fd)
+{
+    if (s->closed || s->failed)
+        return SS_ERR_STATE;
+    int rc = connect_check(s, fd);
+    if (rc == SS_OK && ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
+        rc = ss_conn_handshake(s->conn);
+        if (rc == SS_OK) {
+            log_established(s);
+            pthread_cond_broadcast(&s->hs_cond);
+        } else if (rc < 0) {
+            shim_sock_fail(s, fd, shim_errno_of(s, rc, true), true,
+                           ss_conn_error(s->conn));
+        }
+    }
+    if ((rc == SS_WANT_READ || rc == SS_WANT_WRITE) && past(&s->hs_deadline)) {
+        int ms = ss_conn_handshake_timeout_ms(s->conn);
+        fail_timeout(s, fd, ms > 0 ? ms : SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000);
+        rc = SS_ERR_TIMEOUT;
+    }
+    return rc;
+}
+
+/*
  * One thread at a time waits on the socket for the handshake (hs_busy);
  * the others wait on hs_cond, so that a step made by one is seen by all
  * at once rather than after a poll timeout. s is locked throughout except
@@ -222,7 +288,8 @@ int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
             e = s->fail_errno;
             break;
         }
-        if (ss_conn_state(s->conn) != SS_CONN_HANDSHAKING)
+        if (!s->tcp_connecting &&
+            ss_conn_state(s->conn) != SS_CONN_HANDSHAKING)
             break;
         if (s->hs_busy) {
             if (nonblocking) {
@@ -234,17 +301,11 @@ int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
                 fail_timeout(s, fd, timeout_ms);
             continue;
         }
-        int rc = ss_conn_handshake(s->conn);
-        if (rc == SS_OK) {
-            log_established(s);
-            pthread_cond_broadcast(&s->hs_cond);
-            break;
-        }
-        if (rc < 0) {
-            shim_sock_fail(s, fd, shim_errno_of(s, rc, true), true,
-                           ss_conn_error(s->conn));
-            continue;
-        }
+        int rc = shim_handshake_step(s, fd);
+        if (rc == SS_OK)
+            continue; /* TCP done: now the TLS handshake, or open */
+        if (rc < 0)
+            continue; /* failed: the top of the loop reports it */
         if (nonblocking) {
             e = EAGAIN;
             break;
@@ -271,6 +332,33 @@ int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
     return -1;
 }
 
+int shim_pump(struct shim_sock *s, int fd, bool read)
+{
+    if (s->closed || s->failed)
+        return SS_ERR_STATE;
+    if (s->tcp_connecting ||
+        ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
+        int rc = shim_handshake_step(s, fd);
+        if (rc != SS_OK)
+            return rc;
+    }
+    if (ss_conn_unsent(s->conn) > 0)
+        (void)ss_conn_flush(s->conn); /* errors show on the next read */
+    enum ss_conn_state st = ss_conn_state(s->conn);
+    if (!read || ss_conn_pending(s->conn) > 0 ||
+        (st != SS_CONN_OPEN && st != SS_CONN_WRITE_CLOSED))
+        return SS_OK;
+    /* A one-byte peek makes OpenSSL read and open one record; its
+     * plaintext stays buffered for the program (ss_conn_pending). */
+    char byte;
+    size_t n = 0;
+    int rc = ss_conn_read(s->conn, &byte, 1, true, &n);
+    if (rc < 0 && rc != SS_ERR_SYSCALL && rc != SS_ERR_CLOSED)
+        shim_sock_fail(s, fd, shim_errno_of(s, rc, false), false,
+                       ss_conn_error(s->conn));
+    return rc;
+}
+
 /* --- connect ---------------------------------------------------------------- */
 
 /* Makes fd a managed client socket for ep. Returns the new sock with the
@@ -289,20 +377,26 @@ static struct shim_sock *manage(int fd, struct ss_policy *p,
         errno = rc == SS_ERR_NOMEM ? ENOMEM : EPROTO;
         return NULL;
     }
+    int ms = ss_conn_handshake_timeout_ms(conn);
     struct shim_sock *s = shim_sock_new(conn, dir, peer);
     if (s == NULL) {
         errno = ENOMEM;
         return NULL;
     }
+    /* Non-blocking handshakes are timed from here (connect or accept). */
+    s->hs_deadline = shim_deadline_after(
+        ms > 0 ? ms : SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000);
     fdtab_install(fd, s);
     return s;
 }
 
 /*
  * Connect endpoints: after the TCP connect, match and handshake. pending
- * means the TCP connect is still under way (EINPROGRESS/EINTR): that is
- * issue 4's non-blocking connect; for now the socket is marked failed, so
- * it refuses I/O rather than carry plaintext. Returns 0, or -1 with errno.
+ * means the TCP connect is still under way (EINPROGRESS, or EINTR): the
+ * sock is recorded as "TCP connecting" and the program's next look at the
+ * descriptor (poll/select/epoll, getsockopt(SO_ERROR), read, write)
+ * completes the TCP connect and drives the handshake (DESIGN.md decision
+ * 3). Returns 0, or -1 with errno.
  */
 static int secure_connect(int fd, const struct sockaddr *addr,
                           socklen_t addr_len, bool pending)
@@ -333,11 +427,7 @@ static int secure_connect(int fd, const struct sockaddr *addr,
     if (pending) {
         shim_sock_lock(s, fd);
         s->nonblocking_connect = true;
-        s->failed = true;
-        s->fail_errno = EPROTO;
-        ss_log(SS_LOG_ERROR, "endpoint '%s': non-blocking connect to %s: "
-               "TLS on non-blocking sockets is not supported yet; the "
-               "socket refuses all I/O (fail closed)", ep->name, peer);
+        s->tcp_connecting = true;
         shim_sock_unlock(s);
     } else {
         rc = shim_handshake(s, fd, false);
@@ -435,6 +525,7 @@ SS_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len,
 
 static int shim_close(int fd)
 {
+    events_fd_closing(fd); /* one load when no epoll set is tracked */
     fdtab_detach(fd); /* one load when fd is not managed */
     return REAL(close)(fd);
 }
@@ -572,4 +663,87 @@ SS_EXPORT int fcntl64(int fd, int cmd, ...)
     void *arg = va_arg(ap, void *);
     va_end(ap);
     return shim_fcntl(fd, cmd, arg, true);
+}
+
+/* --- getsockopt(SO_ERROR) and ioctl(FIONREAD) ------------------------------ */
+
+/*
+ * SO_ERROR on a managed socket drives one non-blocking step first (TCP
+ * connect, handshake), then answers: the errno of a failed TCP connect or
+ * handshake (ECONNREFUSED, EPROTO, ETIMEDOUT, ECONNRESET...) for as long
+ * as the socket is failed, otherwise the kernel's own value (0). While
+ * the handshake is still under way SO_ERROR is 0, as for a TCP connect in
+ * progress: poll/select/epoll report writability only once the handshake
+ * is done or failed, so "wait for POLLOUT, then read SO_ERROR" sees the
+ * outcome of the handshake.
+ */
+static int shim_getsockopt(int fd, int level, int name, void *val,
+                           socklen_t *len)
+{
+    struct shim_sock *s = NULL;
+    if (level == SOL_SOCKET && name == SO_ERROR)
+        s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(getsockopt)(fd, level, name, val, len);
+    shim_sock_lock(s, fd);
+    if (!s->failed && !s->closed)
+        (void)shim_pump(s, fd, false);
+    int e = s->failed ? s->fail_errno : 0;
+    shim_sock_unlock(s);
+    shim_sock_unref(s);
+    if (e == 0)
+        return REAL(getsockopt)(fd, level, name, val, len);
+    if (val == NULL || len == NULL || *len < (socklen_t)sizeof(int)) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(val, &e, sizeof(e));
+    *len = sizeof(e);
+    return 0;
+}
+
+SS_EXPORT int getsockopt(int fd, int level, int name, void *restrict val,
+                         socklen_t *restrict len)
+{
+    return shim_getsockopt(fd, level, name, val, len);
+}
+
+/*
+ * FIONREAD (SIOCINQ) on a managed socket is the plaintext the program can
+ * read now; when none is buffered, one non-blocking step reads a record
+ * that may already be in the socket. FIONBIO and everything else pass
+ * through (the shim never changes the program's flags).
+ */
+static int shim_ioctl(int fd, unsigned long req, void *arg)
+{
+    struct shim_sock *s = req == FIONREAD ? fdtab_get(fd) : NULL;
+    if (s == NULL)
+        return REAL(ioctl)(fd, req, arg);
+    if (arg == NULL) {
+        shim_sock_unref(s);
+        errno = EFAULT;
+        return -1;
+    }
+    shim_sock_lock(s, fd);
+    size_t n = 0;
+    if (!s->closed && !s->failed) {
+        if (ss_conn_pending(s->conn) == 0)
+            (void)shim_pump(s, fd, true);
+        n = ss_conn_pending(s->conn);
+    }
+    shim_sock_unlock(s);
+    shim_sock_unref(s);
+    int v = n > INT_MAX ? INT_MAX : (int)n;
+    memcpy(arg, &v, sizeof(v));
+    return 0;
+}
+
+/* ioctl's third argument is a pointer or an int; passed on as read. */
+SS_EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return shim_ioctl(fd, req, arg);
 }

@@ -1,0 +1,1002 @@
+/*
+ * events.c - the event-loop calls: poll, ppoll, select, pselect,
+ * epoll_create/epoll_create1, epoll_ctl, epoll_wait, epoll_pwait,
+ * epoll_pwait2 and the fortified __poll_chk/__ppoll_chk.
+ *
+ * Readiness stays honest (DESIGN.md decision 2). For a managed descriptor
+ * the program's interest is translated into what the connection needs
+ * from the OS, the engine makes progress on what arrived, and only real
+ * readiness is reported back:
+ *  - POLLIN: plaintext buffered in the engine, the peer's close_notify or
+ *    EOF, or a failure. A socket that carried only a TLS control record (a
+ *    session ticket, an alert) is not readable: the wait goes on with the
+ *    time left.
+ *  - POLLOUT: the handshake is over and no ciphertext is left unsent
+ *    (unsent ciphertext is flushed whenever the socket turns writable).
+ *    During a non-blocking connect, POLLOUT comes only once the handshake
+ *    is done or failed; a failure comes as POLLERR|POLLHUP (+IN/OUT).
+ *  - the kernel's POLLHUP/POLLERR for the socket are passed on.
+ * A handshake that is under way bounds the wait by its handshake-timeout,
+ * so a stalled peer fails (and wakes the waiter) in time.
+ * No sock lock is held across a real wait. Unmanaged descriptors cost one
+ * table load each; a call with none goes straight to libc.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secshim/log.h"
+
+/* Poll bits that mean "readable" / "writable" to a program. */
+#define EV_IN (POLLIN | POLLRDNORM)
+#define EV_OUT (POLLOUT | POLLWRNORM)
+
+/* --- readiness of one managed socket ---------------------------------------- */
+
+/* What the kernel last said about a socket and what we learnt. */
+struct probe {
+    short want;       /* the program's poll events */
+    short kernel;     /* the kernel's revents for the fd, 0: none known */
+    short os;         /* out: poll events to ask the kernel for */
+    bool fresh;       /* out: new plaintext, EOF or failure arrived */
+    int cap_ms;       /* in/out: the wait may last at most this (-1: none) */
+};
+
+static void cap_wait(struct probe *p, const struct timespec *deadline)
+{
+    int ms = shim_ms_until(deadline) + 1;
+    if (p->cap_ms < 0 || ms < p->cap_ms)
+        p->cap_ms = ms;
+}
+
+/* Makes progress on s and answers the program's revents for it (0: not
+ * ready; then p->os says what to wait for). Called with s locked. */
+static short sock_revents(struct shim_sock *s, int fd, struct probe *p)
+{
+    p->os = 0;
+    p->fresh = false;
+    if (s->closed)
+        return POLLNVAL;
+    bool was_failed = s->failed;
+    size_t before = s->failed ? 0 : ss_conn_pending(s->conn);
+    enum ss_conn_state st0 = ss_conn_state(s->conn);
+    bool hup = (p->kernel & (POLLERR | POLLHUP)) != 0;
+    bool read = hup || ((p->kernel & POLLIN) && (p->want & EV_IN));
+    int rc = s->failed ? SS_ERR_STATE : shim_pump(s, fd, read);
+    enum ss_conn_state st = ss_conn_state(s->conn);
+    if (s->failed || st == SS_CONN_FAILED) {
+        p->fresh = !was_failed || st0 != st;
+        return (short)(POLLERR | POLLHUP | (p->want & (EV_IN | EV_OUT)));
+    }
+    if (s->tcp_connecting || st == SS_CONN_HANDSHAKING) {
+        int wants = rc == SS_WANT_READ || rc == SS_WANT_WRITE
+                        ? shim_wants(s, rc) : ss_conn_wants(s->conn);
+        p->os = shim_poll_events(wants != 0 ? wants : SS_WANT_READ);
+        cap_wait(p, &s->hs_deadline);
+        return 0;
+    }
+    size_t pending = ss_conn_pending(s->conn);
+    p->fresh = pending > before || st != st0;
+    bool eof = st == SS_CONN_READ_CLOSED || st == SS_CONN_CLOSED;
+    short rev = 0;
+    if (p->want & EV_IN) {
+        if (pending > 0 || eof)
+            rev |= (short)(p->want & EV_IN);
+        else
+            p->os |= POLLIN;
+    }
+    if ((p->want & POLLRDHUP) && eof)
+        rev |= POLLRDHUP;
+    if (st == SS_CONN_CLOSED)
+        rev |= POLLHUP;
+    bool unsent = ss_conn_unsent(s->conn) > 0;
+    if (p->want & EV_OUT) {
+        /* After our close_notify a write fails at once (EPIPE): TCP
+         * reports POLLOUT after shutdown(SHUT_WR) too. */
+        if (!unsent || st == SS_CONN_WRITE_CLOSED || st == SS_CONN_CLOSED)
+            rev |= (short)(p->want & EV_OUT);
+    }
+    if (unsent)
+        p->os |= POLLOUT;
+    /* A kernel hang-up or error is the program's to see as well. */
+    rev |= (short)(p->kernel & (POLLERR | POLLHUP));
+    return rev;
+}
+
+/* --- the poll core ---------------------------------------------------------- */
+
+/* Remaining milliseconds of a wait with deadline *d (NULL: forever). */
+static int ms_left(const struct timespec *d)
+{
+    return d == NULL ? -1 : shim_ms_until(d);
+}
+
+/* min of two poll timeouts where -1 is infinity. */
+static int ms_min(int a, int b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+/* The real wait: ppoll when a signal mask is given, else poll. */
+static int real_wait(struct pollfd *k, nfds_t n, int ms, const sigset_t *mask)
+{
+    if (mask == NULL)
+        return REAL(poll)(k, n, ms);
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    return REAL(ppoll)(k, n, ms < 0 ? NULL : &ts, mask);
+}
+
+/* Probes every managed entry (socks[i] != NULL) into out[i], setting the
+ * kernel's interest k[i].events. Returns how many are ready. */
+static int probe_all(struct pollfd *fds, struct pollfd *k,
+                     struct shim_sock **socks, nfds_t n, int *cap)
+{
+    int ready = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        if (socks[i] == NULL)
+            continue;
+        struct probe p = {fds[i].events, k[i].revents, 0, false, *cap};
+        shim_sock_lock(socks[i], fds[i].fd);
+        short rev = sock_revents(socks[i], fds[i].fd, &p);
+        shim_sock_unlock(socks[i]);
+        *cap = p.cap_ms;
+        fds[i].revents = rev;
+        k[i].events = p.os;
+        k[i].revents = 0;
+        if (rev != 0)
+            ready++;
+    }
+    return ready;
+}
+
+/*
+ * poll() over fds where socks[i] is the managed sock of fds[i] (or NULL).
+ * deadline NULL waits forever. Returns the number of entries with
+ * revents, or -1 with errno (EINTR, EINVAL...). k is scratch of n.
+ */
+static int poll_managed(struct pollfd *fds, struct pollfd *k,
+                        struct shim_sock **socks, nfds_t n,
+                        const struct timespec *deadline,
+                        const sigset_t *mask)
+{
+    for (nfds_t i = 0; i < n; i++) {
+        k[i] = fds[i];
+        k[i].revents = 0;
+    }
+    for (;;) {
+        int cap = -1;
+        int ready = probe_all(fds, k, socks, n, &cap);
+        int ms = ready > 0 ? 0 : ms_min(ms_left(deadline), cap);
+        int r = real_wait(k, n, ms, mask);
+        if (r < 0 && ready == 0)
+            return -1;
+        int count = 0;
+        for (nfds_t i = 0; i < n; i++) {
+            if (socks[i] == NULL) {
+                fds[i].revents = r < 0 ? 0 : k[i].revents;
+            } else if (fds[i].revents == 0 && r > 0 && k[i].revents != 0) {
+                /* The kernel saw something: progress, then look again. */
+                struct probe p = {fds[i].events, k[i].revents, 0, false, -1};
+                shim_sock_lock(socks[i], fds[i].fd);
+                fds[i].revents = sock_revents(socks[i], fds[i].fd, &p);
+                shim_sock_unlock(socks[i]);
+            }
+            k[i].revents = 0;
+            if (fds[i].revents != 0)
+                count++;
+        }
+        if (count > 0 || (deadline != NULL && ms_left(deadline) == 0))
+            return count;
+    }
+}
+
+/* The poll family's common entry: a call without a managed descriptor is
+ * the real one, untouched. timeout NULL: forever. */
+static int poll_any(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                    const sigset_t *mask, bool is_ppoll, int poll_ms)
+{
+    struct shim_sock *stack_socks[16];
+    struct shim_sock **socks = stack_socks;
+    bool managed = false;
+    if (n > 16 && fds != NULL) {
+        socks = calloc(n, sizeof(*socks));
+        if (socks == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    for (nfds_t i = 0; fds != NULL && i < n; i++) {
+        socks[i] = fdtab_get(fds[i].fd);
+        managed = managed || socks[i] != NULL;
+    }
+    int r;
+    if (!managed) {
+        r = is_ppoll ? REAL(ppoll)(fds, n, tmo, mask)
+                     : REAL(poll)(fds, n, poll_ms);
+    } else {
+        struct timespec deadline;
+        if (tmo != NULL) {
+            clock_gettime(CLOCK_MONOTONIC, &deadline);
+            deadline.tv_sec += tmo->tv_sec + (deadline.tv_nsec + tmo->tv_nsec)
+                                                 / 1000000000L;
+            deadline.tv_nsec = (deadline.tv_nsec + tmo->tv_nsec) % 1000000000L;
+        }
+        struct pollfd *k = malloc(n * sizeof(*k));
+        if (k == NULL) {
+            errno = ENOMEM;
+            r = -1;
+        } else {
+            r = poll_managed(fds, k, socks, n, tmo != NULL ? &deadline : NULL,
+                             mask);
+            int saved = errno;
+            free(k);
+            errno = saved;
+        }
+    }
+    int saved = errno;
+    for (nfds_t i = 0; managed && i < n; i++)
+        shim_sock_unref(socks[i]);
+    if (socks != stack_socks)
+        free(socks);
+    errno = saved;
+    return r;
+}
+
+static int shim_poll(struct pollfd *fds, nfds_t n, int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    return poll_any(fds, n, ms < 0 ? NULL : &ts, NULL, false, ms);
+}
+
+static int shim_ppoll(struct pollfd *fds, nfds_t n,
+                      const struct timespec *tmo, const sigset_t *mask)
+{
+    if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 ||
+                        tmo->tv_nsec >= 1000000000L)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return poll_any(fds, n, tmo, mask, true, 0);
+}
+
+SS_EXPORT int poll(struct pollfd *fds, nfds_t n, int ms)
+{
+    return shim_poll(fds, n, ms);
+}
+
+SS_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                    const sigset_t *mask)
+{
+    return shim_ppoll(fds, n, tmo, mask);
+}
+
+/* glibc's fortify failure report; it does not return. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+SS_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int ms, size_t fdslen)
+{
+    if (fdslen / sizeof(*fds) < n)
+        __chk_fail();
+    return shim_poll(fds, n, ms);
+}
+
+SS_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n,
+                          const struct timespec *tmo, const sigset_t *mask,
+                          size_t fdslen)
+{
+    if (fdslen / sizeof(*fds) < n)
+        __chk_fail();
+    return shim_ppoll(fds, n, tmo, mask);
+}
+
+/* --- select and pselect ----------------------------------------------------- */
+
+/* select's three sets as pollfds (fds below nfds with a bit in any set). */
+static nfds_t sets_to_pollfds(int nfds, fd_set *r, fd_set *w, fd_set *x,
+                              struct pollfd *out)
+{
+    nfds_t n = 0;
+    for (int fd = 0; fd < nfds; fd++) {
+        short ev = 0;
+        if (r != NULL && FD_ISSET(fd, r))
+            ev |= POLLIN;
+        if (w != NULL && FD_ISSET(fd, w))
+            ev |= POLLOUT;
+        if (x != NULL && FD_ISSET(fd, x))
+            ev |= POLLPRI;
+        if (ev == 0)
+            continue;
+        out[n].fd = fd;
+        out[n].events = ev;
+        out[n].revents = 0;
+        n++;
+    }
+    return n;
+}
+
+/* True when a descriptor of the sets is managed. */
+static bool sets_managed(int nfds, fd_set *r, fd_set *w, fd_set *x)
+{
+    for (int fd = 0; fd < nfds; fd++) {
+        if (!((r != NULL && FD_ISSET(fd, r)) || (w != NULL && FD_ISSET(fd, w))
+              || (x != NULL && FD_ISSET(fd, x))))
+            continue;
+        struct shim_sock *s = fdtab_get(fd);
+        if (s != NULL) {
+            shim_sock_unref(s);
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The results of poll as select gives them, with the kernel's rules:
+ * readable = IN|HUP|ERR, writable = OUT|ERR, exceptional = PRI. A
+ * POLLNVAL makes the call fail with EBADF. Returns the number of bits set.
+ */
+static int pollfds_to_sets(const struct pollfd *p, nfds_t n, fd_set *r,
+                           fd_set *w, fd_set *x)
+{
+    for (nfds_t i = 0; i < n; i++) {
+        if (p[i].revents & POLLNVAL) {
+            errno = EBADF;
+            return -1;
+        }
+    }
+    if (r != NULL)
+        FD_ZERO(r);
+    if (w != NULL)
+        FD_ZERO(w);
+    if (x != NULL)
+        FD_ZERO(x);
+    int count = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        short ev = p[i].events, rev = p[i].revents;
+        if ((ev & POLLIN) && (rev & (POLLIN | POLLHUP | POLLERR))) {
+            FD_SET(p[i].fd, r);
+            count++;
+        }
+        if ((ev & POLLOUT) && (rev & (POLLOUT | POLLERR))) {
+            FD_SET(p[i].fd, w);
+            count++;
+        }
+        if ((ev & POLLPRI) && (rev & POLLPRI)) {
+            FD_SET(p[i].fd, x);
+            count++;
+        }
+    }
+    return count;
+}
+
+/*
+ * select/pselect through the poll core when a managed descriptor is in a
+ * set; otherwise the real call, untouched. nfds above FD_SETSIZE (sets
+ * larger than fd_set) are passed through: the shim cannot see their
+ * size. left (select only) receives the time not used, as Linux does.
+ */
+static int select_any(int nfds, fd_set *r, fd_set *w, fd_set *x,
+                      const struct timespec *tmo, const sigset_t *mask,
+                      struct timeval *left)
+{
+    struct timespec deadline;
+    if (tmo != NULL) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += tmo->tv_sec +
+                           (deadline.tv_nsec + tmo->tv_nsec) / 1000000000L;
+        deadline.tv_nsec = (deadline.tv_nsec + tmo->tv_nsec) % 1000000000L;
+    }
+    struct pollfd *p = malloc((size_t)nfds * sizeof(*p));
+    if (p == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    nfds_t n = sets_to_pollfds(nfds, r, w, x, p);
+    struct shim_sock **socks = calloc(n > 0 ? n : 1, sizeof(*socks));
+    struct pollfd *k = malloc((n > 0 ? n : 1) * sizeof(*k));
+    int rc = -1;
+    if (socks == NULL || k == NULL) {
+        errno = ENOMEM;
+    } else {
+        for (nfds_t i = 0; i < n; i++)
+            socks[i] = fdtab_get(p[i].fd);
+        rc = poll_managed(p, k, socks, n, tmo != NULL ? &deadline : NULL,
+                          mask);
+        if (rc >= 0)
+            rc = pollfds_to_sets(p, n, r, w, x);
+        for (nfds_t i = 0; i < n; i++)
+            shim_sock_unref(socks[i]);
+    }
+    int saved = errno;
+    if (left != NULL && tmo != NULL) {
+        int ms = shim_ms_until(&deadline);
+        left->tv_sec = ms / 1000;
+        left->tv_usec = (ms % 1000) * 1000;
+    }
+    free(k);
+    free(socks);
+    free(p);
+    errno = saved;
+    return rc;
+}
+
+static int shim_select(int nfds, fd_set *r, fd_set *w, fd_set *x,
+                       struct timeval *tv)
+{
+    if (nfds <= 0 || nfds > FD_SETSIZE || !sets_managed(nfds, r, w, x))
+        return REAL(select)(nfds, r, w, x, tv);
+    if (tv != NULL && (tv->tv_sec < 0 || tv->tv_usec < 0)) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct timespec ts;
+    if (tv != NULL) {
+        /* Linux normalises an oversized tv_usec the same way. */
+        ts.tv_sec = tv->tv_sec + tv->tv_usec / 1000000;
+        ts.tv_nsec = (long)(tv->tv_usec % 1000000) * 1000L;
+    }
+    return select_any(nfds, r, w, x, tv != NULL ? &ts : NULL, NULL, tv);
+}
+
+static int shim_pselect(int nfds, fd_set *r, fd_set *w, fd_set *x,
+                        const struct timespec *tmo, const sigset_t *mask)
+{
+    if (nfds <= 0 || nfds > FD_SETSIZE || !sets_managed(nfds, r, w, x))
+        return REAL(pselect)(nfds, r, w, x, tmo, mask);
+    if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 ||
+                        tmo->tv_nsec >= 1000000000L)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return select_any(nfds, r, w, x, tmo, mask, NULL);
+}
+
+SS_EXPORT int select(int nfds, fd_set *restrict r, fd_set *restrict w,
+                     fd_set *restrict x, struct timeval *restrict tv)
+{
+    return shim_select(nfds, r, w, x, tv);
+}
+
+SS_EXPORT int pselect(int nfds, fd_set *restrict r, fd_set *restrict w,
+                      fd_set *restrict x,
+                      const struct timespec *restrict tmo,
+                      const sigset_t *restrict mask)
+{
+    return shim_pselect(nfds, r, w, x, tmo, mask);
+}
+
+/* --- epoll ------------------------------------------------------------------ */
+
+/*
+ * The shim's record of one managed descriptor in one epoll set. The
+ * kernel registration of a managed fd carries a token (TOKEN_TAG | id) in
+ * place of the program's epoll_data, asks for what the connection needs
+ * (not what the program asked for) and is always EPOLLONESHOT: it is
+ * re-armed by the shim before each wait that needs it, so a socket that
+ * keeps reporting (a hang-up the program has not handled, a disarmed
+ * EPOLLONESHOT registration) cannot make the shim spin.
+ */
+struct ep_reg {
+    struct ep_reg *next;
+    int fd;
+    struct shim_sock *s;     /* a reference */
+    uint64_t token;
+    uint32_t events;         /* the program's, flags included */
+    epoll_data_t data;       /* the program's */
+    bool armed;              /* false after an EPOLLONESHOT report */
+    bool kern_armed;         /* our kernel registration can fire */
+    uint32_t kern_events;    /* what it asks for (without flags) */
+    short last_ready;        /* EPOLLET: ready bits at the last look */
+    unsigned pass;           /* the wait pass that reported it */
+};
+
+/* The epoll sets that hold at least one managed descriptor. */
+struct ep_set {
+    struct ep_set *next;
+    int epfd;
+    int refs;                /* guarded by ep_lock */
+    bool dead;               /* the epoll fd was closed */
+    /* Guards regs and every reg's fields. Taken before a sock lock. */
+    pthread_mutex_t lock;
+    struct ep_reg *regs;
+    unsigned pass;
+};
+
+/* Tags tokens: user-space pointers and descriptor numbers, which
+ * programs put in epoll_data, never have these top bits. */
+#define TOKEN_TAG 0x5ec5000000000000ull
+#define TOKEN_MASK 0xffff000000000000ull
+
+/* Guards ep_sets and each set's refs/dead/next. A leaf except that a set
+ * lock may be taken under it (set lock -> sock lock). */
+static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ep_set *ep_sets;
+static atomic_int ep_nsets;
+static _Atomic uint64_t ep_next_id = 1;
+
+static struct ep_set *set_find_locked(int epfd)
+{
+    for (struct ep_set *e = ep_sets; e != NULL; e = e->next)
+        if (e->epfd == epfd && !e->dead)
+            return e;
+    return NULL;
+}
+
+/* The set of epfd with a reference, created when create is true; NULL
+ * when there is none (or out of memory). */
+static struct ep_set *set_get(int epfd, bool create)
+{
+    if (!create && atomic_load_explicit(&ep_nsets, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&ep_lock);
+    struct ep_set *e = set_find_locked(epfd);
+    if (e == NULL && create) {
+        e = calloc(1, sizeof(*e));
+        if (e != NULL) {
+            e->epfd = epfd;
+            pthread_mutex_init(&e->lock, NULL);
+            e->next = ep_sets;
+            ep_sets = e;
+            e->refs = 1; /* the list's */
+            atomic_fetch_add(&ep_nsets, 1);
+        }
+    }
+    if (e != NULL)
+        e->refs++;
+    pthread_mutex_unlock(&ep_lock);
+    return e;
+}
+
+static void reg_free(struct ep_reg *g)
+{
+    shim_sock_unref(g->s);
+    free(g);
+}
+
+static void set_put(struct ep_set *e)
+{
+    pthread_mutex_lock(&ep_lock);
+    bool last = --e->refs == 0;
+    pthread_mutex_unlock(&ep_lock);
+    if (!last)
+        return;
+    while (e->regs != NULL) {
+        struct ep_reg *g = e->regs;
+        e->regs = g->next;
+        reg_free(g);
+    }
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+static struct ep_reg *reg_by_fd(struct ep_set *e, int fd)
+{
+    for (struct ep_reg *g = e->regs; g != NULL; g = g->next)
+        if (g->fd == fd)
+            return g;
+    return NULL;
+}
+
+static struct ep_reg *reg_by_token(struct ep_set *e, uint64_t token)
+{
+    for (struct ep_reg *g = e->regs; g != NULL; g = g->next)
+        if (g->token == token)
+            return g;
+    return NULL;
+}
+
+static void reg_unlink(struct ep_set *e, struct ep_reg *g)
+{
+    for (struct ep_reg **pp = &e->regs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            return;
+        }
+    }
+}
+
+/* (Re)arms the kernel registration of g for os (poll bits). Called with
+ * the set locked. */
+static void reg_arm(struct ep_set *e, struct ep_reg *g, uint32_t os)
+{
+    if (g->kern_armed && g->kern_events == os)
+        return;
+    struct epoll_event ev = {.events = os | EPOLLONESHOT,
+                             .data.u64 = g->token};
+    if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_MOD, g->fd, &ev) == 0) {
+        g->kern_armed = true;
+        g->kern_events = os;
+    }
+}
+
+/* The program's poll interest of a registration. */
+static short reg_want(const struct ep_reg *g)
+{
+    return (short)(g->events & (EV_IN | EV_OUT | POLLRDHUP | POLLPRI));
+}
+
+/*
+ * Looks at g (kernel: what the kernel just reported, 0 for none) and
+ * decides whether to report it. Level-triggered: whenever ready.
+ * EPOLLET: when a ready bit was not ready at the previous look, or new
+ * plaintext/EOF arrived (a program that reads until EAGAIN therefore sees
+ * every new record; plaintext it leaves unread is not reported again
+ * until more arrives). EPOLLONESHOT disarms after a report. Returns the
+ * events to report, 0 for none. Called with the set locked.
+ */
+static uint32_t reg_look(struct ep_set *e, struct ep_reg *g, short kernel,
+                         int *cap)
+{
+    struct probe p = {reg_want(g), kernel, 0, false, *cap};
+    shim_sock_lock(g->s, g->fd);
+    short rev = sock_revents(g->s, g->fd, &p);
+    shim_sock_unlock(g->s);
+    *cap = p.cap_ms;
+    rev &= (short)(p.want | POLLERR | POLLHUP);
+    bool report = rev != 0;
+    if (report && (g->events & EPOLLET))
+        report = p.fresh || (rev & ~g->last_ready) != 0;
+    g->last_ready = rev;
+    if (!report) {
+        reg_arm(e, g, (uint32_t)(unsigned short)p.os);
+        return 0;
+    }
+    if (g->events & EPOLLONESHOT)
+        g->armed = false;
+    return (uint32_t)(unsigned short)rev;
+}
+
+/* Adds every ready managed registration to out (at most max). */
+static int collect_ready(struct ep_set *e, struct epoll_event *out, int max,
+                         int *cap)
+{
+    int n = 0;
+    for (struct ep_reg *g = e->regs; g != NULL && n < max; g = g->next) {
+        if (!g->armed)
+            continue;
+        uint32_t rev = reg_look(e, g, 0, cap);
+        if (rev == 0)
+            continue;
+        g->pass = e->pass;
+        out[n].events = rev;
+        out[n].data = g->data;
+        n++;
+    }
+    return n;
+}
+
+/*
+ * Rewrites the kernel's events at out[from..from+got) in place: managed
+ * tokens become the program's events and data (or are dropped), the
+ * others are kept as they are. Returns the new end. Set locked.
+ */
+static int translate(struct ep_set *e, struct epoll_event *out, int from,
+                     int got)
+{
+    int end = from;
+    for (int i = from; i < from + got; i++) {
+        struct epoll_event ev = out[i];
+        if ((ev.data.u64 & TOKEN_MASK) != TOKEN_TAG) {
+            out[end++] = ev;
+            continue;
+        }
+        struct ep_reg *g = reg_by_token(e, ev.data.u64);
+        if (g == NULL)
+            continue; /* removed since the kernel queued it */
+        g->kern_armed = false;
+        if (!g->armed || g->pass == e->pass)
+            continue;
+        int cap = -1;
+        uint32_t rev = reg_look(e, g, (short)ev.events, &cap);
+        if (rev == 0)
+            continue;
+        g->pass = e->pass;
+        out[end].events = rev;
+        out[end].data = g->data;
+        end++;
+    }
+    return end;
+}
+
+/* The real wait of the epoll family. */
+static int epoll_real(int epfd, struct epoll_event *ev, int max, int ms,
+                      const sigset_t *mask)
+{
+    if (mask == NULL)
+        return REAL(epoll_wait)(epfd, ev, max, ms);
+    return REAL(epoll_pwait)(epfd, ev, max, ms, mask);
+}
+
+/* epoll_wait on a set with managed registrations. deadline NULL:
+ * forever. Returns the number of events or -1 with errno. */
+static int epoll_managed(struct ep_set *e, struct epoll_event *out, int max,
+                         const struct timespec *deadline,
+                         const sigset_t *mask)
+{
+    for (;;) {
+        int cap = -1;
+        pthread_mutex_lock(&e->lock);
+        e->pass++;
+        int n = collect_ready(e, out, max, &cap);
+        pthread_mutex_unlock(&e->lock);
+        int ms = n > 0 ? 0 : ms_min(ms_left(deadline), cap);
+        if (n == max)
+            return n;
+        int got = epoll_real(e->epfd, out + n, max - n, ms, mask);
+        if (got < 0)
+            return n > 0 ? n : -1;
+        pthread_mutex_lock(&e->lock);
+        n = translate(e, out, n, got);
+        pthread_mutex_unlock(&e->lock);
+        if (n > 0 || (deadline != NULL && ms_left(deadline) == 0))
+            return n;
+    }
+}
+
+static int epoll_any(int epfd, struct epoll_event *out, int max,
+                     const struct timespec *tmo, const sigset_t *mask,
+                     bool pwait2, int ms)
+{
+    struct ep_set *e = max > 0 && out != NULL ? set_get(epfd, false) : NULL;
+    if (e == NULL) {
+        if (pwait2)
+            return REAL(epoll_pwait2)(epfd, out, max, tmo, mask);
+        return epoll_real(epfd, out, max, ms, mask);
+    }
+    struct timespec deadline;
+    if (tmo != NULL) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += tmo->tv_sec +
+                           (deadline.tv_nsec + tmo->tv_nsec) / 1000000000L;
+        deadline.tv_nsec = (deadline.tv_nsec + tmo->tv_nsec) % 1000000000L;
+    }
+    int r = epoll_managed(e, out, max, tmo != NULL ? &deadline : NULL, mask);
+    int saved = errno;
+    set_put(e);
+    errno = saved;
+    return r;
+}
+
+static int shim_epoll_pwait(int epfd, struct epoll_event *ev, int max, int ms,
+                            const sigset_t *mask)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    return epoll_any(epfd, ev, max, ms < 0 ? NULL : &ts, mask, false, ms);
+}
+
+static int shim_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
+                             const struct timespec *tmo, const sigset_t *mask)
+{
+    if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 ||
+                        tmo->tv_nsec >= 1000000000L)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return epoll_any(epfd, ev, max, tmo, mask, true, 0);
+}
+
+/* A managed descriptor enters a set: the kernel gets the token. */
+static int ctl_add(struct ep_set *e, int fd, struct shim_sock *s,
+                   const struct epoll_event *ev, bool adopt)
+{
+    struct ep_reg *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    g->fd = fd;
+    g->token = TOKEN_TAG | (atomic_fetch_add(&ep_next_id, 1) & ~TOKEN_MASK);
+    g->events = ev->events;
+    g->data = ev->data;
+    g->armed = true;
+    /* Ask for what the program asked for until the first wait says what
+     * the connection needs. */
+    uint32_t os = ev->events & (EV_IN | EV_OUT | POLLRDHUP);
+    struct epoll_event kev = {.events = os | EPOLLONESHOT,
+                              .data.u64 = g->token};
+    if (REAL(epoll_ctl)(e->epfd, adopt ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd,
+                        &kev) != 0) {
+        int saved = errno;
+        free(g);
+        errno = saved;
+        return -1;
+    }
+    shim_sock_ref(s);
+    g->s = s;
+    g->kern_armed = true;
+    g->kern_events = os;
+    g->next = e->regs;
+    e->regs = g;
+    return 0;
+}
+
+static int ctl_managed(struct ep_set *e, int op, int fd, struct shim_sock *s,
+                       struct epoll_event *ev)
+{
+    struct ep_reg *g = reg_by_fd(e, fd);
+    switch (op) {
+    case EPOLL_CTL_ADD:
+        if (g != NULL) {
+            errno = EEXIST;
+            return -1;
+        }
+        if ((ev->events & EPOLLEXCLUSIVE) && (ev->events & EPOLLONESHOT)) {
+            errno = EINVAL;
+            return -1;
+        }
+        return ctl_add(e, fd, s, ev, false);
+    case EPOLL_CTL_MOD:
+        if (ev->events & EPOLLEXCLUSIVE) {
+            errno = EINVAL;
+            return -1;
+        }
+        if (g == NULL) /* added before it became managed (connect) */
+            return ctl_add(e, fd, s, ev, true);
+        g->events = ev->events;
+        g->data = ev->data;
+        g->armed = true;
+        g->last_ready = 0;
+        g->kern_armed = false;
+        reg_arm(e, g, ev->events & (EV_IN | EV_OUT | POLLRDHUP));
+        return 0;
+    case EPOLL_CTL_DEL: {
+        int rc = REAL(epoll_ctl)(e->epfd, op, fd, ev);
+        int saved = errno;
+        if (g != NULL) {
+            reg_unlink(e, g);
+            reg_free(g);
+        }
+        errno = saved;
+        return rc;
+    }
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+/*
+ * epoll_ctl: unmanaged descriptors pass through with their data as
+ * given; a managed one gets a registration record in the set of epfd.
+ * EPOLLEXCLUSIVE on a managed socket is accepted and has no effect beyond
+ * the kernel's checks (only one epoll set can usefully drive a TLS
+ * connection anyway).
+ */
+static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL) {
+        struct ep_set *e = op == EPOLL_CTL_DEL ? set_get(epfd, false) : NULL;
+        if (e == NULL)
+            return REAL(epoll_ctl)(epfd, op, fd, ev);
+        /* A record may outlive management (a reused number). */
+        pthread_mutex_lock(&e->lock);
+        int rc = ctl_managed(e, op, fd, NULL, ev);
+        pthread_mutex_unlock(&e->lock);
+        set_put(e);
+        return rc;
+    }
+    int rc;
+    if (op != EPOLL_CTL_DEL && ev == NULL) {
+        errno = EFAULT;
+        rc = -1;
+    } else if (epfd == fd) {
+        errno = EINVAL;
+        rc = -1;
+    } else {
+        struct ep_set *e = set_get(epfd, op != EPOLL_CTL_DEL);
+        if (e == NULL && op == EPOLL_CTL_DEL) {
+            rc = REAL(epoll_ctl)(epfd, op, fd, ev);
+        } else if (e == NULL) {
+            errno = ENOMEM;
+            rc = -1;
+        } else {
+            pthread_mutex_lock(&e->lock);
+            rc = ctl_managed(e, op, fd, s, ev);
+            pthread_mutex_unlock(&e->lock);
+            int saved = errno;
+            set_put(e);
+            errno = saved;
+        }
+    }
+    int saved = errno;
+    shim_sock_unref(s);
+    errno = saved;
+    return rc;
+}
+
+void events_fd_closing(int fd)
+{
+    if (atomic_load_explicit(&ep_nsets, memory_order_relaxed) == 0)
+        return;
+    int saved = errno;
+    struct ep_set *gone = NULL;
+    pthread_mutex_lock(&ep_lock);
+    for (struct ep_set **pp = &ep_sets; *pp != NULL;) {
+        struct ep_set *e = *pp;
+        if (e->epfd == fd) {
+            *pp = e->next;
+            e->dead = true;
+            e->next = gone;
+            gone = e;
+            atomic_fetch_sub(&ep_nsets, 1);
+            continue;
+        }
+        /* Lock order: ep_lock -> set lock -> sock lock. */
+        pthread_mutex_lock(&e->lock);
+        struct ep_reg *g = reg_by_fd(e, fd);
+        if (g != NULL) {
+            /* The kernel drops it only with the last duplicate; the shim
+             * drops its record now (see docs/shim.md). */
+            (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+            reg_unlink(e, g);
+            reg_free(g);
+        }
+        pthread_mutex_unlock(&e->lock);
+        pp = &e->next;
+    }
+    pthread_mutex_unlock(&ep_lock);
+    while (gone != NULL) {
+        struct ep_set *e = gone;
+        gone = e->next;
+        set_put(e);
+    }
+    errno = saved;
+}
+
+SS_EXPORT int epoll_create(int size)
+{
+    return REAL(epoll_create)(size);
+}
+
+SS_EXPORT int epoll_create1(int flags)
+{
+    return REAL(epoll_create1)(flags);
+}
+
+SS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    return shim_epoll_ctl(epfd, op, fd, ev);
+}
+
+SS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int ms)
+{
+    return shim_epoll_pwait(epfd, ev, max, ms, NULL);
+}
+
+SS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int ms,
+                          const sigset_t *mask)
+{
+    return shim_epoll_pwait(epfd, ev, max, ms, mask);
+}
+
+SS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
+                           const struct timespec *tmo, const sigset_t *mask)
+{
+    return shim_epoll_pwait2(epfd, ev, max, tmo, mask);
+}
+
+/* --- fork ------------------------------------------------------------------- */
+
+/* The child has one thread: locks another thread held at fork are re-made
+ * (the records they guarded are only read by that thread's wait, which
+ * does not exist in the child). */
+static void events_fork_child(void)
+{
+    pthread_mutex_init(&ep_lock, NULL);
+    for (struct ep_set *e = ep_sets; e != NULL; e = e->next)
+        pthread_mutex_init(&e->lock, NULL);
+}
+
+__attribute__((constructor)) static void events_init(void)
+{
+    pthread_atfork(NULL, NULL, events_fork_child);
+}
