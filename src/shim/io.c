@@ -416,7 +416,7 @@ static ssize_t shim_recv(int fd, void *buf, size_t len, int flags)
     return r;
 }
 
-static ssize_t shim_read(int fd, void *buf, size_t len)
+ssize_t shim_read(int fd, void *buf, size_t len)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
@@ -450,7 +450,7 @@ static ssize_t shim_send(int fd, const void *buf, size_t len, int flags)
     return r;
 }
 
-static ssize_t shim_write(int fd, const void *buf, size_t len)
+ssize_t shim_write(int fd, const void *buf, size_t len)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)

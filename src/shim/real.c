@@ -95,6 +95,7 @@ static void real_bind_all(void)
     BIND(posix_spawnp, "posix_spawnp");
     BIND(close_range, "close_range");
     BIND(closefrom, "closefrom");
+    BIND(fdopen, "fdopen");
 }
 
 void shim_real_bind(void)

@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -108,6 +109,7 @@ struct real_fns {
                         char *const[], char *const[]);
     int (*close_range)(unsigned int, unsigned int, int);
     void (*closefrom)(int);
+    FILE *(*fdopen)(int, const char *);
 };
 
 extern struct real_fns real;
@@ -223,7 +225,29 @@ void resolve_fork_prepare(void);
 void resolve_fork_parent(void);
 void resolve_fork_child(void);
 
+/* --- io.c ---------------------------------------------------------------- */
+
+/* read()/write() as the program sees them (managed or not); for the
+ * shim's own stdio streams, which must not call the interposed names. */
+ssize_t shim_read(int fd, void *buf, size_t len);
+ssize_t shim_write(int fd, const void *buf, size_t len);
+
+/* --- stdio.c ------------------------------------------------------------- */
+
+/*
+ * Around dup2/dup3 of a managed socket onto newfd: before, flush a standard
+ * output stream that stands for newfd into its old target; after, replace
+ * stdin/stdout/stderr (newfd 0, 1, 2) with a stream whose I/O goes through
+ * the shim (glibc's stdio cannot be interposed). Keep errno.
+ */
+void shim_stdio_before_dup(int newfd);
+void shim_stdio_after_dup(int newfd);
+
 /* --- sockets.c --------------------------------------------------------- */
+
+/* close() as the program sees it. */
+int shim_close(int fd);
+
 
 /*
  * Drives the handshake of s until it is done, blocking on fd for at most

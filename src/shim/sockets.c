@@ -523,7 +523,7 @@ SS_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len,
 
 /* --- close and shutdown ----------------------------------------------------- */
 
-static int shim_close(int fd)
+int shim_close(int fd)
 {
     events_fd_closing(fd); /* one load when no epoll set is tracked */
     fdtab_detach(fd); /* one load when fd is not managed */
@@ -608,12 +608,16 @@ static int shim_dup3(int old, int new, int flags, bool three)
         fdtab_detach(new);
         detached = true;
     }
+    if (s != NULL)
+        shim_stdio_before_dup(new);
     int fd = three ? REAL(dup3)(old, new, flags) : REAL(dup2)(old, new);
     int saved = errno;
     if (fd < 0 && detached)
         REAL(shutdown)(new, SHUT_RDWR);
-    if (fd >= 0 && s != NULL)
+    if (fd >= 0 && s != NULL) {
         fdtab_install(fd, s);
+        shim_stdio_after_dup(fd);
+    }
     shim_sock_unref(replaced);
     shim_sock_unref(s);
     errno = saved;
