@@ -87,6 +87,56 @@ bool resolve_lookup(const struct sockaddr *addr, char *name, size_t len)
     return found;
 }
 
+/* Whether name (an endpoint's host) resolves to the address of addr. */
+static bool name_has_address(const char *name, const struct sockaddr *addr)
+{
+    const unsigned char *want;
+    size_t n = addr_bytes(addr, &want);
+    struct addrinfo hints = {.ai_family = addr->sa_family,
+                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res;
+    if (n == 0 || REAL(getaddrinfo)(name, NULL, &hints, &res) != 0)
+        return false;
+    bool found = false;
+    for (const struct addrinfo *ai = res; ai != NULL && !found;
+         ai = ai->ai_next) {
+        const unsigned char *have;
+        found = ai->ai_addr != NULL && addr_bytes(ai->ai_addr, &have) == n &&
+                memcmp(have, want, n) == 0;
+    }
+    if (found)
+        remember(name, res);
+    freeaddrinfo(res);
+    return found;
+}
+
+static uint16_t addr_port(const struct sockaddr *sa)
+{
+    return ntohs(sa->sa_family == AF_INET
+                     ? ((const struct sockaddr_in *)sa)->sin_port
+                     : ((const struct sockaddr_in6 *)sa)->sin6_port);
+}
+
+bool resolve_policy_name(const struct ss_policy *p,
+                         const struct sockaddr *addr, char *name, size_t len)
+{
+    const unsigned char *bytes;
+    if (addr_bytes(addr, &bytes) == 0)
+        return false;
+    uint16_t port = addr_port(addr);
+    for (size_t i = 0; i < p->n_endpoints; i++) {
+        const struct ss_endpoint *ep = &p->endpoints[i];
+        if (ep->direction != SS_DIR_CONNECT ||
+            ep->match.kind != SS_HOST_NAME || ep->match.port != port)
+            continue;
+        if (name_has_address(ep->match.name, addr)) {
+            snprintf(name, len, "%s", ep->match.name);
+            return true;
+        }
+    }
+    return false;
+}
+
 void resolve_fork_prepare(void)
 {
     pthread_mutex_lock(&resolve_lock);

@@ -221,6 +221,17 @@ struct ss_policy *shim_policy_get(void);
  * and returns true, or returns false when it never resolved one. */
 bool resolve_lookup(const struct sockaddr *addr, char *name, size_t len);
 
+/*
+ * For a program that connects to an address it did not resolve through
+ * getaddrinfo (its own resolver, a hard-coded address, curl's built-in
+ * "localhost"): the first host name of a connect endpoint for addr's port
+ * that resolves to addr, copied into name (the answer is remembered like
+ * the program's own lookups). False when none does. May do a DNS lookup;
+ * call without any shim lock held.
+ */
+bool resolve_policy_name(const struct ss_policy *p,
+                         const struct sockaddr *addr, char *name, size_t len);
+
 void resolve_fork_prepare(void);
 void resolve_fork_parent(void);
 void resolve_fork_child(void);

@@ -405,7 +405,8 @@ static int secure_connect(int fd, const struct sockaddr *addr,
     if (p == NULL)
         return 0;
     char name[256];
-    bool named = resolve_lookup(addr, name, sizeof(name));
+    bool named = resolve_lookup(addr, name, sizeof(name)) ||
+                 resolve_policy_name(p, addr, name, sizeof(name));
     const struct ss_endpoint *ep =
         ss_policy_match_connect(p, named ? name : NULL, addr, addr_len);
     if (ep == NULL) {
