@@ -437,8 +437,37 @@ static int secure_connect(int fd, const struct sockaddr *addr,
     return rc;
 }
 
+/*
+ * connect() again on a socket the shim already manages. Programs do this to
+ * learn how a non-blocking connect ended (hiredis): Linux answers 0 once
+ * after the TCP connect completed, then EISCONN. The answer must be the TLS
+ * connection's: 0 / EISCONN once its handshake is done, EALREADY while it
+ * is not (non-blocking), or the handshake's failure. A blocking socket
+ * drives the handshake to its end first. Returns 0 or -1 with errno.
+ */
+static int connect_again(struct shim_sock *s, int fd, int kernel_rc)
+{
+    if (kernel_rc != 0 && errno != EISCONN)
+        return kernel_rc; /* EALREADY and real errors, as they are */
+    if (shim_handshake(s, fd, false) != 0) {
+        if (errno == EAGAIN)
+            errno = EALREADY;
+        return -1;
+    }
+    if (kernel_rc == 0)
+        return 0;
+    errno = EISCONN;
+    return -1;
+}
+
 static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
+    struct shim_sock *managed = fdtab_get(fd);
+    if (managed != NULL) {
+        int rc = connect_again(managed, fd, REAL(connect)(fd, addr, len));
+        shim_sock_unref(managed); /* keeps errno */
+        return rc;
+    }
     int rc = REAL(connect)(fd, addr, len);
     if (rc != 0 && errno != EINPROGRESS && errno != EINTR)
         return rc;
