@@ -94,7 +94,7 @@ static bool name_has_address(const char *name, const struct sockaddr *addr)
     size_t n = addr_bytes(addr, &want);
     struct addrinfo hints = {.ai_family = addr->sa_family,
                              .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res;
+    struct addrinfo *res = NULL;
     if (n == 0 || REAL(getaddrinfo)(name, NULL, &hints, &res) != 0)
         return false;
     bool found = false;
