@@ -96,6 +96,8 @@ static void real_bind_all(void)
     BIND(close_range, "close_range");
     BIND(closefrom, "closefrom");
     BIND(fdopen, "fdopen");
+    BIND(gethostbyname2, "gethostbyname2");
+    BIND(gethostbyname2_r, "gethostbyname2_r");
 }
 
 void shim_real_bind(void)

@@ -50,20 +50,39 @@ static bool is_numeric(const char *node)
            inet_pton(AF_INET6, node, buf) == 1 || strchr(node, '%') != NULL;
 }
 
+/* Records that the program's name node resolved to the address bytes.
+ * Called with resolve_lock held. */
+static void remember_locked(const char *node, int family,
+                            const void *bytes, size_t n)
+{
+    struct resolved *r = &ring[next];
+    next = (next + 1) % RING_SIZE;
+    r->family = family;
+    memcpy(r->addr, bytes, n);
+    snprintf(r->name, sizeof(r->name), "%s", node);
+}
+
 static void remember(const char *node, const struct addrinfo *res)
 {
     pthread_mutex_lock(&resolve_lock);
     for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
         const unsigned char *bytes;
         size_t n = ai->ai_addr != NULL ? addr_bytes(ai->ai_addr, &bytes) : 0;
-        if (n == 0)
-            continue;
-        struct resolved *r = &ring[next];
-        next = (next + 1) % RING_SIZE;
-        r->family = ai->ai_addr->sa_family;
-        memcpy(r->addr, bytes, n);
-        snprintf(r->name, sizeof(r->name), "%s", node);
+        if (n != 0)
+            remember_locked(node, ai->ai_addr->sa_family, bytes, n);
     }
+    pthread_mutex_unlock(&resolve_lock);
+}
+
+/* The same for gethostbyname's answer. */
+static void remember_hostent(const char *node, const struct hostent *h)
+{
+    size_t n = h->h_addrtype == AF_INET ? 4 : h->h_addrtype == AF_INET6 ? 16 : 0;
+    if (n == 0 || (size_t)h->h_length != n)
+        return;
+    pthread_mutex_lock(&resolve_lock);
+    for (char *const *a = h->h_addr_list; *a != NULL; a++)
+        remember_locked(node, h->h_addrtype, *a, n);
     pthread_mutex_unlock(&resolve_lock);
 }
 
@@ -162,6 +181,52 @@ static int shim_getaddrinfo(const char *node, const char *service,
     if (rc == 0 && node != NULL && !is_numeric(node))
         remember(node, *res);
     return rc;
+}
+
+/* gethostbyname*: legacy programs resolve with these; the answer points
+ * into static or caller storage, so it is copied right away. */
+static struct hostent *shim_gethostbyname2(const char *name, int af)
+{
+    struct hostent *h = REAL(gethostbyname2)(name, af);
+    if (h != NULL && name != NULL && !is_numeric(name))
+        remember_hostent(name, h);
+    return h;
+}
+
+static int shim_gethostbyname2_r(const char *name, int af,
+                                 struct hostent *ret, char *buf, size_t len,
+                                 struct hostent **result, int *h_errnop)
+{
+    int rc = REAL(gethostbyname2_r)(name, af, ret, buf, len, result,
+                                    h_errnop);
+    if (rc == 0 && *result != NULL && name != NULL && !is_numeric(name))
+        remember_hostent(name, *result);
+    return rc;
+}
+
+SS_EXPORT struct hostent *gethostbyname(const char *name)
+{
+    return shim_gethostbyname2(name, AF_INET);
+}
+
+SS_EXPORT struct hostent *gethostbyname2(const char *name, int af)
+{
+    return shim_gethostbyname2(name, af);
+}
+
+SS_EXPORT int gethostbyname_r(const char *name, struct hostent *ret,
+                              char *buf, size_t len, struct hostent **result,
+                              int *h_errnop)
+{
+    return shim_gethostbyname2_r(name, AF_INET, ret, buf, len, result,
+                                 h_errnop);
+}
+
+SS_EXPORT int gethostbyname2_r(const char *name, int af,
+                               struct hostent *ret, char *buf, size_t len,
+                               struct hostent **result, int *h_errnop)
+{
+    return shim_gethostbyname2_r(name, af, ret, buf, len, result, h_errnop);
 }
 
 SS_EXPORT int getaddrinfo(const char *restrict node,

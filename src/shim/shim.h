@@ -110,6 +110,9 @@ struct real_fns {
     int (*close_range)(unsigned int, unsigned int, int);
     void (*closefrom)(int);
     FILE *(*fdopen)(int, const char *);
+    struct hostent *(*gethostbyname2)(const char *, int);
+    int (*gethostbyname2_r)(const char *, int, struct hostent *, char *,
+                            size_t, struct hostent **, int *);
 };
 
 extern struct real_fns real;

@@ -3,9 +3,10 @@
  * the shim against echo_server (or a real TLS peer through the shim).
  *
  *   echo_client HOST PORT [--bytes N] [--chunk K] [--read-chunk K]
- *               [--line TEXT] [--timeout S]
+ *               [--line TEXT] [--timeout S] [--gethostbyname]
  *
- * Resolves HOST with getaddrinfo (so the shim learns the name), connects
+ * Resolves HOST with getaddrinfo (so the shim learns the name; with
+ * --gethostbyname, with the legacy gethostbyname, IPv4 only), connects
  * (blocking), then sends N deterministic pseudo-random bytes in writes of
  * K bytes from one thread, shuts down its sending side, and reads the echo
  * back in reads of read-chunk bytes in the main thread (full duplex),
@@ -17,9 +18,12 @@
  * 4 a --line reply that differs from TEXT.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +77,8 @@ static void on_alarm(int sig)
 static void usage(void)
 {
     fprintf(stderr, "usage: echo_client HOST PORT [--bytes N] [--chunk K] "
-                    "[--read-chunk K] [--line TEXT] [--timeout S]\n");
+                    "[--read-chunk K] [--line TEXT] [--timeout S]\n"
+                    "       [--gethostbyname]\n");
     exit(2);
 }
 
@@ -118,6 +123,25 @@ static void *send_all(void *arg)
     /* EOF to the server; on failure also wake our own reader. */
     shutdown(s->fd, s->failed ? SHUT_RDWR : SHUT_WR);
     return NULL;
+}
+
+/* Legacy programs resolve with gethostbyname and connect by address. */
+static int connect_by_gethostbyname(const char *host, const char *port)
+{
+    struct hostent *h = gethostbyname(host);
+    if (h == NULL || h->h_addrtype != AF_INET || h->h_addr_list[0] == NULL) {
+        fprintf(stderr, "connect: %s: %s\n", host, hstrerror(h_errno));
+        exit(3);
+    }
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)atoi(port))};
+    memcpy(&sin.sin_addr, h->h_addr_list[0], sizeof(sin.sin_addr));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+        fprintf(stderr, "connect: %s\n", strerror(errno));
+        exit(3);
+    }
+    return fd;
 }
 
 static int connect_to(const char *host, const char *port)
@@ -198,7 +222,12 @@ int main(int argc, char **argv)
     unsigned long long bytes = 1024 * 1024;
     size_t chunk = 16384, read_chunk = 16384;
     unsigned timeout = 60;
+    bool legacy_resolver = false;
     for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--gethostbyname") == 0) {
+            legacy_resolver = true;
+            continue;
+        }
         if (i + 1 >= argc)
             usage();
         if (strcmp(argv[i], "--bytes") == 0)
@@ -219,7 +248,8 @@ int main(int argc, char **argv)
     signal(SIGALRM, on_alarm);
     alarm(timeout);
 
-    int fd = connect_to(host, port);
+    int fd = legacy_resolver ? connect_by_gethostbyname(host, port)
+                             : connect_to(host, port);
     if (line != NULL)
         return line_exchange(fd, line);
 
