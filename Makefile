@@ -31,7 +31,7 @@ all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN)
 deps:
 	@tools/install-deps
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/secshim/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/secshim/*.h src/shim/*.h tools/*.h test/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -c $< -o $@
 
@@ -45,7 +45,7 @@ $(ENGINE_LIB): $(ENGINE_OBJ)
 $(BUILD)/libsecshim.so: $(SHIM_OBJ) $(ENGINE_OBJ)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(CLI): $(BUILD)/obj/tools/secshim.o $(ENGINE_LIB)
+$(CLI): $(BUILD)/obj/tools/secshim.o $(BUILD)/obj/tools/elfinfo.o $(ENGINE_LIB)
 	$(CC) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/unit/testutil.o $(ENGINE_LIB)

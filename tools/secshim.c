@@ -1,6 +1,7 @@
 /*
  * secshim - the operator's command.
  *
+ *   secshim run    [-c FILE] [--library PATH] [--] PROGRAM [ARG...]
  *   secshim check  [-c FILE]
  *   secshim verify [-c FILE] [-e ENDPOINT] [--trusted PEM] [--untrusted PEM]
  *                  [--crl PEM] [--host NAME|ADDRESS] [--purpose server|client]
@@ -8,10 +9,15 @@
  *
  * Both use the engine exactly as the shim does, so what `check` accepts the
  * shim loads, and what `verify` accepts a handshake accepts.
- * Exit codes: 0 valid / OK, 1 invalid / FAIL, 2 usage errors.
+ * Exit codes: 0 valid / OK, 1 invalid / FAIL, 2 usage errors; `run`
+ * exits as the program does, or before starting it: 1 the policy does not
+ * load, 2 usage, 126 the program cannot be protected, 127 not found.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +32,19 @@
 #include "secshim/tlsctx.h"
 #include "secshim/verify.h"
 
-enum { EXIT_VALID = 0, EXIT_INVALID = 1, EXIT_USAGE = 2 };
+#include "elfinfo.h"
+
+enum {
+    EXIT_VALID = 0,
+    EXIT_INVALID = 1,
+    EXIT_USAGE = 2,
+    EXIT_UNPROTECTABLE = 126, /* the shells' "found but cannot execute" */
+    EXIT_NOT_FOUND = 127
+};
 
 static const char usage_text[] =
-    "usage: secshim check  [-c FILE]\n"
+    "usage: secshim run    [-c FILE] [--library PATH] [--] PROGRAM [ARG...]\n"
+    "       secshim check  [-c FILE]\n"
     "       secshim verify [-c FILE] [-e ENDPOINT] [--trusted PEM]"
     " [--untrusted PEM]\n"
     "                      [--crl PEM] [--host NAME|ADDRESS]"
@@ -64,6 +79,151 @@ static struct ss_policy *load_policy(const char *path)
         return NULL;
     }
     return policy;
+}
+
+/* ---- run -------------------------------------------------------------- */
+
+/* PROGRAM as execvp would find it, into buf; false when it is not found. */
+static bool find_program(const char *name, char *buf, size_t len)
+{
+    if (strchr(name, '/') != NULL) {
+        snprintf(buf, len, "%s", name);
+        return access(buf, X_OK) == 0;
+    }
+    const char *path = getenv("PATH");
+    for (const char *dir = path ? path : "/usr/bin:/bin"; *dir != '\0';) {
+        size_t n = strcspn(dir, ":");
+        snprintf(buf, len, "%.*s/%s", (int)n, n ? dir : ".", name);
+        if (access(buf, X_OK) == 0)
+            return true;
+        dir += n + (dir[n] == ':');
+    }
+    return false;
+}
+
+/*
+ * The file the dynamic linker will load for path: path itself, or the
+ * interpreter named on the #! line of a script. Returns false with a
+ * message when it cannot be read.
+ */
+static bool loaded_binary(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "secshim: cannot open %s: %s\n", path,
+                strerror(errno));
+        return false;
+    }
+    char line[PATH_MAX + 3] = "";
+    bool script = fgets(line, sizeof(line), f) != NULL &&
+                  strncmp(line, "#!", 2) == 0;
+    fclose(f);
+    if (!script) {
+        snprintf(buf, len, "%s", path);
+        return true;
+    }
+    const char *interp = line + 2 + strspn(line + 2, " \t");
+    snprintf(buf, len, "%.*s", (int)strcspn(interp, " \t\n"), interp);
+    return true;
+}
+
+/*
+ * Whether LD_PRELOAD can protect the program at path. Statically linked
+ * programs never run the dynamic linker; Go programs make their network
+ * system calls themselves. Either would run with every connection in
+ * clear, so they are refused with a message that says why.
+ */
+static int check_protectable(const char *path)
+{
+    char binary[PATH_MAX];
+    if (!loaded_binary(path, binary, sizeof(binary)))
+        return EXIT_UNPROTECTABLE;
+    struct elf_info info;
+    char why[PATH_MAX + 64];
+    if (elf_inspect(binary, &info, why, sizeof(why)) != 0) {
+        fprintf(stderr, "secshim: %s: refusing to run it unprotected\n", why);
+        return EXIT_UNPROTECTABLE;
+    }
+    const char *reason = !info.dynamic ? "is statically linked"
+                         : info.go     ? "is a Go program"
+                                       : NULL;
+    if (reason == NULL)
+        return EXIT_VALID;
+    fprintf(stderr,
+            "secshim: %s %s: its socket calls never reach libsecshim.so "
+            "(LD_PRELOAD), so its connections cannot be protected; refusing "
+            "to run it unprotected\n",
+            binary, reason);
+    return EXIT_UNPROTECTABLE;
+}
+
+/* libsecshim.so beside this command, unless --library names one. */
+static bool shim_library(const char *given, char *buf, size_t len)
+{
+    if (given != NULL) {
+        snprintf(buf, len, "%s", given);
+    } else {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n < 0)
+            return false;
+        self[n] = '\0';
+        snprintf(buf, len, "%s/libsecshim.so", dirname(self));
+    }
+    return access(buf, R_OK) == 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"library", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
+    const char *config = NULL, *library = NULL;
+    int opt;
+    /* "+": stop at the program's name; its own options are its own. */
+    while ((opt = getopt_long(argc, argv, "+c:", longopts, NULL)) != -1) {
+        if (opt == 'c')
+            config = optarg;
+        else if (opt == 'l')
+            library = optarg;
+        else
+            return usage(NULL);
+    }
+    if (optind >= argc)
+        return usage("run needs a program");
+
+    const char *path = policy_path(config);
+    struct ss_policy *policy = load_policy(path); /* fail here, not later */
+    if (policy == NULL)
+        return EXIT_INVALID;
+    ss_policy_unref(policy);
+
+    char program[PATH_MAX], shim[PATH_MAX];
+    if (!find_program(argv[optind], program, sizeof(program))) {
+        fprintf(stderr, "secshim: %s: program not found\n", argv[optind]);
+        return EXIT_NOT_FOUND;
+    }
+    int rc = check_protectable(program);
+    if (rc != EXIT_VALID)
+        return rc;
+    if (!shim_library(library, shim, sizeof(shim))) {
+        fprintf(stderr, "secshim: cannot find %s (--library PATH)\n", shim);
+        return EXIT_USAGE;
+    }
+
+    /* The program's own LD_PRELOAD libraries keep working after ours. */
+    const char *preload = getenv("LD_PRELOAD");
+    char *value = NULL;
+    if (asprintf(&value, "%s%s%s", shim, preload && *preload ? ":" : "",
+                 preload ? preload : "") < 0 ||
+        setenv("LD_PRELOAD", value, 1) != 0 ||
+        setenv("SECSHIM_CONFIG", path, 1) != 0) {
+        fprintf(stderr, "secshim: out of memory\n");
+        return EXIT_USAGE;
+    }
+    free(value);
+    execv(program, argv + optind);
+    fprintf(stderr, "secshim: cannot run %s: %s\n", program, strerror(errno));
+    return EXIT_UNPROTECTABLE;
 }
 
 /* ---- check ------------------------------------------------------------ */
@@ -370,6 +530,8 @@ int main(int argc, char **argv)
         return usage(NULL);
     /* Only ever stderr: stdout carries the command's answer. */
     ss_log_configure(SS_LOG_WARNING, "stderr", NULL);
+    if (strcmp(argv[1], "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
     if (strcmp(argv[1], "check") == 0)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(argv[1], "verify") == 0)

@@ -104,6 +104,18 @@ static slot_t *slot_of(int fd, bool create)
 
 /* --- shim_sock life -------------------------------------------------------- */
 
+/* The sock's lock and handshake condition, fresh (also in a fork child,
+ * where the parent's may have been held by a thread that is not there). */
+static void sock_sync_init(struct shim_sock *s)
+{
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->hs_cond, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
 struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
                                 const char *peer)
 {
@@ -114,12 +126,7 @@ struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
     }
     atomic_init(&s->refs, 1);
     s->owner = self();
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->hs_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    sock_sync_init(s);
     s->conn = conn;
     s->dir = dir;
     snprintf(s->peer, sizeof(s->peer), "%s", peer);
@@ -371,12 +378,7 @@ void fdtab_fork_child(void)
     atomic_store_explicit(&self_pid, getpid(), memory_order_relaxed);
     for (struct shim_sock *s = sock_list; s != NULL; s = s->list_next) {
         s->owner = 0;
-        pthread_mutex_init(&s->lock, NULL);
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&s->hs_cond, &ca);
-        pthread_condattr_destroy(&ca);
+        sock_sync_init(s);
         s->hs_busy = false;
     }
     pthread_mutex_init(&sock_list_lock, NULL);
