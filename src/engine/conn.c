@@ -5,14 +5,17 @@
  * OpenSSL talks to the socket only through this file's BIO:
  *   read   recv(MSG_DONTWAIT); EAGAIN is a retry, 0 is EOF, anything else
  *          is recorded in the conn and reported after the SSL call.
- *   write  never refuses: bytes go straight to send() while the outbound
- *          buffer is empty, and whatever the socket does not take is
- *          appended to that buffer. OpenSSL therefore never sees a write
- *          retry, so SSL_write's "retry with the same arguments" rule can
- *          never bind the caller; the bound on buffered ciphertext is kept
- *          by ss_conn_write accepting no new plaintext while the buffer is
- *          full. A send error is recorded and the bytes dropped (the peer
- *          is gone); the conn reports it after the SSL call.
+ *   write  never refuses: bytes are appended to the outbound buffer, and
+ *          every public call sends what it produced in one send() at its
+ *          end. So a flight of records (a handshake message, the records
+ *          of one large write) leaves as one write() of the program's
+ *          would, instead of small sends that Nagle's algorithm holds back
+ *          behind the peer's delayed ACK (40 ms a handshake). OpenSSL
+ *          never sees a write retry, so SSL_write's "retry with the same
+ *          arguments" rule can never bind the caller; the bound on
+ *          buffered ciphertext is kept by ss_conn_write accepting no new
+ *          plaintext while the buffer is full. A send error is recorded
+ *          (the peer is gone) and reported after the SSL call.
  * No locks: the shim serialises calls on one conn.
  */
 #include "secshim/conn.h"
@@ -164,19 +167,7 @@ static int bio_sock_write(BIO *bio, const char *data, int len)
         return 0;
     if (c->write_err != 0)
         return len; /* the peer is gone; the error is already recorded */
-    size_t n = (size_t)len;
-    size_t sent = 0;
-    if (buf_used(&c->out) == 0) {
-        ssize_t r = io_send(c, data, n);
-        if (r >= 0) {
-            sent = (size_t)r;
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            c->sys_errno = errno;
-            c->write_err = send_errno_code(errno);
-            return len;
-        }
-    }
-    if (sent < n && buf_append(&c->out, data + sent, n - sent) < 0) {
+    if (buf_append(&c->out, data, (size_t)len) < 0) {
         c->bio_nomem = true;
         return -1;
     }
@@ -250,8 +241,9 @@ static void sock_method_make(void)
 /* ---- outbound buffer --------------------------------------------------- */
 
 /* Sends buffered ciphertext: SS_OK when none is left, SS_WANT_WRITE, or
- * the recorded send error. */
-static int flush_out(struct ss_conn *c)
+ * the recorded send error; the conn's message is left alone, so failure
+ * paths use it to deliver their alert without losing their reason. */
+static int send_out(struct ss_conn *c)
 {
     while (c->write_err == 0 && buf_used(&c->out) > 0) {
         ssize_t r = io_send(c, c->out.data + c->out.off, buf_used(&c->out));
@@ -264,12 +256,32 @@ static int flush_out(struct ss_conn *c)
         c->sys_errno = errno;
         c->write_err = send_errno_code(errno);
     }
-    if (c->write_err != 0) {
+    return c->write_err != 0 ? c->write_err : SS_OK;
+}
+
+/* send_out, with a message when the peer is gone. */
+static int flush_out(struct ss_conn *c)
+{
+    int rc = send_out(c);
+    if (rc < 0)
         set_error(c, "cannot send to %s: %s", c->peer_host,
                   strerror(c->sys_errno));
-        return c->write_err;
-    }
-    return SS_OK;
+    return rc;
+}
+
+/* Enters SS_CONN_FAILED after delivering what the failure queued (the
+ * alert that tells the peer why), best effort. */
+static int fail_after_alert(struct ss_conn *c, int code)
+{
+    (void)send_out(c);
+    return conn_failed(c, code);
+}
+
+/* What a read produced (a key update reply, an alert) leaves with it. */
+static int read_result(struct ss_conn *c, int rc)
+{
+    (void)send_out(c);
+    return rc;
 }
 
 /* ---- failure messages -------------------------------------------------- */
@@ -563,7 +575,7 @@ static int handshake_step(struct ss_conn *c)
                          : SS_WANT_READ;
         return c->hs_want;
     }
-    return conn_failed(c, classify_failure(c, e, true));
+    return fail_after_alert(c, classify_failure(c, e, true));
 }
 
 int ss_conn_handshake(struct ss_conn *c)
@@ -636,23 +648,23 @@ int ss_conn_read(struct ss_conn *c, void *buf, size_t len, bool peek,
     int r = peek ? SSL_peek_ex(c->ssl, buf, len, nread)
                  : SSL_read_ex(c->ssl, buf, len, nread);
     if (r == 1)
-        return SS_OK;
+        return read_result(c, SS_OK);
     int e = SSL_get_error(c->ssl, r);
     switch (e) {
     case SSL_ERROR_WANT_READ:
         /* Also after a record that carried no application data (a
          * session ticket, a warning alert): nothing to return yet. */
         if (c->read_err == 0)
-            return SS_WANT_READ;
+            return read_result(c, SS_WANT_READ);
         break;
     case SSL_ERROR_WANT_WRITE:
-        return SS_WANT_WRITE;
+        return read_result(c, SS_WANT_WRITE);
     case SSL_ERROR_ZERO_RETURN:
-        return read_closed(c);
+        return read_result(c, read_closed(c));
     default:
         break;
     }
-    return conn_failed(c, classify_failure(c, e, false));
+    return fail_after_alert(c, classify_failure(c, e, false));
 }
 
 /* ---- write ------------------------------------------------------------- */
@@ -683,7 +695,9 @@ static int write_failed(struct ss_conn *c, int r, size_t done,
 {
     int code = classify_failure(c, SSL_get_error(c->ssl, r), false);
     if (code != SS_ERR_CLOSED && code != SS_ERR_SYSCALL)
-        conn_failed(c, code);
+        fail_after_alert(c, code);
+    else
+        (void)send_out(c); /* the records taken before the failure */
     *nwritten = done;
     return done > 0 ? SS_OK : code;
 }
@@ -781,7 +795,7 @@ int ss_conn_shutdown(struct ss_conn *c)
     if (r < 0 || c->bio_nomem) {
         int code = classify_failure(c, SSL_get_error(c->ssl, r), false);
         if (code != SS_ERR_CLOSED && code != SS_ERR_SYSCALL)
-            return conn_failed(c, code);
+            return fail_after_alert(c, code);
         return code;
     }
     c->state = c->state == SS_CONN_READ_CLOSED ? SS_CONN_CLOSED
