@@ -210,11 +210,12 @@ static int cmd_run(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    /* The program's own LD_PRELOAD libraries keep working after ours. */
+    /* Libraries already in LD_PRELOAD stay, and stay first: some must be
+     * (a sanitizer runtime); the shim interposes as well from behind. */
     const char *preload = getenv("LD_PRELOAD");
     char *value = NULL;
-    if (asprintf(&value, "%s%s%s", shim, preload && *preload ? ":" : "",
-                 preload ? preload : "") < 0 ||
+    if (asprintf(&value, "%s%s%s", preload ? preload : "",
+                 preload && *preload ? ":" : "", shim) < 0 ||
         setenv("LD_PRELOAD", value, 1) != 0 ||
         setenv("SECSHIM_CONFIG", path, 1) != 0) {
         fprintf(stderr, "secshim: out of memory\n");
