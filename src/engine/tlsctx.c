@@ -350,9 +350,12 @@ static int create_ctx(struct ctx_build *b)
         options |= SSL_OP_CIPHER_SERVER_PREFERENCE;
     SSL_CTX_set_options(b->t->ctx, options);
     /* The conn's BIO never refuses ciphertext, but a caller may still hand
-     * a retried write a different buffer (the shim copies). */
+     * a retried write a different buffer (the shim copies). Idle
+     * connections give their record buffers back (see buf_consume in
+     * conn.c for what that saves). */
     SSL_CTX_set_mode(b->t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+                                    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                    SSL_MODE_RELEASE_BUFFERS);
     return SS_OK;
 }
 
