@@ -17,62 +17,9 @@
  * timeout (alarm, default 60 s); 3 connect failed ("connect: <reason>");
  * 4 a --line reply that differs from TEXT.
  */
-#include <errno.h>
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <signal.h>
+#include "ev_common.h"
+
 #include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-struct prng {
-    uint64_t state;
-    uint64_t word;
-    int left; /* bytes of word not used yet */
-};
-
-static void prng_init(struct prng *p)
-{
-    p->state = 0x9e3779b97f4a7c15ull;
-    p->left = 0;
-}
-
-/* xorshift64*: a fixed stream, the same on both ends of the comparison. */
-static unsigned char prng_byte(struct prng *p)
-{
-    if (p->left == 0) {
-        p->state ^= p->state >> 12;
-        p->state ^= p->state << 25;
-        p->state ^= p->state >> 27;
-        p->word = p->state * 2685821657736338717ull;
-        p->left = 8;
-    }
-    unsigned char b = (unsigned char)p->word;
-    p->word >>= 8;
-    p->left--;
-    return b;
-}
-
-struct sender {
-    int fd;
-    unsigned long long bytes;
-    size_t chunk;
-    int failed;
-};
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] = "echo_client: timed out\n";
-    (void)write(2, msg, sizeof(msg) - 1);
-    _exit(2);
-}
 
 static void usage(void)
 {
@@ -80,49 +27,6 @@ static void usage(void)
                     "[--read-chunk K] [--line TEXT] [--timeout S]\n"
                     "       [--gethostbyname]\n");
     exit(2);
-}
-
-/* Writes all of buf; returns 0 or -1 with errno. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static void *send_all(void *arg)
-{
-    struct sender *s = arg;
-    char *buf = malloc(s->chunk);
-    struct prng p;
-    prng_init(&p);
-    for (unsigned long long sent = 0; buf != NULL && sent < s->bytes;) {
-        size_t n = s->bytes - sent < s->chunk ? (size_t)(s->bytes - sent)
-                                              : s->chunk;
-        for (size_t i = 0; i < n; i++)
-            buf[i] = (char)prng_byte(&p);
-        if (write_all(s->fd, buf, n) != 0) {
-            fprintf(stderr, "echo_client: write: %s\n", strerror(errno));
-            s->failed = 1;
-            break;
-        }
-        sent += n;
-    }
-    if (buf == NULL) {
-        fprintf(stderr, "echo_client: out of memory\n");
-        s->failed = 1;
-    }
-    free(buf);
-    /* EOF to the server; on failure also wake our own reader. */
-    shutdown(s->fd, s->failed ? SHUT_RDWR : SHUT_WR);
-    return NULL;
 }
 
 /* Legacy programs resolve with gethostbyname and connect by address. */
@@ -144,36 +48,6 @@ static int connect_by_gethostbyname(const char *host, const char *port)
     return fd;
 }
 
-static int connect_to(const char *host, const char *port)
-{
-    struct addrinfo hints, *res;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "connect: %s: %s\n", host, gai_strerror(rc));
-        exit(3);
-    }
-    int err = 0;
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-            freeaddrinfo(res);
-            return fd;
-        }
-        err = errno;
-        close(fd);
-    }
-    freeaddrinfo(res);
-    fprintf(stderr, "connect: %s\n", strerror(err));
-    exit(3);
-}
-
 /* --line: one line out, one line back. */
 static int line_exchange(int fd, const char *text)
 {
@@ -183,7 +57,7 @@ static int line_exchange(int fd, const char *text)
         return 1;
     memcpy(out, text, len);
     out[len] = '\n';
-    int bad = write_all(fd, out, len + 1) != 0;
+    int bad = ev_write_all(fd, out, len + 1) != 0;
     free(out);
     if (bad) {
         fprintf(stderr, "echo_client: write: %s\n", strerror(errno));
@@ -216,95 +90,36 @@ static int line_exchange(int fd, const char *text)
 
 int main(int argc, char **argv)
 {
+    ev_prog = "echo_client";
     if (argc < 3)
         usage();
-    const char *host = argv[1], *port = argv[2], *line = NULL;
-    unsigned long long bytes = 1024 * 1024;
-    size_t chunk = 16384, read_chunk = 16384;
-    unsigned timeout = 60;
+    struct ev_client_opts o;
+    ev_client_opts_init(&o);
+    o.host = argv[1];
+    o.port = argv[2];
+    const char *line = NULL;
     bool legacy_resolver = false;
     for (int i = 3; i < argc; i++) {
-        if (strcmp(argv[i], "--gethostbyname") == 0) {
+        if (strcmp(argv[i], "--gethostbyname") == 0)
             legacy_resolver = true;
-            continue;
-        }
-        if (i + 1 >= argc)
-            usage();
-        if (strcmp(argv[i], "--bytes") == 0)
-            bytes = strtoull(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--chunk") == 0)
-            chunk = strtoul(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--read-chunk") == 0)
-            read_chunk = strtoul(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--line") == 0)
+        else if (strcmp(argv[i], "--line") == 0 && i + 1 < argc)
             line = argv[++i];
-        else if (strcmp(argv[i], "--timeout") == 0)
-            timeout = (unsigned)strtoul(argv[++i], NULL, 10);
-        else
+        else if (!ev_client_arg(&o, argc, argv, &i))
             usage();
     }
-    if (chunk == 0 || read_chunk == 0)
+    if (o.chunk == 0 || o.read_chunk == 0)
         usage();
-    signal(SIGALRM, on_alarm);
-    alarm(timeout);
+    ev_bound(o.timeout);
 
-    int fd = legacy_resolver ? connect_by_gethostbyname(host, port)
-                             : connect_to(host, port);
+    int fd = legacy_resolver ? connect_by_gethostbyname(o.host, o.port)
+                             : ev_connect(&o);
     if (line != NULL)
         return line_exchange(fd, line);
 
-    struct sender snd = {fd, bytes, chunk, 0};
-    pthread_t t;
-    if (pthread_create(&t, NULL, send_all, &snd) != 0) {
-        fprintf(stderr, "echo_client: cannot start the writer thread\n");
+    struct ev_check c;
+    ev_check_init(&c, o.bytes);
+    if (ev_exchange_duplex(fd, &o, &c) != 0)
         return 1;
-    }
-    char *buf = malloc(read_chunk);
-    if (buf == NULL)
-        return 1;
-    struct prng expect;
-    prng_init(&expect);
-    uint64_t fnv = 14695981039346656037ull;
-    unsigned long long got = 0;
-    int bad = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, read_chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            fprintf(stderr, "echo_client: read after %llu bytes: %s\n", got,
-                    strerror(errno));
-            bad = 1;
-            break;
-        }
-        if (n == 0)
-            break;
-        for (ssize_t i = 0; i < n && !bad; i++) {
-            unsigned char c = (unsigned char)buf[i];
-            if (got + (unsigned long long)i >= bytes ||
-                c != prng_byte(&expect)) {
-                fprintf(stderr, "echo_client: mismatch at byte %llu\n",
-                        got + (unsigned long long)i);
-                bad = 1;
-            }
-            fnv = (fnv ^ c) * 1099511628211ull;
-        }
-        got += (unsigned long long)n;
-        if (bad)
-            break;
-    }
-    pthread_join(t, NULL);
-    free(buf);
-    if (!bad && got != bytes) {
-        fprintf(stderr, "echo_client: got %llu of %llu bytes\n", got, bytes);
-        bad = 1;
-    }
-    if (close(fd) != 0) {
-        fprintf(stderr, "echo_client: close: %s\n", strerror(errno));
-        bad = 1;
-    }
-    if (bad || snd.failed)
-        return 1;
-    printf("ok %llu bytes sha=%016llx\n", got, (unsigned long long)fnv);
+    ev_report_ok(stdout, &c);
     return 0;
 }

@@ -17,7 +17,6 @@
 #include "ev_common.h"
 
 #include <poll.h>
-#include <pthread.h>
 
 static const char banner[] = "220 secshim-test ready\r\n";
 
@@ -55,47 +54,19 @@ static int read_banner(int fd)
     return 0;
 }
 
-struct sender {
-    int fd;
-    const struct ev_client_opts *o;
-    int rc;
-};
-
-static void *sender_main(void *arg)
-{
-    struct sender *s = arg;
-    s->rc = ev_send_stream(s->fd, s->o->bytes, s->o->chunk);
-    return NULL;
-}
-
 int main(int argc, char **argv)
 {
     ev_prog = "ev_banner_client";
     struct ev_client_opts o;
-    ev_client_opts_init(&o);
-    for (int i = 1; i < argc; i++)
-        if (!ev_client_arg(&o, argc, argv, &i))
-            ev_client_usage("");
+    ev_client_parse(&o, argc, argv);
     ev_client_start(&o, "");
 
     int fd = ev_connect(&o);
     if (read_banner(fd) != 0)
         return 1;
-    struct sender s = {fd, &o, 0};
-    pthread_t t;
-    if (pthread_create(&t, NULL, sender_main, &s) != 0) {
-        fprintf(stderr, "%s: cannot start the writer thread\n", ev_prog);
-        return 1;
-    }
     struct ev_check c;
     ev_check_init(&c, o.bytes);
-    int rc = ev_recv_stream(fd, o.read_chunk, &c);
-    pthread_join(t, NULL);
-    if (close(fd) != 0) {
-        fprintf(stderr, "%s: close: %s\n", ev_prog, strerror(errno));
-        rc = -1;
-    }
-    if (rc != 0 || s.rc != 0)
+    if (ev_exchange_duplex(fd, &o, &c) != 0)
         return 1;
     ev_report_ok(stdout, &c);
     return 0;

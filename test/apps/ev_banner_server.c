@@ -19,24 +19,15 @@ int main(int argc, char **argv)
 {
     ev_prog = "ev_banner_server";
     struct ev_server_opts o;
-    ev_server_opts_init(&o);
-    for (int i = 1; i < argc; i++)
-        if (!ev_server_arg(&o, argc, argv, &i))
-            ev_server_usage("");
-    int lfd = ev_server_start(&o, 0);
+    int lfd = ev_server_setup(&o, argc, argv, 0);
     if (lfd < 0)
         return 1;
 
     int failed = 0;
-    for (unsigned long n = 0; o.max_conns == 0 || n < o.max_conns;) {
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
-            continue;
-        if (fd < 0) {
-            fprintf(stderr, "%s: accept: %s\n", ev_prog, strerror(errno));
+    for (unsigned long n = 0; o.max_conns == 0 || n < o.max_conns; n++) {
+        int fd = ev_accept(lfd);
+        if (fd < 0)
             return 1;
-        }
-        n++;
         if (ev_write_all(fd, banner, sizeof(banner) - 1) != 0) {
             fprintf(stderr, "%s: banner: %s\n", ev_prog, strerror(errno));
             close(fd);

@@ -3,8 +3,10 @@
  * lines, the deterministic payload and its check, the loopback listener
  * and the port file. Header-only (static inline) because the Makefile
  * builds each test/apps source file alone into its own program. It holds
- * no I/O style beyond plain blocking calls, so that each program's
- * mechanism (poll, epoll, select, threads, fork, stdio) stays in its file.
+ * no I/O style beyond plain blocking calls (and the one writer thread of
+ * the blocking full-duplex exchange that echo_client and ev_banner_client
+ * both make), so that each program's mechanism (poll, epoll, select,
+ * threads, fork, stdio) stays in its file.
  *
  * The conventions are echo_server's and echo_client's, so the harness can
  * drive every program alike:
@@ -41,6 +43,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -305,13 +308,40 @@ static inline int ev_server_start(struct ev_server_opts *o, int nonblock)
     return lfd;
 }
 
-/* Echoes one blocking connection with read/write in bufsize pieces until
- * EOF, then closes it. Returns 0, or 1 after a message. */
-static inline int ev_echo_blocking(int fd, size_t bufsize)
+/* The start of a server with no options of its own: the common options
+ * (anything else is a usage error, exit 2), then ev_server_start. Returns
+ * the listener, or -1 after a message. */
+static inline int ev_server_setup(struct ev_server_opts *o, int argc,
+                                  char **argv, int nonblock)
 {
-    char buf[4096];
-    if (bufsize > sizeof(buf))
-        bufsize = sizeof(buf);
+    ev_server_opts_init(o);
+    for (int i = 1; i < argc; i++)
+        if (!ev_server_arg(o, argc, argv, &i))
+            ev_server_usage("");
+    return ev_server_start(o, nonblock);
+}
+
+/* A blocking accept() on the listener, again after EINTR and after a
+ * client that left before it was accepted (ECONNABORTED). Returns the new
+ * socket, or -1 after a message. */
+static inline int ev_accept(int lfd)
+{
+    for (;;) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd >= 0)
+            return fd;
+        if (errno != EINTR && errno != ECONNABORTED)
+            break;
+    }
+    fprintf(stderr, "%s: accept: %s\n", ev_prog, strerror(errno));
+    return -1;
+}
+
+/* Echoes one blocking connection with reads of up to bufsize bytes into
+ * the caller's buf until EOF, then closes it. Returns 0, or 1 after a
+ * message. */
+static inline int ev_echo_into(int fd, char *buf, size_t bufsize)
+{
     for (;;) {
         ssize_t n = read(fd, buf, bufsize);
         if (n < 0 && errno == EINTR)
@@ -329,6 +359,73 @@ static inline int ev_echo_blocking(int fd, size_t bufsize)
         fprintf(stderr, "%s: close: %s\n", ev_prog, strerror(errno));
         return 1;
     }
+    return 0;
+}
+
+/* ev_echo_into with reads of bufsize bytes (at most 4096). */
+static inline int ev_echo_blocking(int fd, size_t bufsize)
+{
+    char buf[4096];
+    return ev_echo_into(fd, buf, bufsize < sizeof(buf) ? bufsize : sizeof(buf));
+}
+
+/* ---- non-blocking servers: one connection's pending output */
+
+/* What a connection has read and not yet written back. */
+struct ev_outbuf {
+    char *data; /* cap bytes, the caller's */
+    size_t cap;
+    size_t off; /* first pending byte */
+    size_t len; /* pending bytes */
+};
+
+static inline void ev_outbuf_init(struct ev_outbuf *b, char *data,
+                                  size_t cap)
+{
+    *b = (struct ev_outbuf){data, cap, 0, 0};
+}
+
+/* Returns the free bytes after the pending ones, first moving those to
+ * the front when they reach the end of the buffer. */
+static inline size_t ev_outbuf_room(struct ev_outbuf *b)
+{
+    if (b->off > 0 && b->off + b->len == b->cap) {
+        memmove(b->data, b->data + b->off, b->len);
+        b->off = 0;
+    }
+    return b->cap - b->off - b->len;
+}
+
+/* One read() of at most max bytes (and the room left) onto the end of the
+ * pending output. Returns read()'s result: bytes, 0 at EOF, or -1 with
+ * errno. */
+static inline ssize_t ev_outbuf_read(int fd, struct ev_outbuf *b, size_t max)
+{
+    size_t room = b->cap - b->off - b->len;
+    ssize_t n = read(fd, b->data + b->off + b->len, room < max ? room : max);
+    if (n > 0)
+        b->len += (size_t)n;
+    return n;
+}
+
+/* Writes pending output until it is gone or the socket says EAGAIN.
+ * Returns 0, or -1 after a message. */
+static inline int ev_outbuf_flush(int fd, struct ev_outbuf *b)
+{
+    while (b->len > 0) {
+        ssize_t n = write(fd, b->data + b->off, b->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n <= 0) {
+            fprintf(stderr, "%s: write: %s\n", ev_prog, strerror(errno));
+            return -1;
+        }
+        b->off += (size_t)n;
+        b->len -= (size_t)n;
+    }
+    b->off = 0;
     return 0;
 }
 
@@ -391,6 +488,17 @@ static inline int ev_client_arg(struct ev_client_opts *o, int argc,
     return 1;
 }
 
+/* The command line of a client with no options of its own: the common
+ * ones, anything else is a usage error (exit 2). */
+static inline void ev_client_parse(struct ev_client_opts *o, int argc,
+                                   char **argv)
+{
+    ev_client_opts_init(o);
+    for (int i = 1; i < argc; i++)
+        if (!ev_client_arg(o, argc, argv, &i))
+            ev_client_usage("");
+}
+
 /* Checks the options and sets the time bound. */
 static inline void ev_client_start(struct ev_client_opts *o, const char *extra)
 {
@@ -448,6 +556,8 @@ static inline int ev_send_stream(int fd, unsigned long long bytes,
     struct ev_prng p;
     ev_prng_init(&p);
     int rc = buf == NULL ? -1 : 0;
+    if (buf == NULL)
+        fprintf(stderr, "%s: out of memory\n", ev_prog);
     for (unsigned long long sent = 0; rc == 0 && sent < bytes;) {
         size_t n = bytes - sent < chunk ? (size_t)(bytes - sent) : chunk;
         ev_prng_fill(&p, buf, n);
@@ -484,6 +594,43 @@ static inline int ev_recv_stream(int fd, size_t read_chunk,
     }
     free(buf);
     return ev_check_done(c);
+}
+
+/* The writer thread of ev_exchange_duplex. */
+struct ev_sender {
+    int fd;
+    const struct ev_client_opts *o;
+    int rc;
+};
+
+static inline void *ev_sender_main(void *arg)
+{
+    struct ev_sender *s = arg;
+    s->rc = ev_send_stream(s->fd, s->o->bytes, s->o->chunk);
+    return NULL;
+}
+
+/* The blocking full-duplex exchange: a writer thread sends the payload
+ * (ev_send_stream) while the calling thread reads and checks the echo
+ * into c (ev_recv_stream); then the socket is closed. Returns 0 if all was
+ * sent, came back intact and the close succeeded, else -1 after a
+ * message. */
+static inline int ev_exchange_duplex(int fd, const struct ev_client_opts *o,
+                                     struct ev_check *c)
+{
+    struct ev_sender s = {fd, o, 0};
+    pthread_t t;
+    if (pthread_create(&t, NULL, ev_sender_main, &s) != 0) {
+        fprintf(stderr, "%s: cannot start the writer thread\n", ev_prog);
+        return -1;
+    }
+    int rc = ev_recv_stream(fd, o->read_chunk, c);
+    pthread_join(t, NULL);
+    if (close(fd) != 0) {
+        fprintf(stderr, "%s: close: %s\n", ev_prog, strerror(errno));
+        rc = -1;
+    }
+    return rc != 0 || s.rc != 0 ? -1 : 0;
 }
 
 #endif

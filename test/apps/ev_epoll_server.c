@@ -32,8 +32,8 @@ struct conn {
     unsigned long serial; /* order of accept, from 0 */
     int eof;              /* the peer has finished sending */
     uint32_t events;      /* what is registered now */
-    size_t off, len;      /* pending output: out[off .. off+len) */
-    char out[OUT_CAP];
+    struct ev_outbuf out; /* pending output, over buf */
+    char buf[OUT_CAP];
 };
 
 static struct conn *live[MAX_CONNS];
@@ -56,9 +56,9 @@ static uint32_t wanted(const struct conn *c)
 {
     uint32_t ev = et ? EPOLLET : 0;
     /* Edge-triggered keeps EPOLLIN: no MOD is needed to see new data. */
-    if (!c->eof && (et || c->off + c->len < OUT_CAP))
+    if (!c->eof && (et || c->out.off + c->out.len < OUT_CAP))
         ev |= EPOLLIN;
-    if (c->len > 0)
+    if (c->out.len > 0)
         ev |= EPOLLOUT;
     return ev;
 }
@@ -78,41 +78,16 @@ static int update(struct conn *c)
     return 0;
 }
 
-/* Writes until the output is gone or EAGAIN. Returns 0, or -1. */
-static int flush(struct conn *c)
-{
-    while (c->len > 0) {
-        ssize_t n = write(c->fd, c->out + c->off, c->len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return 0;
-        if (n <= 0) {
-            fprintf(stderr, "%s: write: %s\n", ev_prog, strerror(errno));
-            return -1;
-        }
-        c->off += (size_t)n;
-        c->len -= (size_t)n;
-    }
-    c->off = 0;
-    return 0;
-}
-
 /* One read of at most READ_SIZE bytes into the free end of the buffer.
  * Returns 1 if it read (or saw EOF), 0 on EAGAIN or a full buffer, -1 on
  * an error. */
 static int read_some(struct conn *c)
 {
-    if (c->off > 0 && c->off + c->len == OUT_CAP) {
-        memmove(c->out, c->out + c->off, c->len);
-        c->off = 0;
-    }
-    size_t room = OUT_CAP - c->off - c->len;
+    size_t room = ev_outbuf_room(&c->out);
     if (room == 0 || c->eof)
         return 0;
     for (;;) {
-        ssize_t n = read(c->fd, c->out + c->off + c->len,
-                         room < READ_SIZE ? room : READ_SIZE);
+        ssize_t n = ev_outbuf_read(c->fd, &c->out, READ_SIZE);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -122,7 +97,6 @@ static int read_some(struct conn *c)
             return -1;
         }
         c->eof = n == 0;
-        c->len += (size_t)n;
         return 1;
     }
 }
@@ -136,13 +110,13 @@ static int serve(struct conn *c)
 {
     int r;
     do {
-        if (flush(c) != 0)
+        if (ev_outbuf_flush(c->fd, &c->out) != 0)
             return -1;
         r = read_some(c);
         if (r < 0)
             return -1;
     } while (et && r > 0);
-    return flush(c);
+    return ev_outbuf_flush(c->fd, &c->out);
 }
 
 static int close_conn(struct conn *c)
@@ -183,6 +157,7 @@ static long accept_all(int lfd, unsigned long serial, unsigned long left)
             return -1;
         *c = (struct conn){.magic = MAGIC_CONN, .fd = fd,
                            .serial = serial + (unsigned long)got};
+        ev_outbuf_init(&c->out, c->buf, sizeof(c->buf));
         c->events = wanted(c);
         struct epoll_event e = {.events = c->events, .data.ptr = c};
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
@@ -247,9 +222,9 @@ int main(int argc, char **argv)
                 continue;
             }
             int rc = serve(c);
-            if (rc == 0 && !(c->eof && c->len == 0))
+            if (rc == 0 && !(c->eof && c->out.len == 0))
                 rc = update(c);
-            if (rc != 0 || (c->eof && c->len == 0)) {
+            if (rc != 0 || (c->eof && c->out.len == 0)) {
                 failed |= rc != 0;
                 failed |= close_conn(c);
             }

@@ -20,49 +20,22 @@ enum { MAX_CONNS = 256, READ_SIZE = 256, OUT_CAP = 8192 };
 
 struct conn {
     int fd;
-    int eof;     /* the peer has finished sending */
-    size_t off;  /* first pending byte of out */
-    size_t len;  /* pending bytes */
-    char out[OUT_CAP];
+    int eof; /* the peer has finished sending */
+    struct ev_outbuf out; /* over buf */
+    char buf[OUT_CAP];
 };
 
 static struct conn *conns[MAX_CONNS];
 static size_t nconns;
 
-/* Writes pending output until it is gone or the socket says EAGAIN.
- * Returns 0, or -1 after a message. */
-static int flush(struct conn *c)
-{
-    while (c->len > 0) {
-        ssize_t n = write(c->fd, c->out + c->off, c->len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return 0;
-        if (n <= 0) {
-            fprintf(stderr, "%s: write: %s\n", ev_prog, strerror(errno));
-            return -1;
-        }
-        c->off += (size_t)n;
-        c->len -= (size_t)n;
-    }
-    c->off = 0;
-    return 0;
-}
-
 /* One read of at most READ_SIZE bytes into the output buffer, then an
  * attempt to write it. Returns 0, or -1 after a message. */
 static int on_readable(struct conn *c)
 {
-    if (c->off > 0 && c->off + c->len == OUT_CAP) {
-        memmove(c->out, c->out + c->off, c->len);
-        c->off = 0;
-    }
-    size_t room = OUT_CAP - c->off - c->len;
-    if (room == 0 || c->eof)
-        return flush(c); /* POLLHUP/POLLERR come even when not asked */
-    ssize_t n = read(c->fd, c->out + c->off + c->len,
-                     room < READ_SIZE ? room : READ_SIZE);
+    size_t room = ev_outbuf_room(&c->out);
+    if (room == 0 || c->eof) /* POLLHUP/POLLERR come even when not asked */
+        return ev_outbuf_flush(c->fd, &c->out);
+    ssize_t n = ev_outbuf_read(c->fd, &c->out, READ_SIZE);
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return 0; /* readiness is a hint; EAGAIN is allowed */
     if (n < 0) {
@@ -71,16 +44,15 @@ static int on_readable(struct conn *c)
     }
     if (n == 0)
         c->eof = 1;
-    c->len += (size_t)n;
-    return flush(c);
+    return ev_outbuf_flush(c->fd, &c->out);
 }
 
 static short interest(const struct conn *c)
 {
     short ev = 0;
-    if (!c->eof && c->len < OUT_CAP)
+    if (!c->eof && c->out.len < OUT_CAP)
         ev |= POLLIN;
-    if (c->len > 0)
+    if (c->out.len > 0)
         ev |= POLLOUT;
     return ev;
 }
@@ -105,6 +77,7 @@ static unsigned long accept_all(int lfd, unsigned long left)
             break;
         }
         c->fd = fd;
+        ev_outbuf_init(&c->out, c->buf, sizeof(c->buf));
         conns[nconns++] = c;
         got++;
     }
@@ -127,11 +100,7 @@ int main(int argc, char **argv)
 {
     ev_prog = "ev_poll_server";
     struct ev_server_opts o;
-    ev_server_opts_init(&o);
-    for (int i = 1; i < argc; i++)
-        if (!ev_server_arg(&o, argc, argv, &i))
-            ev_server_usage("");
-    int lfd = ev_server_start(&o, 1);
+    int lfd = ev_server_setup(&o, argc, argv, 1);
     if (lfd < 0)
         return 1;
 
@@ -166,9 +135,9 @@ int main(int argc, char **argv)
             } else if (re & (POLLIN | POLLHUP | POLLERR)) {
                 rc = on_readable(c); /* read reports the error, if any */
             } else if (re & POLLOUT) {
-                rc = flush(c);
+                rc = ev_outbuf_flush(c->fd, &c->out);
             }
-            if (rc != 0 || (c->eof && c->len == 0)) {
+            if (rc != 0 || (c->eof && c->out.len == 0)) {
                 failed |= rc != 0;
                 failed |= drop(i);
             }

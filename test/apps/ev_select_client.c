@@ -165,10 +165,7 @@ int main(int argc, char **argv)
 {
     ev_prog = "ev_select_client";
     struct ev_client_opts o;
-    ev_client_opts_init(&o);
-    for (int i = 1; i < argc; i++)
-        if (!ev_client_arg(&o, argc, argv, &i))
-            ev_client_usage("");
+    ev_client_parse(&o, argc, argv);
     if (o.read_chunk > RBUF_MAX)
         ev_client_usage("(read-chunk at most 65536)");
     ev_client_start(&o, "");

@@ -115,11 +115,7 @@ int main(int argc, char **argv)
 {
     ev_prog = "ev_thread_server";
     struct ev_server_opts o;
-    ev_server_opts_init(&o);
-    for (int i = 1; i < argc; i++)
-        if (!ev_server_arg(&o, argc, argv, &i))
-            ev_server_usage("");
-    int lfd = ev_server_start(&o, 0);
+    int lfd = ev_server_setup(&o, argc, argv, 0);
     if (lfd < 0)
         return 1;
     /* Joinable threads only when there is an end to join them at. */
@@ -130,13 +126,9 @@ int main(int argc, char **argv)
 
     unsigned long n = 0;
     while (o.max_conns == 0 || n < o.max_conns) {
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
-            continue;
-        if (fd < 0) {
-            fprintf(stderr, "%s: accept: %s\n", ev_prog, strerror(errno));
+        int fd = ev_accept(lfd);
+        if (fd < 0)
             return 1;
-        }
         pthread_t *t = &threads[o.max_conns ? n : 0];
         if (start_conn(fd, t) != 0) {
             fprintf(stderr, "%s: cannot start a connection\n", ev_prog);

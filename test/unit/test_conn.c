@@ -15,7 +15,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,16 +58,6 @@ static struct ss_policy *load_pair_policy(const char *client_extra,
     return p;
 }
 
-static const struct ss_endpoint *endpoint(const struct ss_policy *p,
-                                          const char *name)
-{
-    for (size_t i = 0; i < p->n_endpoints; i++)
-        if (strcmp(p->endpoints[i].name, name) == 0)
-            return &p->endpoints[i];
-    fail_msg("no endpoint %s", name);
-    return NULL;
-}
-
 struct pair {
     struct ss_policy *policy;
     int fd[2];              /* [0] client, [1] server */
@@ -80,15 +69,13 @@ static void pair_open_with(struct pair *pr, struct ss_policy *p,
 {
     memset(pr, 0, sizeof(*pr));
     pr->policy = p;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, pr->fd), 0);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(fcntl(pr->fd[i], F_SETFL, O_NONBLOCK), 0);
+    tu_socketpair_nonblock(pr->fd);
     struct ss_errbuf err = {{0}};
-    int rc = ss_conn_new(p, endpoint(p, "c"), pr->fd[0], &ss_io_libc,
+    int rc = ss_conn_new(p, tu_endpoint(p, "c"), pr->fd[0], &ss_io_libc,
                          client_host, &pr->conn[0], &err);
     if (rc != SS_OK)
         fail_msg("client ss_conn_new: %s", err.msg);
-    rc = ss_conn_new(p, endpoint(p, "s"), pr->fd[1], &ss_io_libc,
+    rc = ss_conn_new(p, tu_endpoint(p, "s"), pr->fd[1], &ss_io_libc,
                      "127.0.0.1", &pr->conn[1], &err);
     if (rc != SS_OK)
         fail_msg("server ss_conn_new: %s", err.msg);
@@ -270,7 +257,7 @@ static void test_handshake_and_bulk_both_ways(void **state)
     assert_int_equal(ss_conn_state(pr.conn[0]), SS_CONN_OPEN);
     assert_int_equal(ss_conn_state(pr.conn[1]), SS_CONN_OPEN);
     assert_true(ss_conn_verify_result(pr.conn[0])->ok);
-    assert_ptr_equal(ss_conn_endpoint(pr.conn[1]), endpoint(pr.policy, "s"));
+    assert_ptr_equal(ss_conn_endpoint(pr.conn[1]), tu_endpoint(pr.policy, "s"));
 
     char desc[128];
     ss_conn_describe(pr.conn[0], desc, sizeof(desc));
@@ -795,13 +782,6 @@ static int group_setup(void **state)
     return 0;
 }
 
-static int group_teardown(void **state)
-{
-    (void)state;
-    tu_cleanup();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -821,5 +801,5 @@ int main(void)
         cmocka_unit_test(test_tlsctx_errors),
         cmocka_unit_test(test_tlsctx_direct),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, tu_group_teardown);
 }

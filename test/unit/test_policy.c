@@ -94,16 +94,6 @@ static void expect_fail(int code, const char *text, const char *rest)
     assert_true(ok);
 }
 
-static const struct ss_endpoint *find(const struct ss_policy *p,
-                                      const char *name)
-{
-    for (size_t i = 0; i < p->n_endpoints; i++)
-        if (strcmp(p->endpoints[i].name, name) == 0)
-            return &p->endpoints[i];
-    fail_msg("no endpoint %s", name);
-    return NULL;
-}
-
 /* "<pki>/a,<pki>/b" for the names given. */
 static const char *in_pki(const char *a, const char *b)
 {
@@ -119,13 +109,6 @@ static int group_setup(void **state)
 {
     (void)state;
     snprintf(pki_dir, sizeof(pki_dir), "%s", tu_pki());
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    tu_cleanup();
     return 0;
 }
 
@@ -283,13 +266,13 @@ static void test_protocol_options(void **state)
         "{ name = \"list2\"; enabled = false; connect = \"*:4\"; "
         "protocol-list = ( \"TLSv1.3\" ); }\n"
         ");\n");
-    assert_int_equal(find(p, "flex")->proto.mode, SS_PROTO_FLEXIBLE);
-    assert_int_equal(find(p, "java")->proto.mode, SS_PROTO_STRICT);
-    assert_int_equal(find(p, "java")->proto.versions, SS_V_TLS13);
-    assert_int_equal(find(p, "list")->proto.mode, SS_PROTO_LIST);
-    assert_int_equal(find(p, "list")->proto.versions, SS_V_TLS12 | SS_V_TLS13);
-    assert_int_equal(find(p, "list")->opt_line[SS_OPT_PROTOCOL_LIST], 5);
-    assert_int_equal(find(p, "list2")->proto.versions, SS_V_TLS13);
+    assert_int_equal(tu_endpoint(p, "flex")->proto.mode, SS_PROTO_FLEXIBLE);
+    assert_int_equal(tu_endpoint(p, "java")->proto.mode, SS_PROTO_STRICT);
+    assert_int_equal(tu_endpoint(p, "java")->proto.versions, SS_V_TLS13);
+    assert_int_equal(tu_endpoint(p, "list")->proto.mode, SS_PROTO_LIST);
+    assert_int_equal(tu_endpoint(p, "list")->proto.versions, SS_V_TLS12 | SS_V_TLS13);
+    assert_int_equal(tu_endpoint(p, "list")->opt_line[SS_OPT_PROTOCOL_LIST], 5);
+    assert_int_equal(tu_endpoint(p, "list2")->proto.versions, SS_V_TLS13);
     ss_policy_unref(p);
 }
 
@@ -317,7 +300,7 @@ static void test_defaults_inheritance(void **state)
         "    tls-target-name-check = \"host\";\n"   /* 18 */
         "  }\n"                                     /* 19 */
         ");\n");
-    const struct ss_endpoint *a = find(p, "inherits");
+    const struct ss_endpoint *a = tu_endpoint(p, "inherits");
     assert_false(a->enabled);
     assert_int_equal(a->opt_line[SS_OPT_ENABLED], 3);
     assert_string_equal(a->trusted_ca, in_pki("ca.pem", NULL));
@@ -332,7 +315,7 @@ static void test_defaults_inheritance(void **state)
     assert_int_equal(a->opt_line[SS_OPT_NAME], 11);
     assert_int_equal(a->line, 11);
 
-    const struct ss_endpoint *b = find(p, "overrides");
+    const struct ss_endpoint *b = tu_endpoint(p, "overrides");
     assert_false(b->enabled);
     assert_int_equal(b->handshake_timeout_ms, 7000);
     assert_int_equal(b->opt_line[SS_OPT_HANDSHAKE_TIMEOUT], 15);
@@ -907,29 +890,29 @@ static const char *ml(const char *addr, unsigned port)
 static void test_parsed_patterns(void **state)
 {
     (void)state;
-    const struct ss_endpoint *e = find(match_policy, "cidr6");
+    const struct ss_endpoint *e = tu_endpoint(match_policy, "cidr6");
     assert_int_equal(e->match.kind, SS_HOST_CIDR);
     assert_int_equal(e->match.family, AF_INET6);
     assert_int_equal(e->match.prefix_len, 8);
     assert_int_equal(e->match.addr[0], 0xfd);
-    e = find(match_policy, "v4");
+    e = tu_endpoint(match_policy, "v4");
     assert_int_equal(e->match.kind, SS_HOST_ADDR);
     assert_int_equal(e->match.family, AF_INET);
     assert_int_equal(e->match.prefix_len, 32);
     assert_memory_equal(e->match.addr, "\xc0\x00\x02\x0a", 4);
     /* A mapped IPv6 pattern is stored as the IPv4 address. */
-    e = find(match_policy, "mapped");
+    e = tu_endpoint(match_policy, "mapped");
     assert_int_equal(e->match.family, AF_INET);
     assert_int_equal(e->match.prefix_len, 32);
-    e = find(match_policy, "name");
+    e = tu_endpoint(match_policy, "name");
     assert_int_equal(e->match.kind, SS_HOST_NAME);
     assert_string_equal(e->match.name, "db.example.com");
     /* localhost is a name, not an address. */
-    assert_int_equal(find(match_policy, "localhost")->match.kind,
+    assert_int_equal(tu_endpoint(match_policy, "localhost")->match.kind,
                      SS_HOST_NAME);
-    assert_int_equal(find(match_policy, "l-all6")->match.kind, SS_HOST_ANY);
-    assert_int_equal(find(match_policy, "l-all4")->match.kind, SS_HOST_CIDR);
-    assert_int_equal(find(match_policy, "l-all4")->match.prefix_len, 0);
+    assert_int_equal(tu_endpoint(match_policy, "l-all6")->match.kind, SS_HOST_ANY);
+    assert_int_equal(tu_endpoint(match_policy, "l-all4")->match.kind, SS_HOST_CIDR);
+    assert_int_equal(tu_endpoint(match_policy, "l-all4")->match.prefix_len, 0);
 }
 
 static void test_match_by_name(void **state)
@@ -1077,10 +1060,10 @@ static void test_enabled_endpoints_get_contexts(void **state)
         "tls-mutual = true; },\n"
         "{ name = \"off\"; enabled = false; connect = \"*:1\"; }\n"
         ");\n");
-    assert_true(find(p, "out")->enabled);
-    assert_non_null(find(p, "out")->tls);
-    assert_non_null(find(p, "in")->tls);
-    assert_null(find(p, "off")->tls);
+    assert_true(tu_endpoint(p, "out")->enabled);
+    assert_non_null(tu_endpoint(p, "out")->tls);
+    assert_non_null(tu_endpoint(p, "in")->tls);
+    assert_null(tu_endpoint(p, "off")->tls);
     ss_policy_unref(p);
 
     /* The compatibility flag is recorded. */
@@ -1179,5 +1162,5 @@ int main(void)
         cmocka_unit_test(test_example_config_loads),
     };
     return cmocka_run_group_tests_name("policy", parsing, group_setup,
-                                       group_teardown);
+                                       tu_group_teardown);
 }

@@ -9,10 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -281,9 +279,7 @@ static bool step_done(SSL *ssl, bool *done, bool *failed)
 static int handshake_version(SSL_CTX *client_ctx, SSL_CTX *server_ctx)
 {
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(fcntl(sv[i], F_SETFL, O_NONBLOCK), 0);
+    tu_socketpair_nonblock(sv);
     SSL *c = SSL_new(client_ctx);
     SSL *s = SSL_new(server_ctx);
     assert_non_null(c);
@@ -417,20 +413,6 @@ static void test_list_with_hole(void **state)
     SSL_CTX_free(s11);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    tu_pki();
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    tu_cleanup();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,5 +429,5 @@ int main(void)
         cmocka_unit_test(test_default_mode),
         cmocka_unit_test(test_list_with_hole),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, tu_group_setup, tu_group_teardown);
 }

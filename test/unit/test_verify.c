@@ -11,11 +11,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -740,9 +738,7 @@ static void handshake_run(const char *cert_file, const char *key_file,
 {
     memset(out, 0, sizeof(*out));
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(fcntl(sv[i], F_SETFL, O_NONBLOCK), 0);
+    tu_socketpair_nonblock(sv);
 
     SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
     assert_non_null(sctx);

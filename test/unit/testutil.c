@@ -1,10 +1,19 @@
 /* testutil.c - see testutil.h. */
 #include "testutil.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#include "secshim/policy.h"
 
 static char pki_dir[256];
 
@@ -69,4 +78,35 @@ void tu_cleanup(void)
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", pki_dir);
     pki_dir[0] = '\0';
+}
+
+int tu_group_setup(void **state)
+{
+    (void)state;
+    tu_pki();
+    return 0;
+}
+
+int tu_group_teardown(void **state)
+{
+    (void)state;
+    tu_cleanup();
+    return 0;
+}
+
+const struct ss_endpoint *tu_endpoint(const struct ss_policy *p,
+                                      const char *name)
+{
+    for (size_t i = 0; i < p->n_endpoints; i++)
+        if (strcmp(p->endpoints[i].name, name) == 0)
+            return &p->endpoints[i];
+    fail_msg("no endpoint %s", name);
+    return NULL;
+}
+
+void tu_socketpair_nonblock(int sv[2])
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(fcntl(sv[i], F_SETFL, O_NONBLOCK), 0);
 }

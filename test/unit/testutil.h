@@ -28,4 +28,22 @@ const char *tu_write_file(const char *name, const char *fmt, ...)
 /* Removes the temporary directory (call from the group teardown). */
 void tu_cleanup(void);
 
+/* cmocka group setup that makes the PKI (tu_pki) and teardown that
+ * removes it (tu_cleanup), for programs that need nothing else; both
+ * return 0. */
+int tu_group_setup(void **state);
+int tu_group_teardown(void **state);
+
+struct ss_policy;
+struct ss_endpoint;
+
+/* The endpoint named name in p. Fails the running test when p has none,
+ * so it never returns NULL to the test. */
+const struct ss_endpoint *tu_endpoint(const struct ss_policy *p,
+                                      const char *name);
+
+/* Makes sv a connected AF_UNIX stream socketpair with both ends
+ * non-blocking; a failure fails the running test. */
+void tu_socketpair_nonblock(int sv[2]);
+
 #endif
