@@ -1,0 +1,400 @@
+/*
+ * ev_semantics - checks, one by one, that a socket keeps the exact meaning
+ * of every call a program can make on it. Plain C, no TLS code: run under
+ * the shim against an echo server, each check must give what plain TCP
+ * gives.
+ *
+ *   ev_semantics HOST PORT [--exec-warning]
+ *
+ * The server must echo everything and send nothing of its own. Each check
+ * prints "ok NAME" or "FAIL NAME: what it saw"; the exit status is 0 only
+ * when every check passed, 2 on usage or when the alarm (60 s) fires.
+ * --exec-warning: at the end, a child process execs /bin/true with the
+ * socket inherited (no FD_CLOEXEC), so the shim's exec warning can be
+ * checked in its stderr.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Long enough for any loopback echo, short enough for the suite. */
+#define WAIT_MS 5000
+/* How long "nothing is readable" is watched before it is believed. */
+#define QUIET_MS 300
+
+static int failures;
+
+static void report(const char *name, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void report(const char *name, bool ok, const char *fmt, ...)
+{
+    if (ok) {
+        printf("ok %s\n", name);
+        return;
+    }
+    failures++;
+    printf("FAIL %s: ", name);
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+}
+
+static int connect_to(const char *host, const char *port)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res;
+    if (getaddrinfo(host, port, &hints, &res) != 0) {
+        fprintf(stderr, "ev_semantics: cannot resolve %s\n", host);
+        exit(2);
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        fprintf(stderr, "ev_semantics: connect: %s\n", strerror(errno));
+        exit(2);
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static bool readable_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Reads exactly len bytes (blocking socket), waiting at most WAIT_MS for
+ * each piece. */
+static bool read_exactly(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        if (!readable_within(fd, WAIT_MS))
+            return false;
+        ssize_t n = read(fd, p, len);
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Sends text and reads its echo back; true when it came back intact. */
+static bool echo_roundtrip(int fd, const char *text)
+{
+    char back[256];
+    size_t n = strlen(text);
+    return write_all(fd, text, n) && read_exactly(fd, back, n) &&
+           memcmp(back, text, n) == 0;
+}
+
+/* ---- the checks --------------------------------------------------------- */
+
+/* After the handshake the server may have sent session tickets: records
+ * that carry no application data must not make the socket readable. */
+static void check_quiet_socket(int fd)
+{
+    report("no-data-not-readable", !readable_within(fd, QUIET_MS),
+           "poll reported POLLIN though the peer sent no data");
+    int avail = -1;
+    report("fionread-empty", ioctl(fd, FIONREAD, &avail) == 0 && avail == 0,
+           "FIONREAD gave %d", avail);
+    char c;
+    errno = 0;
+    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+    report("dontwait-eagain", n == -1 && (errno == EAGAIN ||
+                                          errno == EWOULDBLOCK),
+           "recv(MSG_DONTWAIT) returned %zd, errno %d", n, errno);
+}
+
+static void check_peek_waitall_fionread(int fd)
+{
+    struct iovec iov[3] = {{"peek-", 5}, {"wait", 4}, {"all!", 4}};
+    report("writev", writev(fd, iov, 3) == 13, "writev did not take 13");
+    report("echo-readable", readable_within(fd, WAIT_MS),
+           "no POLLIN for the echo");
+    char buf[32] = "";
+    ssize_t n = recv(fd, buf, 5, MSG_PEEK);
+    report("msg-peek", n > 0 && memcmp(buf, "peek-", (size_t)n) == 0,
+           "MSG_PEEK gave %zd bytes '%.*s'", n, (int)(n > 0 ? n : 0), buf);
+    int avail = 0;
+    report("fionread-data", ioctl(fd, FIONREAD, &avail) == 0 && avail > 0,
+           "FIONREAD gave %d with data waiting", avail);
+    memset(buf, 0, sizeof(buf));
+    n = recv(fd, buf, 13, MSG_WAITALL);
+    report("msg-waitall", n == 13 && memcmp(buf, "peek-waitall!", 13) == 0,
+           "MSG_WAITALL gave %zd bytes '%.13s'", n, buf);
+}
+
+static void check_msg_calls(int fd)
+{
+    struct iovec out = {"sendmsg!", 8};
+    struct msghdr m = {.msg_iov = &out, .msg_iovlen = 1};
+    report("sendmsg", sendmsg(fd, &m, 0) == 8, "sendmsg did not take 8");
+    char a[4], b[4];
+    struct iovec in[2] = {{a, 4}, {b, 4}};
+    struct msghdr r = {.msg_iov = in, .msg_iovlen = 2};
+    ssize_t got = readable_within(fd, WAIT_MS) ? recvmsg(fd, &r, MSG_WAITALL)
+                                               : -1;
+    report("recvmsg-waitall", got == 8 && memcmp(a, "send", 4) == 0 &&
+                                  memcmp(b, "msg!", 4) == 0,
+           "recvmsg(MSG_WAITALL) into two buffers gave %zd bytes", got);
+
+    struct iovec v1 = {"mm1-", 4}, v2 = {"mm2-", 4};
+    struct mmsghdr mm[2] = {{.msg_hdr = {.msg_iov = &v1, .msg_iovlen = 1}},
+                            {.msg_hdr = {.msg_iov = &v2, .msg_iovlen = 1}}};
+    int sent = sendmmsg(fd, mm, 2, 0);
+    report("sendmmsg", sent == 2 && mm[0].msg_len == 4 && mm[1].msg_len == 4,
+           "sendmmsg sent %d messages", sent);
+    char r1[8] = "";
+    struct iovec rv = {r1, 8};
+    struct mmsghdr rm[1] = {{.msg_hdr = {.msg_iov = &rv, .msg_iovlen = 1}}};
+    unsigned total = 0;
+    while (total < 8 && readable_within(fd, WAIT_MS)) {
+        rv = (struct iovec){r1 + total, 8 - total};
+        int k = recvmmsg(fd, rm, 1, MSG_WAITFORONE, NULL);
+        if (k != 1)
+            break;
+        total += rm[0].msg_len;
+    }
+    report("recvmmsg", total == 8 && memcmp(r1, "mm1-mm2-", 8) == 0,
+           "recvmmsg gathered %u bytes", total);
+
+    struct sockaddr_storage from;
+    socklen_t fromlen = sizeof(from);
+    char t[8] = "";
+    report("sendto", sendto(fd, "to-from!", 8, 0, NULL, 0) == 8,
+           "sendto did not take 8");
+    report("recvfrom", readable_within(fd, WAIT_MS) &&
+                           recvfrom(fd, t, 8, MSG_WAITALL,
+                                    (struct sockaddr *)&from, &fromlen) == 8 &&
+                           memcmp(t, "to-from!", 8) == 0,
+           "recvfrom did not give the echo");
+}
+
+static void check_sendfile_splice(int fd)
+{
+    char path[] = "/tmp/ev_semantics-XXXXXX";
+    int file = mkstemp(path);
+    if (file < 0 || write(file, "0123456789abcdef", 16) != 16) {
+        report("sendfile", false, "cannot make a temporary file");
+        return;
+    }
+    unlink(path);
+    off_t off = 4;
+    ssize_t n = sendfile(fd, file, &off, 6);
+    char buf[16] = "";
+    report("sendfile-offset", n == 6 && off == 10 && read_exactly(fd, buf, 6) &&
+                                  memcmp(buf, "456789", 6) == 0,
+           "sendfile sent %zd, offset now %ld, echo '%.6s'", n, (long)off,
+           buf);
+    lseek(file, 10, SEEK_SET);
+    n = sendfile(fd, file, NULL, 6);
+    report("sendfile-file-offset",
+           n == 6 && lseek(file, 0, SEEK_CUR) == 16 &&
+               read_exactly(fd, buf, 6) && memcmp(buf, "abcdef", 6) == 0,
+           "sendfile from the file offset sent %zd", n);
+    close(file);
+
+    int p[2];
+    if (pipe(p) != 0 || write(p[1], "spliced!", 8) != 8) {
+        report("splice", false, "cannot make a pipe");
+        return;
+    }
+    n = splice(p[0], NULL, fd, NULL, 8, 0);
+    report("splice-to-socket", n == 8, "splice pipe->socket gave %zd", n);
+    ssize_t got = 0;
+    while (got < 8 && readable_within(fd, WAIT_MS)) {
+        ssize_t k = splice(fd, NULL, p[1], NULL, (size_t)(8 - got), 0);
+        if (k <= 0)
+            break;
+        got += k;
+    }
+    memset(buf, 0, sizeof(buf));
+    report("splice-from-socket",
+           got == 8 && read(p[0], buf, 8) == 8 && memcmp(buf, "spliced!", 8) == 0,
+           "splice socket->pipe gave %zd bytes '%.8s'", got, buf);
+    close(p[0]);
+    close(p[1]);
+}
+
+static void check_flags_and_options(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    report("nonblocking-on", fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 &&
+                                 (fcntl(fd, F_GETFL) & O_NONBLOCK),
+           "F_SETFL O_NONBLOCK did not stick");
+    char c;
+    errno = 0;
+    ssize_t n = read(fd, &c, 1);
+    report("nonblocking-eagain", n == -1 && errno == EAGAIN,
+           "read on an empty non-blocking socket: %zd, errno %d", n, errno);
+    int off = 0;
+    report("fionbio-off", ioctl(fd, FIONBIO, &off) == 0 &&
+                              !(fcntl(fd, F_GETFL) & O_NONBLOCK),
+           "FIONBIO 0 did not clear O_NONBLOCK");
+
+    int one = 1, v = 0;
+    socklen_t len = sizeof(v);
+    report("tcp-nodelay",
+           setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 &&
+               getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0 && v,
+           "TCP_NODELAY did not round-trip");
+    v = 0;
+    len = sizeof(v);
+    report("so-keepalive",
+           setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) == 0 &&
+               getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, &len) == 0 && v,
+           "SO_KEEPALIVE did not round-trip");
+    int err = -1;
+    len = sizeof(err);
+    report("so-error-zero",
+           getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0,
+           "SO_ERROR gave %d on a healthy connection", err);
+    struct sockaddr_storage a, b;
+    socklen_t la = sizeof(a), lb = sizeof(b);
+    report("names", getsockname(fd, (struct sockaddr *)&a, &la) == 0 &&
+                        getpeername(fd, (struct sockaddr *)&b, &lb) == 0 &&
+                        a.ss_family == b.ss_family,
+           "getsockname/getpeername failed");
+}
+
+/* Returns the descriptor to go on with. */
+static int check_dup_family(int fd)
+{
+    int d = dup(fd);
+    report("dup-after-close", d >= 0 && close(fd) == 0 &&
+                                  echo_roundtrip(d, "through a dup"),
+           "I/O through a dup after closing the original failed");
+    int high = dup3(d, 77, O_CLOEXEC);
+    report("dup3-cloexec", high == 77 && (fcntl(77, F_GETFD) & FD_CLOEXEC) &&
+                               echo_roundtrip(77, "through dup3"),
+           "dup3 onto 77 with O_CLOEXEC failed");
+    int f = fcntl(d, F_DUPFD_CLOEXEC, 100);
+    report("f-dupfd-cloexec", f >= 100 && close(d) == 0 && close(77) == 0 &&
+                                  echo_roundtrip(f, "through F_DUPFD"),
+           "F_DUPFD_CLOEXEC failed");
+    return f;
+}
+
+static void check_epoll(int fd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT,
+                             .data.u64 = 0xfeedf00dULL};
+    report("epoll-add", ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0,
+           "EPOLL_CTL_ADD failed");
+    struct epoll_event got[4];
+    report("epoll-quiet", epoll_wait(ep, got, 4, QUIET_MS) == 0,
+           "an event with no data sent");
+    write_all(fd, "oneshot", 7);
+    int n = epoll_wait(ep, got, 4, WAIT_MS);
+    report("epoll-data", n == 1 && got[0].data.u64 == 0xfeedf00dULL &&
+                             (got[0].events & EPOLLIN),
+           "epoll_wait gave %d events, data %llx", n,
+           n > 0 ? (unsigned long long)got[0].data.u64 : 0ULL);
+    report("epoll-oneshot-disarmed", epoll_wait(ep, got, 4, QUIET_MS) == 0,
+           "a disarmed EPOLLONESHOT registration reported again");
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    n = epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0
+            ? epoll_wait(ep, got, 4, WAIT_MS)
+            : -1;
+    report("epoll-oneshot-rearmed", n == 1, "re-armed: %d events", n);
+    char buf[8];
+    report("epoll-read", read_exactly(fd, buf, 7) && memcmp(buf, "oneshot", 7) == 0,
+           "the echo did not come back");
+    ev.events = EPOLLIN;
+    epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+    epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+    write_all(fd, "deleted", 7);
+    report("epoll-del", epoll_wait(ep, got, 4, QUIET_MS) == 0,
+           "a deleted registration reported");
+    read_exactly(fd, buf, 7);
+    struct epoll_event ex = {.events = EPOLLIN | EPOLLEXCLUSIVE};
+    report("epoll-exclusive", epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ex) == 0,
+           "EPOLLEXCLUSIVE registration refused: %s", strerror(errno));
+    close(ep);
+}
+
+static void check_half_close(int fd)
+{
+    char c;
+    report("shutdown-wr", shutdown(fd, SHUT_WR) == 0 &&
+                              readable_within(fd, WAIT_MS) &&
+                              read(fd, &c, 1) == 0,
+           "no EOF after shutdown(SHUT_WR) to an echo server");
+}
+
+/* A child execs with the socket inherited (no FD_CLOEXEC on the dup). */
+static void exec_with_inherited_socket(int fd)
+{
+    int inherited = dup(fd);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/true", "true", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    report("exec-child", pid > 0 && waitpid(pid, &status, 0) == pid &&
+                             WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "the exec'd child did not run");
+    close(inherited);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: ev_semantics HOST PORT [--exec-warning]\n");
+        return 2;
+    }
+    bool exec_warning = argc > 3 && strcmp(argv[3], "--exec-warning") == 0;
+    alarm(60);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int fd = connect_to(argv[1], argv[2]);
+    check_quiet_socket(fd);
+    check_peek_waitall_fionread(fd);
+    check_msg_calls(fd);
+    check_sendfile_splice(fd);
+    check_flags_and_options(fd);
+    fd = check_dup_family(fd);
+    check_epoll(fd);
+    if (exec_warning)
+        exec_with_inherited_socket(fd);
+    check_half_close(fd);
+    close(fd);
+    printf("%s: %d checks failed\n", failures ? "FAILED" : "PASSED", failures);
+    return failures ? 1 : 0;
+}
