@@ -654,6 +654,16 @@ static uint32_t reg_look(struct ep_set *e, struct ep_reg *g, short kernel,
     return (uint32_t)(unsigned short)rev;
 }
 
+/* Fills slot with the program's events rev and its epoll_data for g, which
+ * counts as reported in this pass. Set locked. */
+static void report_reg(struct ep_set *e, struct ep_reg *g,
+                       struct epoll_event *slot, uint32_t rev)
+{
+    g->pass = e->pass;
+    slot->events = rev;
+    slot->data = g->data;
+}
+
 /* Adds every ready managed registration to out (at most max). */
 static int collect_ready(struct ep_set *e, struct epoll_event *out, int max,
                          int *cap)
@@ -663,12 +673,8 @@ static int collect_ready(struct ep_set *e, struct epoll_event *out, int max,
         if (!g->armed)
             continue;
         uint32_t rev = reg_look(e, g, 0, cap);
-        if (rev == 0)
-            continue;
-        g->pass = e->pass;
-        out[n].events = rev;
-        out[n].data = g->data;
-        n++;
+        if (rev != 0)
+            report_reg(e, g, &out[n++], rev);
     }
     return n;
 }
@@ -696,12 +702,8 @@ static int translate(struct ep_set *e, struct epoll_event *out, int from,
             continue;
         int cap = -1;
         uint32_t rev = reg_look(e, g, (short)ev.events, &cap);
-        if (rev == 0)
-            continue;
-        g->pass = e->pass;
-        out[end].events = rev;
-        out[end].data = g->data;
-        end++;
+        if (rev != 0)
+            report_reg(e, g, &out[end++], rev);
     }
     return end;
 }
