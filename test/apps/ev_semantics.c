@@ -6,7 +6,8 @@
  *
  *   ev_semantics HOST PORT [--exec-warning]
  *
- * The server must echo everything and send nothing of its own. Each check
+ * The server must echo everything and send nothing of its own (and serve
+ * two connections: the last check leaves its stream stuck). Each check
  * prints "ok NAME" or "FAIL NAME: what it saw"; the exit status is 0 only
  * when every check passed, 2 on usage or when the alarm (60 s) fires.
  * --exec-warning: at the end, a child process execs /bin/true with the
@@ -19,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -28,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -349,6 +352,95 @@ static void check_epoll(int fd)
     close(ep);
 }
 
+/* ---- timeouts and signals: the kernel's rules, whoever does the I/O ---- */
+
+static void set_timeout(int fd, int opt, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+/* What the interrupter thread does: signal the reader, then (for the
+ * SA_RESTART case) send the bytes the restarted read must return. */
+struct interrupter {
+    pthread_t target;
+    int fd;
+    const char *then_send; /* NULL: nothing */
+};
+
+static void *interrupt_main(void *arg)
+{
+    const struct interrupter *it = arg;
+    usleep(200 * 1000); /* let the reader block first; not a time check */
+    pthread_kill(it->target, SIGUSR1);
+    if (it->then_send != NULL) {
+        usleep(100 * 1000);
+        write_all(it->fd, it->then_send, strlen(it->then_send));
+    }
+    return NULL;
+}
+
+/* A blocking read interrupted by a handler installed with or without
+ * SA_RESTART: EINTR without it, the data with it. */
+static void check_eintr(int fd, bool restart)
+{
+    struct sigaction sa = {.sa_handler = on_usr1,
+                           .sa_flags = restart ? SA_RESTART : 0};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    struct interrupter it = {pthread_self(), fd, restart ? "restart" : NULL};
+    pthread_t t;
+    if (pthread_create(&t, NULL, interrupt_main, &it) != 0) {
+        report(restart ? "sa-restart" : "eintr", false, "no thread");
+        return;
+    }
+    char buf[16] = "";
+    errno = 0;
+    ssize_t n = read(fd, buf, sizeof(buf));
+    pthread_join(t, NULL);
+    if (restart) {
+        report("sa-restart", n > 0 && memcmp(buf, "restart", (size_t)n) == 0,
+               "read gave %zd (errno %d) instead of the data", n, errno);
+        if (n > 0 && n < 7)
+            read_exactly(fd, buf, (size_t)(7 - n));
+    } else {
+        report("eintr", n == -1 && errno == EINTR,
+               "read gave %zd, errno %d, expected -1 EINTR", n, errno);
+    }
+}
+
+static void check_timeouts(int fd)
+{
+    set_timeout(fd, SO_RCVTIMEO, 200);
+    char c;
+    errno = 0;
+    ssize_t n = read(fd, &c, 1);
+    report("so-rcvtimeo", n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK),
+           "read past SO_RCVTIMEO gave %zd, errno %d", n, errno);
+    set_timeout(fd, SO_RCVTIMEO, 0);
+    check_eintr(fd, false);
+    check_eintr(fd, true);
+}
+
+/* Last: a write that cannot finish because nobody reads the echo. With
+ * SO_SNDTIMEO a blocking write returns the part it took. */
+static void check_sndtimeo(int fd)
+{
+    size_t len = 64u << 20;
+    char *big = calloc(1, len);
+    set_timeout(fd, SO_SNDTIMEO, 300);
+    errno = 0;
+    ssize_t n = big != NULL ? write(fd, big, len) : -2;
+    report("so-sndtimeo-partial", n > 0 && (size_t)n < len,
+           "write of 64 MiB nobody reads gave %zd, errno %d", n, errno);
+    free(big);
+}
+
 static void check_half_close(int fd)
 {
     char c;
@@ -391,9 +483,14 @@ int main(int argc, char **argv)
     check_flags_and_options(fd);
     fd = check_dup_family(fd);
     check_epoll(fd);
+    check_timeouts(fd);
     if (exec_warning)
         exec_with_inherited_socket(fd);
     check_half_close(fd);
+    close(fd);
+    /* A second connection for the check that leaves its stream stuck. */
+    fd = connect_to(argv[1], argv[2]);
+    check_sndtimeo(fd);
     close(fd);
     printf("%s: %d checks failed\n", failures ? "FAILED" : "PASSED", failures);
     return failures ? 1 : 0;
