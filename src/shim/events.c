@@ -109,6 +109,26 @@ static short sock_revents(struct shim_sock *s, int fd, struct probe *p)
 
 /* --- the poll core ---------------------------------------------------------- */
 
+/* Whether the kernel takes tmo as a timeout (NULL: wait forever); the
+ * calls that take a timespec fail with EINVAL otherwise. */
+static bool timeout_valid(const struct timespec *tmo)
+{
+    return tmo == NULL || (tmo->tv_sec >= 0 && tmo->tv_nsec >= 0 &&
+                           tmo->tv_nsec < 1000000000L);
+}
+
+/* CLOCK_MONOTONIC now + tmo (a valid timeout); unused when tmo is NULL. */
+static struct timespec deadline_after_ts(const struct timespec *tmo)
+{
+    struct timespec d = {0, 0};
+    if (tmo == NULL)
+        return d;
+    clock_gettime(CLOCK_MONOTONIC, &d);
+    d.tv_sec += tmo->tv_sec + (d.tv_nsec + tmo->tv_nsec) / 1000000000L;
+    d.tv_nsec = (d.tv_nsec + tmo->tv_nsec) % 1000000000L;
+    return d;
+}
+
 /* Remaining milliseconds of a wait with deadline *d (NULL: forever). */
 static int ms_left(const struct timespec *d)
 {
@@ -222,13 +242,7 @@ static int poll_any(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
         r = is_ppoll ? REAL(ppoll)(fds, n, tmo, mask)
                      : REAL(poll)(fds, n, poll_ms);
     } else {
-        struct timespec deadline;
-        if (tmo != NULL) {
-            clock_gettime(CLOCK_MONOTONIC, &deadline);
-            deadline.tv_sec += tmo->tv_sec + (deadline.tv_nsec + tmo->tv_nsec)
-                                                 / 1000000000L;
-            deadline.tv_nsec = (deadline.tv_nsec + tmo->tv_nsec) % 1000000000L;
-        }
+        struct timespec deadline = deadline_after_ts(tmo);
         struct pollfd *k = malloc(n * sizeof(*k));
         if (k == NULL) {
             errno = ENOMEM;
@@ -259,8 +273,7 @@ static int shim_poll(struct pollfd *fds, nfds_t n, int ms)
 static int shim_ppoll(struct pollfd *fds, nfds_t n,
                       const struct timespec *tmo, const sigset_t *mask)
 {
-    if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 ||
-                        tmo->tv_nsec >= 1000000000L)) {
+    if (!timeout_valid(tmo)) {
         errno = EINVAL;
         return -1;
     }
@@ -387,13 +400,7 @@ static int select_any(int nfds, fd_set *r, fd_set *w, fd_set *x,
                       const struct timespec *tmo, const sigset_t *mask,
                       struct timeval *left)
 {
-    struct timespec deadline;
-    if (tmo != NULL) {
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += tmo->tv_sec +
-                           (deadline.tv_nsec + tmo->tv_nsec) / 1000000000L;
-        deadline.tv_nsec = (deadline.tv_nsec + tmo->tv_nsec) % 1000000000L;
-    }
+    struct timespec deadline = deadline_after_ts(tmo);
     struct pollfd *p = malloc((size_t)nfds * sizeof(*p));
     if (p == NULL) {
         errno = ENOMEM;
@@ -451,8 +458,7 @@ static int shim_pselect(int nfds, fd_set *r, fd_set *w, fd_set *x,
 {
     if (nfds <= 0 || nfds > FD_SETSIZE || !sets_managed(nfds, r, w, x))
         return REAL(pselect)(nfds, r, w, x, tmo, mask);
-    if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 ||
-                        tmo->tv_nsec >= 1000000000L)) {
+    if (!timeout_valid(tmo)) {
         errno = EINVAL;
         return -1;
     }
@@ -753,13 +759,7 @@ static int epoll_any(int epfd, struct epoll_event *out, int max,
             return REAL(epoll_pwait2)(epfd, out, max, tmo, mask);
         return epoll_real(epfd, out, max, ms, mask);
     }
-    struct timespec deadline;
-    if (tmo != NULL) {
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += tmo->tv_sec +
-                           (deadline.tv_nsec + tmo->tv_nsec) / 1000000000L;
-        deadline.tv_nsec = (deadline.tv_nsec + tmo->tv_nsec) % 1000000000L;
-    }
+    struct timespec deadline = deadline_after_ts(tmo);
     int r = epoll_managed(e, out, max, tmo != NULL ? &deadline : NULL, mask);
     int saved = errno;
     set_put(e);
@@ -777,8 +777,7 @@ static int shim_epoll_pwait(int epfd, struct epoll_event *ev, int max, int ms,
 static int shim_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
                              const struct timespec *tmo, const sigset_t *mask)
 {
-    if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 ||
-                        tmo->tv_nsec >= 1000000000L)) {
+    if (!timeout_valid(tmo)) {
         errno = EINVAL;
         return -1;
     }
