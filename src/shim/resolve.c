@@ -12,13 +12,22 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "secshim/log.h"
 
 #define RING_SIZE 256
+
+/* How long a miss of resolve_policy_name is believed: a program that keeps
+ * connecting by address must not cost a name lookup per connect. */
+#define UNNAMED_TTL_S 30
 
 struct resolved {
     int family;              /* AF_INET / AF_INET6; 0 = empty */
     unsigned char addr[16];  /* network order */
-    char name[256];
+    char name[256];          /* "" in an entry that records a miss */
+    uint16_t miss_port;      /* a miss: the port it was for */
+    long long miss_until;    /* a miss: believed until (monotonic s) */
 };
 
 /* Guards ring and next. A leaf lock. */
@@ -57,9 +66,23 @@ static void remember_locked(const char *node, int family,
 {
     struct resolved *r = &ring[next];
     next = (next + 1) % RING_SIZE;
+    memset(r, 0, sizeof(*r));
     r->family = family;
     memcpy(r->addr, bytes, n);
     snprintf(r->name, sizeof(r->name), "%s", node);
+}
+
+static long long monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec;
+}
+
+static bool same_address(const struct resolved *r, int family,
+                         const unsigned char *bytes, size_t n)
+{
+    return r->family == family && memcmp(r->addr, bytes, n) == 0;
 }
 
 static void remember(const char *node, const struct addrinfo *res)
@@ -97,13 +120,42 @@ bool resolve_lookup(const struct sockaddr *addr, char *name, size_t len)
     for (size_t i = 0; i < RING_SIZE && !found; i++) {
         const struct resolved *r = &ring[(next + RING_SIZE - 1 - i) %
                                          RING_SIZE];
-        if (r->family == addr->sa_family && memcmp(r->addr, bytes, n) == 0) {
+        if (r->name[0] != '\0' &&
+            same_address(r, addr->sa_family, bytes, n)) {
             snprintf(name, len, "%s", r->name);
             found = true;
         }
     }
     pthread_mutex_unlock(&resolve_lock);
     return found;
+}
+
+/* Whether resolve_policy_name found no name for addr:port less than
+ * UNNAMED_TTL_S ago. */
+static bool recent_miss(const unsigned char *bytes, size_t n, int family,
+                        uint16_t port)
+{
+    long long now = monotonic_seconds();
+    bool miss = false;
+    pthread_mutex_lock(&resolve_lock);
+    for (size_t i = 0; i < RING_SIZE && !miss; i++) {
+        const struct resolved *r = &ring[i];
+        miss = r->name[0] == '\0' && r->miss_port == port &&
+               r->miss_until > now && same_address(r, family, bytes, n);
+    }
+    pthread_mutex_unlock(&resolve_lock);
+    return miss;
+}
+
+static void remember_miss(const unsigned char *bytes, size_t n, int family,
+                          uint16_t port)
+{
+    pthread_mutex_lock(&resolve_lock);
+    remember_locked("", family, bytes, n);
+    struct resolved *r = &ring[(next + RING_SIZE - 1) % RING_SIZE];
+    r->miss_port = port;
+    r->miss_until = monotonic_seconds() + UNNAMED_TTL_S;
+    pthread_mutex_unlock(&resolve_lock);
 }
 
 /* Whether name (an endpoint's host) resolves to the address of addr. */
@@ -140,9 +192,19 @@ bool resolve_policy_name(const struct ss_policy *p,
                          const struct sockaddr *addr, char *name, size_t len)
 {
     const unsigned char *bytes;
-    if (addr_bytes(addr, &bytes) == 0)
+    size_t n = addr_bytes(addr, &bytes);
+    if (n == 0)
         return false;
     uint16_t port = addr_port(addr);
+    if (recent_miss(bytes, n, addr->sa_family, port))
+        return false;
+    if (ss_log_enabled(SS_LOG_DEBUG)) {
+        char text[INET6_ADDRSTRLEN] = "?";
+        inet_ntop(addr->sa_family, bytes, text, sizeof(text));
+        ss_log(SS_LOG_DEBUG, "no name known for %s port %u: looking up the "
+               "names of connect endpoints for that port", text, port);
+    }
+    bool looked_up = false;
     for (size_t i = 0; i < p->n_endpoints; i++) {
         const struct ss_endpoint *ep = &p->endpoints[i];
         if (ep->direction != SS_DIR_CONNECT ||
@@ -152,7 +214,12 @@ bool resolve_policy_name(const struct ss_policy *p,
             snprintf(name, len, "%s", ep->match.name);
             return true;
         }
+        looked_up = true;
     }
+    /* Only a miss that cost lookups is kept: the ring also holds the
+     * names the program resolved, which other misses must not push out. */
+    if (looked_up)
+        remember_miss(bytes, n, addr->sa_family, port);
     return false;
 }
 

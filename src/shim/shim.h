@@ -229,8 +229,9 @@ bool resolve_lookup(const struct sockaddr *addr, char *name, size_t len);
  * getaddrinfo (its own resolver, a hard-coded address, curl's built-in
  * "localhost"): the first host name of a connect endpoint for addr's port
  * that resolves to addr, copied into name (the answer is remembered like
- * the program's own lookups). False when none does. May do a DNS lookup;
- * call without any shim lock held.
+ * the program's own lookups). False when none does; such a miss is
+ * remembered for 30 s, so repeated connects cost no lookups. May do a DNS
+ * lookup; call without any shim lock held.
  */
 bool resolve_policy_name(const struct ss_policy *p,
                          const struct sockaddr *addr, char *name, size_t len);
