@@ -267,8 +267,10 @@ int shim_handshake_step(struct shim_sock *s, int fd)
 /*
  * One thread at a time waits on the socket for the handshake (hs_busy);
  * the others wait on hs_cond, so that a step made by one is seen by all
- * at once rather than after a poll timeout. s is locked throughout except
- * while waiting.
+ * at once rather than after a poll timeout. Every wait ends at the
+ * socket's own handshake deadline (set at connect or accept), the one
+ * shim_handshake_step enforces. s is locked throughout except while
+ * waiting.
  */
 int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
 {
@@ -277,7 +279,7 @@ int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
     int timeout_ms = ss_conn_handshake_timeout_ms(s->conn);
     if (timeout_ms <= 0)
         timeout_ms = SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000;
-    struct timespec deadline = shim_deadline_after(timeout_ms);
+    const struct timespec *deadline = &s->hs_deadline;
     int e = 0;
     for (;;) {
         if (s->closed) {
@@ -296,7 +298,7 @@ int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
                 e = EAGAIN;
                 break;
             }
-            if (pthread_cond_timedwait(&s->hs_cond, &s->lock, &deadline) ==
+            if (pthread_cond_timedwait(&s->hs_cond, &s->lock, deadline) ==
                 ETIMEDOUT)
                 fail_timeout(s, fd, timeout_ms);
             continue;
@@ -310,7 +312,7 @@ int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
             e = EAGAIN;
             break;
         }
-        int left = shim_ms_until(&deadline);
+        int left = shim_ms_until(deadline);
         if (left == 0) {
             fail_timeout(s, fd, timeout_ms);
             continue;
