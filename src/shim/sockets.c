@@ -270,11 +270,10 @@ int shim_handshake_step(struct shim_sock *s, int fd)
  * at once rather than after a poll timeout. Every wait ends at the
  * socket's own handshake deadline (set at connect or accept), the one
  * shim_handshake_step enforces. s is locked throughout except while
- * waiting.
+ * waiting. nonblocking: one step, then EAGAIN if not done.
  */
-int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
+static int handshake_wait(struct shim_sock *s, int fd, bool nonblocking)
 {
-    bool nonblocking = dontwait || shim_fd_nonblocking(fd);
     shim_sock_lock(s, fd);
     int timeout_ms = ss_conn_handshake_timeout_ms(s->conn);
     if (timeout_ms <= 0)
@@ -332,6 +331,11 @@ int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
         return 0;
     errno = e;
     return -1;
+}
+
+int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
+{
+    return handshake_wait(s, fd, dontwait || shim_fd_nonblocking(fd));
 }
 
 int shim_pump(struct shim_sock *s, int fd, bool read)
@@ -587,13 +591,24 @@ static void close_notify(struct shim_sock *s, int fd)
     shim_sock_unlock(s);
 }
 
+/*
+ * A write-side shutdown during the handshake first finishes it, even on a
+ * non-blocking socket (bounded by handshake-timeout): once the FIN is out
+ * the handshake could never end, and what the program wrote before the
+ * shutdown (held in the early-write buffer) would be lost, where TCP
+ * delivers it. A failed handshake is the next read's error.
+ */
 static int shim_shutdown(int fd, int how)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
         return REAL(shutdown)(fd, how);
-    if (how == SHUT_WR || how == SHUT_RDWR)
+    if (how == SHUT_WR || how == SHUT_RDWR) {
+        int saved = errno;
+        (void)handshake_wait(s, fd, false);
+        errno = saved;
         close_notify(s, fd);
+    }
     int rc = REAL(shutdown)(fd, how);
     shim_sock_unref(s);
     return rc;
