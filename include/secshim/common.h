@@ -64,6 +64,17 @@ int ss_fail_openssl(struct ss_errbuf *err, int code, const char *fmt, ...)
  */
 char *ss_openssl_errors(char *buf, size_t len);
 
+/*
+ * Calls fn(file, index, arg) for each entry of a comma-separated list of
+ * file names (certificate, trusted-ca, tls-crl), in order, with the
+ * blanks around each entry removed; an empty entry is passed as "" (the
+ * callback decides). Returns SS_OK, the first negative result of fn, or
+ * SS_ERR_NOMEM.
+ */
+int ss_for_each_file(const char *list,
+                     int (*fn)(const char *file, size_t index, void *arg),
+                     void *arg);
+
 /* Return early with the callee's negative error code. */
 #define SS_GUARD(expr)                  \
     do {                                \

@@ -1,7 +1,9 @@
 /* common.c - error names and the ss_fail helpers (see common.h). */
 #include "secshim/common.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -77,4 +79,37 @@ char *ss_openssl_errors(char *buf, size_t len)
     if (buf[0] == '\0')
         snprintf(buf, len, "no error reported by OpenSSL");
     return buf;
+}
+
+/* p without its leading and trailing blanks (p is modified). */
+static char *trim_blanks(char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strlen(p);
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        p[--n] = '\0';
+    return p;
+}
+
+int ss_for_each_file(const char *list,
+                     int (*fn)(const char *file, size_t index, void *arg),
+                     void *arg)
+{
+    char *copy = strdup(list);
+    if (copy == NULL)
+        return SS_ERR_NOMEM;
+    int rc = SS_OK;
+    size_t index = 0;
+    for (char *p = copy;;) {
+        size_t len = strcspn(p, ",");
+        bool last = p[len] == '\0';
+        p[len] = '\0';
+        rc = fn(trim_blanks(p), index++, arg);
+        if (rc < 0 || last)
+            break;
+        p += len + 1;
+    }
+    free(copy);
+    return rc;
 }

@@ -44,37 +44,6 @@ static int fail_opt_openssl(struct ctx_build *b, int code, enum ss_opt opt,
                             what, queue);
 }
 
-/*
- * Calls fn(file, arg) for each entry of a comma-separated list, with
- * surrounding blanks removed; stops at the first negative result.
- */
-static int for_each_file(const char *list,
-                         int (*fn)(const char *file, size_t index, void *arg),
-                         void *arg)
-{
-    char *copy = strdup(list);
-    if (copy == NULL)
-        return SS_ERR_NOMEM;
-    int rc = SS_OK;
-    size_t index = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ' || *tok == '\t')
-            tok++;
-        size_t n = strlen(tok);
-        while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
-            tok[--n] = '\0';
-        if (n == 0)
-            continue;
-        rc = fn(tok, index++, arg);
-        if (rc < 0)
-            break;
-    }
-    free(copy);
-    return rc;
-}
-
 /* ---- certificate chain and key ---------------------------------------- */
 
 struct chain_load {
@@ -158,7 +127,7 @@ static int load_certificate(struct ctx_build *b)
         return fail_opt(b, SS_ERR_CONFIG, SS_OPT_CERTIFICATE_KEY,
                         "certificate is set but certificate-key is not");
     struct chain_load cl = {.b = b, .n_leaf = 0};
-    int rc = for_each_file(ep->certificate, load_cert_file, &cl);
+    int rc = ss_for_each_file(ep->certificate, load_cert_file, &cl);
     if (rc == SS_ERR_NOMEM)
         return ss_fail(b->err, rc, "out of memory");
     SS_GUARD(rc);
@@ -220,7 +189,7 @@ static int setup_verification(struct ctx_build *b, bool compat)
          * is one of the CRL files, else to trusted-ca. */
         struct find_file ff = {.msg = sub.msg, .found = false};
         if (ep->tls_crl != NULL)
-            for_each_file(ep->tls_crl, find_in_msg, &ff);
+            ss_for_each_file(ep->tls_crl, find_in_msg, &ff);
         return fail_opt(b, rc, ff.found ? SS_OPT_TLS_CRL : SS_OPT_TRUSTED_CA,
                         sub.msg);
     }

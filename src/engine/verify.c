@@ -144,30 +144,30 @@ static int load_pem_file(struct ss_verifier *v, const char *path,
     return SS_OK;
 }
 
+/* What load_one_listed needs besides the file name. */
+struct pem_list_load {
+    struct ss_verifier *v;
+    enum pem_kind kind;
+    struct ss_errbuf *err;
+};
+
+static int load_one_listed(const char *file, size_t index, void *arg)
+{
+    (void)index;
+    const struct pem_list_load *l = arg;
+    return load_pem_file(l->v, file, l->kind, l->err);
+}
+
 /* Loads every file of a comma-separated list (blanks around names are
  * ignored). Returns SS_OK or the first file's error. */
 static int load_pem_list(struct ss_verifier *v, const char *list,
                          enum pem_kind kind, struct ss_errbuf *err)
 {
-    const char *p = list;
-    for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        size_t len = strcspn(p, ",");
-        size_t trimmed = len;
-        while (trimmed > 0 && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
-            trimmed--;
-        char path[4096];
-        if (trimmed >= sizeof(path))
-            return ss_fail(err, SS_ERR_IO, "%s: file name too long",
-                           kind_option(kind));
-        memcpy(path, p, trimmed);
-        path[trimmed] = '\0';
-        SS_GUARD(load_pem_file(v, path, kind, err));
-        if (p[len] == '\0')
-            return SS_OK;
-        p += len + 1;
-    }
+    struct pem_list_load l = {v, kind, err};
+    int rc = ss_for_each_file(list, load_one_listed, &l);
+    if (rc == SS_ERR_NOMEM)
+        return ss_fail(err, rc, "%s: out of memory", kind_option(kind));
+    return rc;
 }
 
 static int x509_purpose(enum ss_purpose purpose)

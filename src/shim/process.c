@@ -69,28 +69,21 @@ static uint64_t mix_file(uint64_t h, const char *path)
     return mix(h, (uint64_t)st.st_ctim.tv_nsec);
 }
 
+static int mix_listed(const char *file, size_t index, void *arg)
+{
+    (void)index;
+    uint64_t *h = arg;
+    *h = mix_file(*h, file);
+    return SS_OK;
+}
+
 /* Every file of a comma-separated list (as certificate, trusted-ca ...). */
 static uint64_t mix_list(uint64_t h, const char *list)
 {
-    if (list == NULL)
-        return h;
-    char one[4096];
-    while (*list != '\0') {
-        size_t n = strcspn(list, ",");
-        const char *start = list;
-        list += n + (list[n] == ',');
-        while (n > 0 && *start == ' ') {
-            start++;
-            n--;
-        }
-        while (n > 0 && start[n - 1] == ' ')
-            n--;
-        if (n == 0 || n >= sizeof(one))
-            continue;
-        memcpy(one, start, n);
-        one[n] = '\0';
-        h = mix_file(h, one);
-    }
+    /* Out of memory leaves the files out: the fingerprint then differs
+     * and a reload is tried, which is built whole or not at all. */
+    if (list != NULL)
+        (void)ss_for_each_file(list, mix_listed, &h);
     return h;
 }
 
