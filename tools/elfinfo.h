@@ -1,6 +1,6 @@
 /*
  * elfinfo.h - what `secshim run` needs to know about a program before it
- * trusts LD_PRELOAD to protect it (DESIGN.md decision 8).
+ * trusts LD_PRELOAD to protect it (docs/design.md, "Process life").
  */
 #ifndef SECSHIM_ELFINFO_H
 #define SECSHIM_ELFINFO_H

@@ -1,8 +1,8 @@
 /*
  * conn.h - one TLS connection over a socket the engine does not own.
  *
- * A non-blocking state machine (DESIGN.md decision 1). The engine never
- * blocks, never changes the socket's flags and never closes it: it does its
+ * A non-blocking state machine (docs/design.md, "The engine owns no
+ * descriptor and no blocking"). The engine never blocks, never changes the socket's flags and never closes it: it does its
  * I/O through its own BIO with MSG_DONTWAIT|MSG_NOSIGNAL, via the ss_io_ops
  * it is given (the shim passes the real libc functions). Ciphertext the
  * socket would not take is kept in a bounded outbound buffer, so a record
@@ -70,6 +70,10 @@ struct ss_conn;
 int ss_conn_new(struct ss_policy *policy, const struct ss_endpoint *ep,
                 int fd, const struct ss_io_ops *io, const char *peer_host,
                 struct ss_conn **out, struct ss_errbuf *err);
+
+/* Moves the connection to another descriptor of the same socket (the
+ * caller made it with dup and retires the old one). */
+void ss_conn_set_fd(struct ss_conn *c, int fd);
 
 /* Frees everything; sends nothing (see ss_conn_shutdown). NULL allowed. */
 void ss_conn_free(struct ss_conn *c);

@@ -5,7 +5,7 @@
  * Checks: chain to a trusted CA, validity dates, signatures, the purpose
  * (serverAuth / clientAuth) and key usage, the host name or address, and,
  * when CRLs are configured, revocation of every chain entry. Compatibility
- * mode relaxes exactly two of these (DESIGN.md decision 6):
+ * mode relaxes exactly two of these (docs/design.md, "Policy snapshots"):
  *   SS_RELAX_REVOKED_TRUSTED_CA  a revoked CA certificate (depth > 0) that
  *                                is itself listed in trusted-ca;
  *   SS_RELAX_KEY_USAGE           key usage / extended key usage that does

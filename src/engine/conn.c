@@ -1,6 +1,7 @@
 /*
  * conn.c - one TLS connection over a socket the engine does not own (see
- * conn.h for the contract, DESIGN.md decisions 1 and 3 for the why).
+ * conn.h for the contract; docs/design.md, "The engine owns no descriptor
+ * and no blocking" and "Where the handshake happens", for the why).
  *
  * OpenSSL talks to the socket only through this file's BIO:
  *   read   recv(MSG_DONTWAIT); EAGAIN is a retry, 0 is EOF, anything else
@@ -517,6 +518,11 @@ void ss_conn_free(struct ss_conn *c)
     free(c->peer_host);
     ss_policy_unref(c->policy);
     free(c);
+}
+
+void ss_conn_set_fd(struct ss_conn *c, int fd)
+{
+    c->fd = fd;
 }
 
 /* ---- handshake --------------------------------------------------------- */

@@ -9,8 +9,8 @@
  *     the X509_STORE_CTX; the callback reaches the SSL through libssl's
  *     index, the verifier through the SSL_CTX's ex_data and the result
  *     through the SSL's ex_data.
- * The callback applies the two compatibility relaxations (DESIGN.md
- * decision 6) and records the first fatal error as one sentence.
+ * The callback applies the two compatibility relaxations (docs/design.md,
+ * "Policy snapshots") and records the first fatal error as one sentence.
  */
 #include "secshim/verify.h"
 

@@ -3,8 +3,8 @@
  * epoll_create/epoll_create1, epoll_ctl, epoll_wait, epoll_pwait,
  * epoll_pwait2 and the fortified __poll_chk/__ppoll_chk.
  *
- * Readiness stays honest (DESIGN.md decision 2). For a managed descriptor
- * the program's interest is translated into what the connection needs
+ * Readiness stays honest (docs/design.md, "Readiness stays honest"). For a
+ * managed descriptor the program's interest is translated into what the connection needs
  * from the OS, the engine makes progress on what arrived, and only real
  * readiness is reported back:
  *  - POLLIN: plaintext buffered in the engine, the peer's close_notify or
@@ -55,7 +55,7 @@ static void cap_wait(struct probe *p, const struct timespec *deadline)
 
 /* Makes progress on s and answers the program's revents for it (0: not
  * ready; then p->os says what to wait for). Called with s locked. */
-static short sock_revents(struct shim_sock *s, int fd, struct probe *p)
+static short sock_revents(struct shim_sock *s, struct probe *p)
 {
     p->os = 0;
     p->fresh = false;
@@ -66,7 +66,7 @@ static short sock_revents(struct shim_sock *s, int fd, struct probe *p)
     enum ss_conn_state st0 = ss_conn_state(s->conn);
     bool hup = (p->kernel & (POLLERR | POLLHUP)) != 0;
     bool read = hup || ((p->kernel & POLLIN) && (p->want & EV_IN));
-    int rc = s->failed ? SS_ERR_STATE : shim_pump(s, fd, read);
+    int rc = s->failed ? SS_ERR_STATE : shim_pump(s, read);
     enum ss_conn_state st = ss_conn_state(s->conn);
     if (s->failed || st == SS_CONN_FAILED) {
         p->fresh = !was_failed || st0 != st;
@@ -164,8 +164,8 @@ static int probe_all(struct pollfd *fds, struct pollfd *k,
         if (socks[i] == NULL)
             continue;
         struct probe p = {fds[i].events, k[i].revents, 0, false, *cap};
-        shim_sock_lock(socks[i], fds[i].fd);
-        short rev = sock_revents(socks[i], fds[i].fd, &p);
+        shim_sock_lock(socks[i]);
+        short rev = sock_revents(socks[i], &p);
         shim_sock_unlock(socks[i]);
         *cap = p.cap_ms;
         fds[i].revents = rev;
@@ -188,7 +188,10 @@ static int poll_managed(struct pollfd *fds, struct pollfd *k,
                         const sigset_t *mask)
 {
     for (nfds_t i = 0; i < n; i++) {
+        /* The kernel watches the real socket, never the stand-in. */
         k[i] = fds[i];
+        if (socks[i] != NULL)
+            k[i].fd = socks[i]->priv_fd;
         k[i].revents = 0;
     }
     for (;;) {
@@ -205,8 +208,8 @@ static int poll_managed(struct pollfd *fds, struct pollfd *k,
             } else if (fds[i].revents == 0 && r > 0 && k[i].revents != 0) {
                 /* The kernel saw something: progress, then look again. */
                 struct probe p = {fds[i].events, k[i].revents, 0, false, -1};
-                shim_sock_lock(socks[i], fds[i].fd);
-                fds[i].revents = sock_revents(socks[i], fds[i].fd, &p);
+                shim_sock_lock(socks[i]);
+                fds[i].revents = sock_revents(socks[i], &p);
                 shim_sock_unlock(socks[i]);
             }
             k[i].revents = 0;
@@ -492,8 +495,9 @@ SS_EXPORT int pselect(int nfds, fd_set *restrict r, fd_set *restrict w,
  */
 struct ep_reg {
     struct ep_reg *next;
-    int fd;
+    int fd;                  /* the program's descriptor */
     struct shim_sock *s;     /* a reference */
+    int kfd;                 /* what the kernel watches: s->priv_fd */
     uint64_t token;
     uint32_t events;         /* the program's, flags included */
     epoll_data_t data;       /* the program's */
@@ -617,7 +621,7 @@ static void reg_arm(struct ep_set *e, struct ep_reg *g, uint32_t os)
         return;
     struct epoll_event ev = {.events = os | EPOLLONESHOT,
                              .data.u64 = g->token};
-    if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_MOD, g->fd, &ev) == 0) {
+    if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_MOD, g->kfd, &ev) == 0) {
         g->kern_armed = true;
         g->kern_events = os;
     }
@@ -642,8 +646,8 @@ static uint32_t reg_look(struct ep_set *e, struct ep_reg *g, short kernel,
                          int *cap)
 {
     struct probe p = {reg_want(g), kernel, 0, false, *cap};
-    shim_sock_lock(g->s, g->fd);
-    short rev = sock_revents(g->s, g->fd, &p);
+    shim_sock_lock(g->s);
+    short rev = sock_revents(g->s, &p);
     shim_sock_unlock(g->s);
     *cap = p.cap_ms;
     rev &= (short)(p.want | POLLERR | POLLHUP);
@@ -786,7 +790,7 @@ static int shim_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
 
 /* A managed descriptor enters a set: the kernel gets the token. */
 static int ctl_add(struct ep_set *e, int fd, struct shim_sock *s,
-                   const struct epoll_event *ev, bool adopt)
+                   const struct epoll_event *ev)
 {
     struct ep_reg *g = calloc(1, sizeof(*g));
     if (g == NULL) {
@@ -794,6 +798,7 @@ static int ctl_add(struct ep_set *e, int fd, struct shim_sock *s,
         return -1;
     }
     g->fd = fd;
+    g->kfd = s->priv_fd;
     g->token = TOKEN_TAG | (atomic_fetch_add(&ep_next_id, 1) & ~TOKEN_MASK);
     g->events = ev->events;
     g->data = ev->data;
@@ -803,8 +808,7 @@ static int ctl_add(struct ep_set *e, int fd, struct shim_sock *s,
     uint32_t os = ev->events & (EV_IN | EV_OUT | POLLRDHUP);
     struct epoll_event kev = {.events = os | EPOLLONESHOT,
                               .data.u64 = g->token};
-    if (REAL(epoll_ctl)(e->epfd, adopt ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd,
-                        &kev) != 0) {
+    if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, g->kfd, &kev) != 0) {
         int saved = errno;
         free(g);
         errno = saved;
@@ -833,14 +837,16 @@ static int ctl_managed(struct ep_set *e, int op, int fd, struct shim_sock *s,
             errno = EINVAL;
             return -1;
         }
-        return ctl_add(e, fd, s, ev, false);
+        return ctl_add(e, fd, s, ev);
     case EPOLL_CTL_MOD:
         if (ev->events & EPOLLEXCLUSIVE) {
             errno = EINVAL;
             return -1;
         }
-        if (g == NULL) /* added before it became managed (connect) */
-            return ctl_add(e, fd, s, ev, true);
+        if (g == NULL) {
+            errno = ENOENT;
+            return -1;
+        }
         g->events = ev->events;
         g->data = ev->data;
         g->armed = true;
@@ -849,7 +855,7 @@ static int ctl_managed(struct ep_set *e, int op, int fd, struct shim_sock *s,
         reg_arm(e, g, ev->events & (EV_IN | EV_OUT | POLLRDHUP));
         return 0;
     case EPOLL_CTL_DEL: {
-        int rc = REAL(epoll_ctl)(e->epfd, op, fd, ev);
+        int rc = REAL(epoll_ctl)(e->epfd, op, g != NULL ? g->kfd : fd, ev);
         int saved = errno;
         if (g != NULL) {
             reg_unlink(e, g);
@@ -871,18 +877,170 @@ static int ctl_managed(struct ep_set *e, int op, int fd, struct shim_sock *s,
  * the kernel's checks (only one epoll set can usefully drive a TLS
  * connection anyway).
  */
+/* --- registrations made before connect() ------------------------------------ */
+
+/*
+ * nginx and others add an upstream socket to their epoll set before
+ * connect(). Such a kernel registration is on the real socket, which the
+ * shim moves to a private descriptor at connect: left in place it would
+ * report the real socket's readiness under the program's epoll_data and
+ * could never be changed or removed by the program. So the registrations
+ * made on a TCP socket between socket() and connect() are remembered, and
+ * moved to the managed socket when it becomes one. Sockets below
+ * FRESH_MAX are followed (one flag each).
+ */
+#define FRESH_MAX 65536
+
+struct events_moved {
+    struct events_moved *next;
+    int fd, epfd;
+    struct epoll_event ev;
+};
+
+static atomic_bool fresh[FRESH_MAX];
+/* Guards pendings. A leaf: nothing is taken under it. */
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct events_moved *pendings;
+static atomic_int n_pendings;
+
+static bool is_fresh(int fd)
+{
+    return fd >= 0 && fd < FRESH_MAX &&
+           atomic_load_explicit(&fresh[fd], memory_order_relaxed);
+}
+
+/* Unlinks every pending registration matching (fd, epfd), -1 meaning any,
+ * and returns them as a list. */
+static struct events_moved *pending_take(int fd, int epfd)
+{
+    if (atomic_load_explicit(&n_pendings, memory_order_relaxed) == 0)
+        return NULL;
+    struct events_moved *taken = NULL;
+    pthread_mutex_lock(&pending_lock);
+    for (struct events_moved **pp = &pendings; *pp != NULL;) {
+        struct events_moved *m = *pp;
+        if ((fd >= 0 && m->fd != fd) || (epfd >= 0 && m->epfd != epfd)) {
+            pp = &m->next;
+            continue;
+        }
+        *pp = m->next;
+        m->next = taken;
+        taken = m;
+        atomic_fetch_sub(&n_pendings, 1);
+    }
+    pthread_mutex_unlock(&pending_lock);
+    return taken;
+}
+
+void events_moved_free(struct events_moved *m)
+{
+    while (m != NULL) {
+        struct events_moved *next = m->next;
+        free(m);
+        m = next;
+    }
+}
+
+void events_socket_created(int fd)
+{
+    if (fd < 0 || fd >= FRESH_MAX)
+        return;
+    events_moved_free(pending_take(fd, -1)); /* a number reused unseen */
+    atomic_store_explicit(&fresh[fd], true, memory_order_relaxed);
+}
+
+void events_socket_settled(int fd)
+{
+    if (!is_fresh(fd))
+        return;
+    atomic_store_explicit(&fresh[fd], false, memory_order_relaxed);
+    events_moved_free(pending_take(fd, -1));
+}
+
+/* Remembers a successful epoll_ctl on a socket not yet connected. */
+static void pending_note(int epfd, int op, int fd,
+                         const struct epoll_event *ev)
+{
+    if (!is_fresh(fd))
+        return;
+    events_moved_free(pending_take(fd, epfd));
+    if (op == EPOLL_CTL_DEL || ev == NULL)
+        return;
+    struct events_moved *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return; /* left in the kernel: readiness of the real socket */
+    m->fd = fd;
+    m->epfd = epfd;
+    m->ev = *ev;
+    pthread_mutex_lock(&pending_lock);
+    m->next = pendings;
+    pendings = m;
+    atomic_fetch_add(&n_pendings, 1);
+    pthread_mutex_unlock(&pending_lock);
+}
+
+struct events_moved *events_take_registrations(int fd)
+{
+    if (!is_fresh(fd))
+        return NULL;
+    int saved = errno;
+    atomic_store_explicit(&fresh[fd], false, memory_order_relaxed);
+    struct events_moved *list = pending_take(fd, -1);
+    for (struct events_moved *m = list; m != NULL; m = m->next)
+        (void)REAL(epoll_ctl)(m->epfd, EPOLL_CTL_DEL, fd, NULL);
+    errno = saved;
+    return list;
+}
+
+void events_restore_registrations(struct events_moved *list, int fd)
+{
+    int saved = errno;
+    struct shim_sock *s = list != NULL ? fdtab_get(fd) : NULL;
+    for (struct events_moved *m = list; s != NULL && m != NULL; m = m->next) {
+        struct ep_set *e = set_get(m->epfd, true);
+        if (e == NULL)
+            continue;
+        pthread_mutex_lock(&e->lock);
+        if (ctl_add(e, fd, s, &m->ev) != 0)
+            ss_log(SS_LOG_ERROR, "epoll set %d: cannot move the registration "
+                   "of descriptor %d to its TLS connection: %s", m->epfd, fd,
+                   strerror(errno));
+        pthread_mutex_unlock(&e->lock);
+        set_put(e);
+    }
+    shim_sock_unref(s);
+    events_moved_free(list);
+    errno = saved;
+}
+
+/* A record of fd in the set of epfd that outlived its connection (the
+ * number was closed by a path the shim did not see, and reused). */
+static void drop_stale_reg(int epfd, int fd)
+{
+    struct ep_set *e = set_get(epfd, false);
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&e->lock);
+    struct ep_reg *g = reg_by_fd(e, fd);
+    if (g != NULL) {
+        reg_unlink(e, g);
+        reg_free(g);
+    }
+    pthread_mutex_unlock(&e->lock);
+    set_put(e);
+}
+
 static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL) {
-        struct ep_set *e = op == EPOLL_CTL_DEL ? set_get(epfd, false) : NULL;
-        if (e == NULL)
-            return REAL(epoll_ctl)(epfd, op, fd, ev);
-        /* A record may outlive management (a reused number). */
-        pthread_mutex_lock(&e->lock);
-        int rc = ctl_managed(e, op, fd, NULL, ev);
-        pthread_mutex_unlock(&e->lock);
-        set_put(e);
+        int rc = REAL(epoll_ctl)(epfd, op, fd, ev);
+        int saved = errno;
+        if (rc == 0)
+            pending_note(epfd, op, fd, ev);
+        if (op == EPOLL_CTL_DEL)
+            drop_stale_reg(epfd, fd);
+        errno = saved;
         return rc;
     }
     int rc;
@@ -916,9 +1074,12 @@ static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 
 void events_fd_closing(int fd)
 {
+    int saved = errno;
+    events_socket_settled(fd);
+    events_moved_free(pending_take(-1, fd)); /* fd may be an epoll set */
+    errno = saved;
     if (atomic_load_explicit(&ep_nsets, memory_order_relaxed) == 0)
         return;
-    int saved = errno;
     struct ep_set *gone = NULL;
     pthread_mutex_lock(&ep_lock);
     for (struct ep_set **pp = &ep_sets; *pp != NULL;) {
@@ -937,7 +1098,7 @@ void events_fd_closing(int fd)
         if (g != NULL) {
             /* The kernel drops it only with the last duplicate; the shim
              * drops its record now (see docs/shim.md). */
-            (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+            (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, g->kfd, NULL);
             reg_unlink(e, g);
             reg_free(g);
         }
@@ -992,6 +1153,7 @@ SS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
  * does not exist in the child). */
 static void events_fork_child(void)
 {
+    pthread_mutex_init(&pending_lock, NULL);
     pthread_mutex_init(&ep_lock, NULL);
     for (struct ep_set *e = ep_sets; e != NULL; e = e->next)
         pthread_mutex_init(&e->lock, NULL);

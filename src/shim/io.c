@@ -5,7 +5,8 @@
  * managed sockets).
  *
  * On a managed descriptor every byte goes through the engine, under the
- * sock lock, which is never held while waiting (DESIGN.md decision 1).
+ * sock lock, which is never held while waiting (docs/design.md, "The
+ * engine owns no descriptor and no blocking").
  * Blocking semantics are those of plain TCP:
  *  - a read returns what is available (buffered plaintext or one record),
  *    0 at close_notify or EOF. To wait it blocks in the real
@@ -53,11 +54,12 @@ struct wait_state {
     bool must_finish;
 };
 
-/* Waits until fd can do what the engine wants (a bit set of SS_WANT_*).
+/* Waits until the socket of s can do what the engine wants (a bit set of
+ * SS_WANT_*); fd is the program's descriptor, whose O_NONBLOCK counts.
  * Returns 0, or -1 with errno EAGAIN (non-blocking, dontwait, or the
  * timeout expired) or EINTR (a signal). */
-static int wait_ready(int fd, int want, bool dontwait, int timeo_opt,
-                      struct wait_state *ws)
+static int wait_ready(struct shim_sock *s, int fd, int want, bool dontwait,
+                      int timeo_opt, struct wait_state *ws)
 {
     if (!ws->started) {
         if (dontwait || (!ws->must_finish && shim_fd_nonblocking(fd))) {
@@ -66,7 +68,7 @@ static int wait_ready(int fd, int want, bool dontwait, int timeo_opt,
         }
         struct timeval tv = {0, 0};
         socklen_t len = sizeof(tv);
-        REAL(getsockopt)(fd, SOL_SOCKET, timeo_opt, &tv, &len);
+        REAL(getsockopt)(s->priv_fd, SOL_SOCKET, timeo_opt, &tv, &len);
         ws->forever = tv.tv_sec == 0 && tv.tv_usec == 0;
         long long ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
         ws->deadline = shim_deadline_after(ms > INT_MAX ? INT_MAX : (int)ms);
@@ -77,7 +79,7 @@ static int wait_ready(int fd, int want, bool dontwait, int timeo_opt,
         errno = EAGAIN;
         return -1;
     }
-    struct pollfd pfd = {.fd = fd, .events = shim_poll_events(want)};
+    struct pollfd pfd = {.fd = s->priv_fd, .events = shim_poll_events(want)};
     int n = REAL(poll)(&pfd, 1, left);
     if (n < 0)
         return -1; /* EINTR */
@@ -99,12 +101,13 @@ static int unusable(const struct shim_sock *s)
 
 /* --- reading ---------------------------------------------------------------- */
 
-/* Blocks until the socket has a byte (or EOF) for the engine. Returns 1
- * when there is something to read, 0 at TCP EOF, or -1 with errno. */
-static int wait_readable(int fd)
+/* Blocks until the socket of s has a byte (or EOF) for the engine.
+ * Returns 1 when there is something to read, 0 at TCP EOF, or -1 with
+ * errno. */
+static int wait_readable(struct shim_sock *s)
 {
     char byte = 0;
-    ssize_t n = REAL(recv)(fd, &byte, 1, MSG_PEEK);
+    ssize_t n = REAL(recv)(s->priv_fd, &byte, 1, MSG_PEEK);
     return n > 0 ? 1 : (int)n;
 }
 
@@ -122,7 +125,7 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
         return -1;
     }
     for (;;) {
-        shim_sock_lock(s, fd);
+        shim_sock_lock(s);
         int e = unusable(s);
         if (e == 0 && ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
             shim_sock_unlock(s);
@@ -144,11 +147,12 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
         size_t n = 0;
         int rc = ss_conn_read(s->conn, (char *)buf + total, len - total,
                               peek, &n);
+        shim_note_established(s);
         int wants = 0;
         if (rc < 0) {
             e = shim_errno_of(s, rc, false);
             if (rc != SS_ERR_SYSCALL && rc != SS_ERR_CLOSED)
-                shim_sock_fail(s, fd, e, false, ss_conn_error(s->conn));
+                shim_sock_fail(s, e, false, ss_conn_error(s->conn));
         } else if (rc == SS_WANT_READ || rc == SS_WANT_WRITE) {
             wants = shim_wants(s, rc);
         }
@@ -169,7 +173,7 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
             return -1;
         }
         if (wants == SS_WANT_READ && !dontwait && !shim_fd_nonblocking(fd)) {
-            int r = wait_readable(fd);
+            int r = wait_readable(s);
             if (r > 0)
                 continue;
             if (r == 0 && !tcp_eof) {
@@ -180,7 +184,7 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
                 return (ssize_t)total;
             return -1; /* EAGAIN after SO_RCVTIMEO, EINTR, or an error */
         }
-        if (wait_ready(fd, wants, dontwait, SO_RCVTIMEO, &ws) != 0) {
+        if (wait_ready(s, fd, wants, dontwait, SO_RCVTIMEO, &ws) != 0) {
             if (total > 0)
                 return (ssize_t)total;
             return -1;
@@ -217,14 +221,14 @@ static void sock_flush(struct shim_sock *s, int fd, bool dontwait,
                        struct wait_state *ws)
 {
     for (;;) {
-        shim_sock_lock(s, fd);
+        shim_sock_lock(s);
         int rc = unusable(s) != 0 ? SS_ERR_STATE : ss_conn_flush(s->conn);
         int wants = rc == SS_WANT_WRITE || rc == SS_WANT_READ
                         ? shim_wants(s, rc) : 0;
         shim_sock_unlock(s);
         if (wants == 0)
             return;
-        if (wait_ready(fd, wants, dontwait, SO_SNDTIMEO, ws) != 0)
+        if (wait_ready(s, fd, wants, dontwait, SO_SNDTIMEO, ws) != 0)
             return;
     }
 }
@@ -234,7 +238,7 @@ static void sock_flush(struct shim_sock *s, int fd, bool dontwait,
  * early-write buffer. Returns 0 or -1 with errno. */
 static int send_handshake(struct shim_sock *s, int fd, bool dontwait)
 {
-    shim_sock_lock(s, fd);
+    shim_sock_lock(s);
     bool handshaking = unusable(s) == 0 &&
                        ss_conn_state(s->conn) == SS_CONN_HANDSHAKING;
     shim_sock_unlock(s);
@@ -259,16 +263,17 @@ static ssize_t sock_send_ex(struct shim_sock *s, int fd, const void *buf,
     if (send_handshake(s, fd, dontwait) != 0)
         return -1;
     while (total < len) {
-        shim_sock_lock(s, fd);
+        shim_sock_lock(s);
         int e = unusable(s);
         size_t n = 0;
         int rc = e != 0 ? SS_ERR_STATE
                         : ss_conn_write(s->conn, (const char *)buf + total,
                                         len - total, &n);
+        shim_note_established(s);
         if (e == 0 && rc < 0) {
             e = write_errno(s, rc);
             if (rc != SS_ERR_SYSCALL && rc != SS_ERR_CLOSED)
-                shim_sock_fail(s, fd, e, false, ss_conn_error(s->conn));
+                shim_sock_fail(s, e, false, ss_conn_error(s->conn));
         }
         int wants = rc == SS_WANT_WRITE || rc == SS_WANT_READ
                         ? shim_wants(s, rc) : 0;
@@ -282,7 +287,7 @@ static ssize_t sock_send_ex(struct shim_sock *s, int fd, const void *buf,
                 break;
             return write_failed(e, flags);
         }
-        if (wait_ready(fd, wants, dontwait, SO_SNDTIMEO, &ws) != 0) {
+        if (wait_ready(s, fd, wants, dontwait, SO_SNDTIMEO, &ws) != 0) {
             if (total > 0)
                 break;
             return -1;
@@ -638,14 +643,14 @@ static int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
 
 /* True when the connection can take plaintext now without waiting: open,
  * nothing left unsent, and the socket writable. */
-static bool sock_can_send_now(struct shim_sock *s, int fd)
+static bool sock_can_send_now(struct shim_sock *s)
 {
-    shim_sock_lock(s, fd);
+    shim_sock_lock(s);
     bool ok = unusable(s) == 0 &&
               ss_conn_state(s->conn) == SS_CONN_OPEN &&
               ss_conn_unsent(s->conn) == 0;
     shim_sock_unlock(s);
-    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    struct pollfd pfd = {.fd = s->priv_fd, .events = POLLOUT};
     return ok && REAL(poll)(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT);
 }
 
@@ -661,7 +666,7 @@ static bool fd_readable_now(int fd)
 static ssize_t pipe_to_sock(struct shim_sock *s, int fd, int in_fd,
                             size_t count, bool dontwait, char *buf)
 {
-    if ((dontwait || shim_fd_nonblocking(fd)) && !sock_can_send_now(s, fd)) {
+    if ((dontwait || shim_fd_nonblocking(fd)) && !sock_can_send_now(s)) {
         errno = EAGAIN;
         return -1;
     }

@@ -121,7 +121,7 @@ static struct ss_policy *policy_current_ref(void)
 }
 
 /* Builds the new snapshot completely, then publishes it; a file that no
- * longer loads keeps the old one (DESIGN.md decision 5). */
+ * longer loads keeps the old one (docs/design.md, "Policy snapshots"). */
 static void reload(uint64_t seen)
 {
     struct ss_policy *fresh = NULL;
@@ -178,12 +178,14 @@ static void fork_prepare(void)
     pthread_mutex_lock(&policy_lock);
     resolve_fork_prepare();
     fdtab_fork_prepare();
+    shim_sock_fork_prepare();
     ss_log_fork_prepare();
 }
 
 static void fork_parent(void)
 {
     ss_log_fork_parent();
+    shim_sock_fork_parent();
     fdtab_fork_parent();
     resolve_fork_parent();
     pthread_mutex_unlock(&policy_lock);
@@ -192,6 +194,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     ss_log_fork_child();
+    shim_sock_fork_child();
     fdtab_fork_child();
     resolve_fork_child();
     pthread_mutex_init(&policy_lock, NULL);
@@ -204,10 +207,10 @@ static void fork_child(void)
 #define EXEC_LIST_MAX 64
 
 /*
- * TLS state is process memory and cannot cross execve(): a managed socket
- * the new program inherits carries the peer's TLS records to a program
- * that cannot read them, and its writes would reach the peer in clear
- * (the peer rejects them as bad records). The call is not refused (the
+ * TLS state is process memory and cannot cross execve(): a managed
+ * descriptor the new program inherits is the stand-in, on which every
+ * read and write fails (the TCP connection stays on the private
+ * descriptor, which is close-on-exec). The call is not refused (the
  * program may mean it, e.g. to hand over a plain listener too); one
  * warning names the descriptors. Uses no lock and no allocation, so it is
  * safe between vfork and exec. Keeps errno.
@@ -236,8 +239,8 @@ static void exec_check(const char *call)
         ss_log(SS_LOG_WARNING, "%s: %zu TLS connection descriptor%s (%s%s) "
                "without FD_CLOEXEC pass%s to the new program without "
                "%s TLS state: TLS cannot cross exec, the new program "
-               "would see raw TLS records", call, inherited,
-               inherited > 1 ? "s" : "", list,
+               "gets a socket that fails every read and write", call,
+               inherited, inherited > 1 ? "s" : "", list,
                n > EXEC_LIST_MAX ? ", more not checked" : "",
                inherited > 1 ? "" : "es", inherited > 1 ? "their" : "its");
     errno = saved;
@@ -404,10 +407,13 @@ SS_EXPORT int posix_spawnp(pid_t *restrict pid, const char *restrict file,
  * close(), so their entries are dropped here first (with close_notify
  * under the fork rule, as close() does). The range is detached before the
  * kernel closes it, never after: a number closed and reused by another
- * thread in between would otherwise lose the new socket's entry.
- * Arguments the kernel rejects (EINVAL) and CLOSE_RANGE_CLOEXEC (nothing
- * is closed now) pass straight through. CLOSE_RANGE_UNSHARE is done
- * first with unshare(), so that the close itself can no longer fail once
+ * thread in between would otherwise lose the new socket's entry. The
+ * shim's own descriptors in the range are left open: the range is closed
+ * around them (daemons close every number above 2 at start; the shim's
+ * connections and log must survive that). Arguments the kernel rejects
+ * (EINVAL) pass straight through; CLOSE_RANGE_CLOEXEC only marks, which
+ * the shim's descriptors are already. CLOSE_RANGE_UNSHARE is done first
+ * with unshare(), so that the close itself can no longer fail once
  * entries are gone.
  */
 /* close() also tells events.c (epoll sets hold any descriptor, managed
@@ -426,23 +432,56 @@ static void detach_range(unsigned int first, unsigned int last)
         events_fd_closing((int)fd);
 }
 
+/* The kernel's close_range over [first, last] minus the shim's own
+ * descriptors. Returns 0 or -1 with errno. */
+static int close_around_owned(unsigned int first, unsigned int last,
+                              int flags)
+{
+    unsigned int from = first;
+    while (from <= last) {
+        int owned = from <= (unsigned int)INT_MAX
+                        ? fdtab_next_owned((int)from) : -1;
+        while (owned >= 0 && (unsigned int)owned <= last &&
+               !fdtab_ours(owned))
+            owned = fdtab_next_owned(owned + 1); /* reused: not ours */
+        if (owned < 0 || (unsigned int)owned > last)
+            return REAL(close_range)(from, last, flags);
+        if ((unsigned int)owned > from &&
+            REAL(close_range)(from, (unsigned int)owned - 1, flags) != 0)
+            return -1;
+        if ((unsigned int)owned == UINT_MAX)
+            return 0;
+        from = (unsigned int)owned + 1;
+    }
+    return 0;
+}
+
 static int shim_close_range(unsigned int first, unsigned int last, int flags)
 {
     unsigned int known = CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC;
-    if (first > last || ((unsigned int)flags & ~known) != 0 ||
-        ((unsigned int)flags & CLOSE_RANGE_CLOEXEC) != 0)
+    if (first > last || ((unsigned int)flags & ~known) != 0)
         return REAL(close_range)(first, last, flags);
+    if (((unsigned int)flags & CLOSE_RANGE_CLOEXEC) != 0)
+        return close_around_owned(first, last, flags);
     if (((unsigned int)flags & CLOSE_RANGE_UNSHARE) != 0 &&
         unshare(CLONE_FILES) != 0)
         return -1;
     detach_range(first, last);
-    return REAL(close_range)(first, last, 0);
+    return close_around_owned(first, last, 0);
 }
 
 static void shim_closefrom(int lowfd)
 {
-    detach_range(lowfd > 0 ? (unsigned int)lowfd : 0, UINT_MAX);
-    REAL(closefrom)(lowfd);
+    unsigned int first = lowfd > 0 ? (unsigned int)lowfd : 0;
+    detach_range(first, UINT_MAX);
+    if (close_around_owned(first, UINT_MAX, 0) != 0) {
+        /* Without close_range (old kernels) glibc's closefrom closes one
+         * by one; so does the shim, skipping its own. */
+        long open_max = sysconf(_SC_OPEN_MAX);
+        for (long fd = first; fd < open_max; fd++)
+            if (!fdtab_owned((int)fd) || !fdtab_ours((int)fd))
+                REAL(close)((int)fd);
+    }
 }
 
 SS_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
@@ -465,6 +504,7 @@ SS_EXPORT void closefrom(int lowfd)
 __attribute__((constructor)) static void shim_start(void)
 {
     shim_real_bind();
+    shim_log_start();
     bool compat = ss_compat_mode(); /* frozen from now on */
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 

@@ -72,6 +72,10 @@ static void real_bind_all(void)
     BIND(getsockopt, "getsockopt");
     BIND(getsockname, "getsockname");
     BIND(getpeername, "getpeername");
+    BIND(setsockopt, "setsockopt");
+    BIND(socket, "socket");
+    BIND(bind, "bind");
+    BIND(listen, "listen");
     BIND(ppoll, "ppoll");
     BIND(select, "select");
     BIND(pselect, "pselect");

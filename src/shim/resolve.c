@@ -1,7 +1,7 @@
 /*
  * resolve.c - remembers which host name each address came from, so that
  * connect() can match name-based endpoints and send SNI / check the name
- * the program asked for (DESIGN.md decision 4).
+ * the program asked for (docs/design.md, "Endpoints and matching").
  *
  * A ring of the most recent RING_SIZE (address, name) pairs: bounded
  * memory, and the newest answer for an address wins.

@@ -4,18 +4,21 @@
  * Each intercepted call has three names (STYLE.md): the real libc function
  * in the `real` table, the logic in a static shim_NAME, and the exported
  * one-line trampoline NAME marked SS_EXPORT. Families live in one file
- * each: real.c (the table), fdtab.c (fd -> managed socket), process.c
- * (constructor, policy snapshot, fork handlers), resolve.c (name memory),
- * sockets.c (connect/accept/close/shutdown/dup/fcntl), io.c (data calls).
- * The event-loop calls (poll/select/epoll) of issue 4 go into events.c and
- * reuse shim_sock_lock(), shim_handshake_step() and the wants of the conn.
+ * each: real.c (the table), fdtab.c (program fd -> managed socket, and the
+ * shim's own descriptors), sock.c (the managed socket: private descriptor,
+ * stand-in, lifetime), logfd.c (the log's descriptor), process.c
+ * (constructor, policy snapshot, fork, exec, close_range), resolve.c
+ * (name memory), sockets.c (socket/connect/accept/close/shutdown/dup/fcntl,
+ * options, the handshake), io.c (data calls), events.c (poll/select/
+ * epoll), stdio.c (streams over managed sockets). docs/design.md is the
+ * architecture.
  *
  * The shim holds no TLS logic: it only calls the engine (conn.h).
  *
  * Lock order (no shim lock is held while waiting for the OS):
  *   policy_lock (process.c) and resolve_lock (resolve.c) are leaves;
  *   fdtab stripe locks (fdtab.c) are leaves;
- *   sock_list_lock (fdtab.c) -> shim_sock.lock   (only at fork)
+ *   sock_list_lock (sock.c) -> shim_sock.lock   (only at fork)
  *   shim_sock.lock -> the engine's log lock
  * pthread_atfork takes them all in that order, the log lock last
  * (fork_prepare in process.c).
@@ -77,6 +80,10 @@ struct real_fns {
     int (*getsockopt)(int, int, int, void *, socklen_t *);
     int (*getsockname)(int, struct sockaddr *, socklen_t *);
     int (*getpeername)(int, struct sockaddr *, socklen_t *);
+    int (*setsockopt)(int, int, int, const void *, socklen_t);
+    int (*socket)(int, int, int);
+    int (*bind)(int, const struct sockaddr *, socklen_t);
+    int (*listen)(int, int);
     /* events.c and sockets.c (issue 4, part A) */
     int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *,
                  const sigset_t *);
@@ -125,11 +132,30 @@ void shim_real_bind(void);
 /* Binds on first use and yields the table: `REAL(read)(fd, buf, len)`. */
 #define REAL(name) (shim_real_bind(), real.name)
 
-/* --- fdtab.c ----------------------------------------------------------- */
+/* --- sock.c ------------------------------------------------------------ */
+
+struct shim_sock;
+
+/* A descriptor the shim owns, as it was when the shim made it: a number
+ * whose device and inode no longer match is not the shim's any more (the
+ * program closed it with a raw syscall and the number was reused). */
+struct shim_owned {
+    dev_t dev;
+    ino_t ino;
+    struct shim_sock *sock; /* the connection it carries, or NULL */
+};
+
+/* Fills o for fd (fstat); false when fd is not open. */
+bool shim_owned_record(struct shim_owned *o, int fd, struct shim_sock *s);
+/* Whether fd is still what o recorded. */
+bool shim_owned_still(const struct shim_owned *o, int fd);
 
 /*
  * One managed TCP socket: the TLS connection of one kernel socket, shared
- * by every descriptor dup'ed from it.
+ * by every program descriptor dup'ed from it. The kernel socket itself is
+ * held only by priv_fd, a descriptor the shim owns; the program's numbers
+ * point at an inert stand-in (docs/design.md, "The program's descriptor
+ * never reaches the wire").
  */
 struct shim_sock {
     /* One per fdtab slot plus one per call in flight; the last frees. */
@@ -143,56 +169,87 @@ struct shim_sock {
     pthread_mutex_t lock;
     pthread_cond_t hs_cond;    /* the handshake driver finished a step */
     struct ss_conn *conn;      /* owned */
+    int priv_fd;               /* the TCP socket; owned, close-on-exec */
+    struct shim_owned priv_own; /* what priv_fd is, for fdtab's owned table */
     enum ss_direction dir;
-    int nfds;                  /* fdtab slots pointing here */
+    int nfds;                  /* program descriptors pointing here */
     bool hs_busy;              /* a thread is waiting for the handshake */
     bool failed;               /* never again carries data */
     int fail_errno;            /* what I/O returns once failed */
     bool nonblocking_connect;  /* EINPROGRESS connect: issue 4 drives it */
     bool closed;               /* the last descriptor was closed */
+    bool established;          /* the handshake's end was announced */
     bool tcp_connecting;       /* non-blocking connect: TCP not done yet */
     struct timespec hs_deadline; /* handshake-timeout, from connect/accept */
     char peer[320];            /* "HOST:PORT" for messages */
 
-    /* Guarded by the list lock in fdtab.c. */
+    /* Guarded by the list lock in sock.c. */
     struct shim_sock *list_prev, *list_next;
 };
 
-/* A new sock with one reference (the caller's), owning conn. Returns NULL
- * when out of memory (conn is then freed). */
+/* A new sock with one reference (the caller's), owning conn and priv_fd
+ * (which it marks as the shim's own). Returns NULL with errno ENOMEM (conn
+ * is then freed; priv_fd is the caller's to close). */
 struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
-                                const char *peer);
+                                const char *peer, int priv_fd);
 
 void shim_sock_ref(struct shim_sock *s);
-/* Drops a reference; the last one frees the conn and the sock. Keeps
- * errno. NULL is allowed. */
+/* Drops a reference; the last one frees the conn and closes the private
+ * descriptor (if it is still the shim's). Keeps errno. NULL is allowed. */
 void shim_sock_unref(struct shim_sock *s);
 
-/*
- * Locks s for an engine call made on behalf of descriptor fd: the engine's
- * BIO then does its I/O on fd (any descriptor of the socket that is open
- * right now), not on the one the conn was created with, which may be
- * closed since.
- */
-void shim_sock_lock(struct shim_sock *s, int fd);
+/* Locks s for an engine call (the caller's process then owns the
+ * connection, see the fork rule in docs/shim.md). */
+void shim_sock_lock(struct shim_sock *s);
 void shim_sock_unlock(struct shim_sock *s);
 
-/* The sock behind fd with a reference taken, or NULL for an unmanaged fd
- * (one atomic load). */
+/* Counts a program descriptor in (+1) or out (-1). The last one out marks
+ * s closed and, in the owning process, sends close_notify (best effort,
+ * non-blocking). */
+void shim_sock_count_fd(struct shim_sock *s, int delta);
+
+/* The endpoint's name, for messages. */
+const char *shim_sock_endpoint(const struct shim_sock *s);
+
+/* A close-on-exec duplicate of fd in the private range (above FD_SETSIZE
+ * where the limit allows; for_connection: the soft RLIMIT_NOFILE may be
+ * raised once for it). Returns the descriptor, or -1 with errno (EMFILE
+ * when none is free). */
+int shim_private_dup(int fd, bool for_connection);
+
+/* Moves s to a new private descriptor (the program dup2'ed onto the old
+ * number). Returns 0 or -1 with errno. */
+int shim_sock_relocate(struct shim_sock *s);
+
+/* Re-points fd at a fresh unconnected TCP socket of family that carries
+ * fd's file status flags and close-on-exec flag. Returns 0 or -1 with
+ * errno (fd is then unchanged). */
+int shim_standin_install(int fd, int family);
+
+void shim_sock_fork_prepare(void);
+void shim_sock_fork_parent(void);
+void shim_sock_fork_child(void);
+
+/* The engine I/O used for every conn the shim makes (real recv/send on the
+ * private descriptor). */
+extern const struct ss_io_ops shim_io;
+
+/* --- fdtab.c ----------------------------------------------------------- */
+
+/* The sock behind program descriptor fd with a reference taken, or NULL
+ * for an unmanaged fd (one atomic load). */
 struct shim_sock *fdtab_get(int fd);
 
-/* Points fd at s (taking a fd reference and counting the descriptor);
- * a stale entry for fd is detached first. Keeps errno. */
+/* Points fd at s (taking a reference and counting the descriptor); a
+ * stale entry for fd is detached first. Keeps errno. */
 void fdtab_install(int fd, struct shim_sock *s);
 
-/* Forgets fd before the kernel closes it. When it was the socket's last
- * descriptor in the owning process, close_notify is sent on fd (best
- * effort, non-blocking). Keeps errno. */
+/* Forgets fd before the kernel closes it (the sock counts it out). Keeps
+ * errno. */
 void fdtab_detach(int fd);
 
-/* Forgets every managed descriptor in [first, last] before the kernel
- * closes them (close_range, closefrom), as fdtab_detach does one.
- * Keeps errno. */
+/* Forgets every managed descriptor in [first, last] (close_range,
+ * closefrom). Keeps errno. */
 void fdtab_detach_range(unsigned int first, unsigned int last);
 
 /* Writes up to max managed descriptors into fds and returns how many
@@ -200,16 +257,24 @@ void fdtab_detach_range(unsigned int first, unsigned int last);
  * usable between vfork and exec; the answer is a snapshot. */
 size_t fdtab_managed_fds(int *fds, size_t max);
 
-/* Fork handlers for the fdtab locks and every sock lock. The parent and
- * child handlers also forget which process used each connection, so the
- * first process to use it after the fork owns it (close_notify rule,
- * docs/shim.md "fork"). */
+/* The shim's own descriptors: private connection descriptors and others
+ * such as the log. The interposed close/close_range/closefrom/dup leave
+ * them alone while they are still the shim's (fdtab_ours). o must live
+ * until fdtab_disown. */
+bool fdtab_owned(int fd);
+void fdtab_own(int fd, struct shim_owned *o);
+void fdtab_disown(int fd);
+/* Whether fd is owned and still what the shim made (fstat); an entry whose
+ * number was reused behind the shim's back is dropped. */
+bool fdtab_ours(int fd);
+/* The sock whose private descriptor is fd, with a reference; else NULL. */
+struct shim_sock *fdtab_owner_get(int fd);
+/* The first owned descriptor >= from, or -1. */
+int fdtab_next_owned(int from);
+
 void fdtab_fork_prepare(void);
 void fdtab_fork_parent(void);
 void fdtab_fork_child(void);
-
-/* The engine I/O used for every conn the shim makes (real recv/send). */
-extern const struct ss_io_ops shim_io;
 
 /* --- process.c --------------------------------------------------------- */
 
@@ -217,6 +282,16 @@ extern const struct ss_io_ops shim_io;
  * ss_policy_unref), or NULL while inert. Checks, at most once a second,
  * whether the policy or its files changed and reloads them. */
 struct ss_policy *shim_policy_get(void);
+
+/* --- logfd.c ------------------------------------------------------------ */
+
+/* Moves the log to a descriptor of the shim's own (call first thing in the
+ * constructor). */
+void shim_log_start(void);
+
+/* The program wants number fd, which is the log's: the log moves to
+ * another. Returns 0 (also when fd is not the log's) or -1 with errno. */
+int shim_log_relocate(int fd);
 
 /* --- resolve.c --------------------------------------------------------- */
 
@@ -283,6 +358,14 @@ int shim_handshake(struct shim_sock *s, int fd, bool dontwait);
  */
 int shim_wants(const struct shim_sock *s, int rc);
 
+/*
+ * After an engine call that may have finished the handshake (a read or a
+ * write drives it too): the first time the connection is seen past it,
+ * logs "established" and wakes the threads waiting for it. Called with s
+ * locked.
+ */
+void shim_note_established(struct shim_sock *s);
+
 /* poll() events for a bit set of SS_WANT_*. */
 short shim_poll_events(int wants);
 
@@ -298,7 +381,7 @@ int shim_ms_until(const struct timespec *t);
  * connection is past the handshake, SS_WANT_READ/SS_WANT_WRITE, or a
  * negative ss_err once s is failed (s->failed, s->fail_errno set).
  */
-int shim_handshake_step(struct shim_sock *s, int fd);
+int shim_handshake_step(struct shim_sock *s);
 
 /*
  * With s locked: progress without blocking and without taking the
@@ -308,12 +391,26 @@ int shim_handshake_step(struct shim_sock *s, int fd);
  * engine result: SS_OK, SS_EOF, SS_WANT_*, or a negative ss_err (a TLS
  * failure has then failed s; SS_ERR_STATE when s was already failed).
  */
-int shim_pump(struct shim_sock *s, int fd, bool read);
+int shim_pump(struct shim_sock *s, bool read);
 
 /* events.c: forgets fd in every epoll set the shim tracks, and the set
  * itself when fd is an epoll descriptor. Called by close() before the
  * kernel closes fd. Keeps errno. */
 void events_fd_closing(int fd);
+
+/* events.c: epoll registrations made on a TCP socket before connect()
+ * (nginx registers upstream sockets so) move with the connection when it
+ * becomes managed. socket() notes new TCP sockets; connect() settles them
+ * (managed or not); in between, the registrations made on them are kept.
+ * take removes them from the kernel (call while fd is still the real
+ * socket); restore registers them again for the managed fd (after it is
+ * in the fdtab); free drops them. Keep errno. */
+struct events_moved;
+void events_socket_created(int fd);
+void events_socket_settled(int fd);
+struct events_moved *events_take_registrations(int fd);
+void events_restore_registrations(struct events_moved *m, int fd);
+void events_moved_free(struct events_moved *m);
 
 /* True when fd has O_NONBLOCK set. */
 bool shim_fd_nonblocking(int fd);
@@ -321,7 +418,7 @@ bool shim_fd_nonblocking(int fd);
 /* Marks s failed with errno e, logs one error line saying why (during the
  * handshake or later), and shuts the socket down so no byte can pass in
  * clear afterwards. Called with s locked. */
-void shim_sock_fail(struct shim_sock *s, int fd, int e, bool handshake,
+void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
                     const char *why);
 
 /* The errno a failed engine call (rc < 0) gives the program: during the

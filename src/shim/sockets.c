@@ -4,8 +4,9 @@
  *
  * connect() to an endpoint the policy names does TCP and then the whole
  * TLS handshake before returning, so failures surface at connect
- * (DESIGN.md decision 3). accept() never handshakes: the first I/O of the
- * accepted socket drives it, so one slow client cannot stall the loop.
+ * (docs/design.md, "Where the handshake happens"). accept() never
+ * handshakes: the first I/O of the accepted socket drives it, so one slow
+ * client cannot stall the loop.
  * A non-blocking connect returns EINPROGRESS as usual; the program's next
  * look at the socket (events.c, getsockopt(SO_ERROR), ioctl(FIONREAD),
  * read, write) finishes the TCP connect and drives the handshake one
@@ -83,12 +84,6 @@ static void host_text(const struct sockaddr *sa, const char *name, char *out,
         snprintf(out, len, "?");
 }
 
-static const char *endpoint_name(const struct shim_sock *s)
-{
-    const struct ss_endpoint *ep = ss_conn_endpoint(s->conn);
-    return ep != NULL && ep->name != NULL ? ep->name : "?";
-}
-
 int shim_wants(const struct shim_sock *s, int rc)
 {
     int wants = rc == SS_WANT_READ || rc == SS_WANT_WRITE ? rc : 0;
@@ -135,7 +130,7 @@ int shim_errno_of(const struct shim_sock *s, int rc, bool handshake)
     }
 }
 
-void shim_sock_fail(struct shim_sock *s, int fd, int e, bool handshake,
+void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
                     const char *why)
 {
     if (s->failed)
@@ -143,17 +138,15 @@ void shim_sock_fail(struct shim_sock *s, int fd, int e, bool handshake,
     s->failed = true;
     s->fail_errno = e;
     ss_log(SS_LOG_ERROR, "endpoint '%s': TLS %s with %s failed: %s",
-           endpoint_name(s), handshake ? "handshake" : "connection", s->peer,
+           shim_sock_endpoint(s), handshake ? "handshake" : "connection", s->peer,
            why != NULL && *why != '\0' ? why : "unknown error");
-    /* Nothing may pass in clear on this socket from now on. */
-    REAL(shutdown)(fd, SHUT_RDWR);
+    /* Nothing may pass on this socket from now on. */
+    REAL(shutdown)(s->priv_fd, SHUT_RDWR);
     pthread_cond_broadcast(&s->hs_cond);
 }
 
 static void log_established(const struct shim_sock *s)
 {
-    if (!ss_log_enabled(SS_LOG_INFO))
-        return;
     char desc[256] = "";
     ss_conn_describe(s->conn, desc, sizeof(desc));
     char relaxed[256] = "";
@@ -169,8 +162,19 @@ static void log_established(const struct shim_sock *s)
                      ? ss_relaxation_name(SS_RELAX_KEY_USAGE) : "");
     }
     ss_log(SS_LOG_INFO, "endpoint '%s': TLS %s %s established: %s%s",
-           endpoint_name(s), s->dir == SS_DIR_CONNECT ? "to" : "from",
+           shim_sock_endpoint(s), s->dir == SS_DIR_CONNECT ? "to" : "from",
            s->peer, desc, relaxed);
+}
+
+void shim_note_established(struct shim_sock *s)
+{
+    enum ss_conn_state st = ss_conn_state(s->conn);
+    if (s->established || st == SS_CONN_HANDSHAKING || st == SS_CONN_FAILED)
+        return;
+    s->established = true;
+    if (ss_log_enabled(SS_LOG_INFO))
+        log_established(s);
+    pthread_cond_broadcast(&s->hs_cond);
 }
 
 struct timespec shim_deadline_after(int ms)
@@ -195,13 +199,13 @@ int shim_ms_until(const struct timespec *t)
     return ms <= 0 ? 0 : ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
 
-static void fail_timeout(struct shim_sock *s, int fd, int timeout_ms)
+static void fail_timeout(struct shim_sock *s, int timeout_ms)
 {
     char why[128];
     snprintf(why, sizeof(why), "no complete handshake within %d.%03d s "
              "(handshake-timeout)", timeout_ms / 1000, timeout_ms % 1000);
-    shim_sock_fail(s, fd, s->dir == SS_DIR_LISTEN ? ECONNRESET : ETIMEDOUT,
-                   true, why);
+    shim_sock_fail(s, s->dir == SS_DIR_LISTEN ? ECONNRESET : ETIMEDOUT, true,
+                   why);
 }
 
 /*
@@ -212,16 +216,16 @@ static void fail_timeout(struct shim_sock *s, int fd, int timeout_ms)
  * Returns SS_OK (connected), SS_WANT_WRITE (pending) or SS_ERR_SYSCALL.
  * Called with s locked.
  */
-static int connect_check(struct shim_sock *s, int fd)
+static int connect_check(struct shim_sock *s)
 {
     if (!s->tcp_connecting)
         return SS_OK;
-    struct pollfd pfd = {.fd = fd, .events = POLLOUT, .revents = 0};
+    struct pollfd pfd = {.fd = s->priv_fd, .events = POLLOUT, .revents = 0};
     if (REAL(poll)(&pfd, 1, 0) <= 0)
         return SS_WANT_WRITE;
     int err = 0;
     socklen_t len = sizeof(err);
-    if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    if (REAL(getsockopt)(s->priv_fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
     if (err == 0 && (pfd.revents & POLLOUT) == 0)
         err = ECONNREFUSED; /* hung up without an error: not connected */
@@ -231,7 +235,7 @@ static int connect_check(struct shim_sock *s, int fd)
     s->failed = true;
     s->fail_errno = err;
     ss_log(SS_LOG_INFO, "endpoint '%s': TCP connect to %s failed: %s",
-           endpoint_name(s), s->peer, strerror(err));
+           shim_sock_endpoint(s), s->peer, strerror(err));
     pthread_cond_broadcast(&s->hs_cond);
     return SS_ERR_SYSCALL;
 }
@@ -241,24 +245,23 @@ static bool past(const struct timespec *t)
     return (t->tv_sec != 0 || t->tv_nsec != 0) && shim_ms_until(t) == 0;
 }
 
-int shim_handshake_step(struct shim_sock *s, int fd)
+int shim_handshake_step(struct shim_sock *s)
 {
     if (s->closed || s->failed)
         return SS_ERR_STATE;
-    int rc = connect_check(s, fd);
+    int rc = connect_check(s);
     if (rc == SS_OK && ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
         rc = ss_conn_handshake(s->conn);
         if (rc == SS_OK) {
-            log_established(s);
-            pthread_cond_broadcast(&s->hs_cond);
+            shim_note_established(s);
         } else if (rc < 0) {
-            shim_sock_fail(s, fd, shim_errno_of(s, rc, true), true,
+            shim_sock_fail(s, shim_errno_of(s, rc, true), true,
                            ss_conn_error(s->conn));
         }
     }
     if ((rc == SS_WANT_READ || rc == SS_WANT_WRITE) && past(&s->hs_deadline)) {
         int ms = ss_conn_handshake_timeout_ms(s->conn);
-        fail_timeout(s, fd, ms > 0 ? ms : SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000);
+        fail_timeout(s, ms > 0 ? ms : SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000);
         rc = SS_ERR_TIMEOUT;
     }
     return rc;
@@ -272,9 +275,9 @@ int shim_handshake_step(struct shim_sock *s, int fd)
  * shim_handshake_step enforces. s is locked throughout except while
  * waiting. nonblocking: one step, then EAGAIN if not done.
  */
-static int handshake_wait(struct shim_sock *s, int fd, bool nonblocking)
+static int handshake_wait(struct shim_sock *s, bool nonblocking)
 {
-    shim_sock_lock(s, fd);
+    shim_sock_lock(s);
     int timeout_ms = ss_conn_handshake_timeout_ms(s->conn);
     if (timeout_ms <= 0)
         timeout_ms = SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000;
@@ -299,10 +302,10 @@ static int handshake_wait(struct shim_sock *s, int fd, bool nonblocking)
             }
             if (pthread_cond_timedwait(&s->hs_cond, &s->lock, deadline) ==
                 ETIMEDOUT)
-                fail_timeout(s, fd, timeout_ms);
+                fail_timeout(s, timeout_ms);
             continue;
         }
-        int rc = shim_handshake_step(s, fd);
+        int rc = shim_handshake_step(s);
         if (rc == SS_OK)
             continue; /* TCP done: now the TLS handshake, or open */
         if (rc < 0)
@@ -313,16 +316,16 @@ static int handshake_wait(struct shim_sock *s, int fd, bool nonblocking)
         }
         int left = shim_ms_until(deadline);
         if (left == 0) {
-            fail_timeout(s, fd, timeout_ms);
+            fail_timeout(s, timeout_ms);
             continue;
         }
-        struct pollfd pfd = {.fd = fd,
+        struct pollfd pfd = {.fd = s->priv_fd,
                              .events = shim_poll_events(shim_wants(s, rc))};
         s->hs_busy = true;
         shim_sock_unlock(s);
         /* EINTR or a timeout just loop: the deadline is absolute. */
         (void)REAL(poll)(&pfd, 1, left);
-        shim_sock_lock(s, fd);
+        shim_sock_lock(s);
         s->hs_busy = false;
         pthread_cond_broadcast(&s->hs_cond);
     }
@@ -335,16 +338,16 @@ static int handshake_wait(struct shim_sock *s, int fd, bool nonblocking)
 
 int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
 {
-    return handshake_wait(s, fd, dontwait || shim_fd_nonblocking(fd));
+    return handshake_wait(s, dontwait || shim_fd_nonblocking(fd));
 }
 
-int shim_pump(struct shim_sock *s, int fd, bool read)
+int shim_pump(struct shim_sock *s, bool read)
 {
     if (s->closed || s->failed)
         return SS_ERR_STATE;
     if (s->tcp_connecting ||
         ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
-        int rc = shim_handshake_step(s, fd);
+        int rc = shim_handshake_step(s);
         if (rc != SS_OK)
             return rc;
     }
@@ -360,49 +363,101 @@ int shim_pump(struct shim_sock *s, int fd, bool read)
     size_t n = 0;
     int rc = ss_conn_read(s->conn, &byte, 1, true, &n);
     if (rc < 0 && rc != SS_ERR_SYSCALL && rc != SS_ERR_CLOSED)
-        shim_sock_fail(s, fd, shim_errno_of(s, rc, false), false,
+        shim_sock_fail(s, shim_errno_of(s, rc, false), false,
                        ss_conn_error(s->conn));
     return rc;
 }
 
-/* --- connect ---------------------------------------------------------------- */
+/* --- becoming managed -------------------------------------------------------- */
 
-/* Makes fd a managed client socket for ep. Returns the new sock with the
- * caller's reference, or NULL (errno set) when the conn cannot be made. */
+/* The address family of socket fd (AF_INET / AF_INET6), or -1. */
+static int socket_family(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (REAL(getsockname)(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    return ss.ss_family;
+}
+
+/*
+ * Makes fd a managed socket for ep (docs/design.md, "The program's
+ * descriptor never reaches the wire"): the TCP connection moves to a
+ * private descriptor, epoll registrations the program made on fd move with
+ * it, fd is re-pointed at a stand-in, and the conn is made over the
+ * private descriptor. Returns the new sock with the caller's reference, or
+ * NULL with errno (EMFILE: no descriptor for either; ENOMEM; EPROTO: the
+ * engine refused). On NULL fd is either untouched (still the real socket,
+ * the caller shuts it down) or already the stand-in.
+ */
 static struct shim_sock *manage(int fd, struct ss_policy *p,
                                 const struct ss_endpoint *ep,
                                 enum ss_direction dir, const char *host,
                                 const char *peer)
 {
+    int family = socket_family(fd);
+    int priv = shim_private_dup(fd, true);
+    if (priv < 0 || family < 0) {
+        int e = priv < 0 ? errno : ENOTSOCK;
+        ss_log(SS_LOG_ERROR, "endpoint '%s': no descriptor for the TLS "
+               "connection with %s: %s", ep->name, peer, strerror(e));
+        if (priv >= 0)
+            REAL(close)(priv);
+        errno = e;
+        return NULL;
+    }
     struct ss_conn *conn = NULL;
     struct ss_errbuf err = {""};
-    int rc = ss_conn_new(p, ep, fd, &shim_io, host, &conn, &err);
+    int rc = ss_conn_new(p, ep, priv, &shim_io, host, &conn, &err);
     if (rc != SS_OK) {
         ss_log(SS_LOG_ERROR, "endpoint '%s': cannot set up TLS with %s: %s",
                ep->name, peer, err.msg);
+        REAL(close)(priv);
         errno = rc == SS_ERR_NOMEM ? ENOMEM : EPROTO;
         return NULL;
     }
     int ms = ss_conn_handshake_timeout_ms(conn);
-    struct shim_sock *s = shim_sock_new(conn, dir, peer);
+    struct shim_sock *s = shim_sock_new(conn, dir, peer, priv);
     if (s == NULL) {
+        REAL(close)(priv);
         errno = ENOMEM;
         return NULL;
     }
     /* Non-blocking handshakes are timed from here (connect or accept). */
     s->hs_deadline = shim_deadline_after(
         ms > 0 ? ms : SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000);
+    struct events_moved *moved = events_take_registrations(fd);
+    if (shim_standin_install(fd, family) != 0) {
+        int e = errno;
+        ss_log(SS_LOG_ERROR, "endpoint '%s': cannot put a stand-in on "
+               "descriptor %d for %s: %s", ep->name, fd, peer, strerror(e));
+        events_moved_free(moved);
+        REAL(shutdown)(priv, SHUT_RDWR); /* fd is that socket still */
+        shim_sock_unref(s);
+        errno = e == ENFILE ? ENFILE : EMFILE;
+        return NULL;
+    }
+    /* The real socket is blocking from now on: the engine always asks for
+     * MSG_DONTWAIT, and the shim's own waits need it (a blocking peek
+     * lets the kernel apply SO_RCVTIMEO and SA_RESTART). The program's
+     * O_NONBLOCK is on the stand-in. */
+    int fl = REAL(fcntl)(priv, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK))
+        (void)REAL(fcntl)(priv, F_SETFL, fl & ~O_NONBLOCK);
     fdtab_install(fd, s);
+    events_restore_registrations(moved, fd);
     return s;
 }
+
+/* --- connect ---------------------------------------------------------------- */
 
 /*
  * Connect endpoints: after the TCP connect, match and handshake. pending
  * means the TCP connect is still under way (EINPROGRESS, or EINTR): the
  * sock is recorded as "TCP connecting" and the program's next look at the
  * descriptor (poll/select/epoll, getsockopt(SO_ERROR), read, write)
- * completes the TCP connect and drives the handshake (DESIGN.md decision
- * 3). Returns 0, or -1 with errno.
+ * completes the TCP connect and drives the handshake (docs/design.md,
+ * "Where the handshake happens"). Returns 0, or -1 with errno.
  */
 static int secure_connect(int fd, const struct sockaddr *addr,
                           socklen_t addr_len, bool pending)
@@ -432,7 +487,7 @@ static int secure_connect(int fd, const struct sockaddr *addr,
     }
     int rc = 0;
     if (pending) {
-        shim_sock_lock(s, fd);
+        shim_sock_lock(s);
         s->nonblocking_connect = true;
         s->tcp_connecting = true;
         shim_sock_unlock(s);
@@ -449,10 +504,14 @@ static int secure_connect(int fd, const struct sockaddr *addr,
  * after the TCP connect completed, then EISCONN. The answer must be the TLS
  * connection's: 0 / EISCONN once its handshake is done, EALREADY while it
  * is not (non-blocking), or the handshake's failure. A blocking socket
- * drives the handshake to its end first. Returns 0 or -1 with errno.
+ * drives the handshake to its end first. The kernel is asked on the
+ * private descriptor: a connect on the stand-in would open a second,
+ * plaintext connection. Returns 0 or -1 with errno.
  */
-static int connect_again(struct shim_sock *s, int fd, int kernel_rc)
+static int connect_again(struct shim_sock *s, int fd,
+                         const struct sockaddr *addr, socklen_t len)
 {
+    int kernel_rc = REAL(connect)(s->priv_fd, addr, len);
     if (kernel_rc != 0 && errno != EISCONN)
         return kernel_rc; /* EALREADY and real errors, as they are */
     if (shim_handshake(s, fd, false) != 0) {
@@ -470,7 +529,7 @@ static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct shim_sock *managed = fdtab_get(fd);
     if (managed != NULL) {
-        int rc = connect_again(managed, fd, REAL(connect)(fd, addr, len));
+        int rc = connect_again(managed, fd, addr, len);
         shim_sock_unref(managed); /* keeps errno */
         return rc;
     }
@@ -482,8 +541,13 @@ static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
         errno = saved;
         return rc;
     }
-    if (secure_connect(fd, addr, len, rc != 0) != 0)
+    int secured = secure_connect(fd, addr, len, rc != 0);
+    int e = errno;
+    events_socket_settled(fd);
+    if (secured != 0) {
+        errno = e;
         return -1;
+    }
     errno = saved;
     return rc;
 }
@@ -498,8 +562,9 @@ SS_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 /*
  * Listen endpoints: an accepted socket whose local address matches becomes
  * a server conn in handshaking state (no I/O here). Returns fd, or -1 with
- * ECONNABORTED when the conn cannot be made: the connection is closed
- * rather than served in clear, and accept loops retry on that errno.
+ * the errno of the failure (ECONNABORTED when the engine cannot make the
+ * conn, EMFILE when no descriptor is left): the connection is closed
+ * rather than served in clear, and accept loops retry on both.
  */
 static int secure_accept(int fd)
 {
@@ -524,8 +589,9 @@ static int secure_accept(int fd)
     struct shim_sock *s = manage(fd, p, ep, SS_DIR_LISTEN, host, peer);
     ss_policy_unref(p);
     if (s == NULL) {
+        int e = errno;
         REAL(close)(fd);
-        errno = ECONNABORTED;
+        errno = e == EMFILE || e == ENFILE ? e : ECONNABORTED;
         return -1;
     }
     shim_sock_unref(s); /* the fdtab slot keeps it */
@@ -557,10 +623,38 @@ SS_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len,
     return shim_accept(fd, addr.__sockaddr__, len, flags, true);
 }
 
+/* --- socket ------------------------------------------------------------------ */
+
+/* A new TCP socket is noted so that an epoll registration the program
+ * makes before connect() can move with the connection (events.c). */
+static int shim_socket(int domain, int type, int protocol)
+{
+    int fd = REAL(socket)(domain, type, protocol);
+    if (fd >= 0 && (domain == AF_INET || domain == AF_INET6) &&
+        (type & 0xf) == SOCK_STREAM)
+        events_socket_created(fd);
+    return fd;
+}
+
+SS_EXPORT int socket(int domain, int type, int protocol)
+{
+    return shim_socket(domain, type, protocol);
+}
+
 /* --- close and shutdown ----------------------------------------------------- */
+
+/* EBADF for a descriptor the shim owns: to the program that number is not
+ * open (it never opened it; daemons close every number above 2). */
+static int refuse_owned(void)
+{
+    errno = EBADF;
+    return -1;
+}
 
 int shim_close(int fd)
 {
+    if (fdtab_owned(fd) && fdtab_ours(fd)) /* one load when not owned */
+        return refuse_owned();
     events_fd_closing(fd); /* one load when no epoll set is tracked */
     fdtab_detach(fd); /* one load when fd is not managed */
     return REAL(close)(fd);
@@ -576,17 +670,17 @@ SS_EXPORT int close(int fd)
 static void close_notify(struct shim_sock *s, int fd)
 {
     struct timespec deadline = shim_deadline_after(1000);
-    shim_sock_lock(s, fd);
+    shim_sock_lock(s);
     while (!s->failed && !s->closed &&
            ss_conn_state(s->conn) != SS_CONN_HANDSHAKING) {
         int rc = ss_conn_shutdown(s->conn);
         int left = shim_ms_until(&deadline);
         if (rc != SS_WANT_WRITE || left == 0 || shim_fd_nonblocking(fd))
             break;
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        struct pollfd pfd = {.fd = s->priv_fd, .events = POLLOUT};
         shim_sock_unlock(s);
         (void)REAL(poll)(&pfd, 1, left);
-        shim_sock_lock(s, fd);
+        shim_sock_lock(s);
     }
     shim_sock_unlock(s);
 }
@@ -605,11 +699,11 @@ static int shim_shutdown(int fd, int how)
         return REAL(shutdown)(fd, how);
     if (how == SHUT_WR || how == SHUT_RDWR) {
         int saved = errno;
-        (void)handshake_wait(s, fd, false);
+        (void)handshake_wait(s, false);
         errno = saved;
         close_notify(s, fd);
     }
-    int rc = REAL(shutdown)(fd, how);
+    int rc = REAL(shutdown)(s->priv_fd, how);
     shim_sock_unref(s);
     return rc;
 }
@@ -621,8 +715,14 @@ SS_EXPORT int shutdown(int fd, int how)
 
 /* --- duplicates share the connection ---------------------------------------- */
 
+/* The program's copies of a managed descriptor are copies of its stand-in
+ * (the kernel shares its file status flags, as it would the socket's) and
+ * share the sock. A descriptor the shim owns cannot be copied: that would
+ * hand the program the TCP connection itself. */
 static int shim_dup(int old)
 {
+    if (fdtab_owned(old) && fdtab_ours(old))
+        return refuse_owned();
     struct shim_sock *s = fdtab_get(old);
     int fd = REAL(dup)(old);
     if (s != NULL) {
@@ -639,19 +739,38 @@ SS_EXPORT int dup(int old)
 }
 
 /*
+ * dup2/dup3 onto a number the shim owns: the program may use any number it
+ * likes (sshd moves its sockets to fixed ones), so the shim's descriptor
+ * moves out of the way first. Returns 0, or -1 with errno.
+ */
+static int make_room(int new)
+{
+    if (!fdtab_owned(new) || !fdtab_ours(new))
+        return 0;
+    struct shim_sock *s = fdtab_owner_get(new);
+    int rc = s != NULL ? shim_sock_relocate(s) : shim_log_relocate(new);
+    shim_sock_unref(s);
+    return rc;
+}
+
+/*
  * dup2/dup3 silently close newfd: when it is managed its entry is dropped
- * first, while it still is that socket (so close_notify goes to the right
- * peer). Should the call then fail, newfd is shut down: it must not stay
- * open without its TLS.
+ * first, while it still is that socket. Should the call then fail, newfd
+ * is shut down: it must not stay open without its TLS.
  */
 static int shim_dup3(int old, int new, int flags, bool three)
 {
+    if (fdtab_owned(old) && fdtab_ours(old))
+        return refuse_owned();
     if (old == new)
         return three ? REAL(dup3)(old, new, flags) : REAL(dup2)(old, new);
+    if (make_room(new) != 0)
+        return -1;
     struct shim_sock *s = fdtab_get(old);
     struct shim_sock *replaced = fdtab_get(new);
     bool detached = false;
     if (replaced != NULL && REAL(fcntl)(old, F_GETFD) >= 0) {
+        events_fd_closing(new);
         fdtab_detach(new);
         detached = true;
     }
@@ -681,11 +800,15 @@ SS_EXPORT int dup3(int old, int new, int flags)
     return shim_dup3(old, new, flags, true);
 }
 
+/* F_GETFL/F_SETFL act on the stand-in, which carries the program's flags;
+ * F_DUPFD* copy like dup. Everything else passes through. */
 static int shim_fcntl(int fd, int cmd, void *arg, bool is64)
 {
     int (*fn)(int, int, ...) = is64 ? REAL(fcntl64) : REAL(fcntl);
     if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC)
         return fn(fd, cmd, arg);
+    if (fdtab_owned(fd) && fdtab_ours(fd))
+        return refuse_owned();
     struct shim_sock *s = fdtab_get(fd);
     int nfd = fn(fd, cmd, arg);
     if (s != NULL) {
@@ -716,7 +839,7 @@ SS_EXPORT int fcntl64(int fd, int cmd, ...)
     return shim_fcntl(fd, cmd, arg, true);
 }
 
-/* --- getsockopt(SO_ERROR) and ioctl(FIONREAD) ------------------------------ */
+/* --- socket options, names and ioctls: the private descriptor ------------- */
 
 /*
  * SO_ERROR on a managed socket drives one non-blocking step first (TCP
@@ -726,31 +849,35 @@ SS_EXPORT int fcntl64(int fd, int cmd, ...)
  * the handshake is still under way SO_ERROR is 0, as for a TCP connect in
  * progress: poll/select/epoll report writability only once the handshake
  * is done or failed, so "wait for POLLOUT, then read SO_ERROR" sees the
- * outcome of the handshake.
+ * outcome of the handshake. Every other option is the real socket's.
  */
 static int shim_getsockopt(int fd, int level, int name, void *val,
                            socklen_t *len)
 {
-    struct shim_sock *s = NULL;
-    if (level == SOL_SOCKET && name == SO_ERROR)
-        s = fdtab_get(fd);
+    struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
         return REAL(getsockopt)(fd, level, name, val, len);
-    shim_sock_lock(s, fd);
-    if (!s->failed && !s->closed)
-        (void)shim_pump(s, fd, false);
-    int e = s->failed ? s->fail_errno : 0;
-    shim_sock_unlock(s);
-    shim_sock_unref(s);
-    if (e == 0)
-        return REAL(getsockopt)(fd, level, name, val, len);
-    if (val == NULL || len == NULL || *len < (socklen_t)sizeof(int)) {
-        errno = EINVAL;
-        return -1;
+    int e = 0;
+    if (level == SOL_SOCKET && name == SO_ERROR) {
+        shim_sock_lock(s);
+        if (!s->failed && !s->closed)
+            (void)shim_pump(s, false);
+        e = s->failed ? s->fail_errno : 0;
+        shim_sock_unlock(s);
     }
-    memcpy(val, &e, sizeof(e));
-    *len = sizeof(e);
-    return 0;
+    int rc;
+    if (e == 0) {
+        rc = REAL(getsockopt)(s->priv_fd, level, name, val, len);
+    } else if (val == NULL || len == NULL || *len < (socklen_t)sizeof(int)) {
+        errno = EINVAL;
+        rc = -1;
+    } else {
+        memcpy(val, &e, sizeof(e));
+        *len = sizeof(e);
+        rc = 0;
+    }
+    shim_sock_unref(s); /* keeps errno */
+    return rc;
 }
 
 SS_EXPORT int getsockopt(int fd, int level, int name, void *restrict val,
@@ -759,27 +886,106 @@ SS_EXPORT int getsockopt(int fd, int level, int name, void *restrict val,
     return shim_getsockopt(fd, level, name, val, len);
 }
 
+static int shim_setsockopt(int fd, int level, int name, const void *val,
+                           socklen_t len)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(setsockopt)(fd, level, name, val, len);
+    int rc = REAL(setsockopt)(s->priv_fd, level, name, val, len);
+    shim_sock_unref(s);
+    return rc;
+}
+
+SS_EXPORT int setsockopt(int fd, int level, int name, const void *val,
+                         socklen_t len)
+{
+    return shim_setsockopt(fd, level, name, val, len);
+}
+
+/* getsockname, getpeername, bind, listen: the real socket answers. */
+static int on_private(int fd, int (*fn)(int, struct sockaddr *, socklen_t *),
+                      struct sockaddr *addr, socklen_t *len)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return fn(fd, addr, len);
+    int rc = fn(s->priv_fd, addr, len);
+    shim_sock_unref(s);
+    return rc;
+}
+
+SS_EXPORT int getsockname(int fd, __SOCKADDR_ARG addr,
+                          socklen_t *restrict len)
+{
+    return on_private(fd, REAL(getsockname), addr.__sockaddr__, len);
+}
+
+SS_EXPORT int getpeername(int fd, __SOCKADDR_ARG addr,
+                          socklen_t *restrict len)
+{
+    return on_private(fd, REAL(getpeername), addr.__sockaddr__, len);
+}
+
+/* bind and listen on a connected socket fail in the kernel (EINVAL); on
+ * the stand-in they would succeed, so they go to the real socket too. */
+static int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(bind)(fd, addr, len);
+    int rc = REAL(bind)(s->priv_fd, addr, len);
+    shim_sock_unref(s);
+    return rc;
+}
+
+SS_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+    return shim_bind(fd, addr.__sockaddr__, len);
+}
+
+static int shim_listen(int fd, int backlog)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(listen)(fd, backlog);
+    int rc = REAL(listen)(s->priv_fd, backlog);
+    shim_sock_unref(s);
+    return rc;
+}
+
+SS_EXPORT int listen(int fd, int backlog)
+{
+    return shim_listen(fd, backlog);
+}
+
 /*
  * FIONREAD (SIOCINQ) on a managed socket is the plaintext the program can
  * read now; when none is buffered, one non-blocking step reads a record
- * that may already be in the socket. FIONBIO and everything else pass
- * through (the shim never changes the program's flags).
+ * that may already be in the socket. FIONBIO sets the program's
+ * O_NONBLOCK, which lives on the stand-in; every other request is the real
+ * socket's.
  */
 static int shim_ioctl(int fd, unsigned long req, void *arg)
 {
-    struct shim_sock *s = req == FIONREAD ? fdtab_get(fd) : NULL;
+    struct shim_sock *s = req != FIONBIO ? fdtab_get(fd) : NULL;
     if (s == NULL)
         return REAL(ioctl)(fd, req, arg);
+    if (req != FIONREAD) {
+        int rc = REAL(ioctl)(s->priv_fd, req, arg);
+        shim_sock_unref(s);
+        return rc;
+    }
     if (arg == NULL) {
         shim_sock_unref(s);
         errno = EFAULT;
         return -1;
     }
-    shim_sock_lock(s, fd);
+    shim_sock_lock(s);
     size_t n = 0;
     if (!s->closed && !s->failed) {
         if (ss_conn_pending(s->conn) == 0)
-            (void)shim_pump(s, fd, true);
+            (void)shim_pump(s, true);
         n = ss_conn_pending(s->conn);
     }
     shim_sock_unlock(s);
