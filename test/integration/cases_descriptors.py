@@ -1,0 +1,93 @@
+# Cases for the private descriptor and the stand-in (docs/design.md, "The
+# program's descriptor never reaches the wire"). Run by test/integration/run,
+# in its namespace: Case, check, echo_server, client_ep, server_ep ...
+
+def descriptor_pair(c):
+    """A shimmed echo server; returns (port, client policy path)."""
+    s = c.suite
+    port = free_port()
+    echo_server(c, c.policy(server_ep(s, port)), port=port)
+    return port, c.policy(client_ep(s, port), name="client.cfg")
+
+
+@case
+def fd_reuse_while_blocked_on_duplicate(c):
+    """Thread A blocks in read on a dup of a managed socket; thread B closes
+    that duplicate and a new plain socket takes its number at once. As with
+    plain TCP, A's read returns the echo and the new socket stays untouched
+    (before the private descriptor the engine read the new socket and shut
+    it down). The plain-TCP control runs the program without the shim."""
+    app = c.suite.app("ev_fd_reuse")
+    _, plain_port = echo_server(c, preload=False, name="plain-server")
+    plain = c.run("plain-client", [app, "localhost", str(plain_port)],
+                  c.env(preload=False))
+    check(plain.p.returncode == 0, "the program fails over plain TCP")
+    port, policy = descriptor_pair(c)
+    proc = c.run("client", [app, "localhost", str(port)], c.env(policy))
+    check(proc.p.returncode == 0 and "ok" in proc.out(),
+          "the reader lost its connection or the new socket was touched")
+    check(established(proc, "cli"), "the client's shim logged no TLS "
+          "connection")
+
+
+@case
+def epoll_registered_before_connect(c):
+    """nginx's upstream pattern: the socket joins an epoll set (edge-
+    triggered, IN|OUT) before connect(), is never modified, and a short
+    read counts as "drained". The registration moves to the TLS connection
+    at the swap, so the echo arrives on edges alone (before, the raw kernel
+    registration had fired for records the engine had not read yet, and
+    the wait slept). Plain TCP is the control."""
+    app = c.suite.app("ev_epoll_preconnect")
+    args = ["--bytes", "300000", "--read-chunk", "1000", "--timeout", "30"]
+    _, plain_port = echo_server(c, preload=False, name="plain-server")
+    plain = c.run("plain-client", [app, "localhost", str(plain_port)] + args,
+                  c.env(preload=False))
+    check(plain.p.returncode == 0, "the program fails over plain TCP")
+    port, policy = descriptor_pair(c)
+    proc = c.run("client", [app, "localhost", str(port)] + args,
+                 c.env(policy))
+    check(proc.p.returncode == 0, "the echo did not come back through the "
+          "registration made before connect (exit %s)" % proc.p.returncode)
+    check(proc.out().split()[:2] == plain.out().split()[:2] and
+          proc.out().split()[3:] == plain.out().split()[3:],
+          "the shimmed run read other bytes than the plain one")
+    check(established(proc, "cli"), "the client's shim logged no TLS "
+          "connection")
+
+
+@case
+def daemon_closes_descriptors_and_reuses_them(c):
+    """A daemon closes every descriptor above 2 (closefrom and a close loop),
+    opens its own file on number 3, makes TLS connections across a policy
+    reload, then writes its file. The shim's log file and connections
+    survive, no log line lands in the daemon's file, and the reload does
+    not close the daemon's descriptor (before, the log's FILE sat on number
+    3: its lines went into the daemon's file and the reload closed it)."""
+    s = c.suite
+    port = free_port()
+    echo_server(c, c.policy(server_ep(s, port)), port=port)
+    log_path = c.path("shim.log")
+    data_path = c.path("daemon.data")
+    text = ("version = 1;\n"
+            "log = { level = \"info\"; file = \"%s\"; };\n"
+            "endpoints = (\n%s\n);\n" % (log_path, client_ep(s, port)))
+    policy = c.write("client.cfg", text)
+    proc = c.start("daemon", [s.app("ev_daemon"), "localhost", str(port),
+                              data_path], c.env(policy), stdin=True)
+    check(proc.wait_output(r"phase1", T_RUN) is not None,
+          "the first exchange did not finish")
+    # The reload check runs at most once a second: let that second pass,
+    # then change the policy (a comment changes its size and mtime).
+    time.sleep(1.2)
+    c.write("client.cfg", text + "# changed\n")
+    proc.send(b"go\n")
+    proc.close_stdin()
+    check(proc.wait(T_RUN) == 0 and "ok" in proc.out(),
+          "the daemon failed after the reload")
+    data = read_file(data_path)
+    check(data == b"daemon-data\n", "the daemon's file holds %r" % data[:200])
+    log = read_file(log_path).decode(errors="replace")
+    c.note("--- shim.log:\n" + log)
+    check(log.count("established") == 2, "the shim's log file lost lines")
+    check("reloaded" in log, "the policy was not reloaded")
