@@ -5,8 +5,10 @@
  * in the `real` table, the logic in a static shim_NAME, and the exported
  * one-line trampoline NAME marked SS_EXPORT. Families live in one file
  * each: real.c (the table), fdtab.c (fd -> managed socket), process.c
- * (constructor, policy snapshot, fork handlers), resolve.c (name memory),
- * sockets.c (connect/accept/close/shutdown/dup/fcntl), io.c (data calls).
+ * (constructor, policy snapshot, fork handlers), resolve.c (connect
+ * matching: address sets of the policy's names, names the program
+ * resolved), sockets.c (connect/accept/close/shutdown/dup/fcntl), io.c
+ * (data calls).
  * The event-loop calls (poll/select/epoll) of issue 4 go into events.c and
  * reuse shim_sock_lock(), shim_handshake_step() and the wants of the conn.
  *
@@ -220,21 +222,22 @@ struct ss_policy *shim_policy_get(void);
 
 /* --- resolve.c --------------------------------------------------------- */
 
-/* Copies the name the program last resolved to addr into name (size len)
- * and returns true, or returns false when it never resolved one. */
-bool resolve_lookup(const struct sockaddr *addr, char *name, size_t len);
-
 /*
- * For a program that connects to an address it did not resolve through
- * getaddrinfo (its own resolver, a hard-coded address, curl's built-in
- * "localhost"): the first host name of a connect endpoint for addr's port
- * that resolves to addr, copied into name (the answer is remembered like
- * the program's own lookups). False when none does; such a miss is
- * remembered for 30 s, so repeated connects cost no lookups. May do a DNS
- * lookup; call without any shim lock held.
+ * The connect endpoint of snapshot p that a connection to addr belongs to,
+ * or NULL (no endpoint, or a disabled first match: plain TCP). Name
+ * endpoints match by the addresses the shim resolves for their names
+ * itself (resolved when a connect first needs them, kept ADDRSET_TTL_S);
+ * IPv4-mapped destinations match as IPv4. On a match, host (size
+ * host_len) receives the name to send as SNI and check: tls-target-name,
+ * a name endpoint's own name, or for address, prefix and `*` endpoints
+ * the one name the program resolved to addr, else the address text
+ * (docs/shim.md, "Matching a destination"). May look names up: call
+ * without any shim lock held. Keeps errno.
  */
-bool resolve_policy_name(const struct ss_policy *p,
-                         const struct sockaddr *addr, char *name, size_t len);
+const struct ss_endpoint *resolve_match_connect(struct ss_policy *p,
+                                                const struct sockaddr *addr,
+                                                socklen_t len, char *host,
+                                                size_t host_len);
 
 void resolve_fork_prepare(void);
 void resolve_fork_parent(void);
