@@ -130,18 +130,69 @@ void ss_policy_ref(struct ss_policy *p);
 /* Drops a reference; the last one frees the snapshot. NULL is allowed. */
 void ss_policy_unref(struct ss_policy *p);
 
+/* An IP socket address as matching compares it. */
+struct ss_net_addr {
+    int family;              /* AF_INET (IPv4-mapped IPv6 included) or AF_INET6 */
+    unsigned char bytes[16]; /* network order; 4 bytes used for AF_INET */
+    uint16_t port;           /* host order */
+};
+
 /*
- * The endpoint an outbound connection to addr uses, or NULL. host_name is
- * the name the program resolved (may be NULL). The first endpoint in file
- * order that matches decides: when it is disabled the result is NULL, so a
- * disabled entry keeps a more specific destination plaintext.
+ * sa as an ss_net_addr, with an IPv4-mapped IPv6 address (::ffff:a.b.c.d,
+ * what a dual-stack socket uses for IPv4 peers and local addresses) turned
+ * into the IPv4 address a.b.c.d. The one place that normalisation is made:
+ * connect and listen matching, and the shim's address sets, all use it.
+ * Returns false for anything that is not a complete AF_INET/AF_INET6
+ * address (out is then unspecified).
+ */
+bool ss_net_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len,
+                               struct ss_net_addr *out);
+
+/* Whether a and b are the same address (the ports are not compared). */
+bool ss_net_addr_equal(const struct ss_net_addr *a,
+                       const struct ss_net_addr *b);
+
+/*
+ * Whether the address of a lies in an address pattern: SS_HOST_ANY, or
+ * the address or prefix of SS_HOST_ADDR / SS_HOST_CIDR. Always false for
+ * SS_HOST_NAME (a name says nothing about addresses by itself). The port
+ * is not compared.
+ */
+bool ss_host_pattern_has_addr(const struct ss_host_pattern *m,
+                              const struct ss_net_addr *a);
+
+/* Whether two host names are the same, ignoring case and one trailing
+ * dot. NULL equals nothing. */
+bool ss_host_name_equal(const char *a, const char *b);
+
+/*
+ * Asked by ss_policy_match_connect whether destination a belongs to the
+ * address set of ep, a connect endpoint whose host is a name
+ * (SS_HOST_NAME). The shim answers from the addresses it resolved for that
+ * name (docs/shim.md, "Matching"); the engine itself never resolves.
+ */
+typedef bool (*ss_name_has_addr_fn)(const struct ss_endpoint *ep,
+                                    const struct ss_net_addr *a, void *arg);
+
+/*
+ * The endpoint an outbound connection to addr uses, or NULL. The connect
+ * endpoints are tried in file order and the first that matches decides:
+ * when it is disabled the result is NULL, so a disabled entry keeps a more
+ * specific destination plaintext. `*`, address and prefix endpoints match
+ * by the (normalised) address; a name endpoint matches when in_set says
+ * the address is in its set. in_set is called only when some enabled
+ * connect endpoint has addr's port, and only for the name endpoints tried
+ * before the decision, so a destination no endpoint can want costs no
+ * lookup. in_set NULL: names never match.
  */
 const struct ss_endpoint *ss_policy_match_connect(const struct ss_policy *p,
-                                                  const char *host_name,
                                                   const struct sockaddr *addr,
-                                                  socklen_t addr_len);
+                                                  socklen_t addr_len,
+                                                  ss_name_has_addr_fn in_set,
+                                                  void *arg);
 
-/* The same for a socket accepted on local address addr. */
+/* The same for a socket accepted on local address addr (IPv4-mapped
+ * compared as IPv4, like connect). Listen patterns are never names. */
 const struct ss_endpoint *ss_policy_match_listen(const struct ss_policy *p,
                                                  const struct sockaddr *addr,
                                                  socklen_t addr_len);

@@ -1253,16 +1253,9 @@ void ss_policy_unref(struct ss_policy *p)
 /* ------------------------------------------------------------------ */
 /* Matching                                                            */
 
-struct net_addr {
-    int family; /* AF_INET (IPv4-mapped IPv6 included) or AF_INET6 */
-    unsigned char bytes[16];
-    uint16_t port; /* host order */
-};
-
-/* sa as family/bytes/port; IPv4-mapped IPv6 becomes IPv4. False for
- * anything that is not an IP socket address. */
-static bool decode_sockaddr(const struct sockaddr *sa, socklen_t len,
-                            struct net_addr *out)
+/* sa as family/bytes/port; IPv4-mapped IPv6 becomes IPv4 (see policy.h). */
+bool ss_net_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len,
+                               struct ss_net_addr *out)
 {
     if (sa == NULL || len < (socklen_t)sizeof(sa_family_t))
         return false;
@@ -1289,6 +1282,13 @@ static bool decode_sockaddr(const struct sockaddr *sa, socklen_t len,
     return true;
 }
 
+bool ss_net_addr_equal(const struct ss_net_addr *a,
+                       const struct ss_net_addr *b)
+{
+    size_t n = a->family == AF_INET ? 4 : 16;
+    return a->family == b->family && memcmp(a->bytes, b->bytes, n) == 0;
+}
+
 /* Whether the first prefix bits of a and b are equal. */
 static bool prefix_equal(const unsigned char *a, const unsigned char *b,
                          unsigned prefix)
@@ -1304,7 +1304,7 @@ static bool prefix_equal(const unsigned char *a, const unsigned char *b,
 }
 
 static bool addr_matches(const struct ss_host_pattern *m,
-                         const struct net_addr *a)
+                         const struct ss_net_addr *a)
 {
     if (m->family == a->family)
         return prefix_equal(m->addr, a->bytes, m->prefix_len);
@@ -1318,66 +1318,86 @@ static bool addr_matches(const struct ss_host_pattern *m,
     return prefix_equal(m->addr, mapped, m->prefix_len);
 }
 
-/* host_name equals the pattern's name, ignoring case and a trailing dot. */
-static bool name_matches(const char *pattern, const char *host_name)
-{
-    if (host_name == NULL)
-        return false;
-    size_t len = strlen(host_name);
-    if (len > 0 && host_name[len - 1] == '.')
-        len--;
-    return len == strlen(pattern) && strncasecmp(pattern, host_name, len) == 0;
-}
-
-static bool host_matches(const struct ss_host_pattern *m,
-                         const char *host_name, const struct net_addr *a)
+bool ss_host_pattern_has_addr(const struct ss_host_pattern *m,
+                              const struct ss_net_addr *a)
 {
     switch (m->kind) {
     case SS_HOST_ANY:
         return true;
-    case SS_HOST_NAME:
-        return name_matches(m->name, host_name);
     case SS_HOST_ADDR:
     case SS_HOST_CIDR:
         return addr_matches(m, a);
+    case SS_HOST_NAME:
     default:
         return false;
     }
 }
 
+bool ss_host_name_equal(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return false;
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 0 && a[la - 1] == '.')
+        la--;
+    if (lb > 0 && b[lb - 1] == '.')
+        lb--;
+    return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/* Whether some enabled endpoint of direction dir uses port: when none
+ * does, no endpoint can make the connection TLS, and nothing needs to be
+ * looked up to know it. */
+static bool port_wanted(const struct ss_policy *p, enum ss_direction dir,
+                        uint16_t port)
+{
+    for (size_t i = 0; i < p->n_endpoints; i++) {
+        const struct ss_endpoint *ep = &p->endpoints[i];
+        if (ep->direction == dir && ep->enabled && ep->match.port == port)
+            return true;
+    }
+    return false;
+}
+
 /* The first endpoint of direction dir that matches, NULL when none does
- * or when the first match is disabled. */
+ * or when the first match is disabled. Names are asked of in_set. */
 static const struct ss_endpoint *first_match(const struct ss_policy *p,
                                              enum ss_direction dir,
-                                             const char *host_name,
                                              const struct sockaddr *sa,
-                                             socklen_t len)
+                                             socklen_t len,
+                                             ss_name_has_addr_fn in_set,
+                                             void *arg)
 {
-    struct net_addr a;
-    if (p == NULL || !decode_sockaddr(sa, len, &a))
+    struct ss_net_addr a;
+    if (p == NULL || !ss_net_addr_from_sockaddr(sa, len, &a) ||
+        !port_wanted(p, dir, a.port))
         return NULL;
     for (size_t i = 0; i < p->n_endpoints; i++) {
         const struct ss_endpoint *ep = &p->endpoints[i];
-        if (ep->direction != dir || ep->match.port != a.port ||
-            !host_matches(&ep->match, host_name, &a))
+        if (ep->direction != dir || ep->match.port != a.port)
             continue;
-        return ep->enabled ? ep : NULL;
+        bool hit = ep->match.kind == SS_HOST_NAME
+                       ? in_set != NULL && in_set(ep, &a, arg)
+                       : ss_host_pattern_has_addr(&ep->match, &a);
+        if (hit)
+            return ep->enabled ? ep : NULL;
     }
     return NULL;
 }
 
 const struct ss_endpoint *ss_policy_match_connect(const struct ss_policy *p,
-                                                  const char *host_name,
                                                   const struct sockaddr *addr,
-                                                  socklen_t addr_len)
+                                                  socklen_t addr_len,
+                                                  ss_name_has_addr_fn in_set,
+                                                  void *arg)
 {
-    return first_match(p, SS_DIR_CONNECT, host_name, addr, addr_len);
+    return first_match(p, SS_DIR_CONNECT, addr, addr_len, in_set, arg);
 }
 
 const struct ss_endpoint *ss_policy_match_listen(const struct ss_policy *p,
                                                  const struct sockaddr *addr,
                                                  socklen_t addr_len)
 {
-    /* Listen patterns are never names: no host name is compared. */
-    return first_match(p, SS_DIR_LISTEN, NULL, addr, addr_len);
+    /* Listen patterns are never names (check_listen_host refuses them). */
+    return first_match(p, SS_DIR_LISTEN, addr, addr_len, NULL, NULL);
 }

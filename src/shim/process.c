@@ -497,9 +497,11 @@ SS_EXPORT void closefrom(int lowfd)
 /* --- start ----------------------------------------------------------------- */
 
 /*
- * Runs before main. Fail closed: a policy that exists but does not load
- * ends the process with the engine's "FILE:LINE: ..." message before the
- * program could open a single connection in clear.
+ * Runs before main. Fail closed: a policy that exists but does not load,
+ * or a policy named by SECSHIM_CONFIG that cannot be read, ends the
+ * process with one message before the program could open a single
+ * connection in clear. Names are not resolved here: a process that never
+ * connects pays no lookup (resolve.c resolves when a connect needs it).
  */
 __attribute__((constructor)) static void shim_start(void)
 {
@@ -509,15 +511,23 @@ __attribute__((constructor)) static void shim_start(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 
     const char *env = getenv("SECSHIM_CONFIG");
-    const char *path = env != NULL && *env != '\0' ? env
-                                                   : SS_DEFAULT_CONFIG_PATH;
+    bool asked = env != NULL && *env != '\0';
+    const char *path = asked ? env : SS_DEFAULT_CONFIG_PATH;
     struct stat st;
     if (stat(path, &st) != 0 && errno == ENOENT) {
-        /* Quiet (info) when nobody asked for a policy; a warning when
-         * SECSHIM_CONFIG names a file that is not there. */
-        ss_log(env != NULL ? SS_LOG_WARNING : SS_LOG_INFO,
-               "policy %s not found: secshim is inert, no connection is "
-               "changed", path);
+        /* Only the default policy may be absent: then nobody asked for
+         * TLS and the shim stays out of the way. An operator who named a
+         * policy asked for TLS, and a program running without it would
+         * speak in clear where TLS was meant (docs/shim.md, "Start-up"). */
+        if (asked) {
+            fprintf(stderr, "secshim: SECSHIM_CONFIG=%s: cannot read the "
+                    "policy: %s; not starting without it\n", path,
+                    strerror(ENOENT));
+            fflush(stderr);
+            _exit(1);
+        }
+        ss_log(SS_LOG_INFO, "policy %s not found: secshim is inert, no "
+               "connection is changed", path);
         return;
     }
 

@@ -1,16 +1,32 @@
 /*
- * resolve.c - remembers which host name each address came from, so that
- * connect() can match name-based endpoints and send SNI / check the name
- * the program asked for (docs/design.md, "Endpoints and matching").
+ * resolve.c - which connect endpoint a destination address belongs to,
+ * and the name sent as SNI and checked for it (docs/design.md, "Endpoints
+ * and matching"; docs/shim.md, "Matching a destination").
  *
- * A ring of the most recent RING_SIZE (address, name) pairs: bounded
- * memory, and the newest answer for an address wins.
+ * Two kinds of memory, with different jobs:
+ *
+ * - Address sets. The host name of every connect endpoint given by name
+ *   is resolved by the shim itself, through the real resolver, into the
+ *   set of addresses it means; a destination in that set belongs to the
+ *   endpoint. Whether a connection is TLS therefore depends only on
+ *   addresses the shim looked up, never on which name the program used
+ *   (an alias, a virtual host, a number) or on whether it used the
+ *   resolver at all. A set is made the first time a connect needs it and
+ *   refreshed when older than ADDRSET_TTL_S; the sets belong to one policy
+ *   snapshot and are dropped when another is in use.
+ *
+ * - The ring of names the program resolved (getaddrinfo, gethostbyname):
+ *   the most recent RING_SIZE (address, name) pairs. It only chooses the
+ *   SNI and checked name for endpoints given as an address, a prefix or
+ *   `*`, and only when the address has exactly one name in it.
  */
 #include "shim.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,59 +34,53 @@
 
 #define RING_SIZE 256
 
-/* How long a miss of resolve_policy_name is believed: a program that keeps
- * connecting by address must not cost a name lookup per connect. */
-#define UNNAMED_TTL_S 30
+/* How long a resolved address set is used before a connect that needs it
+ * looks the name up again: DNS changes reach the shim within a minute,
+ * and a busy client pays one lookup per name per minute, not one per
+ * connect. */
+#define ADDRSET_TTL_S 60
 
-struct resolved {
-    int family;              /* AF_INET / AF_INET6; 0 = empty */
-    unsigned char addr[16];  /* network order */
-    char name[256];          /* "" in an entry that records a miss */
-    uint16_t miss_port;      /* a miss: the port it was for */
-    long long miss_until;    /* a miss: believed until (monotonic s) */
+/* After a failed lookup, how long the previous set (or none) is used
+ * before trying again: a name that does not resolve must not cost a
+ * resolver timeout on every connect. */
+#define ADDRSET_RETRY_S 5
+
+#define SS_STR_(x) #x
+#define SS_STR(x) SS_STR_(x)
+
+/* One name the program resolved, and one address it got. */
+struct remembered {
+    struct ss_net_addr addr; /* family 0: empty; IPv4-mapped stored as IPv4 */
+    char name[256];
 };
 
-/* Guards ring and next. A leaf lock. */
+/* The addresses of one name endpoint. */
+struct addrset {
+    struct ss_net_addr *addrs; /* owned, n of them; ports are 0 */
+    size_t n;
+    long long fresh_until;     /* monotonic s; 0: never resolved */
+    long long retry_at;        /* a lookup failed: not again before this */
+};
+
+/* The address sets of one policy snapshot, by endpoint index (only the
+ * entries of name connect endpoints are used). */
+struct addrsets {
+    struct ss_policy *policy;  /* a reference: the snapshot they belong to */
+    size_t n;
+    struct addrset set[];
+};
+
+/* Guards ring, next and sets. A leaf lock: never held across a lookup,
+ * an allocation of the resolver's, a log line or a policy release. */
 static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct resolved ring[RING_SIZE];
+static struct remembered ring[RING_SIZE];
 static size_t next;
+static struct addrsets *sets;
 
-/* The address bytes of sa; returns their length (4, 16) or 0. */
-static size_t addr_bytes(const struct sockaddr *sa, const unsigned char **out)
-{
-    if (sa->sa_family == AF_INET) {
-        *out = (const unsigned char *)&((const struct sockaddr_in *)sa)
-                   ->sin_addr;
-        return 4;
-    }
-    if (sa->sa_family == AF_INET6) {
-        *out = (const unsigned char *)&((const struct sockaddr_in6 *)sa)
-                   ->sin6_addr;
-        return 16;
-    }
-    return 0;
-}
-
-/* Numeric names are addresses already: the policy matches them as such. */
-static bool is_numeric(const char *node)
-{
-    unsigned char buf[16];
-    return inet_pton(AF_INET, node, buf) == 1 ||
-           inet_pton(AF_INET6, node, buf) == 1 || strchr(node, '%') != NULL;
-}
-
-/* Records that the program's name node resolved to the address bytes.
- * Called with resolve_lock held. */
-static void remember_locked(const char *node, int family,
-                            const void *bytes, size_t n)
-{
-    struct resolved *r = &ring[next];
-    next = (next + 1) % RING_SIZE;
-    memset(r, 0, sizeof(*r));
-    r->family = family;
-    memcpy(r->addr, bytes, n);
-    snprintf(r->name, sizeof(r->name), "%s", node);
-}
+/* Set while this thread is inside the real resolver: a resolver that
+ * connects over TCP itself (DNS over TCP to a port some endpoint uses)
+ * is answered from the sets as they are, never by a nested lookup. */
+static _Thread_local bool in_lookup;
 
 static long long monotonic_seconds(void)
 {
@@ -79,148 +89,342 @@ static long long monotonic_seconds(void)
     return (long long)ts.tv_sec;
 }
 
-static bool same_address(const struct resolved *r, int family,
-                         const unsigned char *bytes, size_t n)
+/* Numeric names are addresses already, not names: every form the
+ * resolver accepts as a number (inet_aton's "127.1" and "2130706433"
+ * too), and scoped IPv6. */
+static bool is_numeric(const char *node)
 {
-    return r->family == family && memcmp(r->addr, bytes, n) == 0;
+    unsigned char buf[16];
+    struct in_addr in;
+    return inet_pton(AF_INET, node, buf) == 1 ||
+           inet_pton(AF_INET6, node, buf) == 1 || inet_aton(node, &in) != 0 ||
+           strchr(node, '%') != NULL;
+}
+
+/* The address text of a (IPv4 for a mapped one), "?" when it has none. */
+static void addr_text(const struct ss_net_addr *a, char *out, size_t len)
+{
+    if (inet_ntop(a->family, a->bytes, out, (socklen_t)len) == NULL)
+        snprintf(out, len, "?");
+}
+
+/* --- the ring of names the program resolved ------------------------------- */
+
+/* Records that the program's name node resolved to a. Called with
+ * resolve_lock held. */
+static void remember_locked(const char *node, const struct ss_net_addr *a)
+{
+    struct remembered *r = &ring[next];
+    next = (next + 1) % RING_SIZE;
+    r->addr = *a;
+    r->addr.port = 0;
+    snprintf(r->name, sizeof(r->name), "%s", node);
 }
 
 static void remember(const char *node, const struct addrinfo *res)
 {
     pthread_mutex_lock(&resolve_lock);
     for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        const unsigned char *bytes;
-        size_t n = ai->ai_addr != NULL ? addr_bytes(ai->ai_addr, &bytes) : 0;
-        if (n != 0)
-            remember_locked(node, ai->ai_addr->sa_family, bytes, n);
+        struct ss_net_addr a;
+        if (ss_net_addr_from_sockaddr(ai->ai_addr, ai->ai_addrlen, &a))
+            remember_locked(node, &a);
     }
     pthread_mutex_unlock(&resolve_lock);
 }
 
-/* The same for gethostbyname's answer. */
+/* One address of a hostent (4 or 16 bytes of family af) as an
+ * ss_net_addr, through the one normalisation: gethostbyname2 may answer
+ * IPv4-mapped IPv6 addresses. */
+static bool hostent_addr(int af, const char *bytes, struct ss_net_addr *a)
+{
+    if (af == AF_INET) {
+        struct sockaddr_in in = {.sin_family = AF_INET};
+        memcpy(&in.sin_addr, bytes, 4);
+        return ss_net_addr_from_sockaddr((struct sockaddr *)&in, sizeof(in),
+                                         a);
+    }
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+    memcpy(&in6.sin6_addr, bytes, 16);
+    return ss_net_addr_from_sockaddr((struct sockaddr *)&in6, sizeof(in6), a);
+}
+
+/* The same as remember() for gethostbyname's answer. */
 static void remember_hostent(const char *node, const struct hostent *h)
 {
-    size_t n = h->h_addrtype == AF_INET ? 4 : h->h_addrtype == AF_INET6 ? 16 : 0;
-    if (n == 0 || (size_t)h->h_length != n)
+    if (!(h->h_addrtype == AF_INET && h->h_length == 4) &&
+        !(h->h_addrtype == AF_INET6 && h->h_length == 16))
         return;
     pthread_mutex_lock(&resolve_lock);
-    for (char *const *a = h->h_addr_list; *a != NULL; a++)
-        remember_locked(node, h->h_addrtype, *a, n);
+    for (char *const *p = h->h_addr_list; *p != NULL; p++) {
+        struct ss_net_addr a;
+        if (hostent_addr(h->h_addrtype, *p, &a))
+            remember_locked(node, &a);
+    }
     pthread_mutex_unlock(&resolve_lock);
 }
 
-bool resolve_lookup(const struct sockaddr *addr, char *name, size_t len)
+enum remembered_names { NAMES_NONE, NAMES_ONE, NAMES_SEVERAL };
+
+/* Whether the ring holds no name, exactly one (copied into name), or
+ * several different names for a. */
+static enum remembered_names remembered_name(const struct ss_net_addr *a,
+                                             char *name, size_t len)
 {
-    const unsigned char *bytes;
-    size_t n = addr_bytes(addr, &bytes);
-    if (n == 0)
-        return false;
-    bool found = false;
+    enum remembered_names found = NAMES_NONE;
+    char first[256] = "";
     pthread_mutex_lock(&resolve_lock);
-    for (size_t i = 0; i < RING_SIZE && !found; i++) {
-        const struct resolved *r = &ring[(next + RING_SIZE - 1 - i) %
-                                         RING_SIZE];
-        if (r->name[0] != '\0' &&
-            same_address(r, addr->sa_family, bytes, n)) {
-            snprintf(name, len, "%s", r->name);
-            found = true;
+    for (size_t i = 0; i < RING_SIZE && found != NAMES_SEVERAL; i++) {
+        const struct remembered *r = &ring[i];
+        if (r->addr.family == 0 || !ss_net_addr_equal(&r->addr, a))
+            continue;
+        if (found == NAMES_NONE) {
+            snprintf(first, sizeof(first), "%s", r->name);
+            found = NAMES_ONE;
+        } else if (!ss_host_name_equal(first, r->name)) {
+            found = NAMES_SEVERAL;
         }
     }
     pthread_mutex_unlock(&resolve_lock);
+    if (found == NAMES_ONE)
+        snprintf(name, len, "%s", first);
     return found;
 }
 
-/* Whether resolve_policy_name found no name for addr:port less than
- * UNNAMED_TTL_S ago. */
-static bool recent_miss(const unsigned char *bytes, size_t n, int family,
-                        uint16_t port)
+/* --- address sets of name endpoints ---------------------------------------- */
+
+static void addrsets_free(struct addrsets *s)
 {
-    long long now = monotonic_seconds();
-    bool miss = false;
-    pthread_mutex_lock(&resolve_lock);
-    for (size_t i = 0; i < RING_SIZE && !miss; i++) {
-        const struct resolved *r = &ring[i];
-        miss = r->name[0] == '\0' && r->miss_port == port &&
-               r->miss_until > now && same_address(r, family, bytes, n);
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->set[i].addrs);
+    ss_policy_unref(s->policy);
+    free(s);
+}
+
+/*
+ * Makes `sets` the (empty) sets of snapshot p unless they already are.
+ * Returns the sets it replaced, which the caller frees after unlocking
+ * (releasing a snapshot may free it, which is not done under a leaf
+ * lock). Out of memory leaves `sets` NULL: every lookup is then made for
+ * the connect at hand and not kept. Called with resolve_lock held.
+ */
+static struct addrsets *adopt_locked(struct ss_policy *p)
+{
+    if (sets != NULL && sets->policy == p)
+        return NULL;
+    struct addrsets *old = sets;
+    sets = calloc(1, sizeof(*sets) + p->n_endpoints * sizeof(sets->set[0]));
+    if (sets != NULL) {
+        ss_policy_ref(p);
+        sets->policy = p;
+        sets->n = p->n_endpoints;
     }
-    pthread_mutex_unlock(&resolve_lock);
-    return miss;
+    return old;
 }
 
-static void remember_miss(const unsigned char *bytes, size_t n, int family,
-                          uint16_t port)
+static bool list_has(const struct ss_net_addr *list, size_t n,
+                     const struct ss_net_addr *a)
 {
-    pthread_mutex_lock(&resolve_lock);
-    remember_locked("", family, bytes, n);
-    struct resolved *r = &ring[(next + RING_SIZE - 1) % RING_SIZE];
-    r->miss_port = port;
-    r->miss_until = monotonic_seconds() + UNNAMED_TTL_S;
-    pthread_mutex_unlock(&resolve_lock);
+    for (size_t i = 0; i < n; i++)
+        if (ss_net_addr_equal(&list[i], a))
+            return true;
+    return false;
 }
 
-/* Whether name (an endpoint's host) resolves to the address of addr. */
-static bool name_has_address(const char *name, const struct sockaddr *addr)
+/*
+ * Looks name up through the real resolver, both families, and returns its
+ * distinct addresses in *out (owned by the caller) and their number in
+ * *n. Returns 0 or the resolver's EAI_* code. Called with no lock held.
+ */
+static int lookup(const char *name, struct ss_net_addr **out, size_t *n)
 {
-    const unsigned char *want;
-    size_t n = addr_bytes(addr, &want);
-    struct addrinfo hints = {.ai_family = addr->sa_family,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
-    if (n == 0 || REAL(getaddrinfo)(name, NULL, &hints, &res) != 0)
-        return false;
-    bool found = false;
-    for (const struct addrinfo *ai = res; ai != NULL && !found;
-         ai = ai->ai_next) {
-        const unsigned char *have;
-        found = ai->ai_addr != NULL && addr_bytes(ai->ai_addr, &have) == n &&
-                memcmp(have, want, n) == 0;
+    *out = NULL;
+    *n = 0;
+    in_lookup = true;
+    int rc = REAL(getaddrinfo)(name, NULL, &hints, &res);
+    in_lookup = false;
+    if (rc != 0)
+        return rc;
+    size_t max = 0;
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+        max++;
+    *out = calloc(max > 0 ? max : 1, sizeof(**out));
+    if (*out == NULL) {
+        freeaddrinfo(res);
+        return EAI_MEMORY;
     }
-    if (found)
-        remember(name, res);
-    freeaddrinfo(res);
-    return found;
-}
-
-static uint16_t addr_port(const struct sockaddr *sa)
-{
-    return ntohs(sa->sa_family == AF_INET
-                     ? ((const struct sockaddr_in *)sa)->sin_port
-                     : ((const struct sockaddr_in6 *)sa)->sin6_port);
-}
-
-bool resolve_policy_name(const struct ss_policy *p,
-                         const struct sockaddr *addr, char *name, size_t len)
-{
-    const unsigned char *bytes;
-    size_t n = addr_bytes(addr, &bytes);
-    if (n == 0)
-        return false;
-    uint16_t port = addr_port(addr);
-    if (recent_miss(bytes, n, addr->sa_family, port))
-        return false;
-    if (ss_log_enabled(SS_LOG_DEBUG)) {
-        char text[INET6_ADDRSTRLEN] = "?";
-        inet_ntop(addr->sa_family, bytes, text, sizeof(text));
-        ss_log(SS_LOG_DEBUG, "no name known for %s port %u: looking up the "
-               "names of connect endpoints for that port", text, port);
-    }
-    bool looked_up = false;
-    for (size_t i = 0; i < p->n_endpoints; i++) {
-        const struct ss_endpoint *ep = &p->endpoints[i];
-        if (ep->direction != SS_DIR_CONNECT ||
-            ep->match.kind != SS_HOST_NAME || ep->match.port != port)
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        struct ss_net_addr a;
+        if (!ss_net_addr_from_sockaddr(ai->ai_addr, ai->ai_addrlen, &a) ||
+            list_has(*out, *n, &a))
             continue;
-        if (name_has_address(ep->match.name, addr)) {
-            snprintf(name, len, "%s", ep->match.name);
-            return true;
-        }
-        looked_up = true;
+        a.port = 0;
+        (*out)[(*n)++] = a;
     }
-    /* Only a miss that cost lookups is kept: the ring also holds the
-     * names the program resolved, which other misses must not push out. */
-    if (looked_up)
-        remember_miss(bytes, n, addr->sa_family, port);
-    return false;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* Up to a few addresses of a set as text, for the debug log. */
+static void list_text(const struct ss_net_addr *list, size_t n, char *out,
+                      size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && i < 8 && used + 1 < len; i++) {
+        char one[INET6_ADDRSTRLEN];
+        addr_text(&list[i], one, sizeof(one));
+        int w = snprintf(out + used, len - used, "%s%s", i > 0 ? ", " : "",
+                         one);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    if (n > 8 && used + 1 < len)
+        snprintf(out + used, len - used, ", ...");
+}
+
+/*
+ * Resolves ep's name now (the set was never resolved, or is older than
+ * the TTL and no failed lookup is being waited out), publishes the answer
+ * in the set when it still belongs to snapshot p, and says whether a is
+ * in the set. A failed lookup keeps the previous set and is retried after
+ * ADDRSET_RETRY_S. The lookup runs with no lock held; two threads that
+ * both find the set stale both look it up, and the later answer stays.
+ */
+static bool refresh(struct ss_policy *p, size_t i, const struct ss_endpoint *ep,
+                    const struct ss_net_addr *a)
+{
+    struct ss_net_addr *found;
+    size_t n;
+    int rc = lookup(ep->match.name, &found, &n);
+    int e = errno;
+    long long now = monotonic_seconds();
+    bool debug = ss_log_enabled(SS_LOG_DEBUG);
+    bool hit;
+    pthread_mutex_lock(&resolve_lock);
+    struct addrset *s = sets != NULL && sets->policy == p ? &sets->set[i]
+                                                          : NULL;
+    if (s != NULL && rc == 0) {
+        free(s->addrs);
+        s->addrs = found;
+        s->n = n;
+        s->fresh_until = now + ADDRSET_TTL_S;
+        s->retry_at = 0;
+        found = NULL;
+    } else if (s != NULL) {
+        s->retry_at = now + ADDRSET_RETRY_S;
+    }
+    const struct ss_net_addr *cur = s != NULL ? s->addrs : found;
+    size_t cur_n = s != NULL ? s->n : rc == 0 ? n : 0;
+    hit = list_has(cur, cur_n, a);
+    char text[400] = "";
+    if (debug)
+        list_text(cur, cur_n, text, sizeof(text));
+    pthread_mutex_unlock(&resolve_lock);
+    if (rc != 0)
+        ss_log(SS_LOG_WARNING, "endpoint '%s': cannot resolve '%s': %s; "
+               "until it resolves (next try in %d s) %s", ep->name,
+               ep->match.name, rc == EAI_SYSTEM ? strerror(e)
+                                                : gai_strerror(rc),
+               ADDRSET_RETRY_S,
+               cur_n > 0 ? "the addresses it had before are used"
+                         : "no destination matches it");
+    else if (debug)
+        ss_log(SS_LOG_DEBUG, "endpoint '%s': resolved '%s' to %zu "
+               "address%s (%s), %s", ep->name, ep->match.name, cur_n,
+               cur_n == 1 ? "" : "es", text,
+               s != NULL ? "kept for " SS_STR(ADDRSET_TTL_S) " s"
+                         : "for this connect only (the policy changed)");
+    free(found);
+    return hit;
+}
+
+/*
+ * ss_name_has_addr_fn for ss_policy_match_connect: whether destination a
+ * is in the address set of ep (a name endpoint of snapshot arg). A set
+ * that is fresh, or whose last lookup failed less than ADDRSET_RETRY_S
+ * ago, answers at once; otherwise the name is looked up first, by the
+ * connect that needs it (the shim starts no thread of its own). A thread
+ * still holding an older snapshot than the sets' makes them anew for it:
+ * rare (a reload in the middle of a connect) and only costs lookups.
+ */
+static bool in_name_set(const struct ss_endpoint *ep,
+                        const struct ss_net_addr *a, void *arg)
+{
+    struct ss_policy *p = arg;
+    size_t i = (size_t)(ep - p->endpoints);
+    long long now = monotonic_seconds();
+    pthread_mutex_lock(&resolve_lock);
+    struct addrsets *dropped = adopt_locked(p);
+    const struct addrset *s = sets != NULL ? &sets->set[i] : NULL;
+    bool usable = in_lookup ||
+                  (s != NULL && (now < s->fresh_until || now < s->retry_at));
+    bool hit = usable && s != NULL && list_has(s->addrs, s->n, a);
+    pthread_mutex_unlock(&resolve_lock);
+    addrsets_free(dropped);
+    return usable ? hit : refresh(p, i, ep, a);
+}
+
+/* --- the name sent and checked --------------------------------------------- */
+
+/*
+ * The name ep's handshake with a sends as SNI and checks, into host:
+ * tls-target-name when set; a name endpoint's own name (never the alias
+ * the program used); for an address, prefix or `*` endpoint the one name
+ * the program resolved to a, else (none, or several: ambiguous) the
+ * address text, which the verifier checks as an IP address.
+ */
+static void choose_name(const struct ss_endpoint *ep,
+                        const struct ss_net_addr *a, char *host, size_t len)
+{
+    const char *why;
+    if (ep->target_name != NULL) {
+        snprintf(host, len, "%s", ep->target_name);
+        why = "tls-target-name";
+    } else if (ep->match.kind == SS_HOST_NAME) {
+        snprintf(host, len, "%s", ep->match.name);
+        why = "the endpoint's name";
+    } else {
+        switch (remembered_name(a, host, len)) {
+        case NAMES_ONE:
+            why = "the name the program resolved";
+            break;
+        case NAMES_SEVERAL:
+            addr_text(a, host, len);
+            why = "the program resolved several names to this address";
+            break;
+        case NAMES_NONE:
+        default:
+            addr_text(a, host, len);
+            why = "the program resolved no name to this address";
+            break;
+        }
+    }
+    if (ss_log_enabled(SS_LOG_DEBUG)) {
+        char text[INET6_ADDRSTRLEN];
+        addr_text(a, text, sizeof(text));
+        ss_log(SS_LOG_DEBUG, "endpoint '%s' matches %s port %u: TLS name "
+               "'%s' (%s)", ep->name, text, a->port, host, why);
+    }
+}
+
+const struct ss_endpoint *resolve_match_connect(struct ss_policy *p,
+                                                const struct sockaddr *addr,
+                                                socklen_t len, char *host,
+                                                size_t host_len)
+{
+    int saved = errno;
+    struct ss_net_addr a;
+    const struct ss_endpoint *ep = NULL;
+    if (p != NULL && ss_net_addr_from_sockaddr(addr, len, &a))
+        ep = ss_policy_match_connect(p, addr, len, in_name_set, p);
+    if (ep != NULL)
+        choose_name(ep, &a, host, host_len);
+    errno = saved;
+    return ep;
 }
 
 void resolve_fork_prepare(void)

@@ -8,7 +8,8 @@
  * shim's own descriptors), sock.c (the managed socket: private descriptor,
  * stand-in, lifetime), logfd.c (the log's descriptor), process.c
  * (constructor, policy snapshot, fork, exec, close_range), resolve.c
- * (name memory), sockets.c (socket/connect/accept/close/shutdown/dup/fcntl,
+ * (connect matching: address sets of the policy's names, names the
+ * program resolved), sockets.c (socket/connect/accept/close/shutdown/dup/fcntl,
  * options, the handshake), io.c (data calls), events.c (poll/select/
  * epoll), stdio.c (streams over managed sockets). docs/design.md is the
  * architecture.
@@ -295,21 +296,22 @@ int shim_log_relocate(int fd);
 
 /* --- resolve.c --------------------------------------------------------- */
 
-/* Copies the name the program last resolved to addr into name (size len)
- * and returns true, or returns false when it never resolved one. */
-bool resolve_lookup(const struct sockaddr *addr, char *name, size_t len);
-
 /*
- * For a program that connects to an address it did not resolve through
- * getaddrinfo (its own resolver, a hard-coded address, curl's built-in
- * "localhost"): the first host name of a connect endpoint for addr's port
- * that resolves to addr, copied into name (the answer is remembered like
- * the program's own lookups). False when none does; such a miss is
- * remembered for 30 s, so repeated connects cost no lookups. May do a DNS
- * lookup; call without any shim lock held.
+ * The connect endpoint of snapshot p that a connection to addr belongs to,
+ * or NULL (no endpoint, or a disabled first match: plain TCP). Name
+ * endpoints match by the addresses the shim resolves for their names
+ * itself (resolved when a connect first needs them, kept ADDRSET_TTL_S);
+ * IPv4-mapped destinations match as IPv4. On a match, host (size
+ * host_len) receives the name to send as SNI and check: tls-target-name,
+ * a name endpoint's own name, or for address, prefix and `*` endpoints
+ * the one name the program resolved to addr, else the address text
+ * (docs/shim.md, "Matching a destination"). May look names up: call
+ * without any shim lock held. Keeps errno.
  */
-bool resolve_policy_name(const struct ss_policy *p,
-                         const struct sockaddr *addr, char *name, size_t len);
+const struct ss_endpoint *resolve_match_connect(struct ss_policy *p,
+                                                const struct sockaddr *addr,
+                                                socklen_t len, char *host,
+                                                size_t host_len);
 
 void resolve_fork_prepare(void);
 void resolve_fork_parent(void);

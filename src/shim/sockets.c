@@ -46,7 +46,7 @@ static bool is_tcp(int fd, const struct sockaddr *addr)
 }
 
 /* "HOST:PORT" with HOST the name when known, else the address
- * ("[::1]:443" for IPv6). */
+ * ("[::1]:443" for IPv6, also when the name is IPv6 address text). */
 static void peer_text(const struct sockaddr *sa, const char *name, char *out,
                       size_t len)
 {
@@ -61,7 +61,7 @@ static void peer_text(const struct sockaddr *sa, const char *name, char *out,
         inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
         port = ntohs(in6->sin6_port);
     }
-    if (name != NULL)
+    if (name != NULL && strchr(name, ':') == NULL)
         snprintf(out, len, "%s:%u", name, port);
     else if (sa->sa_family == AF_INET6)
         snprintf(out, len, "[%s]:%u", addr, port);
@@ -466,17 +466,15 @@ static int secure_connect(int fd, const struct sockaddr *addr,
     if (p == NULL)
         return 0;
     char name[256];
-    bool named = resolve_lookup(addr, name, sizeof(name)) ||
-                 resolve_policy_name(p, addr, name, sizeof(name));
     const struct ss_endpoint *ep =
-        ss_policy_match_connect(p, named ? name : NULL, addr, addr_len);
+        resolve_match_connect(p, addr, addr_len, name, sizeof(name));
     if (ep == NULL) {
         ss_policy_unref(p);
         return 0;
     }
     char host[256], peer[320];
-    host_text(addr, named ? name : NULL, host, sizeof(host));
-    peer_text(addr, named ? name : NULL, peer, sizeof(peer));
+    host_text(addr, name, host, sizeof(host));
+    peer_text(addr, name, peer, sizeof(peer));
     struct shim_sock *s = manage(fd, p, ep, SS_DIR_CONNECT, host, peer);
     ss_policy_unref(p); /* the conn holds its own reference */
     if (s == NULL) {

@@ -814,6 +814,8 @@ static const char *const match_cfg =
     "{ name = \"v6\"; connect = \"[2001:db8::1]:443\"; },\n"
     "{ name = \"cidr4\"; connect = \"10.0.0.0/8:443\"; },\n"
     "{ name = \"cidr6\"; connect = \"[fd00::]/8:443\"; },\n"
+    "{ name = \"web\"; connect = \"www.example:443\"; },\n"
+    "{ name = \"dark\"; connect = \"dark.example:443\"; },\n"
     "{ name = \"mapped\"; connect = \"[::ffff:198.51.100.7]:443\"; },\n"
     "{ name = \"v6all\"; connect = \"[::]/0:444\"; },\n"
     "{ name = \"localhost\"; connect = \"localhost:8080\"; },\n"
@@ -831,11 +833,13 @@ static int match_setup(void **state)
 {
     (void)state;
     match_policy = load_ok(match_cfg);
-    /* The test's own snapshot: switch everything but "shadow" on. Matching
-     * does not look at the TLS context, which stays NULL. */
-    for (size_t i = 0; i < match_policy->n_endpoints; i++)
+    /* The test's own snapshot: switch everything but "shadow" and "dark"
+     * on. Matching does not look at the TLS context, which stays NULL. */
+    for (size_t i = 0; i < match_policy->n_endpoints; i++) {
+        const char *name = match_policy->endpoints[i].name;
         match_policy->endpoints[i].enabled =
-            strcmp(match_policy->endpoints[i].name, "shadow") != 0;
+            strcmp(name, "shadow") != 0 && strcmp(name, "dark") != 0;
+    }
     return 0;
 }
 
@@ -868,13 +872,54 @@ static const struct sockaddr *sa(const char *text, unsigned port,
     return (const struct sockaddr *)&sa_buf;
 }
 
-/* The name of the endpoint a connect matches, or "-" for none. */
-static const char *mc(const char *host, const char *addr, unsigned port)
+/* The address sets the fake resolver of the tests knows, by the name of
+ * a name endpoint: what the shim would have resolved. */
+static const struct {
+    const char *name;
+    const char *addrs[3];
+} fake_sets[] = {
+    {"db.example.com", {"203.0.113.5", "2001:db8::5", NULL}},
+    {"localhost", {"127.0.0.1", "::1", NULL}},
+    {"www.example", {"198.51.100.80", "10.5.5.5", NULL}},
+    {"dark.example", {"198.51.100.81", NULL, NULL}},
+};
+
+/* The names fake_in_set was asked about, in order, comma-separated. */
+static char asked[256];
+
+static bool fake_in_set(const struct ss_endpoint *ep,
+                        const struct ss_net_addr *a, void *arg)
+{
+    assert_ptr_equal(arg, &asked);
+    assert_int_equal(ep->match.kind, SS_HOST_NAME);
+    size_t used = strlen(asked);
+    snprintf(asked + used, sizeof(asked) - used, "%s%s", used ? "," : "",
+             ep->name);
+    for (size_t i = 0; i < sizeof(fake_sets) / sizeof(fake_sets[0]); i++) {
+        if (strcmp(fake_sets[i].name, ep->match.name) != 0)
+            continue;
+        for (size_t j = 0; j < 3 && fake_sets[i].addrs[j] != NULL; j++) {
+            socklen_t len;
+            struct ss_net_addr one;
+            const struct sockaddr *x = sa(fake_sets[i].addrs[j], 0, &len);
+            assert_true(ss_net_addr_from_sockaddr(x, len, &one));
+            if (ss_net_addr_equal(&one, a))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The name of the endpoint a connect matches, or "-" for none; asked
+ * holds the name endpoints whose sets were consulted. */
+static const char *mc(const char *addr, unsigned port)
 {
     socklen_t len;
-    const struct sockaddr *a = sa(addr, port, &len);
-    const struct ss_endpoint *ep =
-        ss_policy_match_connect(match_policy, host, a, len);
+    struct sockaddr_storage copy;
+    memcpy(&copy, sa(addr, port, &len), sizeof(copy));
+    asked[0] = '\0';
+    const struct ss_endpoint *ep = ss_policy_match_connect(
+        match_policy, (struct sockaddr *)&copy, len, fake_in_set, &asked);
     return ep != NULL ? ep->name : "-";
 }
 
@@ -918,43 +963,91 @@ static void test_parsed_patterns(void **state)
 static void test_match_by_name(void **state)
 {
     (void)state;
-    assert_string_equal(mc("db.example.com", "203.0.113.5", 5432), "name");
-    assert_string_equal(mc("DB.EXAMPLE.COM.", "203.0.113.5", 5432), "name");
-    assert_string_equal(mc("db.example.co", "203.0.113.5", 5432), "-");
-    assert_string_equal(mc("db.example.com", "203.0.113.5", 5433), "-");
-    assert_string_equal(mc(NULL, "203.0.113.5", 5432), "-");
-    /* "localhost" matches by the resolved name only, never by address. */
-    assert_string_equal(mc("localhost", "127.0.0.1", 8080), "localhost");
-    assert_string_equal(mc("LocalHost", "::1", 8080), "localhost");
-    assert_string_equal(mc(NULL, "127.0.0.1", 8080), "-");
-    assert_string_equal(mc("127.0.0.1", "127.0.0.1", 8080), "-");
+    /* A name endpoint matches every address of its set, whatever name
+     * (or none) the program used for it. */
+    assert_string_equal(mc("203.0.113.5", 5432), "name");
+    assert_string_equal(mc("2001:db8::5", 5432), "name");
+    assert_string_equal(mc("203.0.113.6", 5432), "-");
+    assert_string_equal(mc("203.0.113.5", 5433), "-");
+    assert_string_equal(mc("127.0.0.1", 8080), "localhost");
+    assert_string_equal(mc("::1", 8080), "localhost");
+    assert_string_equal(mc("127.0.0.2", 8080), "-");
+    /* Without a set, a name matches nothing. */
+    socklen_t len;
+    const struct sockaddr *a = sa("127.0.0.1", 8080, &len);
+    assert_null(ss_policy_match_connect(match_policy, a, len, NULL, NULL));
+}
+
+static void test_match_name_mapped(void **state)
+{
+    (void)state;
+    /* What a JVM does for localhost: an AF_INET6 socket to ::ffff:127.0.0.1.
+     * The set holds 127.0.0.1; the mapped destination is that address. */
+    assert_string_equal(mc("::ffff:127.0.0.1", 8080), "localhost");
+    assert_string_equal(mc("::ffff:203.0.113.5", 5432), "name");
+    assert_string_equal(mc("::ffff:127.0.0.2", 8080), "-");
+}
+
+static void test_match_name_sets_asked_lazily(void **state)
+{
+    (void)state;
+    /* No enabled endpoint on the port: no set is asked for. */
+    assert_string_equal(mc("127.0.0.1", 9999), "-");
+    assert_string_equal(asked, "");
+    /* Decided by an address endpoint before any name endpoint. */
+    assert_string_equal(mc("192.0.2.10", 443), "v4");
+    assert_string_equal(asked, "");
+    /* 10.5.5.5 is in web's set, but cidr4 comes first in the file. */
+    assert_string_equal(mc("10.5.5.5", 443), "cidr4");
+    assert_string_equal(asked, "");
+    /* Name endpoints are asked in file order, up to the decision. */
+    assert_string_equal(mc("198.51.100.80", 443), "web");
+    assert_string_equal(asked, "web");
+    assert_string_equal(mc("192.0.2.11", 443), "any");
+    assert_string_equal(asked, "web,dark");
+    /* Only the port's name endpoints are asked. */
+    assert_string_equal(mc("203.0.113.5", 5432), "name");
+    assert_string_equal(asked, "name");
+}
+
+static void test_match_name_disabled_shadows(void **state)
+{
+    (void)state;
+    /* "dark" (disabled) is a name endpoint before the wildcard: its
+     * addresses stay plaintext, also in mapped form. */
+    assert_string_equal(mc("198.51.100.81", 443), "-");
+    assert_string_equal(mc("::ffff:198.51.100.81", 443), "-");
+    assert_string_equal(asked, "web,dark");
 }
 
 static void test_match_by_address(void **state)
 {
     (void)state;
-    assert_string_equal(mc(NULL, "192.0.2.10", 443), "v4");
-    assert_string_equal(mc("whatever.example", "192.0.2.10", 443), "v4");
-    assert_string_equal(mc(NULL, "192.0.2.10", 445), "-");
-    assert_string_equal(mc(NULL, "2001:db8::1", 443), "v6");
-    assert_string_equal(mc(NULL, "2001:db8::2", 443), "any");
-    assert_string_equal(mc(NULL, "10.200.0.1", 443), "cidr4");
-    assert_string_equal(mc(NULL, "fd12:3456::5", 443), "cidr6");
-    assert_string_equal(mc(NULL, "fe80::1", 443), "any");
-    assert_string_equal(mc(NULL, "192.0.2.11", 443), "any");
+    assert_string_equal(mc("192.0.2.10", 443), "v4");
+    assert_string_equal(mc("192.0.2.10", 445), "-");
+    assert_string_equal(mc("2001:db8::1", 443), "v6");
+    assert_string_equal(mc("2001:db8::2", 443), "any");
+    assert_string_equal(mc("10.200.0.1", 443), "cidr4");
+    assert_string_equal(mc("fd12:3456::5", 443), "cidr6");
+    assert_string_equal(mc("fe80::1", 443), "any");
+    assert_string_equal(mc("192.0.2.11", 443), "any");
+    /* "localhost" is a name: its endpoint never matches by the address
+     * 127.0.0.1 written in its place, only by its set. */
+    assert_string_equal(mc("127.0.0.1", 8080), "localhost");
+    assert_string_equal(asked, "localhost");
 }
 
 static void test_match_mapped(void **state)
 {
     (void)state;
     /* A dual-stack socket's ::ffff:a.b.c.d is the IPv4 address. */
-    assert_string_equal(mc(NULL, "::ffff:192.0.2.10", 443), "v4");
-    assert_string_equal(mc(NULL, "::ffff:10.9.8.7", 443), "cidr4");
-    assert_string_equal(mc(NULL, "198.51.100.7", 443), "mapped");
-    assert_string_equal(mc(NULL, "::ffff:198.51.100.7", 443), "mapped");
+    assert_string_equal(mc("::ffff:192.0.2.10", 443), "v4");
+    assert_string_equal(mc("::ffff:10.9.8.7", 443), "cidr4");
+    assert_string_equal(mc("198.51.100.7", 443), "mapped");
+    assert_string_equal(mc("::ffff:198.51.100.7", 443), "mapped");
     /* An IPv6 prefix that covers the mapped range covers IPv4 too. */
-    assert_string_equal(mc(NULL, "192.0.2.99", 444), "v6all");
-    assert_string_equal(mc(NULL, "2001:db8::9", 444), "v6all");
+    assert_string_equal(mc("192.0.2.99", 444), "v6all");
+    assert_string_equal(mc("2001:db8::9", 444), "v6all");
 }
 
 static void test_match_first_wins_disabled_shadows(void **state)
@@ -962,9 +1055,9 @@ static void test_match_first_wins_disabled_shadows(void **state)
     (void)state;
     /* "shadow" (disabled) comes before cidr4 and the wildcard: the
      * destination stays plaintext. */
-    assert_string_equal(mc(NULL, "10.1.2.3", 443), "-");
-    assert_string_equal(mc(NULL, "::ffff:10.1.2.3", 443), "-");
-    assert_string_equal(mc(NULL, "10.1.2.4", 443), "cidr4");
+    assert_string_equal(mc("10.1.2.3", 443), "-");
+    assert_string_equal(mc("::ffff:10.1.2.3", 443), "-");
+    assert_string_equal(mc("10.1.2.4", 443), "cidr4");
 }
 
 static void test_match_listen(void **state)
@@ -983,7 +1076,7 @@ static void test_match_listen(void **state)
     assert_string_equal(ml("10.0.0.1", 6443), "l-all6");
     /* Directions never cross. */
     assert_string_equal(ml("192.0.2.10", 443), "-");
-    assert_string_equal(mc(NULL, "127.0.0.1", 9443), "-");
+    assert_string_equal(mc("127.0.0.1", 9443), "-");
 }
 
 static void test_match_other_families(void **state)
@@ -992,15 +1085,113 @@ static void test_match_other_families(void **state)
     struct sockaddr_un un;
     memset(&un, 0, sizeof(un));
     un.sun_family = AF_UNIX;
-    assert_null(ss_policy_match_connect(match_policy, "localhost",
-                                        (struct sockaddr *)&un, sizeof(un)));
+    assert_null(ss_policy_match_connect(match_policy, (struct sockaddr *)&un,
+                                        sizeof(un), fake_in_set, &asked));
     assert_null(ss_policy_match_listen(match_policy, (struct sockaddr *)&un,
                                        sizeof(un)));
     socklen_t len;
     const struct sockaddr *a = sa("192.0.2.10", 443, &len);
-    assert_null(ss_policy_match_connect(match_policy, NULL, a, 2));
-    assert_null(ss_policy_match_connect(match_policy, NULL, NULL, 0));
-    assert_null(ss_policy_match_connect(NULL, NULL, a, len));
+    assert_null(ss_policy_match_connect(match_policy, a, 2, fake_in_set,
+                                        &asked));
+    assert_null(ss_policy_match_connect(match_policy, NULL, 0, fake_in_set,
+                                        &asked));
+    assert_null(ss_policy_match_connect(NULL, a, len, fake_in_set, &asked));
+}
+
+/* ------------------------------------------------------------------ */
+/* Address helpers                                                      */
+
+static void test_net_addr_from_sockaddr(void **state)
+{
+    (void)state;
+    socklen_t len;
+    struct ss_net_addr a, b;
+    const struct sockaddr *x = sa("192.0.2.1", 80, &len);
+    assert_true(ss_net_addr_from_sockaddr(x, len, &a));
+    assert_int_equal(a.family, AF_INET);
+    assert_int_equal(a.port, 80);
+    assert_memory_equal(a.bytes, "\xc0\x00\x02\x01", 4);
+    /* The mapped form is the same IPv4 address, port kept. */
+    x = sa("::ffff:192.0.2.1", 81, &len);
+    assert_true(ss_net_addr_from_sockaddr(x, len, &b));
+    assert_int_equal(b.family, AF_INET);
+    assert_int_equal(b.port, 81);
+    assert_true(ss_net_addr_equal(&a, &b));
+    /* Other IPv6 addresses stay IPv6, also the IPv4-compatible ::a.b.c.d
+     * and the NAT64 prefix, which are not mapped addresses. */
+    x = sa("::1", 82, &len);
+    assert_true(ss_net_addr_from_sockaddr(x, len, &b));
+    assert_int_equal(b.family, AF_INET6);
+    x = sa("::192.0.2.1", 82, &len);
+    assert_true(ss_net_addr_from_sockaddr(x, len, &b));
+    assert_int_equal(b.family, AF_INET6);
+    assert_false(ss_net_addr_equal(&a, &b));
+    x = sa("64:ff9b::192.0.2.1", 82, &len);
+    assert_true(ss_net_addr_from_sockaddr(x, len, &b));
+    assert_int_equal(b.family, AF_INET6);
+    /* Short or foreign addresses are refused. */
+    const struct sockaddr *v6 = sa("::1", 1, &len);
+    assert_false(ss_net_addr_from_sockaddr(v6, len - 1, &b));
+    assert_false(ss_net_addr_from_sockaddr(v6, 1, &b));
+    assert_false(ss_net_addr_from_sockaddr(NULL, 16, &b));
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    assert_false(ss_net_addr_from_sockaddr((struct sockaddr *)&un,
+                                           sizeof(un), &b));
+}
+
+static struct ss_net_addr na(const char *text)
+{
+    socklen_t len;
+    struct ss_net_addr a;
+    const struct sockaddr *x = sa(text, 1, &len);
+    assert_true(ss_net_addr_from_sockaddr(x, len, &a));
+    return a;
+}
+
+static void test_host_pattern_has_addr(void **state)
+{
+    (void)state;
+    struct ss_net_addr v4 = na("10.1.2.3"), v6 = na("fd00::7");
+    struct ss_net_addr mapped = na("::ffff:10.1.2.3");
+    const struct ss_host_pattern *any = &tu_endpoint(match_policy,
+                                                     "any")->match;
+    assert_true(ss_host_pattern_has_addr(any, &v4));
+    assert_true(ss_host_pattern_has_addr(any, &v6));
+    const struct ss_host_pattern *cidr4 =
+        &tu_endpoint(match_policy, "cidr4")->match;
+    assert_true(ss_host_pattern_has_addr(cidr4, &v4));
+    assert_true(ss_host_pattern_has_addr(cidr4, &mapped));
+    assert_false(ss_host_pattern_has_addr(cidr4, &v6));
+    const struct ss_host_pattern *cidr6 =
+        &tu_endpoint(match_policy, "cidr6")->match;
+    assert_true(ss_host_pattern_has_addr(cidr6, &v6));
+    assert_false(ss_host_pattern_has_addr(cidr6, &v4));
+    struct ss_net_addr exact = na("192.0.2.10"), near = na("192.0.2.11");
+    const struct ss_host_pattern *v4ep = &tu_endpoint(match_policy,
+                                                      "v4")->match;
+    assert_true(ss_host_pattern_has_addr(v4ep, &exact));
+    assert_false(ss_host_pattern_has_addr(v4ep, &near));
+    /* [::]/0 covers the mapped range, so IPv4 too. */
+    const struct ss_host_pattern *all6 =
+        &tu_endpoint(match_policy, "v6all")->match;
+    assert_true(ss_host_pattern_has_addr(all6, &v4));
+    /* A name holds no address by itself. */
+    struct ss_net_addr lo = na("127.0.0.1");
+    assert_false(ss_host_pattern_has_addr(
+        &tu_endpoint(match_policy, "localhost")->match, &lo));
+}
+
+static void test_host_name_equal(void **state)
+{
+    (void)state;
+    assert_true(ss_host_name_equal("db.example.com", "DB.Example.COM"));
+    assert_true(ss_host_name_equal("db.example.com.", "db.example.com"));
+    assert_true(ss_host_name_equal("db.example.com", "db.example.com."));
+    assert_false(ss_host_name_equal("db.example.com", "db.example.co"));
+    assert_false(ss_host_name_equal("db.example.com", "db.example.com.."));
+    assert_false(ss_host_name_equal("localhost", "127.0.0.1"));
+    assert_false(ss_host_name_equal(NULL, "x"));
+    assert_false(ss_host_name_equal("x", NULL));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1146,6 +1337,12 @@ int main(void)
                                         match_teardown),
         cmocka_unit_test_setup_teardown(test_match_by_name, match_setup,
                                         match_teardown),
+        cmocka_unit_test_setup_teardown(test_match_name_mapped, match_setup,
+                                        match_teardown),
+        cmocka_unit_test_setup_teardown(test_match_name_sets_asked_lazily,
+                                        match_setup, match_teardown),
+        cmocka_unit_test_setup_teardown(test_match_name_disabled_shadows,
+                                        match_setup, match_teardown),
         cmocka_unit_test_setup_teardown(test_match_by_address, match_setup,
                                         match_teardown),
         cmocka_unit_test_setup_teardown(test_match_mapped, match_setup,
@@ -1157,6 +1354,10 @@ int main(void)
                                         match_teardown),
         cmocka_unit_test_setup_teardown(test_match_other_families,
                                         match_setup, match_teardown),
+        cmocka_unit_test(test_net_addr_from_sockaddr),
+        cmocka_unit_test_setup_teardown(test_host_pattern_has_addr,
+                                        match_setup, match_teardown),
+        cmocka_unit_test(test_host_name_equal),
         cmocka_unit_test(test_enabled_endpoints_get_contexts),
         cmocka_unit_test(test_tlsctx_error_passed_on),
         cmocka_unit_test(test_example_config_loads),
