@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -113,6 +114,13 @@ struct real_fns {
     struct hostent *(*gethostbyname2)(const char *, int);
     int (*gethostbyname2_r)(const char *, int, struct hostent *, char *,
                             size_t, struct hostent **, int *);
+    /* io.c: the remaining ways to send and receive (issue 7, part 3) */
+    int (*vdprintf)(int, const char *, va_list);
+    int (*__vdprintf_chk)(int, int, const char *, va_list);
+    ssize_t (*preadv)(int, const struct iovec *, int, off_t);
+    ssize_t (*pwritev)(int, const struct iovec *, int, off_t);
+    ssize_t (*preadv2)(int, const struct iovec *, int, off_t, int);
+    ssize_t (*pwritev2)(int, const struct iovec *, int, off_t, int);
 };
 
 extern struct real_fns real;
