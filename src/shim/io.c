@@ -881,6 +881,15 @@ static ssize_t shim_splice(int fd_in, off_t *off_in, int fd_out,
     return r;
 }
 
+/* Defined with the issue 7 paths at the end of the file: sendto, sendmsg
+ * and sendmmsg look at Fast Open and SCM_RIGHTS first. */
+static ssize_t shim_sendto_any(int fd, const void *buf, size_t len, int flags,
+                               const struct sockaddr *addr,
+                               socklen_t addr_len);
+static ssize_t shim_sendmsg_any(int fd, const struct msghdr *msg, int flags);
+static int shim_sendmmsg_any(int fd, struct mmsghdr *vec, unsigned int vlen,
+                             int flags);
+
 SS_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
     return shim_read(fd, buf, len);
@@ -910,7 +919,7 @@ SS_EXPORT ssize_t recvfrom(int fd, void *restrict buf, size_t len, int flags,
 SS_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
                          __CONST_SOCKADDR_ARG addr, socklen_t addr_len)
 {
-    return shim_sendto(fd, buf, len, flags, addr.__sockaddr__, addr_len);
+    return shim_sendto_any(fd, buf, len, flags, addr.__sockaddr__, addr_len);
 }
 
 SS_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
@@ -930,7 +939,7 @@ SS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 SS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    return shim_sendmsg(fd, msg, flags);
+    return shim_sendmsg_any(fd, msg, flags);
 }
 
 /* The fortified entry points check the buffer size as glibc does, then
@@ -968,7 +977,7 @@ SS_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
 SS_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
                        int flags)
 {
-    return shim_sendmmsg(fd, vec, vlen, flags);
+    return shim_sendmmsg_any(fd, vec, vlen, flags);
 }
 
 SS_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
@@ -1229,6 +1238,137 @@ static ssize_t shim_preadv2(int fd, const struct iovec *iov, int cnt,
     ssize_t r = sock_preadv2(s, fd, iov, cnt, offset, flags);
     shim_sock_unref(s);
     return r;
+}
+
+/* --- MSG_FASTOPEN on a fresh socket ----------------------------------------- */
+
+/*
+ * sendto/sendmsg with MSG_FASTOPEN connect an unconnected TCP socket and
+ * send in one call. To a TLS destination the shim does what was asked,
+ * in two steps: connect through connect()'s own logic (sockets.c), then
+ * send the data as TLS. A blocking socket returns after the handshake
+ * with the count sent; a non-blocking one gets -1 EINPROGRESS with
+ * nothing sent, which is what the kernel answers when it has no Fast Open
+ * cookie for the peer (TLS data can never ride in the SYN). *handled is
+ * false when the destination is not the shim's: the caller then makes
+ * the real call, untouched.
+ */
+static ssize_t fastopen_sendv(int fd, const struct sockaddr *addr,
+                              socklen_t addr_len, const struct iovec *iov,
+                              int cnt, int flags, bool *handled)
+{
+    int rc = shim_connect_for_fastopen(fd, addr, addr_len);
+    *handled = rc <= 0;
+    if (rc != 0)
+        return -1; /* 1: not ours; -1: EINPROGRESS or connect's failure */
+    flags &= ~MSG_FASTOPEN;
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL) {
+        /* A policy reload between the match and the connect left the
+         * destination plain: the data goes as connect() decided. */
+        struct msghdr m = {.msg_iov = (struct iovec *)iov,
+                           .msg_iovlen = (size_t)cnt};
+        return REAL(sendmsg)(fd, &m, flags);
+    }
+    ssize_t r = sock_sendv(s, fd, iov, cnt, flags);
+    shim_sock_unref(s);
+    return r;
+}
+
+/* --- descriptors handed to another process ---------------------------------- */
+
+/*
+ * A managed descriptor sent over SCM_RIGHTS reaches a process that has
+ * no TLS state for it (docs/shim.md "SCM_RIGHTS"): one warning per such
+ * descriptor, naming it and its endpoint; the call itself is unchanged.
+ * The control buffer is read only within msg_controllen, and only when
+ * msg_control is set (the kernel reports a bad one with EFAULT).
+ */
+static void warn_passed_fds(const struct msghdr *msg)
+{
+    if (msg->msg_control == NULL)
+        return;
+    const char *end = (const char *)msg->msg_control + msg->msg_controllen;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL;
+         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len < CMSG_LEN(0))
+            continue;
+        const unsigned char *data = CMSG_DATA(c);
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        size_t room = (size_t)(end - (const char *)data) / sizeof(int);
+        for (size_t i = 0; i < n && i < room; i++) {
+            int passed;
+            memcpy(&passed, data + i * sizeof(int), sizeof(passed));
+            struct shim_sock *s = fdtab_get(passed);
+            if (s == NULL)
+                continue;
+            const struct ss_endpoint *ep = ss_conn_endpoint(s->conn);
+            int saved = errno;
+            ss_log(SS_LOG_WARNING, "sendmsg: descriptor %d, the TLS "
+                   "connection of endpoint '%s' with %s, is passed to "
+                   "another process over SCM_RIGHTS: TLS cannot go with it",
+                   passed, ep != NULL && ep->name != NULL ? ep->name : "?",
+                   s->peer);
+            errno = saved;
+            shim_sock_unref(s);
+        }
+    }
+}
+
+/* Whether fd is managed now (a look, no reference kept). */
+static bool fd_managed(int fd)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    bool managed = s != NULL;
+    shim_sock_unref(s);
+    return managed;
+}
+
+/* sendto: Fast Open is the one case that needs the address. */
+static ssize_t shim_sendto_any(int fd, const void *buf, size_t len, int flags,
+                               const struct sockaddr *addr,
+                               socklen_t addr_len)
+{
+    if ((flags & MSG_FASTOPEN) != 0 && !fd_managed(fd)) {
+        struct iovec one = {(void *)buf, len};
+        bool handled = false;
+        ssize_t r = fastopen_sendv(fd, addr, addr_len, &one, 1, flags,
+                                   &handled);
+        if (handled)
+            return r;
+    }
+    return shim_sendto(fd, buf, len, flags, addr, addr_len);
+}
+
+/* sendmsg: control messages and Fast Open take a look first; a plain
+ * sendmsg costs one test. */
+static ssize_t shim_sendmsg_any(int fd, const struct msghdr *msg, int flags)
+{
+    if (msg != NULL &&
+        (msg->msg_controllen != 0 || (flags & MSG_FASTOPEN) != 0)) {
+        if (msg->msg_controllen != 0)
+            warn_passed_fds(msg);
+        if ((flags & MSG_FASTOPEN) != 0 && !fd_managed(fd)) {
+            bool handled = false;
+            ssize_t r = fastopen_sendv(fd, msg->msg_name, msg->msg_namelen,
+                                       msg->msg_iov, (int)msg->msg_iovlen,
+                                       flags, &handled);
+            if (handled)
+                return r;
+        }
+    }
+    return shim_sendmsg(fd, msg, flags);
+}
+
+/* sendmmsg carries control messages per entry, like sendmsg. */
+static int shim_sendmmsg_any(int fd, struct mmsghdr *vec, unsigned int vlen,
+                             int flags)
+{
+    for (unsigned int i = 0; vec != NULL && i < vlen && i < UIO_MAXIOV; i++)
+        if (vec[i].msg_hdr.msg_controllen != 0)
+            warn_passed_fds(&vec[i].msg_hdr);
+    return shim_sendmmsg(fd, vec, vlen, flags);
 }
 
 /* --- the exported names ------------------------------------------------------ */

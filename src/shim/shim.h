@@ -336,4 +336,15 @@ void shim_sock_fail(struct shim_sock *s, int fd, int e, bool handshake,
  * handshake (handshake true) or on later I/O. Called with s locked. */
 int shim_errno_of(const struct shim_sock *s, int rc, bool handshake);
 
+/*
+ * sendto/sendmsg with MSG_FASTOPEN on a descriptor the shim does not
+ * manage (io.c): when fd is a TCP socket and addr (of addr_len bytes) a
+ * destination the policy says is TLS, connects fd exactly as connect()
+ * would (blocking: TCP and the handshake; non-blocking: -1 EINPROGRESS)
+ * and returns connect's 0 or -1 with errno. Returns 1 when the call is
+ * none of the shim's business: the caller passes it on unchanged.
+ */
+int shim_connect_for_fastopen(int fd, const struct sockaddr *addr,
+                              socklen_t addr_len);
+
 #endif

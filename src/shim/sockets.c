@@ -798,3 +798,56 @@ SS_EXPORT int ioctl(int fd, unsigned long req, ...)
     va_end(ap);
     return shim_ioctl(fd, req, arg);
 }
+
+/* --- TCP Fast Open: connect on behalf of sendto/sendmsg (io.c) ------------- */
+
+/* Whether addr_len covers the address of addr's family: the kernel refuses
+ * a short one (EINVAL), and the matching below reads the whole address. */
+static bool inet_addr_complete(const struct sockaddr *addr,
+                               socklen_t addr_len)
+{
+    if (addr == NULL || addr_len < (socklen_t)sizeof(sa_family_t))
+        return false;
+    if (addr->sa_family == AF_INET)
+        return addr_len >= (socklen_t)sizeof(struct sockaddr_in);
+    if (addr->sa_family == AF_INET6)
+        return addr_len >= (socklen_t)sizeof(struct sockaddr_in6);
+    return false;
+}
+
+/* Whether connect() would manage a connection to addr: the same match
+ * secure_connect makes, without its side effects. May do a DNS lookup
+ * (resolve_policy_name); no shim lock is held. */
+static bool tls_destination(const struct sockaddr *addr, socklen_t addr_len)
+{
+    struct ss_policy *p = shim_policy_get();
+    if (p == NULL)
+        return false;
+    char name[256];
+    bool named = resolve_lookup(addr, name, sizeof(name)) ||
+                 resolve_policy_name(p, addr, name, sizeof(name));
+    bool tls = ss_policy_match_connect(p, named ? name : NULL, addr,
+                                       addr_len) != NULL;
+    ss_policy_unref(p);
+    return tls;
+}
+
+/*
+ * The connect half of a Fast Open send to a TLS destination goes through
+ * connect()'s own logic, so the socket becomes managed exactly as a
+ * connect() would make it; the data is then sent as TLS by the caller.
+ * Unmatched destinations are left to the kernel untouched (their data
+ * may ride in the SYN, as the program asked).
+ */
+int shim_connect_for_fastopen(int fd, const struct sockaddr *addr,
+                              socklen_t addr_len)
+{
+    int saved = errno;
+    if (!inet_addr_complete(addr, addr_len) || !is_tcp(fd, addr) ||
+        !tls_destination(addr, addr_len)) {
+        errno = saved;
+        return 1;
+    }
+    errno = saved;
+    return shim_connect(fd, addr, addr_len);
+}
