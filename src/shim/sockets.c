@@ -851,3 +851,36 @@ int shim_connect_for_fastopen(int fd, const struct sockaddr *addr,
     errno = saved;
     return shim_connect(fd, addr, addr_len);
 }
+
+/* --- libc's public aliases of interposed names ------------------------------ */
+
+/*
+ * glibc exports __connect, __close, __dup2 and __fcntl as public aliases
+ * (GLIBC_2.2.5) of the calls above. A program linked against an alias
+ * would bypass the shim: an unmanaged connect() to a TLS endpoint would
+ * then carry plaintext. Each alias is the same call (docs/shim.md, "What
+ * is interposed").
+ */
+SS_EXPORT int __connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+    return shim_connect(fd, addr.__sockaddr__, len);
+}
+
+SS_EXPORT int __close(int fd)
+{
+    return shim_close(fd);
+}
+
+SS_EXPORT int __dup2(int old, int new)
+{
+    return shim_dup3(old, new, 0, false);
+}
+
+SS_EXPORT int __fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return shim_fcntl(fd, cmd, arg, false);
+}
