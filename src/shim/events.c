@@ -1163,3 +1163,19 @@ __attribute__((constructor)) static void events_init(void)
 {
     pthread_atfork(NULL, NULL, events_fork_child);
 }
+
+/* --- libc's public aliases of interposed names ------------------------------ */
+
+/* glibc exports __poll and __select as public aliases (GLIBC_2.2.5); a
+ * program linked against one gets the same readiness rules
+ * (docs/shim.md, "What is interposed"). */
+SS_EXPORT int __poll(struct pollfd *fds, nfds_t n, int ms)
+{
+    return shim_poll(fds, n, ms);
+}
+
+SS_EXPORT int __select(int nfds, fd_set *restrict r, fd_set *restrict w,
+                       fd_set *restrict x, struct timeval *restrict tv)
+{
+    return shim_select(nfds, r, w, x, tv);
+}

@@ -1,7 +1,7 @@
 /*
  * io.c - the data calls: read, write, recv, send, recvfrom, sendto, readv,
  * writev, recvmsg, sendmsg, recvmmsg, sendmmsg, the fortified __read_chk,
- * __recv_chk, __recvfrom_chk, and sendfile/sendfile64/splice (emulated on
+ * __recv_chk, __recvfrom_chk, sendfile/sendfile64/splice (emulated on
  * managed sockets).
  *
  * On a managed descriptor every byte goes through the engine, under the
@@ -886,6 +886,15 @@ static ssize_t shim_splice(int fd_in, off_t *off_in, int fd_out,
     return r;
 }
 
+/* Defined with the issue 7 paths at the end of the file: sendto, sendmsg
+ * and sendmmsg look at Fast Open and SCM_RIGHTS first. */
+static ssize_t shim_sendto_any(int fd, const void *buf, size_t len, int flags,
+                               const struct sockaddr *addr,
+                               socklen_t addr_len);
+static ssize_t shim_sendmsg_any(int fd, const struct msghdr *msg, int flags);
+static int shim_sendmmsg_any(int fd, struct mmsghdr *vec, unsigned int vlen,
+                             int flags);
+
 SS_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
     return shim_read(fd, buf, len);
@@ -915,7 +924,7 @@ SS_EXPORT ssize_t recvfrom(int fd, void *restrict buf, size_t len, int flags,
 SS_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
                          __CONST_SOCKADDR_ARG addr, socklen_t addr_len)
 {
-    return shim_sendto(fd, buf, len, flags, addr.__sockaddr__, addr_len);
+    return shim_sendto_any(fd, buf, len, flags, addr.__sockaddr__, addr_len);
 }
 
 SS_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
@@ -935,7 +944,7 @@ SS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 SS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    return shim_sendmsg(fd, msg, flags);
+    return shim_sendmsg_any(fd, msg, flags);
 }
 
 /* The fortified entry points check the buffer size as glibc does, then
@@ -973,7 +982,7 @@ SS_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
 SS_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
                        int flags)
 {
-    return shim_sendmmsg(fd, vec, vlen, flags);
+    return shim_sendmmsg_any(fd, vec, vlen, flags);
 }
 
 SS_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
@@ -997,4 +1006,470 @@ SS_EXPORT ssize_t splice(int fd_in, off64_t *off_in, int fd_out,
 {
     return shim_splice(fd_in, (off_t *)off_in, fd_out, (off_t *)off_out, len,
                        flags);
+}
+
+/* ===========================================================================
+ * Issue 7, part 3: every way to send and receive is either carried as TLS or
+ * refused. The calls below are the remaining libc entry points that move
+ * data on a descriptor; docs/shim.md ("Every path to the wire") lists them
+ * with the paths that fail closed instead, and test/audit-io checks that
+ * list against the installed glibc.
+ * ======================================================================== */
+
+/* --- dprintf and vdprintf --------------------------------------------------- */
+
+/* Output up to this size is formatted on the stack; longer goes to the heap. */
+#define DPRINTF_STACK 1024
+
+/* glibc's fortified formatter: flag > 0 turns on its %n and positional
+ * checks, the ones __vdprintf_chk applies. */
+extern int __vsnprintf_chk(char *s, size_t maxlen, int flag, size_t slen,
+                           const char *fmt, va_list ap);
+
+/* flag < 0: the plain vsnprintf; otherwise the fortified one. */
+static int format_into(char *buf, size_t len, int flag, const char *fmt,
+                       va_list ap)
+{
+    if (flag < 0)
+        return vsnprintf(buf, len, fmt, ap);
+    return __vsnprintf_chk(buf, len, flag, len, fmt, ap);
+}
+
+/* Writes all of buf as glibc's stdio does for a dprintf stream: short
+ * writes are continued, any failure makes the whole call -1 with errno. */
+static int send_all(struct shim_sock *s, int fd, const char *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t r = sock_send(s, fd, buf + off, len - off, 0, true);
+        if (r <= 0)
+            return -1; /* sock_send gives 0 only for len 0 */
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+/*
+ * vdprintf on a managed socket: the text is formatted first (into a stack
+ * buffer, or one heap buffer of the exact size when longer), then written
+ * through the engine in one call, so it goes out as one TLS write.
+ * Returns the count of bytes written, or -1 with errno: vsnprintf's
+ * (EOVERFLOW above INT_MAX, EILSEQ...), ENOMEM, or the write's.
+ */
+static int sock_vdprintf(struct shim_sock *s, int fd, int flag,
+                         const char *fmt, va_list ap)
+{
+    char stack[DPRINTF_STACK];
+    char *out = stack;
+    va_list again;
+    va_copy(again, ap);
+    int n = format_into(stack, sizeof(stack), flag, fmt, ap);
+    if (n >= 0 && (size_t)n >= sizeof(stack)) {
+        out = malloc((size_t)n + 1);
+        if (out == NULL) {
+            va_end(again);
+            errno = ENOMEM;
+            return -1;
+        }
+        n = format_into(out, (size_t)n + 1, flag, fmt, again);
+    }
+    va_end(again);
+    /* Empty output makes no write, as glibc's stream makes none. */
+    int r = n <= 0 ? n : send_all(s, fd, out, (size_t)n) == 0 ? n : -1;
+    if (out != stack) {
+        int saved = errno;
+        free(out);
+        errno = saved;
+    }
+    return r;
+}
+
+static int shim_vdprintf(int fd, const char *fmt, va_list ap)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(vdprintf)(fd, fmt, ap);
+    int r = sock_vdprintf(s, fd, -1, fmt, ap);
+    shim_sock_unref(s);
+    return r;
+}
+
+/* Unmanaged descriptors get glibc's own fortified call, so its checks stay
+ * glibc's; managed ones the same checks through __vsnprintf_chk. */
+static int shim___vdprintf_chk(int fd, int flag, const char *fmt, va_list ap)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(__vdprintf_chk)(fd, flag, fmt, ap);
+    int r = sock_vdprintf(s, fd, flag, fmt, ap);
+    shim_sock_unref(s);
+    return r;
+}
+
+/* --- preadv, pwritev and their v2 forms -------------------------------------- */
+
+/*
+ * What the kernel does with them on a TCP socket (checked on plain TCP;
+ * ev_semantics compares): a socket has no file position, so
+ *  - preadv/pwritev: -1 EINVAL for a negative offset, else -1 ESPIPE,
+ *    whatever the vector (the offset is checked first);
+ *  - preadv2/pwritev2: offset -1 means "the current position", and the
+ *    call is readv/writev with per-call flags; another offset below 0 is
+ *    EINVAL, one from 0 up ESPIPE. An empty vector returns 0 before the
+ *    flags are looked at; an RWF_ flag the running kernel does not know
+ *    or that sockets cannot honour is EOPNOTSUPP. RWF_NOWAIT is
+ *    MSG_DONTWAIT, RWF_NOSIGNAL (Linux 6.16) MSG_NOSIGNAL; HIPRI, DSYNC,
+ *    SYNC, APPEND and NOAPPEND are accepted and mean nothing on a socket.
+ */
+#ifndef RWF_NOSIGNAL
+#define RWF_NOSIGNAL 0x00000100 /* Linux 6.16; glibc 2.36 predates it */
+#endif
+/* The flags every kernel since 4.16 accepts on a socket. */
+#define RWF_ALWAYS (RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND)
+
+/*
+ * Whether the running kernel refuses flags on a socket (EOPNOTSUPP).
+ * Flags beyond RWF_ALWAYS are asked of the kernel itself, on an
+ * unconnected UDP socket: it checks the flags before anything else and
+ * then fails without sending (EDESTADDRREQ) or waiting (EAGAIN: reads
+ * carry RWF_NOWAIT), and raises no signal.
+ */
+static bool rwf_refused(int flags, bool write)
+{
+    if ((flags & ~RWF_ALWAYS) == 0)
+        return false;
+    int saved = errno;
+    int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) {
+        errno = saved;
+        return true; /* cannot tell: refuse, as an older kernel would */
+    }
+    char byte = 0;
+    struct iovec one = {&byte, 1};
+    ssize_t r = write ? REAL(pwritev2)(probe, &one, 1, -1, flags)
+                      : REAL(preadv2)(probe, &one, 1, -1, flags | RWF_NOWAIT);
+    bool refused = r < 0 && errno == EOPNOTSUPP;
+    REAL(close)(probe);
+    errno = saved;
+    return refused;
+}
+
+/* The checks preadv2/pwritev2 make before any I/O, in the kernel's order.
+ * Returns 1 to go on, 0 for an empty vector, -1 with errno. */
+static int rw2_check(const struct iovec *iov, int cnt, off_t offset,
+                     int flags, bool write)
+{
+    if (offset != -1) {
+        errno = offset < -1 ? EINVAL : ESPIPE;
+        return -1;
+    }
+    ssize_t len = iov_total(iov, cnt);
+    if (len <= 0)
+        return (int)len;
+    if (rwf_refused(flags, write)) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    return 1;
+}
+
+static ssize_t sock_pwritev2(struct shim_sock *s, int fd,
+                             const struct iovec *iov, int cnt, off_t offset,
+                             int flags)
+{
+    int go = rw2_check(iov, cnt, offset, flags, true);
+    if (go <= 0)
+        return go;
+    int mflags = ((flags & RWF_NOWAIT) ? MSG_DONTWAIT : 0) |
+                 ((flags & RWF_NOSIGNAL) ? MSG_NOSIGNAL : 0);
+    return sock_sendv(s, fd, iov, cnt, mflags);
+}
+
+static ssize_t sock_preadv2(struct shim_sock *s, int fd,
+                            const struct iovec *iov, int cnt, off_t offset,
+                            int flags)
+{
+    int go = rw2_check(iov, cnt, offset, flags, false);
+    if (go <= 0)
+        return go;
+    return sock_recvv(s, fd, iov, cnt, (flags & RWF_NOWAIT) ? MSG_DONTWAIT
+                                                             : 0);
+}
+
+/* preadv/pwritev on a socket: the kernel's answer, without a syscall. */
+static ssize_t sock_positioned(off_t offset)
+{
+    errno = offset < 0 ? EINVAL : ESPIPE;
+    return -1;
+}
+
+static ssize_t shim_pwritev(int fd, const struct iovec *iov, int cnt,
+                            off_t offset)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(pwritev)(fd, iov, cnt, offset);
+    shim_sock_unref(s);
+    return sock_positioned(offset);
+}
+
+static ssize_t shim_preadv(int fd, const struct iovec *iov, int cnt,
+                           off_t offset)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(preadv)(fd, iov, cnt, offset);
+    shim_sock_unref(s);
+    return sock_positioned(offset);
+}
+
+static ssize_t shim_pwritev2(int fd, const struct iovec *iov, int cnt,
+                             off_t offset, int flags)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(pwritev2)(fd, iov, cnt, offset, flags);
+    ssize_t r = sock_pwritev2(s, fd, iov, cnt, offset, flags);
+    shim_sock_unref(s);
+    return r;
+}
+
+static ssize_t shim_preadv2(int fd, const struct iovec *iov, int cnt,
+                            off_t offset, int flags)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL)
+        return REAL(preadv2)(fd, iov, cnt, offset, flags);
+    ssize_t r = sock_preadv2(s, fd, iov, cnt, offset, flags);
+    shim_sock_unref(s);
+    return r;
+}
+
+/* --- MSG_FASTOPEN on a fresh socket ----------------------------------------- */
+
+/*
+ * sendto/sendmsg with MSG_FASTOPEN connect an unconnected TCP socket and
+ * send in one call. To a TLS destination the shim does what was asked,
+ * in two steps: connect through connect()'s own logic (sockets.c), then
+ * send the data as TLS. A blocking socket returns after the handshake
+ * with the count sent; a non-blocking one gets -1 EINPROGRESS with
+ * nothing sent, which is what the kernel answers when it has no Fast Open
+ * cookie for the peer (TLS data can never ride in the SYN). *handled is
+ * false when the destination is not the shim's: the caller then makes
+ * the real call, untouched.
+ */
+static ssize_t fastopen_sendv(int fd, const struct sockaddr *addr,
+                              socklen_t addr_len, const struct iovec *iov,
+                              int cnt, int flags, bool *handled)
+{
+    int rc = shim_connect_for_fastopen(fd, addr, addr_len);
+    *handled = rc <= 0;
+    if (rc != 0)
+        return -1; /* 1: not ours; -1: EINPROGRESS or connect's failure */
+    flags &= ~MSG_FASTOPEN;
+    struct shim_sock *s = fdtab_get(fd);
+    if (s == NULL) {
+        /* A policy reload between the match and the connect left the
+         * destination plain: the data goes as connect() decided. */
+        struct msghdr m = {.msg_iov = (struct iovec *)iov,
+                           .msg_iovlen = (size_t)cnt};
+        return REAL(sendmsg)(fd, &m, flags);
+    }
+    ssize_t r = sock_sendv(s, fd, iov, cnt, flags);
+    shim_sock_unref(s);
+    return r;
+}
+
+/* --- descriptors handed to another process ---------------------------------- */
+
+/*
+ * A managed descriptor sent over SCM_RIGHTS reaches a process that has
+ * no TLS state for it (docs/shim.md "SCM_RIGHTS"): one warning per such
+ * descriptor, naming it and its endpoint; the call itself is unchanged.
+ * The control buffer is read only within msg_controllen, and only when
+ * msg_control is set (the kernel reports a bad one with EFAULT).
+ */
+static void warn_passed_fds(const struct msghdr *msg)
+{
+    if (msg->msg_control == NULL)
+        return;
+    const char *end = (const char *)msg->msg_control + msg->msg_controllen;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL;
+         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len < CMSG_LEN(0))
+            continue;
+        const unsigned char *data = CMSG_DATA(c);
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        size_t room = (size_t)(end - (const char *)data) / sizeof(int);
+        for (size_t i = 0; i < n && i < room; i++) {
+            int passed;
+            memcpy(&passed, data + i * sizeof(int), sizeof(passed));
+            struct shim_sock *s = fdtab_get(passed);
+            if (s == NULL)
+                continue;
+            const struct ss_endpoint *ep = ss_conn_endpoint(s->conn);
+            int saved = errno;
+            ss_log(SS_LOG_WARNING, "sendmsg: descriptor %d, the TLS "
+                   "connection of endpoint '%s' with %s, is passed to "
+                   "another process over SCM_RIGHTS: TLS cannot go with it",
+                   passed, ep != NULL && ep->name != NULL ? ep->name : "?",
+                   s->peer);
+            errno = saved;
+            shim_sock_unref(s);
+        }
+    }
+}
+
+/* Whether fd is managed now (a look, no reference kept). */
+static bool fd_managed(int fd)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    bool managed = s != NULL;
+    shim_sock_unref(s);
+    return managed;
+}
+
+/* sendto: Fast Open is the one case that needs the address. */
+static ssize_t shim_sendto_any(int fd, const void *buf, size_t len, int flags,
+                               const struct sockaddr *addr,
+                               socklen_t addr_len)
+{
+    if ((flags & MSG_FASTOPEN) != 0 && !fd_managed(fd)) {
+        struct iovec one = {(void *)buf, len};
+        bool handled = false;
+        ssize_t r = fastopen_sendv(fd, addr, addr_len, &one, 1, flags,
+                                   &handled);
+        if (handled)
+            return r;
+    }
+    return shim_sendto(fd, buf, len, flags, addr, addr_len);
+}
+
+/* sendmsg: control messages and Fast Open take a look first; a plain
+ * sendmsg costs one test. */
+static ssize_t shim_sendmsg_any(int fd, const struct msghdr *msg, int flags)
+{
+    if (msg != NULL &&
+        (msg->msg_controllen != 0 || (flags & MSG_FASTOPEN) != 0)) {
+        if (msg->msg_controllen != 0)
+            warn_passed_fds(msg);
+        if ((flags & MSG_FASTOPEN) != 0 && !fd_managed(fd)) {
+            bool handled = false;
+            ssize_t r = fastopen_sendv(fd, msg->msg_name, msg->msg_namelen,
+                                       msg->msg_iov, (int)msg->msg_iovlen,
+                                       flags, &handled);
+            if (handled)
+                return r;
+        }
+    }
+    return shim_sendmsg(fd, msg, flags);
+}
+
+/* sendmmsg carries control messages per entry, like sendmsg. */
+static int shim_sendmmsg_any(int fd, struct mmsghdr *vec, unsigned int vlen,
+                             int flags)
+{
+    for (unsigned int i = 0; vec != NULL && i < vlen && i < UIO_MAXIOV; i++)
+        if (vec[i].msg_hdr.msg_controllen != 0)
+            warn_passed_fds(&vec[i].msg_hdr);
+    return shim_sendmmsg(fd, vec, vlen, flags);
+}
+
+/* --- the exported names ------------------------------------------------------ */
+
+SS_EXPORT int vdprintf(int fd, const char *restrict fmt, va_list ap)
+{
+    return shim_vdprintf(fd, fmt, ap);
+}
+
+SS_EXPORT int dprintf(int fd, const char *restrict fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = shim_vdprintf(fd, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+SS_EXPORT int __vdprintf_chk(int fd, int flag, const char *restrict fmt,
+                             va_list ap)
+{
+    return shim___vdprintf_chk(fd, flag, fmt, ap);
+}
+
+SS_EXPORT int __dprintf_chk(int fd, int flag, const char *restrict fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = shim___vdprintf_chk(fd, flag, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+SS_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int cnt,
+                          off_t offset)
+{
+    return shim_pwritev(fd, iov, cnt, offset);
+}
+
+SS_EXPORT ssize_t preadv(int fd, const struct iovec *iov, int cnt,
+                         off_t offset)
+{
+    return shim_preadv(fd, iov, cnt, offset);
+}
+
+SS_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt,
+                           off_t offset, int flags)
+{
+    return shim_pwritev2(fd, iov, cnt, offset, flags);
+}
+
+SS_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt,
+                          off_t offset, int flags)
+{
+    return shim_preadv2(fd, iov, cnt, offset, flags);
+}
+
+/* The 64 forms are the same calls where off_t has 64 bits (the assertion
+ * above sendfile64). */
+SS_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt,
+                            off64_t offset)
+{
+    return shim_pwritev(fd, iov, cnt, offset);
+}
+
+SS_EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt,
+                           off64_t offset)
+{
+    return shim_preadv(fd, iov, cnt, offset);
+}
+
+SS_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt,
+                              off64_t offset, int flags)
+{
+    return shim_pwritev2(fd, iov, cnt, offset, flags);
+}
+
+SS_EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt,
+                             off64_t offset, int flags)
+{
+    return shim_preadv2(fd, iov, cnt, offset, flags);
+}
+
+/* glibc's public aliases (GLIBC_2.2.5) of read, write and send: a program
+ * linked against one must not bypass the shim. */
+SS_EXPORT ssize_t __read(int fd, void *buf, size_t len)
+{
+    return shim_read(fd, buf, len);
+}
+
+SS_EXPORT ssize_t __write(int fd, const void *buf, size_t len)
+{
+    return shim_write(fd, buf, len);
+}
+
+SS_EXPORT ssize_t __send(int fd, const void *buf, size_t len, int flags)
+{
+    return shim_send(fd, buf, len, flags);
 }

@@ -102,6 +102,12 @@ static void real_bind_all(void)
     BIND(fdopen, "fdopen");
     BIND(gethostbyname2, "gethostbyname2");
     BIND(gethostbyname2_r, "gethostbyname2_r");
+    BIND(vdprintf, "vdprintf");
+    BIND(__vdprintf_chk, "__vdprintf_chk");
+    BIND(preadv, "preadv");
+    BIND(pwritev, "pwritev");
+    BIND(preadv2, "preadv2");
+    BIND(pwritev2, "pwritev2");
 }
 
 void shim_real_bind(void)

@@ -287,6 +287,18 @@ static void list_text(const struct ss_net_addr *list, size_t n, char *out,
 }
 
 /*
+ * Whether a destination matches a name endpoint whose name never resolved
+ * (yet): fail closed. An enabled endpoint takes it, so the connection is
+ * TLS and the peer must prove the endpoint's name; a disabled one does not
+ * (taking it would make destinations of later TLS endpoints plaintext).
+ * docs/shim.md, "Matching a destination".
+ */
+static bool unknown_matches(const struct ss_endpoint *ep)
+{
+    return ep->enabled;
+}
+
+/*
  * Resolves ep's name now (the set was never resolved, or is older than
  * the TTL and no failed lookup is being waited out), publishes the answer
  * in the set when it still belongs to snapshot p, and says whether a is
@@ -319,7 +331,8 @@ static bool refresh(struct ss_policy *p, size_t i, const struct ss_endpoint *ep,
     }
     const struct ss_net_addr *cur = s != NULL ? s->addrs : found;
     size_t cur_n = s != NULL ? s->n : rc == 0 ? n : 0;
-    hit = list_has(cur, cur_n, a);
+    bool known = rc == 0 || (s != NULL && s->fresh_until != 0);
+    hit = known ? list_has(cur, cur_n, a) : unknown_matches(ep);
     char text[400] = "";
     if (debug)
         list_text(cur, cur_n, text, sizeof(text));
@@ -330,8 +343,10 @@ static bool refresh(struct ss_policy *p, size_t i, const struct ss_endpoint *ep,
                ep->match.name, rc == EAI_SYSTEM ? strerror(e)
                                                 : gai_strerror(rc),
                ADDRSET_RETRY_S,
-               cur_n > 0 ? "the addresses it had before are used"
-                         : "no destination matches it");
+               known ? "the addresses it had before are used"
+               : ep->enabled ? "every destination on its port is taken as "
+                               "this endpoint's (TLS, its name verified)"
+                             : "no destination matches it");
     else if (debug)
         ss_log(SS_LOG_DEBUG, "endpoint '%s': resolved '%s' to %zu "
                "address%s (%s), %s", ep->name, ep->match.name, cur_n,
@@ -363,6 +378,10 @@ static bool in_name_set(const struct ss_endpoint *ep,
     bool usable = in_lookup ||
                   (s != NULL && (now < s->fresh_until || now < s->retry_at));
     bool hit = usable && s != NULL && list_has(s->addrs, s->n, a);
+    /* Waiting out a failed first lookup: fail closed (not for the
+     * resolver's own connections, which must reach DNS). */
+    if (usable && !in_lookup && s != NULL && s->fresh_until == 0)
+        hit = unknown_matches(ep);
     pthread_mutex_unlock(&resolve_lock);
     addrsets_free(dropped);
     return usable ? hit : refresh(p, i, ep, a);

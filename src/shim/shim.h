@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -121,6 +122,13 @@ struct real_fns {
     struct hostent *(*gethostbyname2)(const char *, int);
     int (*gethostbyname2_r)(const char *, int, struct hostent *, char *,
                             size_t, struct hostent **, int *);
+    /* io.c: the remaining ways to send and receive (issue 7, part 3) */
+    int (*vdprintf)(int, const char *, va_list);
+    int (*__vdprintf_chk)(int, int, const char *, va_list);
+    ssize_t (*preadv)(int, const struct iovec *, int, off_t);
+    ssize_t (*pwritev)(int, const struct iovec *, int, off_t);
+    ssize_t (*preadv2)(int, const struct iovec *, int, off_t, int);
+    ssize_t (*pwritev2)(int, const struct iovec *, int, off_t, int);
 };
 
 extern struct real_fns real;
@@ -426,5 +434,16 @@ void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
 /* The errno a failed engine call (rc < 0) gives the program: during the
  * handshake (handshake true) or on later I/O. Called with s locked. */
 int shim_errno_of(const struct shim_sock *s, int rc, bool handshake);
+
+/*
+ * sendto/sendmsg with MSG_FASTOPEN on a descriptor the shim does not
+ * manage (io.c): when fd is a TCP socket and addr (of addr_len bytes) a
+ * destination the policy says is TLS, connects fd exactly as connect()
+ * would (blocking: TCP and the handshake; non-blocking: -1 EINPROGRESS)
+ * and returns connect's 0 or -1 with errno. Returns 1 when the call is
+ * none of the shim's business: the caller passes it on unchanged.
+ */
+int shim_connect_for_fastopen(int fd, const struct sockaddr *addr,
+                              socklen_t addr_len);
 
 #endif

@@ -1002,3 +1002,87 @@ SS_EXPORT int ioctl(int fd, unsigned long req, ...)
     va_end(ap);
     return shim_ioctl(fd, req, arg);
 }
+
+/* --- TCP Fast Open: connect on behalf of sendto/sendmsg (io.c) ------------- */
+
+/* Whether addr_len covers the address of addr's family: the kernel refuses
+ * a short one (EINVAL), and the matching below reads the whole address. */
+static bool inet_addr_complete(const struct sockaddr *addr,
+                               socklen_t addr_len)
+{
+    if (addr == NULL || addr_len < (socklen_t)sizeof(sa_family_t))
+        return false;
+    if (addr->sa_family == AF_INET)
+        return addr_len >= (socklen_t)sizeof(struct sockaddr_in);
+    if (addr->sa_family == AF_INET6)
+        return addr_len >= (socklen_t)sizeof(struct sockaddr_in6);
+    return false;
+}
+
+/* Whether connect() would manage a connection to addr: the same match
+ * secure_connect makes, without its side effects. May look names up; no
+ * shim lock is held. */
+static bool tls_destination(const struct sockaddr *addr, socklen_t addr_len)
+{
+    struct ss_policy *p = shim_policy_get();
+    if (p == NULL)
+        return false;
+    char name[256];
+    bool tls = resolve_match_connect(p, addr, addr_len, name,
+                                     sizeof(name)) != NULL;
+    ss_policy_unref(p);
+    return tls;
+}
+
+/*
+ * The connect half of a Fast Open send to a TLS destination goes through
+ * connect()'s own logic, so the socket becomes managed exactly as a
+ * connect() would make it; the data is then sent as TLS by the caller.
+ * Unmatched destinations are left to the kernel untouched (their data
+ * may ride in the SYN, as the program asked).
+ */
+int shim_connect_for_fastopen(int fd, const struct sockaddr *addr,
+                              socklen_t addr_len)
+{
+    int saved = errno;
+    if (!inet_addr_complete(addr, addr_len) || !is_tcp(fd, addr) ||
+        !tls_destination(addr, addr_len)) {
+        errno = saved;
+        return 1;
+    }
+    errno = saved;
+    return shim_connect(fd, addr, addr_len);
+}
+
+/* --- libc's public aliases of interposed names ------------------------------ */
+
+/*
+ * glibc exports __connect, __close, __dup2 and __fcntl as public aliases
+ * (GLIBC_2.2.5) of the calls above. A program linked against an alias
+ * would bypass the shim: an unmanaged connect() to a TLS endpoint would
+ * then carry plaintext. Each alias is the same call (docs/shim.md, "What
+ * is interposed").
+ */
+SS_EXPORT int __connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+    return shim_connect(fd, addr.__sockaddr__, len);
+}
+
+SS_EXPORT int __close(int fd)
+{
+    return shim_close(fd);
+}
+
+SS_EXPORT int __dup2(int old, int new)
+{
+    return shim_dup3(old, new, 0, false);
+}
+
+SS_EXPORT int __fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return shim_fcntl(fd, cmd, arg, false);
+}

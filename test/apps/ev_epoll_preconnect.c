@@ -97,6 +97,8 @@ int main(int argc, char **argv)
         if (c.got < o.bytes)
             wait_for(ep, EPOLLIN | EPOLLOUT);
     }
+    free(out);
+    free(in);
     if (ev_check_done(&c) != 0)
         return 1;
     ev_report_ok(stdout, &c);

@@ -91,3 +91,27 @@ def daemon_closes_descriptors_and_reuses_them(c):
     c.note("--- shim.log:\n" + log)
     check(log.count("established") == 2, "the shim's log file lost lines")
     check("reloaded" in log, "the policy was not reloaded")
+
+
+@case
+def connect_without_a_private_descriptor_fails_emfile(c):
+    """A TLS connect when the process has one descriptor left (its socket
+    took it): the private descriptor cannot be had, so connect fails with
+    EMFILE and sends nothing, never leaving the connection unmanaged; once
+    descriptors are free again a connection works (one works before, too,
+    so the endpoint's name is resolved while descriptors are plenty). Plain TCP, which needs
+    no second descriptor, connects (the control)."""
+    app = c.suite.app("ev_emfile")
+    _, plain_port = echo_server(c, preload=False, name="plain-server")
+    plain = c.run("plain-client", [app, "localhost", str(plain_port)],
+                  c.env(preload=False))
+    check(plain.p.returncode == 0 and "connect: 0" in plain.out(),
+          "the program fails over plain TCP")
+    port, policy = descriptor_pair(c)
+    proc = c.run("client", [app, "localhost", str(port)], c.env(policy))
+    check("connect: -1 EMFILE" in proc.out(), "connect did not fail with "
+          "EMFILE without a private descriptor")
+    check(proc.p.returncode == 0 and "ok" in proc.out(), "the process could "
+          "not connect again once descriptors were free")
+    check(count_established(proc, "cli") == 2, "expected exactly two TLS "
+          "connections (before and after)")

@@ -484,3 +484,68 @@ def sni_unambiguous_address_endpoint_uses_resolved_name(c):
         c, "127.0.0.1", ["--resolve", "localhost", "127.0.0.1",
                          "RELAY_PORT"])
     check_tls_reply(proc, conns, canary, "localhost")
+
+
+# ---- a name the shim cannot resolve ----------------------------------------
+
+class RecordingPlainEcho(PlainEchoOn):
+    """PlainEchoOn that also keeps every byte it received."""
+
+    def __init__(self, address):
+        super().__init__(address)
+        self.received = b""
+
+    def serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(T_RUN)
+                try:
+                    while True:
+                        data = conn.recv(65536)
+                        if not data:
+                            break
+                        self.received += data
+                        conn.sendall(data)
+                except OSError:
+                    pass
+
+
+def with_files_only_resolver(c, argv):
+    """argv run where names come from the case's hosts file alone (no DNS
+    query leaves the machine): /etc/hosts and /etc/nsswitch.conf
+    bind-mounted in a private mount namespace."""
+    hosts = c.write("hosts", "127.0.0.1 localhost\n::1 localhost\n")
+    nss = c.write("nsswitch.conf", "hosts: files\n")
+    ns = ["unshare", "--mount"] if os.geteuid() == 0 else \
+        ["unshare", "--map-root-user", "--mount"]
+    return ns + ["sh", "-c", 'mount --bind "$1" /etc/hosts && '
+                 'mount --bind "$2" /etc/nsswitch.conf && shift 2 && '
+                 'exec "$@"', "sh", hosts, nss] + argv
+
+
+@case
+def unresolvable_name_endpoint_fails_closed(c):
+    """Endpoint unresolvable-name:P, a name the shim cannot resolve; the
+    program connects to 127.0.0.1:P, where a plain echo server listens.
+    The shim cannot tell whether that is the endpoint, so the connection
+    is TLS (and fails against the plain server) instead of carrying the
+    line in clear (before, "no destination matches it" let it through)."""
+    with RecordingPlainEcho("127.0.0.1") as server:
+        canary = "secshim-canary-%s" % os.urandom(6).hex()
+        pol = c.policy(client_ep(c.suite, server.port,
+                                 host="unresolvable-name"))
+        argv = [PY, script(c, "client.py", CLIENT_PY), "--line", canary,
+                "127.0.0.1", str(server.port)]
+        argv = with_files_only_resolver(c, shimmed_env_args(c, pol) + argv)
+        proc = c.run("client", argv, c.env(preload=False))
+        check(canary.encode() not in server.received, "the line reached "
+              "the plain server in clear")
+        check(proc.p.returncode != 0, "the client reported success")
+        check("cannot resolve 'unresolvable-name'" in proc.err(),
+              "the shim did not say why")
+        check(server.received[:1] == b"\x16", "no TLS ClientHello reached "
+              "the server (got %r)" % server.received[:16])
