@@ -217,6 +217,10 @@ void shim_sock_unlock(struct shim_sock *s);
  * non-blocking). */
 void shim_sock_count_fd(struct shim_sock *s, int delta);
 
+/* Whether s->priv_fd is still the socket s was made with (fstat): false
+ * once a raw syscall closed it and the number was reused. */
+bool shim_sock_private_ours(const struct shim_sock *s);
+
 /* The endpoint's name, for messages. */
 const char *shim_sock_endpoint(const struct shim_sock *s);
 

@@ -132,8 +132,7 @@ bool shim_owned_still(const struct shim_owned *o, int fd)
     return fstat(fd, &st) == 0 && st.st_dev == o->dev && st.st_ino == o->ino;
 }
 
-/* Whether priv is still the socket the sock was made with. */
-static bool private_is_ours(const struct shim_sock *s)
+bool shim_sock_private_ours(const struct shim_sock *s)
 {
     return shim_owned_still(&s->priv_own, s->priv_fd);
 }
@@ -240,7 +239,7 @@ void shim_sock_ref(struct shim_sock *s)
 static void private_close(struct shim_sock *s)
 {
     fdtab_disown(s->priv_fd);
-    if (private_is_ours(s)) {
+    if (shim_sock_private_ours(s)) {
         REAL(close)(s->priv_fd);
         return;
     }

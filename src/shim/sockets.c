@@ -140,8 +140,10 @@ void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
     ss_log(SS_LOG_ERROR, "endpoint '%s': TLS %s with %s failed: %s",
            shim_sock_endpoint(s), handshake ? "handshake" : "connection", s->peer,
            why != NULL && *why != '\0' ? why : "unknown error");
-    /* Nothing may pass on this socket from now on. */
-    REAL(shutdown)(s->priv_fd, SHUT_RDWR);
+    /* Nothing may pass on this socket from now on; but a number that is
+     * not the connection any more belongs to someone else. */
+    if (shim_sock_private_ours(s))
+        REAL(shutdown)(s->priv_fd, SHUT_RDWR);
     pthread_cond_broadcast(&s->hs_cond);
 }
 
