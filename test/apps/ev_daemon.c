@@ -6,18 +6,23 @@
  *   ev_daemon HOST PORT DATAFILE
  *
  * closefrom(3) and a close() loop over 3..255, then DATAFILE is opened
- * (it gets number 3). One echo exchange with HOST PORT; "phase1" on stdout;
+ * (it gets number 3). A connection to HOST PORT echoes a line; then the
+ * program dup2()s DATAFILE onto every other number open in the process
+ * (it did not open them: they are whatever a preloaded library holds) and
+ * closes them again, as a daemon moving descriptors to fixed numbers
+ * would, and the same connection echoes another line. "phase1" on stdout;
  * then it waits for a line on stdin (the test changes the policy file
- * meanwhile); a second exchange; finally "daemon-data" is written to
+ * meanwhile); a new connection echoes; finally "daemon-data" is written to
  * DATAFILE through its descriptor. Prints "ok" when every step worked;
  * exit 1 otherwise, 2 on the time bound.
  */
 #include "ev_common.h"
 
-/* One connection: send word, expect it back. */
-static int exchange(const struct ev_client_opts *o, const char *word)
+#include <dirent.h>
+
+/* Sends word on fd and expects it back. */
+static int echo(int fd, const char *word)
 {
-    int fd = ev_connect(o);
     char buf[32];
     size_t len = strlen(word), got = 0;
     if (ev_write_all(fd, word, len) != 0)
@@ -28,8 +33,38 @@ static int exchange(const struct ev_client_opts *o, const char *word)
             return -1;
         got += (size_t)n;
     }
-    close(fd);
     return memcmp(buf, word, len) == 0 ? 0 : -1;
+}
+
+/* One connection: send word, expect it back. */
+static int exchange(const struct ev_client_opts *o, const char *word)
+{
+    int fd = ev_connect(o);
+    int rc = echo(fd, word);
+    close(fd);
+    return rc;
+}
+
+/* dup2()s data onto every open number above 2 but data and keep, then
+ * closes those numbers. Returns how many it took. */
+static int take_other_numbers(int data, int keep)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int taken[64], n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL && n < 64) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != data && fd != keep && fd != dirfd(d))
+            taken[n++] = fd;
+    }
+    if (d != NULL)
+        closedir(d);
+    for (int i = 0; i < n; i++)
+        if (dup2(data, taken[i]) != taken[i])
+            return -1;
+    for (int i = 0; i < n; i++)
+        close(taken[i]);
+    return n;
 }
 
 int main(int argc, char **argv)
@@ -54,10 +89,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "ev_daemon: data file got descriptor %d\n", data);
         return 1;
     }
-    if (exchange(&o, "one\n") != 0) {
+    int first = ev_connect(&o);
+    if (echo(first, "one\n") != 0) {
         fprintf(stderr, "ev_daemon: first exchange failed\n");
         return 1;
     }
+    int taken = take_other_numbers(data, first);
+    if (taken < 0 || echo(first, "more\n") != 0) {
+        fprintf(stderr, "ev_daemon: the connection did not survive dup2 "
+                "onto %d other numbers\n", taken);
+        return 1;
+    }
+    printf("took %d numbers\n", taken);
+    close(first);
     printf("phase1\n");
     fflush(stdout);
     char line[16];

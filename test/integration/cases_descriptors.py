@@ -59,11 +59,14 @@ def epoll_registered_before_connect(c):
 @case
 def daemon_closes_descriptors_and_reuses_them(c):
     """A daemon closes every descriptor above 2 (closefrom and a close loop),
-    opens its own file on number 3, makes TLS connections across a policy
-    reload, then writes its file. The shim's log file and connections
-    survive, no log line lands in the daemon's file, and the reload does
-    not close the daemon's descriptor (before, the log's FILE sat on number
-    3: its lines went into the daemon's file and the reload closed it)."""
+    opens its own file on number 3, dup2()s it onto every other open
+    number (the shim's: its log and the connection's private descriptor,
+    which must move out of the way) while a TLS connection is open, makes
+    TLS connections across a policy reload, then writes its file. The
+    shim's log file and connections survive, no log line lands in the
+    daemon's file, and the reload does not close the daemon's descriptor
+    (before, the log's FILE sat on number 3: its lines went into the
+    daemon's file and the reload closed it)."""
     s = c.suite
     port = free_port()
     echo_server(c, c.policy(server_ep(s, port)), port=port)
@@ -89,6 +92,8 @@ def daemon_closes_descriptors_and_reuses_them(c):
     check(data == b"daemon-data\n", "the daemon's file holds %r" % data[:200])
     log = read_file(log_path).decode(errors="replace")
     c.note("--- shim.log:\n" + log)
+    check(re.search(r"took [1-9]\d* numbers", proc.out()), "the daemon "
+          "found no number of the shim's to take")
     check(log.count("established") == 2, "the shim's log file lost lines")
     check("reloaded" in log, "the policy was not reloaded")
 
