@@ -488,32 +488,6 @@ def sni_unambiguous_address_endpoint_uses_resolved_name(c):
 
 # ---- a name the shim cannot resolve ----------------------------------------
 
-class RecordingPlainEcho(PlainEchoOn):
-    """PlainEchoOn that also keeps every byte it received."""
-
-    def __init__(self, address):
-        super().__init__(address)
-        self.received = b""
-
-    def serve(self):
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(T_RUN)
-                try:
-                    while True:
-                        data = conn.recv(65536)
-                        if not data:
-                            break
-                        self.received += data
-                        conn.sendall(data)
-                except OSError:
-                    pass
-
-
 def with_files_only_resolver(c, argv):
     """argv run where names come from the case's hosts file alone (no DNS
     query leaves the machine): /etc/hosts and /etc/nsswitch.conf
@@ -534,7 +508,7 @@ def unresolvable_name_endpoint_fails_closed(c):
     The shim cannot tell whether that is the endpoint, so the connection
     is TLS (and fails against the plain server) instead of carrying the
     line in clear (before, "no destination matches it" let it through)."""
-    with RecordingPlainEcho("127.0.0.1") as server:
+    with PlainEchoOn("127.0.0.1") as server:
         canary = "secshim-canary-%s" % os.urandom(6).hex()
         pol = c.policy(client_ep(c.suite, server.port,
                                  host="unresolvable-name"))
