@@ -692,7 +692,7 @@ static void close_notify(struct shim_sock *s, int fd)
  * shutdown (held in the early-write buffer) would be lost, where TCP
  * delivers it. A failed handshake is the next read's error.
  */
-static int shim_shutdown(int fd, int how)
+int shim_shutdown(int fd, int how)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
@@ -855,6 +855,10 @@ static int shim_getsockopt(int fd, int level, int name, void *val,
                            socklen_t *len)
 {
     struct shim_sock *s = fdtab_get(fd);
+    int relayed_rc;
+    if (s == NULL && relay_sockopt(fd, level, name, false, val, len,
+                                   &relayed_rc))
+        return relayed_rc;
     if (s == NULL)
         return REAL(getsockopt)(fd, level, name, val, len);
     int e = 0;
@@ -890,6 +894,10 @@ static int shim_setsockopt(int fd, int level, int name, const void *val,
                            socklen_t len)
 {
     struct shim_sock *s = fdtab_get(fd);
+    int relayed_rc;
+    if (s == NULL && relay_sockopt(fd, level, name, true, (void *)val, &len,
+                                   &relayed_rc))
+        return relayed_rc;
     if (s == NULL)
         return REAL(setsockopt)(fd, level, name, val, len);
     int rc = REAL(setsockopt)(s->priv_fd, level, name, val, len);
@@ -903,11 +911,16 @@ SS_EXPORT int setsockopt(int fd, int level, int name, const void *val,
     return shim_setsockopt(fd, level, name, val, len);
 }
 
-/* getsockname, getpeername, bind, listen: the real socket answers. */
+/* getsockname, getpeername: the real socket answers; for a descriptor a
+ * relay stands behind, the addresses of the connection it carries. */
 static int on_private(int fd, int (*fn)(int, struct sockaddr *, socklen_t *),
                       struct sockaddr *addr, socklen_t *len)
 {
     struct shim_sock *s = fdtab_get(fd);
+    int relayed_rc;
+    if (s == NULL && relay_name(fd, fn == REAL(getpeername), addr, len,
+                                &relayed_rc))
+        return relayed_rc;
     if (s == NULL)
         return fn(fd, addr, len);
     int rc = fn(s->priv_fd, addr, len);
