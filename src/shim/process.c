@@ -1,7 +1,8 @@
 /*
  * process.c - the shim's life in a process: the constructor that loads the
  * policy (or stays inert, or stops a process whose policy is broken), the
- * published policy snapshot and its reload, the fork handlers, the exec family (connections on
+ * published policy snapshot and its reload, the sockets a program
+ * inherited at start, the fork handlers, the exec family (connections on
  * 0-2 continue through a relay, relay.c; the others are stand-ins in the
  * new program) and the calls that close many descriptors at once
  * (close_range, closefrom).
@@ -543,6 +544,113 @@ SS_EXPORT void closefrom(int lowfd)
     shim_closefrom(lowfd);
 }
 
+/* --- sockets inherited at start ---------------------------------------------- */
+
+/* LISTEN_FDS descriptors looked at, at most (systemd passes a handful). */
+#define INHERITED_LISTEN_MAX 64
+
+/* Whether the policy has a listen endpoint at all (else nothing to do). */
+static bool has_listen(const struct ss_policy *p)
+{
+    for (size_t i = 0; i < p->n_endpoints; i++)
+        if (p->endpoints[i].direction == SS_DIR_LISTEN &&
+            p->endpoints[i].enabled)
+            return true;
+    return false;
+}
+
+/* A connected AF_INET/AF_INET6 stream socket, not a relay's socketpair;
+ * st is its fstat. */
+static bool connected_tcp(int fd, struct stat *st)
+{
+    if (fstat(fd, st) != 0 || !S_ISSOCK(st->st_mode) ||
+        relay_is_relayed(st->st_dev, st->st_ino))
+        return false;
+    int type = 0;
+    socklen_t len = sizeof(type);
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof(peer);
+    return REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+           type == SOCK_STREAM &&
+           REAL(getpeername)(fd, (struct sockaddr *)&peer, &plen) == 0 &&
+           (peer.ss_family == AF_INET || peer.ss_family == AF_INET6);
+}
+
+/* The LISTEN_FDS count systemd passed to this very process, or 0. */
+static int listen_fds(void)
+{
+    const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+    if (pid == NULL || n == NULL || atol(pid) != (long)getpid())
+        return 0;
+    long v = atol(n);
+    return v <= 0 ? 0 : v > INHERITED_LISTEN_MAX ? INHERITED_LISTEN_MAX
+                                                 : (int)v;
+}
+
+static bool is_managed(int fd)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    shim_sock_unref(s);
+    return s != NULL;
+}
+
+/* fd is another number for the socket already adopted on first: it
+ * becomes a copy of first's stand-in and shares its connection, as a dup
+ * of it would. */
+static void adopt_duplicate(int fd, int first)
+{
+    struct shim_sock *s = fdtab_get(first);
+    int fl = REAL(fcntl)(fd, F_GETFD);
+    if (s == NULL || REAL(dup3)(first, fd, fl >= 0 && (fl & FD_CLOEXEC)
+                                              ? O_CLOEXEC : 0) < 0) {
+        REAL(shutdown)(fd, SHUT_RDWR); /* never a path in clear */
+        shim_sock_unref(s);
+        return;
+    }
+    fdtab_install(fd, s);
+    shim_sock_unref(s);
+}
+
+/*
+ * Sockets inherited from a parent that was not under the shim (inetd,
+ * xinetd, systemd socket activation with Accept=yes): a connected TCP
+ * socket whose local address matches a listen endpoint is managed as an
+ * accepted socket, so such a service is a TLS service, not a plaintext
+ * one. Looked at: 0, 1, 2, and 3..3+LISTEN_FDS-1 when LISTEN_PID is this
+ * process (at most INHERITED_LISTEN_MAX): a bounded scan, a few system
+ * calls per process start (docs/shim.md, "exec"). One socket on several
+ * numbers (inetd puts it on 0 and 1) is one connection. stdin/stdout/
+ * stderr over an adopted socket get the shim's streams, as after a dup2.
+ */
+static void adopt_inherited(const struct ss_policy *p)
+{
+    if (!has_listen(p))
+        return;
+    int saved = errno;
+    int top = 3 + listen_fds();
+    struct seen_socket { dev_t dev; ino_t ino; int fd; }
+        seen[3 + INHERITED_LISTEN_MAX];
+    int n_seen = 0;
+    for (int fd = 0; fd < top; fd++) {
+        struct stat st;
+        if (!connected_tcp(fd, &st))
+            continue;
+        int first = -1;
+        for (int i = 0; i < n_seen && first < 0; i++)
+            if (seen[i].dev == st.st_dev && seen[i].ino == st.st_ino)
+                first = seen[i].fd;
+        if (first >= 0)
+            adopt_duplicate(fd, first);
+        else if (shim_adopt_accepted(fd) == 1)
+            seen[n_seen++] = (struct seen_socket){st.st_dev, st.st_ino, fd};
+        else
+            continue;
+        if (is_managed(fd))
+            shim_stdio_after_dup(fd);
+    }
+    errno = saved;
+}
+
 /* --- start ----------------------------------------------------------------- */
 
 /*
@@ -592,4 +700,5 @@ __attribute__((constructor)) static void shim_start(void)
     pthread_mutex_lock(&policy_lock);
     current = p;
     pthread_mutex_unlock(&policy_lock);
+    adopt_inherited(p);
 }

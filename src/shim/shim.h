@@ -351,6 +351,17 @@ int shim_close(int fd);
 /* shutdown() as the program sees it (close_notify for a managed fd). */
 int shim_shutdown(int fd, int how);
 
+/*
+ * A connected TCP socket the program inherited from a parent that was
+ * not under the shim (inetd, systemd Accept=yes): when its local address
+ * matches a listen endpoint, fd becomes managed as an accepted socket
+ * (server-side TLS, handshake at the first I/O), exactly as accept()
+ * would have made it. Returns 1 when managed, 0 when no endpoint matches
+ * (fd untouched), -1 with errno when it matched but cannot be managed:
+ * fd is then shut down, so nothing passes in clear.
+ */
+int shim_adopt_accepted(int fd);
+
 
 /*
  * Drives the handshake of s until it is done, blocking on fd for at most

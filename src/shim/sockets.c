@@ -561,16 +561,17 @@ SS_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 
 /*
  * Listen endpoints: an accepted socket whose local address matches becomes
- * a server conn in handshaking state (no I/O here). Returns fd, or -1 with
- * the errno of the failure (ECONNABORTED when the engine cannot make the
- * conn, EMFILE when no descriptor is left): the connection is closed
- * rather than served in clear, and accept loops retry on both.
+ * a server conn in handshaking state (no I/O here). Returns the new sock
+ * (the caller's reference; the fdtab slot holds another), or NULL: with
+ * *matched false when no endpoint matches (fd untouched), else with errno
+ * (fd is then the real socket still, or already the stand-in).
  */
-static int secure_accept(int fd)
+static struct shim_sock *manage_accepted(int fd, bool *matched)
 {
+    *matched = false;
     struct ss_policy *p = shim_policy_get();
     if (p == NULL)
-        return fd;
+        return NULL;
     struct sockaddr_storage local, remote;
     socklen_t llen = sizeof(local), rlen = sizeof(remote);
     const struct ss_endpoint *ep = NULL;
@@ -579,8 +580,9 @@ static int secure_accept(int fd)
         ep = ss_policy_match_listen(p, (struct sockaddr *)&local, llen);
     if (ep == NULL) {
         ss_policy_unref(p);
-        return fd;
+        return NULL;
     }
+    *matched = true;
     char host[256] = "?", peer[320] = "?";
     if (REAL(getpeername)(fd, (struct sockaddr *)&remote, &rlen) == 0) {
         host_text((struct sockaddr *)&remote, NULL, host, sizeof(host));
@@ -588,6 +590,21 @@ static int secure_accept(int fd)
     }
     struct shim_sock *s = manage(fd, p, ep, SS_DIR_LISTEN, host, peer);
     ss_policy_unref(p);
+    return s;
+}
+
+/*
+ * accept()'s side: returns fd, or -1 with the errno of the failure
+ * (ECONNABORTED when the engine cannot make the conn, EMFILE when no
+ * descriptor is left): the connection is closed rather than served in
+ * clear, and accept loops retry on both.
+ */
+static int secure_accept(int fd)
+{
+    bool matched;
+    struct shim_sock *s = manage_accepted(fd, &matched);
+    if (!matched)
+        return fd;
     if (s == NULL) {
         int e = errno;
         REAL(close)(fd);
@@ -596,6 +613,28 @@ static int secure_accept(int fd)
     }
     shim_sock_unref(s); /* the fdtab slot keeps it */
     return fd;
+}
+
+/* An inherited socket is the program's descriptor, not one accept() is
+ * returning: on failure it is shut down (whatever it points at now)
+ * rather than closed, so its number stays the program's. */
+int shim_adopt_accepted(int fd)
+{
+    bool matched;
+    struct shim_sock *s = manage_accepted(fd, &matched);
+    if (!matched)
+        return 0;
+    if (s == NULL) {
+        int e = errno;
+        REAL(shutdown)(fd, SHUT_RDWR);
+        ss_log(SS_LOG_ERROR, "inherited descriptor %d matches a listen "
+               "endpoint but cannot be made TLS (%s); it was shut down",
+               fd, strerror(e));
+        errno = e;
+        return -1;
+    }
+    shim_sock_unref(s);
+    return 1;
 }
 
 static int shim_accept(int lfd, struct sockaddr *addr, socklen_t *len,
