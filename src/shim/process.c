@@ -1,9 +1,11 @@
 /*
  * process.c - the shim's life in a process: the constructor that loads the
  * policy (or stays inert, or stops a process whose policy is broken), the
- * published policy snapshot and its reload, the fork handlers, the exec
- * family (a warning only: TLS state cannot cross execve) and the calls
- * that close many descriptors at once (close_range, closefrom).
+ * published policy snapshot and its reload, the sockets a program
+ * inherited at start, the fork handlers, the exec family (connections on
+ * 0-2 continue through a relay, relay.c; the others are stand-ins in the
+ * new program) and the calls that close many descriptors at once
+ * (close_range, closefrom).
  */
 #include "shim.h"
 
@@ -207,15 +209,16 @@ static void fork_child(void)
 #define EXEC_LIST_MAX 64
 
 /*
- * TLS state is process memory and cannot cross execve(): a managed
- * descriptor the new program inherits is the stand-in, on which every
- * read and write fails (the TCP connection stays on the private
- * descriptor, which is close-on-exec). The call is not refused (the
- * program may mean it, e.g. to hand over a plain listener too); one
- * warning names the descriptors. Uses no lock and no allocation, so it is
- * safe between vfork and exec. Keeps errno.
+ * TLS state is process memory and cannot cross execve(). Connections on
+ * descriptors 0-2 get a relay first (relay_exec_prepare; skip names those
+ * numbers); any other managed descriptor the new program inherits is the
+ * stand-in, on which every read and write fails (the TCP connection stays
+ * on the private descriptor, which is close-on-exec). The call is not
+ * refused (the program may mean it, e.g. to hand over a plain listener
+ * too); one warning names the descriptors. Uses no lock and no
+ * allocation, so it is safe between vfork and exec. Keeps errno.
  */
-static void exec_check(const char *call)
+static void exec_check(const char *call, unsigned skip)
 {
     int fds[EXEC_LIST_MAX];
     size_t n = fdtab_managed_fds(fds, EXEC_LIST_MAX);
@@ -225,6 +228,8 @@ static void exec_check(const char *call)
     char list[256] = "";
     size_t used = 0, inherited = 0;
     for (size_t i = 0; i < n && i < EXEC_LIST_MAX; i++) {
+        if (fds[i] < RELAY_FDS && (skip & (1u << fds[i])) != 0)
+            continue;
         int fl = REAL(fcntl)(fds[i], F_GETFD);
         if (fl < 0 || (fl & FD_CLOEXEC) != 0)
             continue;
@@ -238,54 +243,99 @@ static void exec_check(const char *call)
     if (inherited > 0)
         ss_log(SS_LOG_WARNING, "%s: %zu TLS connection descriptor%s (%s%s) "
                "without FD_CLOEXEC pass%s to the new program without "
-               "%s TLS state: TLS cannot cross exec, the new program "
-               "gets a socket that fails every read and write", call,
-               inherited, inherited > 1 ? "s" : "", list,
+               "%s TLS state: the new program gets a socket that fails "
+               "every read and write",
+               call, inherited, inherited > 1 ? "s" : "", list,
                n > EXEC_LIST_MAX ? ", more not checked" : "",
                inherited > 1 ? "" : "es", inherited > 1 ? "their" : "its");
     errno = saved;
 }
 
+/* The exec itself, through the envp-taking variant: the new image's
+ * environment gets SECSHIM_RELAYED when a relay stands on 0-2 (or this
+ * image has relayed descriptors to pass on). */
+enum exec_call { CALL_EXECVE, CALL_EXECVPE, CALL_FEXECVE };
+
+static int exec_real(enum exec_call call, const char *path, int fd,
+                     char *const argv[], char *const envp[])
+{
+    switch (call) {
+    case CALL_EXECVE:
+        return REAL(execve)(path, argv, envp);
+    case CALL_EXECVPE:
+        return REAL(execvpe)(path, argv, envp);
+    case CALL_FEXECVE:
+        return REAL(fexecve)(fd, argv, envp);
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+/*
+ * Every exec of the family comes here (docs/design.md, "Process life").
+ * When the exec fails the program continues as before: its descriptors
+ * get their stand-ins back, the relays leave without a word, and the
+ * connections stay managed here. Without a relay or relayed descriptor the
+ * call and its environment are the program's own, untouched.
+ */
+static int exec_with_relays(const char *name, enum exec_call call,
+                            const char *path, int fd, char *const argv[],
+                            char *const envp[])
+{
+    struct relay_exec rx;
+    relay_exec_prepare(&rx, name);
+    exec_check(name, rx.relayed_mask);
+    if (rx.env[0] == '\0' && rx.relayed_mask == 0)
+        return exec_real(call, path, fd, argv, envp);
+    char *env[relay_env_count(envp) + 2];
+    relay_env_build(&rx, envp, env);
+    int rc = exec_real(call, path, fd, argv, env);
+    relay_exec_failed(&rx);
+    return rc;
+}
+
 static int shim_execve(const char *path, char *const argv[],
                        char *const envp[])
 {
-    exec_check("execve");
-    return REAL(execve)(path, argv, envp);
+    return exec_with_relays("execve", CALL_EXECVE, path, -1, argv, envp);
 }
 
 static int shim_execv(const char *path, char *const argv[])
 {
-    exec_check("execv");
-    return REAL(execv)(path, argv);
+    return exec_with_relays("execv", CALL_EXECVE, path, -1, argv, environ);
 }
 
 static int shim_execvp(const char *file, char *const argv[])
 {
-    exec_check("execvp");
-    return REAL(execvp)(file, argv);
+    return exec_with_relays("execvp", CALL_EXECVPE, file, -1, argv, environ);
 }
 
 static int shim_execvpe(const char *file, char *const argv[],
                         char *const envp[])
 {
-    exec_check("execvpe");
-    return REAL(execvpe)(file, argv, envp);
+    return exec_with_relays("execvpe", CALL_EXECVPE, file, -1, argv, envp);
 }
 
 static int shim_fexecve(int fd, char *const argv[], char *const envp[])
 {
-    exec_check("fexecve");
-    return REAL(fexecve)(fd, argv, envp);
+    return exec_with_relays("fexecve", CALL_FEXECVE, NULL, fd, argv, envp);
 }
 
-/* posix_spawn's file actions may close the socket in the child; they are
- * not inspected, so the warning may be one too many, never one too few. */
+/*
+ * posix_spawn makes no relay: the parent goes on holding its connection,
+ * and a relay would be a second process using one TLS state (the fork
+ * rule, docs/shim.md). The child gets the stand-ins (fails closed). glibc
+ * spawns through a CLONE_VFORK child and its internal execve, which the
+ * shim cannot see; file actions are not inspected, so the warning may be
+ * one too many, never one too few.
+ */
 static int shim_posix_spawn(pid_t *pid, const char *path,
                             const posix_spawn_file_actions_t *fa,
                             const posix_spawnattr_t *attr,
                             char *const argv[], char *const envp[], bool p)
 {
-    exec_check(p ? "posix_spawnp" : "posix_spawn");
+    exec_check(p ? "posix_spawnp" : "posix_spawn", 0);
     return p ? REAL(posix_spawnp)(pid, path, fa, attr, argv, envp)
              : REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
 }
@@ -494,6 +544,113 @@ SS_EXPORT void closefrom(int lowfd)
     shim_closefrom(lowfd);
 }
 
+/* --- sockets inherited at start ---------------------------------------------- */
+
+/* LISTEN_FDS descriptors looked at, at most (systemd passes a handful). */
+#define INHERITED_LISTEN_MAX 64
+
+/* Whether the policy has a listen endpoint at all (else nothing to do). */
+static bool has_listen(const struct ss_policy *p)
+{
+    for (size_t i = 0; i < p->n_endpoints; i++)
+        if (p->endpoints[i].direction == SS_DIR_LISTEN &&
+            p->endpoints[i].enabled)
+            return true;
+    return false;
+}
+
+/* A connected AF_INET/AF_INET6 stream socket, not a relay's socketpair;
+ * st is its fstat. */
+static bool connected_tcp(int fd, struct stat *st)
+{
+    if (fstat(fd, st) != 0 || !S_ISSOCK(st->st_mode) ||
+        relay_is_relayed(st->st_dev, st->st_ino))
+        return false;
+    int type = 0;
+    socklen_t len = sizeof(type);
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof(peer);
+    return REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+           type == SOCK_STREAM &&
+           REAL(getpeername)(fd, (struct sockaddr *)&peer, &plen) == 0 &&
+           (peer.ss_family == AF_INET || peer.ss_family == AF_INET6);
+}
+
+/* The LISTEN_FDS count systemd passed to this very process, or 0. */
+static int listen_fds(void)
+{
+    const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+    if (pid == NULL || n == NULL || atol(pid) != (long)getpid())
+        return 0;
+    long v = atol(n);
+    return v <= 0 ? 0 : v > INHERITED_LISTEN_MAX ? INHERITED_LISTEN_MAX
+                                                 : (int)v;
+}
+
+static bool is_managed(int fd)
+{
+    struct shim_sock *s = fdtab_get(fd);
+    shim_sock_unref(s);
+    return s != NULL;
+}
+
+/* fd is another number for the socket already adopted on first: it
+ * becomes a copy of first's stand-in and shares its connection, as a dup
+ * of it would. */
+static void adopt_duplicate(int fd, int first)
+{
+    struct shim_sock *s = fdtab_get(first);
+    int fl = REAL(fcntl)(fd, F_GETFD);
+    if (s == NULL || REAL(dup3)(first, fd, fl >= 0 && (fl & FD_CLOEXEC)
+                                              ? O_CLOEXEC : 0) < 0) {
+        REAL(shutdown)(fd, SHUT_RDWR); /* never a path in clear */
+        shim_sock_unref(s);
+        return;
+    }
+    fdtab_install(fd, s);
+    shim_sock_unref(s);
+}
+
+/*
+ * Sockets inherited from a parent that was not under the shim (inetd,
+ * xinetd, systemd socket activation with Accept=yes): a connected TCP
+ * socket whose local address matches a listen endpoint is managed as an
+ * accepted socket, so such a service is a TLS service, not a plaintext
+ * one. Looked at: 0, 1, 2, and 3..3+LISTEN_FDS-1 when LISTEN_PID is this
+ * process (at most INHERITED_LISTEN_MAX): a bounded scan, a few system
+ * calls per process start (docs/shim.md, "exec"). One socket on several
+ * numbers (inetd puts it on 0 and 1) is one connection. stdin/stdout/
+ * stderr over an adopted socket get the shim's streams, as after a dup2.
+ */
+static void adopt_inherited(const struct ss_policy *p)
+{
+    if (!has_listen(p))
+        return;
+    int saved = errno;
+    int top = 3 + listen_fds();
+    struct seen_socket { dev_t dev; ino_t ino; int fd; }
+        seen[3 + INHERITED_LISTEN_MAX];
+    int n_seen = 0;
+    for (int fd = 0; fd < top; fd++) {
+        struct stat st;
+        if (!connected_tcp(fd, &st))
+            continue;
+        int first = -1;
+        for (int i = 0; i < n_seen && first < 0; i++)
+            if (seen[i].dev == st.st_dev && seen[i].ino == st.st_ino)
+                first = seen[i].fd;
+        if (first >= 0)
+            adopt_duplicate(fd, first);
+        else if (shim_adopt_accepted(fd) == 1)
+            seen[n_seen++] = (struct seen_socket){st.st_dev, st.st_ino, fd};
+        else
+            continue;
+        if (is_managed(fd))
+            shim_stdio_after_dup(fd);
+    }
+    errno = saved;
+}
+
 /* --- start ----------------------------------------------------------------- */
 
 /*
@@ -506,7 +663,8 @@ SS_EXPORT void closefrom(int lowfd)
 __attribute__((constructor)) static void shim_start(void)
 {
     shim_real_bind();
-    shim_log_start();
+    (void)shim_self_pid(); /* cached before any vfork (shim_in_vfork_child) */
+    relay_image_start();
     bool compat = ss_compat_mode(); /* frozen from now on */
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 
@@ -531,6 +689,9 @@ __attribute__((constructor)) static void shim_start(void)
         return;
     }
 
+    /* From here on the shim works: its log gets a descriptor of its own
+     * (an inert process keeps every number as it was). */
+    shim_log_start();
     struct ss_policy *p = NULL;
     struct ss_errbuf err;
     if (ss_policy_load(path, compat, &p, &err) != SS_OK) {
@@ -551,4 +712,5 @@ __attribute__((constructor)) static void shim_start(void)
     pthread_mutex_lock(&policy_lock);
     current = p;
     pthread_mutex_unlock(&policy_lock);
+    adopt_inherited(p);
 }

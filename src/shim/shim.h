@@ -11,7 +11,8 @@
  * (connect matching: address sets of the policy's names, names the
  * program resolved), sockets.c (socket/connect/accept/close/shutdown/dup/fcntl,
  * options, the handshake), io.c (data calls), events.c (poll/select/
- * epoll), stdio.c (streams over managed sockets). docs/design.md is the
+ * epoll), stdio.c (streams over managed sockets), relay.c (TLS across
+ * exec, and the relayed descriptors of an image). docs/design.md is the
  * architecture.
  *
  * The shim holds no TLS logic: it only calls the engine (conn.h).
@@ -239,6 +240,15 @@ int shim_sock_relocate(struct shim_sock *s);
  * errno (fd is then unchanged). */
 int shim_standin_install(int fd, int family);
 
+/* This process's pid as the shim knows it (cached; the fork handler
+ * updates it). The constructor calls it first, so the cache is set. */
+pid_t shim_self_pid(void);
+
+/* True in a vfork() child (or a raw clone() child) between the clone and
+ * its exec: the cached pid is the parent's, which shares this memory.
+ * Takes no lock and writes nothing. */
+bool shim_in_vfork_child(void);
+
 void shim_sock_fork_prepare(void);
 void shim_sock_fork_parent(void);
 void shim_sock_fork_child(void);
@@ -352,6 +362,20 @@ void shim_stdio_after_dup(int newfd);
 /* close() as the program sees it. */
 int shim_close(int fd);
 
+/* shutdown() as the program sees it (close_notify for a managed fd). */
+int shim_shutdown(int fd, int how);
+
+/*
+ * A connected TCP socket the program inherited from a parent that was
+ * not under the shim (inetd, systemd Accept=yes): when its local address
+ * matches a listen endpoint, fd becomes managed as an accepted socket
+ * (server-side TLS, handshake at the first I/O), exactly as accept()
+ * would have made it. Returns 1 when managed, 0 when no endpoint matches
+ * (fd untouched), -1 with errno when it matched but cannot be managed:
+ * fd is then shut down, so nothing passes in clear.
+ */
+int shim_adopt_accepted(int fd);
+
 
 /*
  * Drives the handshake of s until it is done, blocking on fd for at most
@@ -449,5 +473,53 @@ int shim_errno_of(const struct shim_sock *s, int rc, bool handshake);
  */
 int shim_connect_for_fastopen(int fd, const struct sockaddr *addr,
                               socklen_t addr_len);
+
+/* --- relay.c ------------------------------------------------------------ */
+
+/* Descriptors a relay may stand on: 0, 1 and 2 (the inetd convention). */
+#define RELAY_FDS 3
+
+/* What relay_exec_prepare did to the exec'ing process, to undo should
+ * the exec fail. Lives on the exec wrapper's stack. */
+struct relay_exec {
+    unsigned relayed_mask;  /* program descriptors now a relay's socketpair */
+    int saved[RELAY_FDS];   /* their stand-ins, close-on-exec, or -1 */
+    int commit[RELAY_FDS];  /* write ends of the relays' commit pipes */
+    int n_commit;
+    char env[768];          /* "SECSHIM_RELAYED=...", or "" */
+};
+
+/*
+ * Before an exec: each managed connection on descriptor 0, 1 or 2 without
+ * FD_CLOEXEC gets a relay process, and those numbers become the relay's
+ * socketpair (docs/design.md, "Process life"); rx->env describes them
+ * (and descriptors this image was itself given by a relay) for the new
+ * image. Nothing in a vfork child. A relay that cannot be made leaves the
+ * stand-in with one warning. Keeps errno.
+ */
+void relay_exec_prepare(struct relay_exec *rx, const char *call);
+/* The exec returned: the descriptors get their stand-ins back and the
+ * relays leave without touching the connection. Keeps errno. */
+void relay_exec_failed(struct relay_exec *rx);
+/* envp's entries; relay_env_build writes into out (relay_env_count + 2
+ * slots) envp without any SECSHIM_RELAYED entry, plus rx's. */
+size_t relay_env_count(char *const envp[]);
+void relay_env_build(const struct relay_exec *rx, char *const envp[],
+                     char **out);
+
+/* The constructor: reads (and removes) SECSHIM_RELAYED. */
+void relay_image_start(void);
+/* Whether the socket dev/ino is a relay's socketpair end in this image. */
+bool relay_is_relayed(dev_t dev, ino_t ino);
+/* getpeername (peer) / getsockname of a relayed descriptor: the original
+ * TCP addresses. True when fd is relayed (*rc is then the call's result,
+ * with errno), false otherwise. */
+bool relay_name(int fd, bool peer, struct sockaddr *addr, socklen_t *len,
+                int *rc);
+/* getsockopt/setsockopt (set) on a relayed descriptor, for the options
+ * that would otherwise tell the socketpair from the TCP socket. True when
+ * answered (*rc is the result), false to pass the call through. */
+bool relay_sockopt(int fd, int level, int name, bool set, void *val,
+                   socklen_t *len, int *rc);
 
 #endif

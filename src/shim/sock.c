@@ -53,6 +53,17 @@ static pid_t self(void)
     return p;
 }
 
+pid_t shim_self_pid(void)
+{
+    return self();
+}
+
+bool shim_in_vfork_child(void)
+{
+    pid_t p = atomic_load_explicit(&self_pid, memory_order_relaxed);
+    return p != 0 && p != getpid();
+}
+
 /* --- the private descriptor -------------------------------------------------- */
 
 static _Atomic int private_floor_value = -1;

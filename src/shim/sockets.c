@@ -561,16 +561,17 @@ SS_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 
 /*
  * Listen endpoints: an accepted socket whose local address matches becomes
- * a server conn in handshaking state (no I/O here). Returns fd, or -1 with
- * the errno of the failure (ECONNABORTED when the engine cannot make the
- * conn, EMFILE when no descriptor is left): the connection is closed
- * rather than served in clear, and accept loops retry on both.
+ * a server conn in handshaking state (no I/O here). Returns the new sock
+ * (the caller's reference; the fdtab slot holds another), or NULL: with
+ * *matched false when no endpoint matches (fd untouched), else with errno
+ * (fd is then the real socket still, or already the stand-in).
  */
-static int secure_accept(int fd)
+static struct shim_sock *manage_accepted(int fd, bool *matched)
 {
+    *matched = false;
     struct ss_policy *p = shim_policy_get();
     if (p == NULL)
-        return fd;
+        return NULL;
     struct sockaddr_storage local, remote;
     socklen_t llen = sizeof(local), rlen = sizeof(remote);
     const struct ss_endpoint *ep = NULL;
@@ -579,8 +580,9 @@ static int secure_accept(int fd)
         ep = ss_policy_match_listen(p, (struct sockaddr *)&local, llen);
     if (ep == NULL) {
         ss_policy_unref(p);
-        return fd;
+        return NULL;
     }
+    *matched = true;
     char host[256] = "?", peer[320] = "?";
     if (REAL(getpeername)(fd, (struct sockaddr *)&remote, &rlen) == 0) {
         host_text((struct sockaddr *)&remote, NULL, host, sizeof(host));
@@ -588,6 +590,21 @@ static int secure_accept(int fd)
     }
     struct shim_sock *s = manage(fd, p, ep, SS_DIR_LISTEN, host, peer);
     ss_policy_unref(p);
+    return s;
+}
+
+/*
+ * accept()'s side: returns fd, or -1 with the errno of the failure
+ * (ECONNABORTED when the engine cannot make the conn, EMFILE when no
+ * descriptor is left): the connection is closed rather than served in
+ * clear, and accept loops retry on both.
+ */
+static int secure_accept(int fd)
+{
+    bool matched;
+    struct shim_sock *s = manage_accepted(fd, &matched);
+    if (!matched)
+        return fd;
     if (s == NULL) {
         int e = errno;
         REAL(close)(fd);
@@ -596,6 +613,28 @@ static int secure_accept(int fd)
     }
     shim_sock_unref(s); /* the fdtab slot keeps it */
     return fd;
+}
+
+/* An inherited socket is the program's descriptor, not one accept() is
+ * returning: on failure it is shut down (whatever it points at now)
+ * rather than closed, so its number stays the program's. */
+int shim_adopt_accepted(int fd)
+{
+    bool matched;
+    struct shim_sock *s = manage_accepted(fd, &matched);
+    if (!matched)
+        return 0;
+    if (s == NULL) {
+        int e = errno;
+        REAL(shutdown)(fd, SHUT_RDWR);
+        ss_log(SS_LOG_ERROR, "inherited descriptor %d matches a listen "
+               "endpoint but cannot be made TLS (%s); it was shut down",
+               fd, strerror(e));
+        errno = e;
+        return -1;
+    }
+    shim_sock_unref(s);
+    return 1;
 }
 
 static int shim_accept(int lfd, struct sockaddr *addr, socklen_t *len,
@@ -692,7 +731,7 @@ static void close_notify(struct shim_sock *s, int fd)
  * shutdown (held in the early-write buffer) would be lost, where TCP
  * delivers it. A failed handshake is the next read's error.
  */
-static int shim_shutdown(int fd, int how)
+int shim_shutdown(int fd, int how)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
@@ -855,6 +894,10 @@ static int shim_getsockopt(int fd, int level, int name, void *val,
                            socklen_t *len)
 {
     struct shim_sock *s = fdtab_get(fd);
+    int relayed_rc;
+    if (s == NULL && relay_sockopt(fd, level, name, false, val, len,
+                                   &relayed_rc))
+        return relayed_rc;
     if (s == NULL)
         return REAL(getsockopt)(fd, level, name, val, len);
     int e = 0;
@@ -890,6 +933,10 @@ static int shim_setsockopt(int fd, int level, int name, const void *val,
                            socklen_t len)
 {
     struct shim_sock *s = fdtab_get(fd);
+    int relayed_rc;
+    if (s == NULL && relay_sockopt(fd, level, name, true, (void *)val, &len,
+                                   &relayed_rc))
+        return relayed_rc;
     if (s == NULL)
         return REAL(setsockopt)(fd, level, name, val, len);
     int rc = REAL(setsockopt)(s->priv_fd, level, name, val, len);
@@ -903,11 +950,16 @@ SS_EXPORT int setsockopt(int fd, int level, int name, const void *val,
     return shim_setsockopt(fd, level, name, val, len);
 }
 
-/* getsockname, getpeername, bind, listen: the real socket answers. */
+/* getsockname, getpeername: the real socket answers; for a descriptor a
+ * relay stands behind, the addresses of the connection it carries. */
 static int on_private(int fd, int (*fn)(int, struct sockaddr *, socklen_t *),
                       struct sockaddr *addr, socklen_t *len)
 {
     struct shim_sock *s = fdtab_get(fd);
+    int relayed_rc;
+    if (s == NULL && relay_name(fd, fn == REAL(getpeername), addr, len,
+                                &relayed_rc))
+        return relayed_rc;
     if (s == NULL)
         return fn(fd, addr, len);
     int rc = fn(s->priv_fd, addr, len);
