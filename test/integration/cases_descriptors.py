@@ -120,3 +120,70 @@ def connect_without_a_private_descriptor_fails_emfile(c):
           "not connect again once descriptors were free")
     check(count_established(proc, "cli") == 2, "expected exactly two TLS "
           "connections (before and after)")
+
+
+# A TLS line peer that answers one line, then writes bytes that are no
+# TLS record on the raw socket and closes it.
+GARBAGE_PEER_PY = r'''
+import os, signal, socket, ssl, sys
+signal.alarm(20)
+port_file, cert, key = sys.argv[1:4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+lsock = socket.socket()
+lsock.bind(("127.0.0.1", 0))
+lsock.listen(1)
+with open(port_file + ".tmp", "w") as f:
+    f.write("%d\n" % lsock.getsockname()[1])
+os.rename(port_file + ".tmp", port_file)
+raw, _ = lsock.accept()
+tls = ctx.wrap_socket(raw, server_side=True)
+line = b""
+while not line.endswith(b"\n"):
+    line += tls.recv(100)
+tls.sendall(line)
+os.write(tls.fileno(), b"this is no TLS record at all\n" * 4)
+raw = socket.socket(fileno=os.dup(tls.fileno()))
+raw.shutdown(socket.SHUT_WR)
+raw.settimeout(5)
+try:
+    while raw.recv(4096):
+        pass
+except OSError:
+    pass
+'''
+
+
+@case
+def stderr_socket_gets_no_log_text(c):
+    """A program dup2()s its TLS socket onto stderr, then the peer breaks
+    the TLS stream. The shim logs the failure to its own copy of the
+    original stderr: the program's read fails at once (no hang, no lock
+    taken twice), the wire from the program carries TLS records only (no
+    log text), and the log line is on the process's original stderr
+    (before, the line went through stderr's stream into the socket)."""
+    s = c.suite
+    port_file = c.path("peer.port")
+    peer = c.start("peer", [sys.executable, c.write("peer.py",
+                                                    GARBAGE_PEER_PY),
+                            port_file, s.pki("server.pem"),
+                            s.pki("server.key")])
+    port = wait_port_file(peer, port_file)
+    proxy, rport, c2s, s2c = relay(c, port)
+    proc = c.run("client", [s.app("ev_stderr_sock"), "localhost",
+                            str(rport)],
+                 c.env(c.policy(client_ep(s, rport), name="client.cfg")))
+    check(proc.p.returncode == 0 and re.search(r"^read: -1 ", proc.out(),
+                                               re.M),
+          "the read after the broken stream did not fail (exit %s)"
+          % proc.p.returncode)
+    check(re.search(r"endpoint 'cli': TLS connection with .* failed",
+                    proc.err()), "the failure was not logged on the "
+          "original stderr")
+    peer.wait(T_RUN)
+    proxy.stop()
+    wire = read_file(c2s)
+    check(b"secshim" not in wire, "log text went onto the TLS connection")
+    types, err = tls_records(wire)
+    check(err is None, "the program's side of the wire is not TLS "
+          "records: %s" % err)
