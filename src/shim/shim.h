@@ -44,6 +44,7 @@
 #include <time.h>
 #include <netdb.h>
 
+#include "compat_libc.h"
 #include "secshim/conn.h"
 #include "secshim/policy.h"
 
