@@ -45,7 +45,8 @@ static void die_missing(const char *name)
  * that makes the lookup of those names fail, as on a glibc without them,
  * so the tests exercise the real missing-symbol paths. Read once, before
  * the first lookup. It can only take functions away: a hidden required
- * symbol stops the process, a hidden optional one answers ENOSYS.
+ * symbol stops the process, a hidden optional one answers ENOSYS. A list
+ * longer than the buffer hides nothing (no test needs one).
  */
 static char hidden[512];
 
