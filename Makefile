@@ -24,7 +24,8 @@ ENGINE_LIB := $(BUILD)/libsecshim-engine.a
 SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so)
 CLI        := $(BUILD)/secshim
 
-.PHONY: all deps test test-unit test-integration test-asan asan demo bench lint clean
+.PHONY: all deps test test-unit test-integration test-asan asan demo bench lint \
+        check-old-headers clean
 
 all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN)
 
@@ -87,9 +88,30 @@ bench: deps
 	$(MAKE) all
 	@test/bench/run $(BUILD)
 
-lint:
+lint: check-old-headers
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr -Iinclude -D_GNU_SOURCE src/
+
+# The shim (and platform_calls) compiled where the headers lack what glibc
+# 2.34 and 2.35 added: test/oldlibc shadows <unistd.h> and <sys/epoll.h>
+# with those names undeclared. First its self-test: each name, used alone,
+# compiles against the system headers and must not through the shadows.
+OLD_HEADERS := -Itest/oldlibc
+OLD_PROBES  := close_range closefrom epoll_pwait2 CLOSE_RANGE_UNSHARE \
+               CLOSE_RANGE_CLOEXEC
+OLD_CC      := $(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -fsyntax-only
+check-old-headers:
+	@for p in $(OLD_PROBES); do \
+	    $(OLD_CC) -DPROBE_$$p test/oldlibc/probe.c || exit 1; \
+	    if $(OLD_CC) $(OLD_HEADERS) -DPROBE_$$p test/oldlibc/probe.c \
+	        2>/dev/null; then \
+	        echo "check-old-headers: test/oldlibc does not hide $$p"; \
+	        exit 1; \
+	    fi; \
+	done
+	$(OLD_CC) $(OLD_HEADERS) test/oldlibc/probe.c
+	$(OLD_CC) $(OLD_HEADERS) $(SHIM_SRC) test/apps/platform_calls.c
+	@echo "check-old-headers: the shim builds without the glibc 2.34/2.35 declarations"
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -760,7 +760,7 @@ static int epoll_any(int epfd, struct epoll_event *out, int max,
     struct ep_set *e = max > 0 && out != NULL ? set_get(epfd, false) : NULL;
     if (e == NULL) {
         if (pwait2)
-            return REAL(epoll_pwait2)(epfd, out, max, tmo, mask);
+            return REAL_OPTIONAL(epoll_pwait2)(epfd, out, max, tmo, mask);
         return epoll_real(epfd, out, max, ms, mask);
     }
     struct timespec deadline = deadline_after_ts(tmo);
@@ -781,6 +781,9 @@ static int shim_epoll_pwait(int epfd, struct epoll_event *ev, int max, int ms,
 static int shim_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
                              const struct timespec *tmo, const sigset_t *mask)
 {
+    /* Where libc lacks it, every set answers ENOSYS, managed or not. */
+    if (!REAL_PRESENT(epoll_pwait2))
+        return REAL_OPTIONAL(epoll_pwait2)(epfd, ev, max, tmo, mask);
     if (!timeout_valid(tmo)) {
         errno = EINVAL;
         return -1;

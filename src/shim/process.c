@@ -495,9 +495,10 @@ static int close_around_owned(unsigned int first, unsigned int last,
                !fdtab_ours(owned))
             owned = fdtab_next_owned(owned + 1); /* reused: not ours */
         if (owned < 0 || (unsigned int)owned > last)
-            return REAL(close_range)(from, last, flags);
+            return REAL_OPTIONAL(close_range)(from, last, flags);
         if ((unsigned int)owned > from &&
-            REAL(close_range)(from, (unsigned int)owned - 1, flags) != 0)
+            REAL_OPTIONAL(close_range)(from, (unsigned int)owned - 1,
+                                       flags) != 0)
             return -1;
         if ((unsigned int)owned == UINT_MAX)
             return 0;
@@ -509,8 +510,11 @@ static int close_around_owned(unsigned int first, unsigned int last,
 static int shim_close_range(unsigned int first, unsigned int last, int flags)
 {
     unsigned int known = CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC;
-    if (first > last || ((unsigned int)flags & ~known) != 0)
-        return REAL(close_range)(first, last, flags);
+    /* Without libc's close_range nothing may be detached: the whole call
+     * is -1 ENOSYS and every descriptor stays as it was. */
+    if (first > last || ((unsigned int)flags & ~known) != 0 ||
+        !REAL_PRESENT(close_range))
+        return REAL_OPTIONAL(close_range)(first, last, flags);
     if (((unsigned int)flags & CLOSE_RANGE_CLOEXEC) != 0)
         return close_around_owned(first, last, flags);
     if (((unsigned int)flags & CLOSE_RANGE_UNSHARE) != 0 &&

@@ -265,10 +265,11 @@ static void close_all_but(int *keep, size_t n)
         if (keep[i] < 0 || (unsigned int)keep[i] < from)
             continue;
         if ((unsigned int)keep[i] > from)
-            ok = REAL(close_range)(from, (unsigned int)keep[i] - 1, 0) == 0;
+            ok = REAL_OPTIONAL(close_range)(from, (unsigned int)keep[i] - 1,
+                                            0) == 0;
         from = (unsigned int)keep[i] + 1;
     }
-    if (ok && REAL(close_range)(from, UINT_MAX, 0) == 0)
+    if (ok && REAL_OPTIONAL(close_range)(from, UINT_MAX, 0) == 0)
         return;
     long open_max = sysconf(_SC_OPEN_MAX);
     for (long fd = 0; fd < open_max && fd <= INT_MAX; fd++) {

@@ -44,6 +44,7 @@
 #include <time.h>
 #include <netdb.h>
 
+#include "compat_libc.h"
 #include "secshim/conn.h"
 #include "secshim/policy.h"
 
@@ -53,7 +54,8 @@
 /* --- real.c ------------------------------------------------------------ */
 
 /* The next definition of every libc function the shim interposes or uses
- * for its own I/O, bound once by shim_real_bind(). */
+ * for its own I/O that glibc 2.28 has (the required symbols, docs/shim.md
+ * "Required and optional symbols"), bound once by shim_real_bind(). */
 struct real_fns {
     int (*connect)(int, const struct sockaddr *, socklen_t);
     int (*accept)(int, struct sockaddr *, socklen_t *);
@@ -99,8 +101,6 @@ struct real_fns {
     int (*epoll_wait)(int, struct epoll_event *, int, int);
     int (*epoll_pwait)(int, struct epoll_event *, int, int,
                        const sigset_t *);
-    int (*epoll_pwait2)(int, struct epoll_event *, int,
-                        const struct timespec *, const sigset_t *);
     int (*ioctl)(int, unsigned long, ...);
     /* io.c and process.c (issue 4, part B) */
     ssize_t (*sendfile)(int, int, off_t *, size_t);
@@ -117,8 +117,6 @@ struct real_fns {
                        char *const[], char *const[]);
     int (*posix_spawnp)(pid_t *, const char *, const void *, const void *,
                         char *const[], char *const[]);
-    int (*close_range)(unsigned int, unsigned int, int);
-    void (*closefrom)(int);
     FILE *(*fdopen)(int, const char *);
     struct hostent *(*gethostbyname2)(const char *, int);
     int (*gethostbyname2_r)(const char *, int, struct hostent *, char *,
@@ -136,11 +134,42 @@ extern struct real_fns real;
 
 /* Binds `real` on first use (pthread_once), so a trampoline called before
  * the constructor, or from another library's constructor, still works. A
- * missing symbol is fatal with a message. */
+ * missing required symbol is fatal with a message. */
 void shim_real_bind(void);
 
 /* Binds on first use and yields the table: `REAL(read)(fd, buf, len)`. */
 #define REAL(name) (shim_real_bind(), real.name)
+
+/* The optional symbols: interposed or used, but newer than glibc 2.28.
+ * Each is looked up at its first use; where libc has none, that call
+ * answers -1 ENOSYS and the process keeps running (docs/shim.md).
+ * closefrom (2.34) is interposed but never forwarded (process.c). */
+enum real_optional {
+    REAL_OPT_epoll_pwait2, /* glibc 2.35 */
+    REAL_OPT_close_range,  /* glibc 2.34 */
+    REAL_OPT_COUNT
+};
+
+/* The optional functions' types; real_missing holds their stand-ins, each
+ * failing with ENOSYS. */
+struct real_optional_fns {
+    int (*epoll_pwait2)(int, struct epoll_event *, int,
+                        const struct timespec *, const sigset_t *);
+    int (*close_range)(unsigned int, unsigned int, int);
+};
+extern const struct real_optional_fns real_missing;
+
+/* The next definition of an optional symbol, looked up once (thread-safe),
+ * or its ENOSYS stand-in: never NULL. */
+void (*shim_real_optional(enum real_optional which))(void);
+/* Whether libc has the optional symbol (looked up as above). */
+bool shim_real_present(enum real_optional which);
+
+/* `REAL_OPTIONAL(close_range)(first, last, flags)`: the real function, or
+ * -1 ENOSYS where libc has none. */
+#define REAL_OPTIONAL(name) \
+    ((__typeof__(real_missing.name))shim_real_optional(REAL_OPT_##name))
+#define REAL_PRESENT(name) shim_real_present(REAL_OPT_##name)
 
 /* --- sock.c ------------------------------------------------------------ */
 
