@@ -25,7 +25,7 @@ SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so)
 CLI        := $(BUILD)/secshim
 
 .PHONY: all deps test test-unit test-integration test-asan asan demo bench lint \
-        check-old-headers clean
+        check-old-headers clean install uninstall deb
 
 all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN)
 
@@ -88,9 +88,77 @@ bench: deps
 	$(MAKE) all
 	@test/bench/run $(BUILD)
 
+# The man pages too: groff's warnings go to stderr, and any is an error.
 lint: check-old-headers
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr -Iinclude -D_GNU_SOURCE src/
+	@for page in $(MAN_PAGES); do \
+	    warnings=$$(MANWIDTH=80 man --warnings -E UTF-8 -l $$page 2>&1 >/dev/null); \
+	    [ -z "$$warnings" ] || { echo "$$page:"; echo "$$warnings"; exit 1; }; \
+	done
+
+# ---- install, uninstall, Debian package ----------------------------------
+#
+# make install [PREFIX=/usr/local] [DESTDIR=]: the library in
+# PREFIX/lib/secshim/ (a directory of its own: nothing else should link
+# it), the command, the man pages, the config/ examples in
+# PREFIX/share/secshim/. `secshim run` finds the library relative to
+# itself (PREFIX/bin/../lib/secshim), so the install is relocatable.
+# make uninstall removes exactly those files, and the two directories
+# that are secshim's own.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+VERSION := $(shell cat VERSION)
+MAN_PAGES := docs/man/secshim.1 docs/man/secshim.cfg.5 docs/man/libsecshim.7
+EXAMPLES  := config/secshim.cfg config/demo.cfg config/default.cfg \
+             config/secshim.env config/systemd/secshim.conf
+LIBDIR   := $(DESTDIR)$(PREFIX)/lib/secshim
+SHAREDIR := $(DESTDIR)$(PREFIX)/share/secshim
+MANDIR   := $(DESTDIR)$(PREFIX)/share/man
+
+install: $(BUILD)/libsecshim.so $(CLI)
+	install -d $(LIBDIR) $(DESTDIR)$(PREFIX)/bin $(SHAREDIR)/systemd
+	install -m 644 $(BUILD)/libsecshim.so $(LIBDIR)/libsecshim.so
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/secshim
+	for page in $(MAN_PAGES); do \
+	    section=$${page##*.}; \
+	    install -d $(MANDIR)/man$$section; \
+	    install -m 644 $$page $(MANDIR)/man$$section/; \
+	done
+	for file in $(EXAMPLES); do \
+	    install -m 644 $$file $(SHAREDIR)/$${file#config/}; \
+	done
+
+uninstall:
+	rm -f $(LIBDIR)/libsecshim.so $(DESTDIR)$(PREFIX)/bin/secshim
+	for page in $(MAN_PAGES); do \
+	    rm -f $(MANDIR)/man$${page##*.}/$${page##*/}; \
+	done
+	for file in $(EXAMPLES); do rm -f $(SHAREDIR)/$${file#config/}; done
+	rmdir $(LIBDIR) $(SHAREDIR)/systemd $(SHAREDIR) 2>/dev/null || true
+
+# make deb: build/secshim_VERSION_ARCH.deb with dpkg-deb alone (no network,
+# no debhelper). The same files under /usr, plus /etc/secshim/secshim.cfg
+# (config/default.cfg: no endpoint enabled, so installing the package
+# changes no connection) and /etc/secshim/secshim.env, both conffiles.
+# Depends is what dpkg-shlibdeps computes for the library and the command
+# on Debian 12 (libc6, libssl3, libconfig9), written here by hand so that
+# building needs no dpkg-dev.
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_ROOT := $(BUILD)/deb
+DEB      := $(BUILD)/secshim_$(VERSION)_$(DEB_ARCH).deb
+
+deb: $(BUILD)/libsecshim.so $(CLI)
+	rm -rf $(DEB_ROOT) $(DEB)
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr
+	install -d $(DEB_ROOT)/etc/secshim $(DEB_ROOT)/DEBIAN
+	install -m 644 config/default.cfg $(DEB_ROOT)/etc/secshim/secshim.cfg
+	install -m 644 config/secshim.env $(DEB_ROOT)/etc/secshim/secshim.env
+	printf '/etc/secshim/secshim.cfg\n/etc/secshim/secshim.env\n' \
+	    > $(DEB_ROOT)/DEBIAN/conffiles
+	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
+	    tools/deb-control > $(DEB_ROOT)/DEBIAN/control
+	dpkg-deb --build --root-owner-group $(DEB_ROOT) $(DEB)
 
 # The shim (and platform_calls) compiled where the headers lack what glibc
 # 2.34 and 2.35 added: test/oldlibc shadows <unistd.h> and <sys/epoll.h>

@@ -1,7 +1,7 @@
 /*
  * secshim - the operator's command.
  *
- *   secshim run    [-c FILE] [--library PATH] [--] PROGRAM [ARG...]
+ *   secshim run    [-c FILE] [--library PATH] [--compat] [--] PROGRAM [ARG...]
  *   secshim check  [-c FILE]
  *   secshim verify [-c FILE] [-e ENDPOINT] [--trusted PEM] [--untrusted PEM]
  *                  [--crl PEM] [--host NAME|ADDRESS] [--purpose server|client]
@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/err.h>
@@ -43,7 +44,8 @@ enum {
 };
 
 static const char usage_text[] =
-    "usage: secshim run    [-c FILE] [--library PATH] [--] PROGRAM [ARG...]\n"
+    "usage: secshim run    [-c FILE] [--library PATH] [--compat] [--]"
+    " PROGRAM [ARG...]\n"
     "       secshim check  [-c FILE]\n"
     "       secshim verify [-c FILE] [-e ENDPOINT] [--trusted PEM]"
     " [--untrusted PEM]\n"
@@ -128,10 +130,31 @@ static bool loaded_binary(const char *path, char *buf, size_t len)
 }
 
 /*
+ * Set-user-ID and set-group-ID programs run in the loader's secure-execution
+ * mode whenever they change the caller's identity, and the loader then
+ * ignores LD_PRELOAD (except for set-user-ID libraries in its standard
+ * directories, which libsecshim.so is not): the program would run with
+ * every connection in clear. Whether the identity changes depends on who
+ * starts it, which a control agent may not be, so the bits alone decide.
+ */
+static const char *privilege_reason(const char *binary)
+{
+    struct stat st;
+    if (stat(binary, &st) != 0)
+        return NULL; /* elf_inspect has already reported what is wrong */
+    if (st.st_mode & S_ISUID)
+        return "is set-user-ID";
+    if (st.st_mode & S_ISGID)
+        return "is set-group-ID";
+    return NULL;
+}
+
+/*
  * Whether LD_PRELOAD can protect the program at path. Statically linked
  * programs never run the dynamic linker; Go programs make their network
- * system calls themselves. Either would run with every connection in
- * clear, so they are refused with a message that says why.
+ * system calls themselves; set-user-ID and set-group-ID programs have
+ * LD_PRELOAD dropped by the loader. Each would run with every connection
+ * in clear, so they are refused with a message that says why.
  */
 static int check_protectable(const char *path)
 {
@@ -147,37 +170,65 @@ static int check_protectable(const char *path)
     const char *reason = !info.dynamic ? "is statically linked"
                          : info.go     ? "is a Go program"
                                        : NULL;
+    if (reason != NULL) {
+        fprintf(stderr,
+                "secshim: %s %s: its socket calls never reach libsecshim.so "
+                "(LD_PRELOAD), so its connections cannot be protected; "
+                "refusing to run it unprotected\n",
+                binary, reason);
+        return EXIT_UNPROTECTABLE;
+    }
+    reason = privilege_reason(binary);
     if (reason == NULL)
         return EXIT_VALID;
     fprintf(stderr,
-            "secshim: %s %s: its socket calls never reach libsecshim.so "
-            "(LD_PRELOAD), so its connections cannot be protected; refusing "
-            "to run it unprotected\n",
+            "secshim: %s %s: the dynamic linker ignores LD_PRELOAD for it "
+            "(secure-execution mode), so its connections cannot be "
+            "protected; refusing to run it unprotected\n",
             binary, reason);
     return EXIT_UNPROTECTABLE;
 }
 
-/* libsecshim.so beside this command, unless --library names one. */
+/*
+ * The library `run` preloads, into buf: --library when given, else the
+ * installed layout relative to this command (PREFIX/bin/secshim ->
+ * PREFIX/lib/secshim/libsecshim.so), else libsecshim.so beside it (the
+ * build tree, which the tests run). Relative to the command rather than
+ * compiled in, so a package unpacked anywhere (dpkg -x, DESTDIR) still
+ * finds its own library. Returns false, with the path tried last in buf,
+ * when none is readable.
+ */
 static bool shim_library(const char *given, char *buf, size_t len)
 {
     if (given != NULL) {
         snprintf(buf, len, "%s", given);
-    } else {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n < 0)
-            return false;
-        self[n] = '\0';
-        snprintf(buf, len, "%s/libsecshim.so", dirname(self));
+        return access(buf, R_OK) == 0;
     }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        return false;
+    self[n] = '\0';
+    const char *dir = dirname(self);
+    char installed[PATH_MAX + 32];
+    snprintf(installed, sizeof(installed), "%s/../lib/secshim/libsecshim.so",
+             dir);
+    /* realpath: LD_PRELOAD gets a clean absolute path, not "bin/../". */
+    if (len >= PATH_MAX && realpath(installed, buf) != NULL &&
+        access(buf, R_OK) == 0)
+        return true;
+    snprintf(buf, len, "%s/libsecshim.so", dir);
     return access(buf, R_OK) == 0;
 }
 
 static int cmd_run(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"library", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
+        {"library", required_argument, NULL, 'l'},
+        {"compat", no_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0}};
     const char *config = NULL, *library = NULL;
+    bool compat = false;
     int opt;
     /* "+": stop at the program's name; its own options are its own. */
     while ((opt = getopt_long(argc, argv, "+c:", longopts, NULL)) != -1) {
@@ -185,12 +236,20 @@ static int cmd_run(int argc, char **argv)
             config = optarg;
         else if (opt == 'l')
             library = optarg;
+        else if (opt == 'C')
+            compat = true;
         else
             return usage(NULL);
     }
     if (optind >= argc)
         return usage("run needs a program");
 
+    /* Before the policy is loaded: it is checked in the mode the program
+     * will run in, and the program inherits the variable. */
+    if (compat && setenv("GCTI_SECPACK_COMPAT_MODE", "1", 1) != 0) {
+        fprintf(stderr, "secshim: out of memory\n");
+        return EXIT_USAGE;
+    }
     const char *path = policy_path(config);
     struct ss_policy *policy = load_policy(path); /* fail here, not later */
     if (policy == NULL)
