@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 
 #include "secshim/log.h"
 
@@ -316,6 +317,48 @@ SS_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n,
 
 /* --- select and pselect ----------------------------------------------------- */
 
+/*
+ * Programs may pass fd_set arrays larger than fd_set (nfds > FD_SETSIZE,
+ * allocated as arrays of longs). FD_ISSET/FD_SET would trip glibc's
+ * fortify check there, so the sets are read and written as words here,
+ * the kernel's own layout (docs/shim.md, "select nfds").
+ */
+#define WORD_BITS (8 * sizeof(unsigned long))
+
+static bool bit_get(const fd_set *set, int fd)
+{
+    const unsigned long *w = (const unsigned long *)(const void *)set;
+    return set != NULL && (w[fd / WORD_BITS] >> (fd % WORD_BITS)) & 1ul;
+}
+
+static void bit_set(fd_set *set, int fd)
+{
+    unsigned long *w = (unsigned long *)(void *)set;
+    w[fd / WORD_BITS] |= 1ul << (fd % WORD_BITS);
+}
+
+/* Clears the words the kernel writes back for nfds: ceil(nfds / bits). */
+static void bits_zero(fd_set *set, int nfds)
+{
+    if (set != NULL)
+        memset(set, 0, ((size_t)nfds + WORD_BITS - 1) / WORD_BITS *
+                           sizeof(unsigned long));
+}
+
+/* select's nfds as the kernel uses it: it looks no further than its
+ * descriptor table, which the soft RLIMIT_NOFILE bounds for numbers the
+ * process can open (a table that grew before the limit was lowered is
+ * not seen; such numbers are beyond any the process can get again). */
+static int nfds_clamp(int nfds)
+{
+    struct rlimit rl;
+    if (nfds <= FD_SETSIZE || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return nfds;
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)nfds > rl.rlim_cur)
+        return (int)rl.rlim_cur;
+    return nfds;
+}
+
 /* select's three sets as pollfds (fds below nfds with a bit in any set). */
 static nfds_t sets_to_pollfds(int nfds, fd_set *r, fd_set *w, fd_set *x,
                               struct pollfd *out)
@@ -323,11 +366,11 @@ static nfds_t sets_to_pollfds(int nfds, fd_set *r, fd_set *w, fd_set *x,
     nfds_t n = 0;
     for (int fd = 0; fd < nfds; fd++) {
         short ev = 0;
-        if (r != NULL && FD_ISSET(fd, r))
+        if (bit_get(r, fd))
             ev |= POLLIN;
-        if (w != NULL && FD_ISSET(fd, w))
+        if (bit_get(w, fd))
             ev |= POLLOUT;
-        if (x != NULL && FD_ISSET(fd, x))
+        if (bit_get(x, fd))
             ev |= POLLPRI;
         if (ev == 0)
             continue;
@@ -343,8 +386,7 @@ static nfds_t sets_to_pollfds(int nfds, fd_set *r, fd_set *w, fd_set *x,
 static bool sets_managed(int nfds, fd_set *r, fd_set *w, fd_set *x)
 {
     for (int fd = 0; fd < nfds; fd++) {
-        if (!((r != NULL && FD_ISSET(fd, r)) || (w != NULL && FD_ISSET(fd, w))
-              || (x != NULL && FD_ISSET(fd, x))))
+        if (!(bit_get(r, fd) || bit_get(w, fd) || bit_get(x, fd)))
             continue;
         struct shim_sock *s = fdtab_get(fd);
         if (s != NULL) {
@@ -360,8 +402,8 @@ static bool sets_managed(int nfds, fd_set *r, fd_set *w, fd_set *x)
  * readable = IN|HUP|ERR, writable = OUT|ERR, exceptional = PRI. A
  * POLLNVAL makes the call fail with EBADF. Returns the number of bits set.
  */
-static int pollfds_to_sets(const struct pollfd *p, nfds_t n, fd_set *r,
-                           fd_set *w, fd_set *x)
+static int pollfds_to_sets(const struct pollfd *p, nfds_t n, int nfds,
+                           fd_set *r, fd_set *w, fd_set *x)
 {
     for (nfds_t i = 0; i < n; i++) {
         if (p[i].revents & POLLNVAL) {
@@ -369,25 +411,22 @@ static int pollfds_to_sets(const struct pollfd *p, nfds_t n, fd_set *r,
             return -1;
         }
     }
-    if (r != NULL)
-        FD_ZERO(r);
-    if (w != NULL)
-        FD_ZERO(w);
-    if (x != NULL)
-        FD_ZERO(x);
+    bits_zero(r, nfds);
+    bits_zero(w, nfds);
+    bits_zero(x, nfds);
     int count = 0;
     for (nfds_t i = 0; i < n; i++) {
         short ev = p[i].events, rev = p[i].revents;
         if ((ev & POLLIN) && (rev & (POLLIN | POLLHUP | POLLERR))) {
-            FD_SET(p[i].fd, r);
+            bit_set(r, p[i].fd);
             count++;
         }
         if ((ev & POLLOUT) && (rev & (POLLOUT | POLLERR))) {
-            FD_SET(p[i].fd, w);
+            bit_set(w, p[i].fd);
             count++;
         }
         if ((ev & POLLPRI) && (rev & POLLPRI)) {
-            FD_SET(p[i].fd, x);
+            bit_set(x, p[i].fd);
             count++;
         }
     }
@@ -396,9 +435,8 @@ static int pollfds_to_sets(const struct pollfd *p, nfds_t n, fd_set *r,
 
 /*
  * select/pselect through the poll core when a managed descriptor is in a
- * set; otherwise the real call, untouched. nfds above FD_SETSIZE (sets
- * larger than fd_set) are passed through: the shim cannot see their
- * size. left (select only) receives the time not used, as Linux does.
+ * set; otherwise the real call, untouched. nfds is already clamped. left
+ * (select only) receives the time not used, as Linux does.
  */
 static int select_any(int nfds, fd_set *r, fd_set *w, fd_set *x,
                       const struct timespec *tmo, const sigset_t *mask,
@@ -422,7 +460,7 @@ static int select_any(int nfds, fd_set *r, fd_set *w, fd_set *x,
         rc = poll_managed(p, k, socks, n, tmo != NULL ? &deadline : NULL,
                           mask);
         if (rc >= 0)
-            rc = pollfds_to_sets(p, n, r, w, x);
+            rc = pollfds_to_sets(p, n, nfds, r, w, x);
         for (nfds_t i = 0; i < n; i++)
             shim_sock_unref(socks[i]);
     }
@@ -442,8 +480,9 @@ static int select_any(int nfds, fd_set *r, fd_set *w, fd_set *x,
 static int shim_select(int nfds, fd_set *r, fd_set *w, fd_set *x,
                        struct timeval *tv)
 {
-    if (nfds <= 0 || nfds > FD_SETSIZE || !sets_managed(nfds, r, w, x))
+    if (nfds <= 0 || !sets_managed(nfds_clamp(nfds), r, w, x))
         return REAL(select)(nfds, r, w, x, tv);
+    nfds = nfds_clamp(nfds);
     if (tv != NULL && (tv->tv_sec < 0 || tv->tv_usec < 0)) {
         errno = EINVAL;
         return -1;
@@ -460,8 +499,9 @@ static int shim_select(int nfds, fd_set *r, fd_set *w, fd_set *x,
 static int shim_pselect(int nfds, fd_set *r, fd_set *w, fd_set *x,
                         const struct timespec *tmo, const sigset_t *mask)
 {
-    if (nfds <= 0 || nfds > FD_SETSIZE || !sets_managed(nfds, r, w, x))
+    if (nfds <= 0 || !sets_managed(nfds_clamp(nfds), r, w, x))
         return REAL(pselect)(nfds, r, w, x, tmo, mask);
+    nfds = nfds_clamp(nfds);
     if (!timeout_valid(tmo)) {
         errno = EINVAL;
         return -1;
