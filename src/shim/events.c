@@ -664,7 +664,7 @@ static void set_wake(struct ep_set *e)
 
 static void set_wake_drain(struct ep_set *e)
 {
-    uint64_t n;
+    uint64_t n = 0;
     (void)!REAL(read)(e->wake_fd, &n, sizeof(n));
 }
 
