@@ -28,6 +28,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 
 #include "secshim/log.h"
 
@@ -315,6 +317,48 @@ SS_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n,
 
 /* --- select and pselect ----------------------------------------------------- */
 
+/*
+ * Programs may pass fd_set arrays larger than fd_set (nfds > FD_SETSIZE,
+ * allocated as arrays of longs). FD_ISSET/FD_SET would trip glibc's
+ * fortify check there, so the sets are read and written as words here,
+ * the kernel's own layout (docs/shim.md, "select nfds").
+ */
+#define WORD_BITS (8 * sizeof(unsigned long))
+
+static bool bit_get(const fd_set *set, int fd)
+{
+    const unsigned long *w = (const unsigned long *)(const void *)set;
+    return set != NULL && (w[fd / WORD_BITS] >> (fd % WORD_BITS)) & 1ul;
+}
+
+static void bit_set(fd_set *set, int fd)
+{
+    unsigned long *w = (unsigned long *)(void *)set;
+    w[fd / WORD_BITS] |= 1ul << (fd % WORD_BITS);
+}
+
+/* Clears the words the kernel writes back for nfds: ceil(nfds / bits). */
+static void bits_zero(fd_set *set, int nfds)
+{
+    if (set != NULL)
+        memset(set, 0, ((size_t)nfds + WORD_BITS - 1) / WORD_BITS *
+                           sizeof(unsigned long));
+}
+
+/* select's nfds as the kernel uses it: it looks no further than its
+ * descriptor table, which the soft RLIMIT_NOFILE bounds for numbers the
+ * process can open (a table that grew before the limit was lowered is
+ * not seen; such numbers are beyond any the process can get again). */
+static int nfds_clamp(int nfds)
+{
+    struct rlimit rl;
+    if (nfds <= FD_SETSIZE || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return nfds;
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)nfds > rl.rlim_cur)
+        return (int)rl.rlim_cur;
+    return nfds;
+}
+
 /* select's three sets as pollfds (fds below nfds with a bit in any set). */
 static nfds_t sets_to_pollfds(int nfds, fd_set *r, fd_set *w, fd_set *x,
                               struct pollfd *out)
@@ -322,11 +366,11 @@ static nfds_t sets_to_pollfds(int nfds, fd_set *r, fd_set *w, fd_set *x,
     nfds_t n = 0;
     for (int fd = 0; fd < nfds; fd++) {
         short ev = 0;
-        if (r != NULL && FD_ISSET(fd, r))
+        if (bit_get(r, fd))
             ev |= POLLIN;
-        if (w != NULL && FD_ISSET(fd, w))
+        if (bit_get(w, fd))
             ev |= POLLOUT;
-        if (x != NULL && FD_ISSET(fd, x))
+        if (bit_get(x, fd))
             ev |= POLLPRI;
         if (ev == 0)
             continue;
@@ -342,8 +386,7 @@ static nfds_t sets_to_pollfds(int nfds, fd_set *r, fd_set *w, fd_set *x,
 static bool sets_managed(int nfds, fd_set *r, fd_set *w, fd_set *x)
 {
     for (int fd = 0; fd < nfds; fd++) {
-        if (!((r != NULL && FD_ISSET(fd, r)) || (w != NULL && FD_ISSET(fd, w))
-              || (x != NULL && FD_ISSET(fd, x))))
+        if (!(bit_get(r, fd) || bit_get(w, fd) || bit_get(x, fd)))
             continue;
         struct shim_sock *s = fdtab_get(fd);
         if (s != NULL) {
@@ -359,8 +402,8 @@ static bool sets_managed(int nfds, fd_set *r, fd_set *w, fd_set *x)
  * readable = IN|HUP|ERR, writable = OUT|ERR, exceptional = PRI. A
  * POLLNVAL makes the call fail with EBADF. Returns the number of bits set.
  */
-static int pollfds_to_sets(const struct pollfd *p, nfds_t n, fd_set *r,
-                           fd_set *w, fd_set *x)
+static int pollfds_to_sets(const struct pollfd *p, nfds_t n, int nfds,
+                           fd_set *r, fd_set *w, fd_set *x)
 {
     for (nfds_t i = 0; i < n; i++) {
         if (p[i].revents & POLLNVAL) {
@@ -368,25 +411,22 @@ static int pollfds_to_sets(const struct pollfd *p, nfds_t n, fd_set *r,
             return -1;
         }
     }
-    if (r != NULL)
-        FD_ZERO(r);
-    if (w != NULL)
-        FD_ZERO(w);
-    if (x != NULL)
-        FD_ZERO(x);
+    bits_zero(r, nfds);
+    bits_zero(w, nfds);
+    bits_zero(x, nfds);
     int count = 0;
     for (nfds_t i = 0; i < n; i++) {
         short ev = p[i].events, rev = p[i].revents;
         if ((ev & POLLIN) && (rev & (POLLIN | POLLHUP | POLLERR))) {
-            FD_SET(p[i].fd, r);
+            bit_set(r, p[i].fd);
             count++;
         }
         if ((ev & POLLOUT) && (rev & (POLLOUT | POLLERR))) {
-            FD_SET(p[i].fd, w);
+            bit_set(w, p[i].fd);
             count++;
         }
         if ((ev & POLLPRI) && (rev & POLLPRI)) {
-            FD_SET(p[i].fd, x);
+            bit_set(x, p[i].fd);
             count++;
         }
     }
@@ -395,9 +435,8 @@ static int pollfds_to_sets(const struct pollfd *p, nfds_t n, fd_set *r,
 
 /*
  * select/pselect through the poll core when a managed descriptor is in a
- * set; otherwise the real call, untouched. nfds above FD_SETSIZE (sets
- * larger than fd_set) are passed through: the shim cannot see their
- * size. left (select only) receives the time not used, as Linux does.
+ * set; otherwise the real call, untouched. nfds is already clamped. left
+ * (select only) receives the time not used, as Linux does.
  */
 static int select_any(int nfds, fd_set *r, fd_set *w, fd_set *x,
                       const struct timespec *tmo, const sigset_t *mask,
@@ -421,7 +460,7 @@ static int select_any(int nfds, fd_set *r, fd_set *w, fd_set *x,
         rc = poll_managed(p, k, socks, n, tmo != NULL ? &deadline : NULL,
                           mask);
         if (rc >= 0)
-            rc = pollfds_to_sets(p, n, r, w, x);
+            rc = pollfds_to_sets(p, n, nfds, r, w, x);
         for (nfds_t i = 0; i < n; i++)
             shim_sock_unref(socks[i]);
     }
@@ -441,8 +480,9 @@ static int select_any(int nfds, fd_set *r, fd_set *w, fd_set *x,
 static int shim_select(int nfds, fd_set *r, fd_set *w, fd_set *x,
                        struct timeval *tv)
 {
-    if (nfds <= 0 || nfds > FD_SETSIZE || !sets_managed(nfds, r, w, x))
+    if (nfds <= 0 || !sets_managed(nfds_clamp(nfds), r, w, x))
         return REAL(select)(nfds, r, w, x, tv);
+    nfds = nfds_clamp(nfds);
     if (tv != NULL && (tv->tv_sec < 0 || tv->tv_usec < 0)) {
         errno = EINVAL;
         return -1;
@@ -459,8 +499,9 @@ static int shim_select(int nfds, fd_set *r, fd_set *w, fd_set *x,
 static int shim_pselect(int nfds, fd_set *r, fd_set *w, fd_set *x,
                         const struct timespec *tmo, const sigset_t *mask)
 {
-    if (nfds <= 0 || nfds > FD_SETSIZE || !sets_managed(nfds, r, w, x))
+    if (nfds <= 0 || !sets_managed(nfds_clamp(nfds), r, w, x))
         return REAL(pselect)(nfds, r, w, x, tmo, mask);
+    nfds = nfds_clamp(nfds);
     if (!timeout_valid(tmo)) {
         errno = EINVAL;
         return -1;
@@ -485,19 +526,29 @@ SS_EXPORT int pselect(int nfds, fd_set *restrict r, fd_set *restrict w,
 /* --- epoll ------------------------------------------------------------------ */
 
 /*
- * The shim's record of one managed descriptor in one epoll set. The
- * kernel registration of a managed fd carries a token (TOKEN_TAG | id) in
- * place of the program's epoll_data, asks for what the connection needs
- * (not what the program asked for) and is always EPOLLONESHOT: it is
- * re-armed by the shim before each wait that needs it, so a socket that
- * keeps reporting (a hang-up the program has not handled, a disarmed
- * EPOLLONESHOT registration) cannot make the shim spin.
+ * The shim's record of one registration of a managed socket in one epoll
+ * set (docs/shim.md, "epoll"). The kernel watches kfd, a private duplicate
+ * of the connection's socket made for this registration alone, so two
+ * program duplicates of one socket can both be in one set and a
+ * registration can outlive the program number it was made with, as the
+ * kernel's belongs to the open file. The kernel registration carries a
+ * token (TOKEN_TAG | id) in place of the program's epoll_data. Its mode
+ * follows the program's:
+ *  - EPOLLET: the kernel registration is edge-triggered too and asks for
+ *    IN|OUT|RDHUP for good, so each kernel edge (new bytes, space freed
+ *    after a write hit EAGAIN) reaches the shim and becomes the
+ *    program's edge; it is never re-armed, so it cannot spin;
+ *  - otherwise it is EPOLLONESHOT, asks for what the connection needs and
+ *    is re-armed by the shim before each wait that needs it, so a socket
+ *    that keeps reporting (a hang-up the program has not handled, a
+ *    disarmed EPOLLONESHOT registration) cannot make the shim spin.
  */
 struct ep_reg {
     struct ep_reg *next;
-    int fd;                  /* the program's descriptor */
+    int fd;                  /* the program's descriptor; -1 once closed */
     struct shim_sock *s;     /* a reference */
-    int kfd;                 /* what the kernel watches: s->priv_fd */
+    int kfd;                 /* what the kernel watches: owned, a dup */
+    struct shim_owned own;   /* kfd, for fdtab's owned table */
     uint64_t token;
     uint32_t events;         /* the program's, flags included */
     epoll_data_t data;       /* the program's */
@@ -518,12 +569,25 @@ struct ep_set {
     pthread_mutex_t lock;
     struct ep_reg *regs;
     unsigned pass;
+    /* An eventfd in the kernel set (token WAKE_TOKEN): readiness that
+     * arises outside a wait (a re-arm by EPOLL_CTL_MOD, plaintext left by
+     * another thread's read) signals it, so a thread sleeping in the
+     * kernel wakes and looks again (docs/design.md, "Readiness stays
+     * honest"). Owned by the shim. */
+    int wake_fd;
+    struct shim_owned wake_own;
+    atomic_int waiters;      /* threads between their look and its end */
 };
 
 /* Tags tokens: user-space pointers and descriptor numbers, which
- * programs put in epoll_data, never have these top bits. */
+ * programs put in epoll_data, never have these top bits. Id 0 is the
+ * set's wake-up eventfd. */
 #define TOKEN_TAG 0x5ec5000000000000ull
 #define TOKEN_MASK 0xffff000000000000ull
+#define WAKE_TOKEN TOKEN_TAG
+
+/* What an edge-triggered kernel registration always asks for. */
+#define ET_KERNEL (EPOLLIN | EPOLLOUT | EPOLLRDHUP)
 
 /* Guards ep_sets and each set's refs/dead/next. A leaf except that a set
  * lock may be taken under it (set lock -> sock lock). */
@@ -540,8 +604,73 @@ static struct ep_set *set_find_locked(int epfd)
     return NULL;
 }
 
+/* A duplicate of fd of the shim's own, above the program's numbers (o
+ * records it). Returns it or -1 with errno. */
+static int own_private(int fd, struct shim_owned *o)
+{
+    int priv = shim_private_dup(fd, false);
+    if (priv < 0)
+        return -1;
+    if (!shim_owned_record(o, priv, NULL)) {
+        int saved = errno;
+        REAL(close)(priv);
+        errno = saved;
+        return -1;
+    }
+    fdtab_own(priv, o);
+    return priv;
+}
+
+static void own_close(int fd)
+{
+    fdtab_disown(fd);
+    REAL(close)(fd);
+}
+
+/* The wake-up eventfd of a new set, in its kernel set. 0 or -1 with
+ * errno (EINVAL/EBADF: epfd is not an epoll set, as the kernel says). */
+static int set_wake_init(struct ep_set *e)
+{
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd < 0)
+        return -1;
+    e->wake_fd = own_private(efd, &e->wake_own);
+    int saved = errno;
+    REAL(close)(efd);
+    errno = saved;
+    if (e->wake_fd < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TOKEN};
+    if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, e->wake_fd, &ev) != 0) {
+        saved = errno;
+        own_close(e->wake_fd);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+/* Wakes the threads sleeping in the kernel on e, if any. Costs nothing
+ * when none is. Keeps errno. */
+static void set_wake(struct ep_set *e)
+{
+    if (atomic_load(&e->waiters) == 0)
+        return;
+    int saved = errno;
+    uint64_t one = 1;
+    (void)!REAL(write)(e->wake_fd, &one, sizeof(one));
+    errno = saved;
+}
+
+static void set_wake_drain(struct ep_set *e)
+{
+    uint64_t n = 0;
+    (void)!REAL(read)(e->wake_fd, &n, sizeof(n));
+}
+
 /* The set of epfd with a reference, created when create is true; NULL
- * when there is none (or out of memory). */
+ * when there is none (errno ENOMEM, or the kernel's for a descriptor
+ * that is not an epoll set). */
 static struct ep_set *set_get(int epfd, bool create)
 {
     if (!create && atomic_load_explicit(&ep_nsets, memory_order_relaxed) == 0)
@@ -550,8 +679,18 @@ static struct ep_set *set_get(int epfd, bool create)
     struct ep_set *e = set_find_locked(epfd);
     if (e == NULL && create) {
         e = calloc(1, sizeof(*e));
-        if (e != NULL) {
+        if (e == NULL) {
+            errno = ENOMEM;
+        } else {
             e->epfd = epfd;
+            if (set_wake_init(e) != 0) {
+                int saved = errno;
+                free(e);
+                e = NULL;
+                errno = saved;
+            }
+        }
+        if (e != NULL) {
             pthread_mutex_init(&e->lock, NULL);
             e->next = ep_sets;
             ep_sets = e;
@@ -565,8 +704,17 @@ static struct ep_set *set_get(int epfd, bool create)
     return e;
 }
 
-static void reg_free(struct ep_reg *g)
+/* Ends registration g: out of the kernel set (unless the set itself is
+ * gone), its descriptor closed, its sock reference dropped. */
+static void reg_free(struct ep_set *e, struct ep_reg *g)
 {
+    if (!e->dead)
+        (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, g->kfd, NULL);
+    if (shim_owned_still(&g->own, g->kfd))
+        own_close(g->kfd);
+    else
+        fdtab_disown(g->kfd);
+    atomic_fetch_sub(&g->s->ep_regs, 1);
     shim_sock_unref(g->s);
     free(g);
 }
@@ -578,13 +726,19 @@ static void set_put(struct ep_set *e)
     pthread_mutex_unlock(&ep_lock);
     if (!last)
         return;
+    int saved = errno;
     while (e->regs != NULL) {
         struct ep_reg *g = e->regs;
         e->regs = g->next;
-        reg_free(g);
+        reg_free(e, g);
     }
+    if (shim_owned_still(&e->wake_own, e->wake_fd))
+        own_close(e->wake_fd);
+    else
+        fdtab_disown(e->wake_fd);
     pthread_mutex_destroy(&e->lock);
     free(e);
+    errno = saved;
 }
 
 static struct ep_reg *reg_by_fd(struct ep_set *e, int fd)
@@ -613,14 +767,28 @@ static void reg_unlink(struct ep_set *e, struct ep_reg *g)
     }
 }
 
-/* (Re)arms the kernel registration of g for os (poll bits). Called with
- * the set locked. */
+static bool reg_et(const struct ep_reg *g)
+{
+    return (g->events & EPOLLET) != 0;
+}
+
+/* The kernel registration's events for g asking for os (poll bits). */
+static struct epoll_event reg_kernel_event(const struct ep_reg *g,
+                                           uint32_t os)
+{
+    struct epoll_event ev = {.events = reg_et(g) ? ET_KERNEL | EPOLLET
+                                                 : os | EPOLLONESHOT,
+                             .data.u64 = g->token};
+    return ev;
+}
+
+/* (Re)arms the kernel registration of g for os (poll bits). An
+ * edge-triggered one stays armed for good. Called with the set locked. */
 static void reg_arm(struct ep_set *e, struct ep_reg *g, uint32_t os)
 {
-    if (g->kern_armed && g->kern_events == os)
+    if (g->kern_armed && (reg_et(g) || g->kern_events == os))
         return;
-    struct epoll_event ev = {.events = os | EPOLLONESHOT,
-                             .data.u64 = g->token};
+    struct epoll_event ev = reg_kernel_event(g, os);
     if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_MOD, g->kfd, &ev) == 0) {
         g->kern_armed = true;
         g->kern_events = os;
@@ -636,11 +804,12 @@ static short reg_want(const struct ep_reg *g)
 /*
  * Looks at g (kernel: what the kernel just reported, 0 for none) and
  * decides whether to report it. Level-triggered: whenever ready.
- * EPOLLET: when a ready bit was not ready at the previous look, or new
- * plaintext/EOF arrived (a program that reads until EAGAIN therefore sees
- * every new record; plaintext it leaves unread is not reported again
- * until more arrives). EPOLLONESHOT disarms after a report. Returns the
- * events to report, 0 for none. Called with the set locked.
+ * EPOLLET: on a kernel edge of the socket (new bytes arrived, space came
+ * back after a write that hit EAGAIN: the kernel reports every ready bit
+ * then, and so does the shim), when new plaintext, EOF or a failure came
+ * out of the engine, or when a ready bit was not ready at the previous
+ * look. EPOLLONESHOT disarms after a report. Returns the events to
+ * report, 0 for none. Called with the set locked.
  */
 static uint32_t reg_look(struct ep_set *e, struct ep_reg *g, short kernel,
                          int *cap)
@@ -652,8 +821,10 @@ static uint32_t reg_look(struct ep_set *e, struct ep_reg *g, short kernel,
     *cap = p.cap_ms;
     rev &= (short)(p.want | POLLERR | POLLHUP);
     bool report = rev != 0;
-    if (report && (g->events & EPOLLET))
-        report = p.fresh || (rev & ~g->last_ready) != 0;
+    if (report && reg_et(g))
+        report = p.fresh || (rev & ~g->last_ready) != 0 ||
+                 (kernel & (EV_IN | EV_OUT | POLLRDHUP | POLLERR | POLLHUP))
+                     != 0;
     g->last_ready = rev;
     if (!report) {
         reg_arm(e, g, (uint32_t)(unsigned short)p.os);
@@ -692,7 +863,8 @@ static int collect_ready(struct ep_set *e, struct epoll_event *out, int max,
 /*
  * Rewrites the kernel's events at out[from..from+got) in place: managed
  * tokens become the program's events and data (or are dropped), the
- * others are kept as they are. Returns the new end. Set locked.
+ * wake-up eventfd is drained and dropped, the others are kept as they
+ * are. Returns the new end. Set locked.
  */
 static int translate(struct ep_set *e, struct epoll_event *out, int from,
                      int got)
@@ -704,10 +876,15 @@ static int translate(struct ep_set *e, struct epoll_event *out, int from,
             out[end++] = ev;
             continue;
         }
+        if (ev.data.u64 == WAKE_TOKEN) {
+            set_wake_drain(e);
+            continue;
+        }
         struct ep_reg *g = reg_by_token(e, ev.data.u64);
         if (g == NULL)
             continue; /* removed since the kernel queued it */
-        g->kern_armed = false;
+        if (!reg_et(g))
+            g->kern_armed = false;
         if (!g->armed || g->pass == e->pass)
             continue;
         int cap = -1;
@@ -728,23 +905,32 @@ static int epoll_real(int epfd, struct epoll_event *ev, int max, int ms,
 }
 
 /* epoll_wait on a set with managed registrations. deadline NULL:
- * forever. Returns the number of events or -1 with errno. */
+ * forever. Returns the number of events or -1 with errno. The thread
+ * counts as a waiter from before its look until the kernel answered, so
+ * readiness that arises after the look signals the wake-up eventfd. */
 static int epoll_managed(struct ep_set *e, struct epoll_event *out, int max,
                          const struct timespec *deadline,
                          const sigset_t *mask)
 {
     for (;;) {
         int cap = -1;
+        atomic_fetch_add(&e->waiters, 1);
         pthread_mutex_lock(&e->lock);
         e->pass++;
         int n = collect_ready(e, out, max, &cap);
         pthread_mutex_unlock(&e->lock);
         int ms = n > 0 ? 0 : ms_min(ms_left(deadline), cap);
-        if (n == max)
+        if (n == max) {
+            atomic_fetch_sub(&e->waiters, 1);
             return n;
+        }
         int got = epoll_real(e->epfd, out + n, max - n, ms, mask);
-        if (got < 0)
+        int saved = errno;
+        atomic_fetch_sub(&e->waiters, 1);
+        if (got < 0) {
+            errno = saved;
             return n > 0 ? n : -1;
+        }
         pthread_mutex_lock(&e->lock);
         n = translate(e, out, n, got);
         pthread_mutex_unlock(&e->lock);
@@ -791,7 +977,8 @@ static int shim_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
     return epoll_any(epfd, ev, max, tmo, mask, true, 0);
 }
 
-/* A managed descriptor enters a set: the kernel gets the token. */
+/* A managed descriptor enters a set: the kernel gets the token, on a
+ * private duplicate of the socket made for this registration. */
 static int ctl_add(struct ep_set *e, int fd, struct shim_sock *s,
                    const struct epoll_event *ev)
 {
@@ -801,28 +988,60 @@ static int ctl_add(struct ep_set *e, int fd, struct shim_sock *s,
         return -1;
     }
     g->fd = fd;
-    g->kfd = s->priv_fd;
     g->token = TOKEN_TAG | (atomic_fetch_add(&ep_next_id, 1) & ~TOKEN_MASK);
     g->events = ev->events;
     g->data = ev->data;
     g->armed = true;
-    /* Ask for what the program asked for until the first wait says what
-     * the connection needs. */
-    uint32_t os = ev->events & (EV_IN | EV_OUT | POLLRDHUP);
-    struct epoll_event kev = {.events = os | EPOLLONESHOT,
-                              .data.u64 = g->token};
-    if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, g->kfd, &kev) != 0) {
+    shim_sock_lock(s);
+    g->kfd = own_private(s->priv_fd, &g->own);
+    shim_sock_unlock(s);
+    if (g->kfd < 0) {
         int saved = errno;
         free(g);
         errno = saved;
         return -1;
     }
+    /* Ask for what the program asked for until the first wait says what
+     * the connection needs. */
+    uint32_t os = ev->events & (EV_IN | EV_OUT | POLLRDHUP);
+    struct epoll_event kev = reg_kernel_event(g, os);
+    if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, g->kfd, &kev) != 0) {
+        int saved = errno;
+        own_close(g->kfd);
+        free(g);
+        errno = saved;
+        return -1;
+    }
     shim_sock_ref(s);
+    atomic_fetch_add(&s->ep_regs, 1);
     g->s = s;
     g->kern_armed = true;
     g->kern_events = os;
     g->next = e->regs;
     e->regs = g;
+    set_wake(e); /* a sleeper looks at it at once */
+    return 0;
+}
+
+/* EPOLL_CTL_MOD of a managed registration: new events and data, armed
+ * again; a thread sleeping on the set looks at once (plaintext may be
+ * buffered already, as the kernel re-checks readiness at MOD). */
+static int ctl_mod(struct ep_set *e, struct ep_reg *g,
+                   const struct epoll_event *ev)
+{
+    g->events = ev->events;
+    g->data = ev->data;
+    g->armed = true;
+    g->last_ready = 0;
+    uint32_t os = ev->events & (EV_IN | EV_OUT | POLLRDHUP);
+    struct epoll_event kev = reg_kernel_event(g, os);
+    if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_MOD, g->kfd, &kev) == 0) {
+        g->kern_armed = true;
+        g->kern_events = os;
+    } else {
+        g->kern_armed = false;
+    }
+    set_wake(e);
     return 0;
 }
 
@@ -850,23 +1069,15 @@ static int ctl_managed(struct ep_set *e, int op, int fd, struct shim_sock *s,
             errno = ENOENT;
             return -1;
         }
-        g->events = ev->events;
-        g->data = ev->data;
-        g->armed = true;
-        g->last_ready = 0;
-        g->kern_armed = false;
-        reg_arm(e, g, ev->events & (EV_IN | EV_OUT | POLLRDHUP));
-        return 0;
-    case EPOLL_CTL_DEL: {
-        int rc = REAL(epoll_ctl)(e->epfd, op, g != NULL ? g->kfd : fd, ev);
-        int saved = errno;
-        if (g != NULL) {
-            reg_unlink(e, g);
-            reg_free(g);
+        return ctl_mod(e, g, ev);
+    case EPOLL_CTL_DEL:
+        if (g == NULL) {
+            errno = ENOENT;
+            return -1;
         }
-        errno = saved;
-        return rc;
-    }
+        reg_unlink(e, g);
+        reg_free(e, g);
+        return 0;
     default:
         errno = EINVAL;
         return -1;
@@ -1027,7 +1238,7 @@ static void drop_stale_reg(int epfd, int fd)
     struct ep_reg *g = reg_by_fd(e, fd);
     if (g != NULL) {
         reg_unlink(e, g);
-        reg_free(g);
+        reg_free(e, g);
     }
     pthread_mutex_unlock(&e->lock);
     set_put(e);
@@ -1058,8 +1269,7 @@ static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
         if (e == NULL && op == EPOLL_CTL_DEL) {
             rc = REAL(epoll_ctl)(epfd, op, fd, ev);
         } else if (e == NULL) {
-            errno = ENOMEM;
-            rc = -1;
+            rc = -1; /* set_get's errno */
         } else {
             pthread_mutex_lock(&e->lock);
             rc = ctl_managed(e, op, fd, s, ev);
@@ -1075,6 +1285,30 @@ static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     return rc;
 }
 
+/*
+ * Drops the registrations of fd in e (set locked). The kernel keeps a
+ * registration as long as its open file is open: while another program
+ * descriptor of the connection remains (last false), a registration made
+ * through fd stays, reporting under its epoll_data, only no longer
+ * reachable by number. When fd is the connection's last (last true),
+ * every registration of the connection in e goes.
+ */
+static void set_fd_closing(struct ep_set *e, int fd, struct shim_sock *s,
+                           bool last)
+{
+    for (struct ep_reg **pp = &e->regs; *pp != NULL;) {
+        struct ep_reg *g = *pp;
+        if (g->fd == fd && !last && g->s == s) {
+            g->fd = -1;
+        } else if (g->fd == fd || (last && g->s == s)) {
+            *pp = g->next;
+            reg_free(e, g);
+            continue;
+        }
+        pp = &g->next;
+    }
+}
+
 void events_fd_closing(int fd)
 {
     int saved = errno;
@@ -1083,6 +1317,13 @@ void events_fd_closing(int fd)
     errno = saved;
     if (atomic_load_explicit(&ep_nsets, memory_order_relaxed) == 0)
         return;
+    struct shim_sock *s = fdtab_get(fd);
+    bool last = true;
+    if (s != NULL) {
+        shim_sock_lock(s);
+        last = s->nfds <= 1;
+        shim_sock_unlock(s);
+    }
     struct ep_set *gone = NULL;
     pthread_mutex_lock(&ep_lock);
     for (struct ep_set **pp = &ep_sets; *pp != NULL;) {
@@ -1097,23 +1338,43 @@ void events_fd_closing(int fd)
         }
         /* Lock order: ep_lock -> set lock -> sock lock. */
         pthread_mutex_lock(&e->lock);
-        struct ep_reg *g = reg_by_fd(e, fd);
-        if (g != NULL) {
-            /* The kernel drops it only with the last duplicate; the shim
-             * drops its record now (see docs/shim.md). */
-            (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, g->kfd, NULL);
-            reg_unlink(e, g);
-            reg_free(g);
-        }
+        set_fd_closing(e, fd, s, last);
         pthread_mutex_unlock(&e->lock);
         pp = &e->next;
     }
     pthread_mutex_unlock(&ep_lock);
+    shim_sock_unref(s);
     while (gone != NULL) {
         struct ep_set *e = gone;
         gone = e->next;
         set_put(e);
     }
+    errno = saved;
+}
+
+/* Another thread's I/O may have left readiness in the engine that no
+ * kernel event will announce (plaintext buffered, the handshake
+ * finished): the sets that hold a registration of s and have a thread
+ * asleep look again. */
+void events_sock_progress(struct shim_sock *s)
+{
+    if (atomic_load_explicit(&s->ep_regs, memory_order_relaxed) == 0)
+        return;
+    int saved = errno;
+    pthread_mutex_lock(&ep_lock);
+    for (struct ep_set *e = ep_sets; e != NULL; e = e->next) {
+        if (atomic_load(&e->waiters) == 0)
+            continue;
+        pthread_mutex_lock(&e->lock);
+        for (struct ep_reg *g = e->regs; g != NULL; g = g->next) {
+            if (g->s == s) {
+                set_wake(e);
+                break;
+            }
+        }
+        pthread_mutex_unlock(&e->lock);
+    }
+    pthread_mutex_unlock(&ep_lock);
     errno = saved;
 }
 

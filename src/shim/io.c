@@ -135,8 +135,8 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
         }
         if (e != 0 || len == 0) {
             shim_sock_unlock(s);
-            if (e == 0)
-                return 0;
+            if (e == 0 || total > 0)
+                return (ssize_t)total;
             errno = e;
             return -1;
         }
@@ -160,8 +160,13 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
 
         if (rc == SS_OK) {
             total += n;
-            if (!waitall || total == len)
+            if (total == len || peek) {
+                events_sock_progress(s); /* plaintext may be left */
                 return (ssize_t)total;
+            }
+            /* A short read means "drained" to event loops (nginx, ET
+             * readers): go on into the next record while one can be had
+             * without waiting (docs/shim.md, "epoll"). */
             continue;
         }
         if (rc == SS_EOF)
@@ -172,6 +177,8 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
             errno = e;
             return -1;
         }
+        if (total > 0 && !waitall)
+            return (ssize_t)total; /* engine and kernel drained */
         if (wants == SS_WANT_READ && !dontwait && !shim_fd_nonblocking(fd)) {
             int r = wait_readable(s);
             if (r > 0)
@@ -295,6 +302,7 @@ static ssize_t sock_send_ex(struct shim_sock *s, int fd, const void *buf,
     }
     if (flush)
         sock_flush(s, fd, dontwait, &ws);
+    events_sock_progress(s); /* the handshake's end, ciphertext flushed */
     return (ssize_t)total;
 }
 

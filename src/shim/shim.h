@@ -224,6 +224,10 @@ struct shim_sock {
 
     /* Guarded by the list lock in sock.c. */
     struct shim_sock *list_prev, *list_next;
+
+    /* events.c: registrations of this socket in epoll sets it tracks, so
+     * that I/O on a socket in no set costs one load there. */
+    atomic_int ep_regs;
 };
 
 /* A new sock with one reference (the caller's), owning conn and priv_fd
@@ -464,6 +468,12 @@ int shim_pump(struct shim_sock *s, bool read);
  * itself when fd is an epoll descriptor. Called by close() before the
  * kernel closes fd. Keeps errno. */
 void events_fd_closing(int fd);
+
+/* events.c: after I/O on s by any thread (called with s unlocked): wakes
+ * the threads sleeping in epoll_wait on a set that holds s, so readiness
+ * left in the engine (plaintext, the handshake's end) is seen at once.
+ * One load when s is in no epoll set. Keeps errno. */
+void events_sock_progress(struct shim_sock *s);
 
 /* events.c: epoll registrations made on a TCP socket before connect()
  * (nginx registers upstream sockets so) move with the connection when it

@@ -1,0 +1,321 @@
+/*
+ * ev_epoll_exact - readiness corner cases of epoll and select, printed so
+ * that a run over plain TCP and a run under the shim can be compared
+ * line by line (test/integration/cases_epoll.py, docs/apps.md).
+ *
+ *   ev_epoll_exact MODE HOST PORT
+ *
+ * The peer (test/integration/sched_peer.py) sends chunks at chosen times
+ * after the connection is up, or reads slowly. Wake-ups are printed in
+ * coarse buckets only: "at-once" (under 0.5 s), "later" (within the wait's
+ * bound) or "timeout"; no line carries a time. Modes:
+ *
+ *   et-unread   EPOLLET|EPOLLIN; at the first edge read 10 bytes of the
+ *               first chunk, then wait: the peer's next chunk must wake
+ *               it ("later", as plain TCP), though plaintext is unread.
+ *   oneshot-mod EPOLLONESHOT|EPOLLIN; after the first report, another
+ *               thread re-arms it with EPOLL_CTL_MOD while this one sleeps
+ *               in epoll_wait, the data still unread: "at-once" after MOD.
+ *   et-out      EPOLLET|EPOLLOUT against a slow reader: 5 rounds of
+ *               "write until EAGAIN, wait for the EPOLLOUT edge".
+ *   dup-close   a dup of the socket, the original registered and then
+ *               closed: the peer's 3 chunks still come as events.
+ *   two-dups    the socket and a dup both in one set (data 1 and 2).
+ *   select-high the socket moved above 1024 with dup2 (the soft limit
+ *               raised), select() with nfds 1501 over a large fd_set
+ *               array: sleeps until the peer sends ("later").
+ *
+ * Exit 0 when the mode ran (its lines say what it saw), 1 on an I/O
+ * error, 2 on usage or the 30 s alarm.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static const char *bucket(double since, int events)
+{
+    if (events <= 0)
+        return "timeout";
+    return now() - since < 0.5 ? "at-once" : "later";
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "ev_epoll_exact: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static int connect_to(const char *host, const char *port)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai;
+    if (getaddrinfo(host, port, &hints, &ai) != 0) {
+        fprintf(stderr, "ev_epoll_exact: cannot resolve %s\n", host);
+        exit(1);
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+        die("connect");
+    freeaddrinfo(ai);
+    return fd;
+}
+
+static void nonblock(int fd)
+{
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
+        die("fcntl");
+}
+
+/* One epoll_wait of at most ms; returns the count, events in *ev. */
+static int wait1(int ep, struct epoll_event *ev, int max, int ms)
+{
+    int n;
+    do {
+        n = epoll_wait(ep, ev, max, ms);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        die("epoll_wait");
+    return n;
+}
+
+static int add(int ep, int fd, uint32_t events, uint64_t data)
+{
+    struct epoll_event ev = {.events = events, .data.u64 = data};
+    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Reads what is there now (non-blocking fd); returns the byte count. */
+static long drain(int fd)
+{
+    char buf[4096];
+    long total = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n > 0) {
+            total += n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        return total;
+    }
+}
+
+static int et_unread(int fd, int ep)
+{
+    struct epoll_event ev;
+    nonblock(fd);
+    if (add(ep, fd, EPOLLIN | EPOLLET, 7) != 0)
+        die("epoll_ctl");
+    int n = wait1(ep, &ev, 1, 5000);
+    printf("first %s\n", n == 1 && ev.data.u64 == 7 ? "edge" : "none");
+    char buf[10];
+    if (read(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+        die("read");
+    double t = now();
+    n = wait1(ep, &ev, 1, 4000);
+    printf("new data wakes %s\n", bucket(t, n));
+    printf("drained %ld\n", n == 1 ? drain(fd) : -1L);
+    return 0;
+}
+
+struct rearm {
+    int ep, fd;
+    double at;
+};
+
+static void *rearm_later(void *arg)
+{
+    struct rearm *r = arg;
+    struct timespec d = {0, 400 * 1000000L};
+    nanosleep(&d, NULL);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = 9};
+    r->at = now();
+    if (epoll_ctl(r->ep, EPOLL_CTL_MOD, r->fd, &ev) != 0)
+        die("epoll_ctl MOD");
+    return NULL;
+}
+
+static int oneshot_mod(int fd, int ep)
+{
+    struct epoll_event ev;
+    nonblock(fd);
+    if (add(ep, fd, EPOLLIN | EPOLLONESHOT, 8) != 0)
+        die("epoll_ctl");
+    int n = wait1(ep, &ev, 1, 5000);
+    printf("first %s\n", n == 1 && ev.data.u64 == 8 ? "report" : "none");
+    n = wait1(ep, &ev, 1, 300);
+    printf("disarmed %s\n", n == 0 ? "quiet" : "reported");
+    struct rearm r = {ep, fd, 0};
+    pthread_t t;
+    if (pthread_create(&t, NULL, rearm_later, &r) != 0)
+        die("pthread_create");
+    n = wait1(ep, &ev, 1, 4000);
+    pthread_join(t, NULL);
+    printf("re-armed wakes %s data %llu\n", bucket(r.at, n),
+           n == 1 ? (unsigned long long)ev.data.u64 : 0ull);
+    return 0;
+}
+
+static int et_out(int fd, int ep)
+{
+    nonblock(fd);
+    int sz = 65536;
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    if (add(ep, fd, EPOLLOUT | EPOLLET, 5) != 0)
+        die("epoll_ctl");
+    struct epoll_event ev;
+    (void)wait1(ep, &ev, 1, 2000); /* the initial edge */
+    static char chunk[16384];
+    memset(chunk, 'x', sizeof(chunk));
+    int woken = 0;
+    for (int round = 0; round < 5; round++) {
+        for (;;) {
+            ssize_t n = write(fd, chunk, sizeof(chunk));
+            if (n < 0 && errno == EAGAIN)
+                break;
+            if (n < 0 && errno != EINTR)
+                die("write");
+            if (n >= 0 && n < (ssize_t)sizeof(chunk))
+                break; /* a short count: full too */
+        }
+        int n = wait1(ep, &ev, 1, 5000);
+        if (n == 1 && (ev.events & EPOLLOUT) && ev.data.u64 == 5)
+            woken++;
+    }
+    printf("rounds woken %d of 5\n", woken);
+    return 0;
+}
+
+static int dup_close(int fd, int ep)
+{
+    nonblock(fd);
+    int other = dup(fd);
+    if (other < 0)
+        die("dup");
+    if (add(ep, fd, EPOLLIN, 11) != 0)
+        die("epoll_ctl");
+    close(fd);
+    int events = 0;
+    long bytes = 0;
+    for (int i = 0; i < 3; i++) {
+        struct epoll_event ev;
+        int n = wait1(ep, &ev, 1, 4000);
+        if (n != 1 || ev.data.u64 != 11)
+            break;
+        events++;
+        bytes += drain(other);
+    }
+    printf("events after close of the registered dup %d, bytes %ld\n",
+           events, bytes);
+    return 0;
+}
+
+static int two_dups(int fd, int ep)
+{
+    nonblock(fd);
+    int other = dup(fd);
+    if (other < 0)
+        die("dup");
+    int a = add(ep, fd, EPOLLIN, 1);
+    int b = add(ep, other, EPOLLIN, 2);
+    printf("add first %s, add dup %s\n", a == 0 ? "ok" : strerror(errno),
+           b == 0 ? "ok" : strerror(errno));
+    struct epoll_event ev[4];
+    int n = wait1(ep, ev, 4, 4000);
+    unsigned seen = 0;
+    for (int i = 0; i < n; i++)
+        seen |= 1u << (ev[i].data.u64 & 7);
+    printf("reported data1 %s data2 %s\n", seen & 2 ? "yes" : "no",
+           seen & 4 ? "yes" : "no");
+    printf("drained %ld\n", drain(other));
+    return 0;
+}
+
+#define HIGH_FD 1500
+#define HIGH_NFDS (HIGH_FD + 1)
+#define HIGH_WORDS ((HIGH_NFDS + 63) / 64 + 2)
+
+static int select_high(int fd)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        die("getrlimit");
+    if (rl.rlim_cur < 2048) {
+        rl.rlim_cur = rl.rlim_max < 2048 ? rl.rlim_max : 2048;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            die("setrlimit");
+    }
+    if (dup2(fd, HIGH_FD) != HIGH_FD)
+        die("dup2");
+    close(fd);
+    unsigned long rset[HIGH_WORDS], wset[HIGH_WORDS];
+    memset(rset, 0, sizeof(rset));
+    memset(wset, 0xff, sizeof(wset)); /* bits past nfds: never touched */
+    memset(wset, 0, (HIGH_NFDS + 63) / 64 * sizeof(unsigned long));
+    rset[HIGH_FD / 64] |= 1ul << (HIGH_FD % 64);
+    rset[HIGH_WORDS - 1] = 0xabcdul; /* past nfds: kept */
+    struct timeval tv = {4, 0};
+    double t = now();
+    int n = select(HIGH_NFDS, (fd_set *)(void *)rset, (fd_set *)(void *)wset,
+                   NULL, &tv);
+    if (n < 0)
+        die("select");
+    int set = (rset[HIGH_FD / 64] >> (HIGH_FD % 64)) & 1;
+    printf("select %d ready fd %d, wakes %s\n", n, set ? HIGH_FD : -1,
+           bucket(t, n));
+    printf("words past nfds kept %s\n",
+           rset[HIGH_WORDS - 1] == 0xabcdul &&
+                   wset[HIGH_WORDS - 1] == ~0ul ? "yes" : "no");
+    char buf[256];
+    ssize_t got = set ? read(HIGH_FD, buf, sizeof(buf)) : -1;
+    printf("read %zd\n", got);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: ev_epoll_exact MODE HOST PORT\n");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    alarm(30);
+    const char *mode = argv[1];
+    int fd = connect_to(argv[2], argv[3]);
+    if (strcmp(mode, "select-high") == 0)
+        return select_high(fd);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        die("epoll_create1");
+    if (strcmp(mode, "et-unread") == 0)
+        return et_unread(fd, ep);
+    if (strcmp(mode, "oneshot-mod") == 0)
+        return oneshot_mod(fd, ep);
+    if (strcmp(mode, "et-out") == 0)
+        return et_out(fd, ep);
+    if (strcmp(mode, "dup-close") == 0)
+        return dup_close(fd, ep);
+    if (strcmp(mode, "two-dups") == 0)
+        return two_dups(fd, ep);
+    fprintf(stderr, "ev_epoll_exact: unknown mode %s\n", mode);
+    return 2;
+}
