@@ -1012,11 +1012,16 @@ SS_EXPORT int listen(int fd, int backlog)
 }
 
 /*
- * FIONREAD (SIOCINQ) on a managed socket is the plaintext the program can
- * read now; when none is buffered, one non-blocking step reads a record
- * that may already be in the socket. FIONBIO sets the program's
- * O_NONBLOCK, which lives on the stand-in; every other request is the real
- * socket's.
+ * FIONREAD (SIOCINQ) on a managed socket: what a read can return now, as
+ * the kernel counts it for TCP, which programs that read exactly that much
+ * and then wait for an edge rely on (nginx). When no plaintext is buffered
+ * one non-blocking step reads a record that may already be in the socket;
+ * then the answer is the plaintext buffered plus the ciphertext still in
+ * the kernel's queue (a read continues into records that are there,
+ * io.c): never less than a read returns, at most a record header and tag
+ * more per record. docs/shim.md, "Blocking semantics". FIONBIO sets the
+ * program's O_NONBLOCK, which lives on the stand-in; every other request
+ * is the real socket's.
  */
 static int shim_ioctl(int fd, unsigned long req, void *arg)
 {
@@ -1038,7 +1043,11 @@ static int shim_ioctl(int fd, unsigned long req, void *arg)
     if (!s->closed && !s->failed) {
         if (ss_conn_pending(s->conn) == 0)
             (void)shim_pump(s, true);
+        int queued = 0;
         n = ss_conn_pending(s->conn);
+        if (n > 0 && REAL(ioctl)(s->priv_fd, FIONREAD, &queued) == 0 &&
+            queued > 0)
+            n += (size_t)queued;
     }
     shim_sock_unlock(s);
     shim_sock_unref(s);
