@@ -604,6 +604,8 @@ static struct ep_set *set_find_locked(int epfd)
     return NULL;
 }
 
+static int move_owned(int fd);
+
 /* A duplicate of fd of the shim's own, above the program's numbers (o
  * records it). Returns it or -1 with errno. */
 static int own_private(int fd, struct shim_owned *o)
@@ -617,6 +619,7 @@ static int own_private(int fd, struct shim_owned *o)
         errno = saved;
         return -1;
     }
+    o->move = move_owned;
     fdtab_own(priv, o);
     return priv;
 }
@@ -648,6 +651,55 @@ static int set_wake_init(struct ep_set *e)
         return -1;
     }
     return 0;
+}
+
+/*
+ * *kfd, registered in e's kernel set with ev, moves to another number of
+ * the shim's own (the program dup2()s onto it): the new number is
+ * registered, then the old one removed and closed. Set locked.
+ */
+static int move_registered(struct ep_set *e, int *kfd, struct shim_owned *o,
+                           struct epoll_event ev)
+{
+    int fresh = own_private(*kfd, o);
+    if (fresh < 0)
+        return -1;
+    if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, fresh, &ev) != 0) {
+        int saved = errno;
+        own_close(fresh);
+        errno = saved;
+        return -1;
+    }
+    (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, *kfd, NULL);
+    own_close(*kfd);
+    *kfd = fresh;
+    return 0;
+}
+
+static struct epoll_event reg_kernel_event(const struct ep_reg *g,
+                                           uint32_t os);
+
+/* shim_owned.move of the descriptors events.c owns: a set's wake-up
+ * eventfd or a registration's private duplicate, found by number. */
+static int move_owned(int fd)
+{
+    int rc = 0;
+    pthread_mutex_lock(&ep_lock);
+    for (struct ep_set *e = ep_sets; e != NULL; e = e->next) {
+        pthread_mutex_lock(&e->lock);
+        if (e->wake_fd == fd) {
+            struct epoll_event ev = {.events = EPOLLIN,
+                                     .data.u64 = WAKE_TOKEN};
+            rc = move_registered(e, &e->wake_fd, &e->wake_own, ev);
+        }
+        for (struct ep_reg *g = e->regs; g != NULL; g = g->next)
+            if (g->kfd == fd)
+                rc = move_registered(e, &g->kfd, &g->own,
+                                     reg_kernel_event(g, g->kern_events));
+        pthread_mutex_unlock(&e->lock);
+    }
+    pthread_mutex_unlock(&ep_lock);
+    return rc;
 }
 
 /* Wakes the threads sleeping in the kernel on e, if any. Costs nothing

@@ -259,6 +259,21 @@ bool fdtab_ours(int fd)
     return ours;
 }
 
+int fdtab_move_owned(int fd)
+{
+    if (!slot_used(&owned, fd))
+        return 0;
+    slot_t *slot = slot_of(&owned, fd, false);
+    pthread_mutex_t *m = stripe_of(fd);
+    pthread_mutex_lock(m);
+    struct shim_owned *o = atomic_load_explicit(slot, memory_order_acquire);
+    int (*move)(int) = o != NULL ? o->move : NULL;
+    pthread_mutex_unlock(m);
+    /* The owner finds its record again by number, under its own lock:
+     * the record itself may be gone by now. */
+    return move != NULL ? move(fd) : 0;
+}
+
 struct shim_sock *fdtab_owner_get(int fd)
 {
     return slot_get_sock(&owned, fd);

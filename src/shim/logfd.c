@@ -47,6 +47,7 @@ static int log_take(int fd)
     }
     int old = log_kept;
     log_kept = copy;
+    log_own.move = shim_log_relocate;
     fdtab_own(copy, &log_own);
     if (old >= 0 && old == fd) {
         fdtab_disown(old);

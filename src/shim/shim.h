@@ -182,9 +182,13 @@ struct shim_owned {
     dev_t dev;
     ino_t ino;
     struct shim_sock *sock; /* the connection it carries, or NULL */
+    /* Moves the shim's use of descriptor fd to another number (the program
+     * dup2()s onto fd): 0 or -1 with errno. Set by the owner. */
+    int (*move)(int fd);
 };
 
-/* Fills o for fd (fstat); false when fd is not open. */
+/* Fills o for fd (fstat), with no move function; false when fd is not
+ * open. */
 bool shim_owned_record(struct shim_owned *o, int fd, struct shim_sock *s);
 /* Whether fd is still what o recorded. */
 bool shim_owned_still(const struct shim_owned *o, int fd);
@@ -264,9 +268,6 @@ const char *shim_sock_endpoint(const struct shim_sock *s);
  * when none is free). */
 int shim_private_dup(int fd, bool for_connection);
 
-/* Moves s to a new private descriptor (the program dup2'ed onto the old
- * number). Returns 0 or -1 with errno. */
-int shim_sock_relocate(struct shim_sock *s);
 
 /* Re-points fd at a fresh unconnected TCP socket of family that carries
  * fd's file status flags and close-on-exec flag. Returns 0 or -1 with
@@ -325,6 +326,10 @@ void fdtab_disown(int fd);
 bool fdtab_ours(int fd);
 /* The sock whose private descriptor is fd, with a reference; else NULL. */
 struct shim_sock *fdtab_owner_get(int fd);
+/* The program wants number fd, which the shim owns: the owner moves its
+ * descriptor to another number. Returns 0 (also when fd is not owned) or
+ * -1 with errno. */
+int fdtab_move_owned(int fd);
 /* The first owned descriptor >= from, or -1. */
 int fdtab_next_owned(int from);
 

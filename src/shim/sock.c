@@ -134,6 +134,7 @@ bool shim_owned_record(struct shim_owned *o, int fd, struct shim_sock *s)
     o->dev = st.st_dev;
     o->ino = st.st_ino;
     o->sock = s;
+    o->move = NULL;
     return true;
 }
 
@@ -148,7 +149,11 @@ bool shim_sock_private_ours(const struct shim_sock *s)
     return shim_owned_still(&s->priv_own, s->priv_fd);
 }
 
-int shim_sock_relocate(struct shim_sock *s)
+static int private_move(int fd);
+
+/* Moves s to a new private descriptor (the program dup2'ed onto the old
+ * number). Returns 0 or -1 with errno. */
+static int sock_relocate(struct shim_sock *s)
 {
     pthread_mutex_lock(&s->lock);
     int old = s->priv_fd;
@@ -166,6 +171,7 @@ int shim_sock_relocate(struct shim_sock *s)
         errno = e;
         return -1;
     }
+    s->priv_own.move = private_move;
     fdtab_own(fresh, &s->priv_own);
     s->priv_fd = fresh;
     ss_conn_set_fd(s->conn, fresh);
@@ -173,6 +179,15 @@ int shim_sock_relocate(struct shim_sock *s)
     REAL(close)(old);
     pthread_mutex_unlock(&s->lock);
     return 0;
+}
+
+/* shim_owned.move of a private descriptor. */
+static int private_move(int fd)
+{
+    struct shim_sock *s = fdtab_owner_get(fd);
+    int rc = s != NULL ? sock_relocate(s) : 0;
+    shim_sock_unref(s);
+    return rc;
 }
 
 /* --- the stand-in ------------------------------------------------------------ */
@@ -228,6 +243,7 @@ struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
     s->dir = dir;
     s->priv_fd = priv_fd;
     snprintf(s->peer, sizeof(s->peer), "%s", peer);
+    s->priv_own.move = private_move;
     fdtab_own(priv_fd, &s->priv_own);
 
     pthread_mutex_lock(&sock_list_lock);

@@ -786,10 +786,7 @@ static int make_room(int new)
 {
     if (!fdtab_owned(new) || !fdtab_ours(new))
         return 0;
-    struct shim_sock *s = fdtab_owner_get(new);
-    int rc = s != NULL ? shim_sock_relocate(s) : shim_log_relocate(new);
-    shim_sock_unref(s);
-    return rc;
+    return fdtab_move_owned(new);
 }
 
 /*
