@@ -63,31 +63,35 @@ static void conds_init(void)
     pthread_condattr_destroy(&ca);
 }
 
-/* Bytes the kernel holds for a socket: unsent or unacknowledged
- * (TIOCOUTQ, i.e. SIOCOUTQ) and received but unread (FIONREAD). 0 when
- * it cannot say. */
+/* Bytes the kernel still holds for a socket to send or to have
+ * acknowledged (TIOCOUTQ, i.e. SIOCOUTQ); 0 when it cannot say. */
 static int kernel_outq(int fd)
 {
     int n = 0;
     return REAL(ioctl)(fd, TIOCOUTQ, &n) == 0 ? n : 0;
 }
 
-static int kernel_inq(int fd)
-{
-    int n = 0;
-    return REAL(ioctl)(fd, FIONREAD, &n) == 0 ? n : 0;
-}
-
 /*
  * Whether the kernel's final close could still lose what the program
- * wrote: unread bytes at close make Linux reset the connection and drop
- * its send queue (a TLS session ticket the program never read is enough).
- * A program waiting in SO_LINGER also waits for the kernel's queue.
+ * wrote. Linux resets a connection, dropping its send queue, when bytes
+ * arrive after close() or are unread at close(): a TLS peer sends session
+ * tickets and its own close_notify, which the program never reads. So the
+ * descriptor stays open, and what arrives is read and dropped (drain),
+ * until the kernel's send queue is empty too.
  */
-static bool kernel_would_lose(const struct shim_sock *s, int wait_ms)
+static bool kernel_would_lose(const struct shim_sock *s)
 {
-    int out = kernel_outq(s->priv_fd);
-    return out > 0 && (wait_ms > 0 || kernel_inq(s->priv_fd) > 0);
+    return kernel_outq(s->priv_fd) > 0;
+}
+
+/* Reads and drops what the peer sent since the close (s locked): nobody
+ * will read it, and left unread it would make the final close a reset. */
+static void drain(const struct shim_sock *s)
+{
+    static char sink[16384]; /* only the linger thread drains */
+    for (int i = 0; i < 64; i++)
+        if (REAL(recv)(s->priv_fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+            return;
 }
 
 /* --- the thread ------------------------------------------------------------- */
@@ -105,8 +109,11 @@ static enum step linger_step(struct shim_sock *s, short *events)
         *events = shim_poll_events(shim_wants(s, rc));
     else if (rc < 0)
         st = STEP_GONE;
-    else if (!kernel_would_lose(s, s->linger_wait_ms))
-        st = STEP_DONE;
+    if (st == STEP_WAIT && *events == 0) {
+        drain(s);
+        if (!kernel_would_lose(s))
+            st = STEP_DONE;
+    }
     shim_sock_unlock(s);
     return st;
 }
@@ -271,13 +278,13 @@ static bool adopt(struct shim_sock *s, int wait_ms)
 
 /* Whether anything the program wrote is still on this side of the kernel
  * (or would be lost by the kernel's close), s locked. */
-static bool must_linger(const struct shim_sock *s, int wait_ms)
+static bool must_linger(const struct shim_sock *s)
 {
     if (ss_conn_state(s->conn) == SS_CONN_HANDSHAKING || s->tcp_connecting)
         return true; /* early writes wait for the handshake */
     if (ss_conn_state(s->conn) == SS_CONN_FAILED)
         return false;
-    return ss_conn_unsent(s->conn) > 0 || kernel_would_lose(s, wait_ms);
+    return ss_conn_unsent(s->conn) > 0 || kernel_would_lose(s);
 }
 
 void linger_last_close(struct shim_sock *s)
@@ -308,8 +315,7 @@ void linger_last_close(struct shim_sock *s)
     int wait_ms = lg.l_onoff ? (lg.l_linger > 0x7fffffff / 1000
                                     ? 0x7fffffff : lg.l_linger * 1000)
                              : 0;
-    if (!shim_in_vfork_child() && must_linger(s, wait_ms) &&
-        !adopt(s, wait_ms))
+    if (!shim_in_vfork_child() && must_linger(s) && !adopt(s, wait_ms))
         ss_log(SS_LOG_WARNING, "endpoint '%s': no thread to deliver the "
                "last bytes to %s after close", shim_sock_endpoint(s),
                s->peer);
