@@ -184,6 +184,11 @@ static void linger_round(struct round *r)
         r->socks[i++] = s;
     n = i;
     pthread_mutex_unlock(&linger_lock);
+    if (n == 0) { /* no memory for the round: look again a tick later */
+        (void)REAL(poll)(NULL, 0, LINGER_TICK_MS);
+        pthread_mutex_lock(&linger_lock);
+        return;
+    }
 
     int timeout = LINGER_TICK_MS;
     for (i = 0; i < n; i++) {
