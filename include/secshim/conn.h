@@ -118,6 +118,10 @@ size_t ss_conn_pending(const struct ss_conn *c);
 /* Ciphertext bytes waiting in the outbound buffer. */
 size_t ss_conn_unsent(const struct ss_conn *c);
 
+/* Plaintext bytes accepted before the end of the handshake and not yet
+ * encrypted (the early-write buffer): a close must still deliver them. */
+size_t ss_conn_early_unsent(const struct ss_conn *c);
+
 enum ss_conn_state ss_conn_state(const struct ss_conn *c);
 
 /*

@@ -830,6 +830,11 @@ size_t ss_conn_unsent(const struct ss_conn *c)
     return buf_used(&c->out);
 }
 
+size_t ss_conn_early_unsent(const struct ss_conn *c)
+{
+    return buf_used(&c->early);
+}
+
 enum ss_conn_state ss_conn_state(const struct ss_conn *c)
 {
     return c->state;

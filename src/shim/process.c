@@ -181,12 +181,14 @@ static void fork_prepare(void)
     resolve_fork_prepare();
     fdtab_fork_prepare();
     shim_sock_fork_prepare();
+    linger_fork_prepare();
     ss_log_fork_prepare();
 }
 
 static void fork_parent(void)
 {
     ss_log_fork_parent();
+    linger_fork_parent();
     shim_sock_fork_parent();
     fdtab_fork_parent();
     resolve_fork_parent();
@@ -198,6 +200,7 @@ static void fork_child(void)
     ss_log_fork_child();
     shim_sock_fork_child();
     fdtab_fork_child();
+    linger_fork_child(); /* after fdtab: it disowns descriptors */
     resolve_fork_child();
     pthread_mutex_init(&policy_lock, NULL);
     atomic_flag_clear(&reloading);
@@ -655,7 +658,15 @@ static void adopt_inherited(const struct ss_policy *p)
     errno = saved;
 }
 
-/* --- start ----------------------------------------------------------------- */
+/* --- start and exit -------------------------------------------------------- */
+
+/* exit() and a return from main: what the process's connections were
+ * given is delivered, bounded (linger.c). _exit() skips it, as it skips
+ * stdio's buffers. */
+static void shim_exit(void)
+{
+    linger_at_exit();
+}
 
 /*
  * Runs before main. Fail closed: a policy that exists but does not load,
@@ -716,5 +727,9 @@ __attribute__((constructor)) static void shim_start(void)
     pthread_mutex_lock(&policy_lock);
     current = p;
     pthread_mutex_unlock(&policy_lock);
+    /* Registered after the policy made its TLS contexts, so after
+     * OpenSSL's own atexit cleanup: handlers run in reverse order, and the
+     * flush needs OpenSSL alive. */
+    (void)atexit(shim_exit);
     adopt_inherited(p);
 }

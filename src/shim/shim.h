@@ -12,18 +12,20 @@
  * program resolved), sockets.c (socket/connect/accept/close/shutdown/dup/fcntl,
  * options, the handshake), io.c (data calls), events.c (poll/select/
  * epoll), stdio.c (streams over managed sockets), relay.c (TLS across
- * exec, and the relayed descriptors of an image). docs/design.md is the
- * architecture.
+ * exec, and the relayed descriptors of an image), linger.c (close and
+ * exit deliver what was accepted). docs/design.md is the architecture.
  *
  * The shim holds no TLS logic: it only calls the engine (conn.h).
  *
  * Lock order (no shim lock is held while waiting for the OS):
  *   policy_lock (process.c) and resolve_lock (resolve.c) are leaves;
  *   fdtab stripe locks (fdtab.c) are leaves;
- *   sock_list_lock (sock.c) -> shim_sock.lock   (only at fork)
+ *   sock_list_lock (sock.c) -> shim_sock.lock   (only at fork and exit)
+ *   shim_sock.lock -> linger_lock (linger.c: a last close hands the
+ *                     connection over while holding the sock's lock)
  *   shim_sock.lock -> the engine's log lock
- * pthread_atfork takes them all in that order, the log lock last
- * (fork_prepare in process.c).
+ * pthread_atfork takes them all in that order, linger_lock after every
+ * sock lock and the log lock last (fork_prepare in process.c).
  */
 #ifndef SECSHIM_SHIM_H
 #define SECSHIM_SHIM_H
@@ -232,6 +234,12 @@ struct shim_sock {
     /* events.c: registrations of this socket in epoll sets it tracks, so
      * that I/O on a socket in no set costs one load there. */
     atomic_int ep_regs;
+    /* Guarded by linger_lock (linger.c): the bounded linger that delivers
+     * what was accepted after the last close (docs/shim.md, "close"). */
+    enum shim_linger { LINGER_NONE, LINGER_ACTIVE, LINGER_DONE } linger;
+    int linger_wait_ms;        /* SO_LINGER's l_linger: close() waits */
+    struct timespec linger_deadline;
+    struct shim_sock *linger_next;
 };
 
 /* A new sock with one reference (the caller's), owning conn and priv_fd
@@ -290,6 +298,38 @@ void shim_sock_fork_child(void);
 /* The engine I/O used for every conn the shim makes (real recv/send on the
  * private descriptor). */
 extern const struct ss_io_ops shim_io;
+
+/* Calls fn on every live sock of this process that is neither closed
+ * nor failed, each with a reference taken that fn must drop (process
+ * exit, linger.c). Takes no sock lock while calling fn. */
+void shim_sock_for_each_open(void (*fn)(struct shim_sock *s));
+
+/* --- linger.c ---------------------------------------------------------- */
+
+/*
+ * The last close of s in the process that owns it, with s locked: queues
+ * close_notify behind what the program wrote (unless SO_LINGER asks for
+ * an abortive close, or the handshake never started) and, when bytes are
+ * still unsent, hands s to the linger thread, which delivers them without
+ * blocking the caller (docs/design.md, "Close without loss"). Keeps errno.
+ */
+void linger_last_close(struct shim_sock *s);
+
+/* close() of the program's last descriptor of s: with SO_LINGER l_linger
+ * > 0, waits (no lock held) until the linger delivered everything or that
+ * time passed, as the kernel's close does. Keeps errno. */
+void linger_close_wait(struct shim_sock *s);
+
+/* Process exit: every open connection this process owns is closed as the
+ * kernel closes a dying process's sockets (its bytes and close_notify
+ * delivered), and the linger is waited for, in all at most
+ * LINGER_EXIT_MS. Not in a vfork child. */
+#define LINGER_EXIT_MS 5000
+void linger_at_exit(void);
+
+void linger_fork_prepare(void);
+void linger_fork_parent(void);
+void linger_fork_child(void);
 
 /* --- fdtab.c ----------------------------------------------------------- */
 
@@ -402,6 +442,16 @@ int shim_close(int fd);
 
 /* shutdown() as the program sees it (close_notify for a managed fd). */
 int shim_shutdown(int fd, int how);
+
+/*
+ * With s locked, after the program's last close (s->closed may be set):
+ * one non-blocking step towards delivering what the program wrote: the
+ * TCP connect and handshake when early writes wait for them, then
+ * close_notify and the flush. Returns SS_OK when the engine holds nothing
+ * more, SS_WANT_READ / SS_WANT_WRITE, or a negative ss_err (s is failed
+ * or the peer is gone).
+ */
+int shim_close_step(struct shim_sock *s);
 
 /*
  * A connected TCP socket the program inherited from a parent that was

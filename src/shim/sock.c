@@ -327,18 +327,41 @@ void shim_sock_count_fd(struct shim_sock *s, int delta)
     if (delta < 0 && s->nfds == 0) {
         /* Calls still in flight in other threads now fail with EBADF. */
         s->closed = true;
-        /* close_notify is best effort and non-blocking. Only the process
-         * that used the connection last since a fork sends it: another
-         * process that still has the socket may be the one using it, and
-         * a close_notify from here would end its stream (docs/design.md,
-         * "Process life"). A connection still in its handshake has no
-         * keys to send it with; finishing the handshake inside close()
-         * would do TLS work for a connection nobody uses. */
-        if (!s->failed && s->owner == self() &&
-            ss_conn_state(s->conn) != SS_CONN_HANDSHAKING)
-            (void)ss_conn_shutdown(s->conn);
+        /* Only the process that used the connection last since a fork
+         * sends close_notify: another process that still has the socket
+         * may be the one using it, and a close_notify from here would end
+         * its stream (docs/design.md, "Process life"). What the program
+         * wrote is delivered first, by the linger if the socket cannot
+         * take it now ("Close without loss"). */
+        if (!s->failed && s->owner == self())
+            linger_last_close(s);
     }
     pthread_mutex_unlock(&s->lock);
+}
+
+void shim_sock_for_each_open(void (*fn)(struct shim_sock *s))
+{
+    size_t n = 0, cap = 0;
+    struct shim_sock **open = NULL;
+    pthread_mutex_lock(&sock_list_lock);
+    for (struct shim_sock *s = sock_list; s != NULL; s = s->list_next)
+        cap++;
+    if (cap > 0)
+        open = malloc(cap * sizeof(*open));
+    for (struct shim_sock *s = sock_list; open != NULL && s != NULL;
+         s = s->list_next) {
+        lock_quiet(s);
+        bool take = !s->closed && !s->failed;
+        pthread_mutex_unlock(&s->lock);
+        if (!take)
+            continue;
+        shim_sock_ref(s);
+        open[n++] = s;
+    }
+    pthread_mutex_unlock(&sock_list_lock);
+    for (size_t i = 0; i < n; i++)
+        fn(open[i]);
+    free(open);
 }
 
 const char *shim_sock_endpoint(const struct shim_sock *s)

@@ -247,10 +247,10 @@ static bool past(const struct timespec *t)
     return (t->tv_sec != 0 || t->tv_nsec != 0) && shim_ms_until(t) == 0;
 }
 
-int shim_handshake_step(struct shim_sock *s)
+/* shim_handshake_step's work, for a sock that may already be closed by
+ * the program (the linger still delivers its early writes). */
+static int handshake_advance(struct shim_sock *s)
 {
-    if (s->closed || s->failed)
-        return SS_ERR_STATE;
     int rc = connect_check(s);
     if (rc == SS_OK && ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
         rc = ss_conn_handshake(s->conn);
@@ -267,6 +267,27 @@ int shim_handshake_step(struct shim_sock *s)
         rc = SS_ERR_TIMEOUT;
     }
     return rc;
+}
+
+int shim_handshake_step(struct shim_sock *s)
+{
+    if (s->closed || s->failed)
+        return SS_ERR_STATE;
+    return handshake_advance(s);
+}
+
+int shim_close_step(struct shim_sock *s)
+{
+    if (s->failed)
+        return SS_ERR_STATE;
+    if (s->tcp_connecting ||
+        ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
+        int rc = handshake_advance(s);
+        if (rc != SS_OK)
+            return rc;
+    }
+    /* Queues close_notify once (behind the data), then only flushes. */
+    return ss_conn_shutdown(s->conn);
 }
 
 /*
@@ -690,13 +711,22 @@ static int refuse_owned(void)
     return -1;
 }
 
+/* A managed descriptor's last close returns at once, as the kernel's
+ * does, while the linger delivers what the program wrote; only SO_LINGER
+ * makes it wait (linger_close_wait). */
 int shim_close(int fd)
 {
     if (fdtab_owned(fd) && fdtab_ours(fd)) /* one load when not owned */
         return refuse_owned();
     events_fd_closing(fd); /* one load when no epoll set is tracked */
-    fdtab_detach(fd); /* one load when fd is not managed */
-    return REAL(close)(fd);
+    struct shim_sock *s = fdtab_get(fd); /* one load when not managed */
+    fdtab_detach(fd);
+    int rc = REAL(close)(fd);
+    if (s != NULL) {
+        linger_close_wait(s);
+        shim_sock_unref(s);
+    }
+    return rc;
 }
 
 SS_EXPORT int close(int fd)

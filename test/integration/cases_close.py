@@ -1,0 +1,176 @@
+# Cases for "close and exit never lose accepted bytes" (docs/design.md,
+# "Close without loss"; docs/shim.md, "close"). Run by test/integration/run,
+# in its namespace: Case, check, client_ep, server_ep, prng_bytes ...
+#
+# build/apps/close_writer writes 1 MiB of echo_client's stream and ends the
+# connection one way; test/integration/slow_peer.py reads it slowly (a small
+# receive buffer, small reads with pauses), so the shim's engine still holds
+# accepted ciphertext when the program closes. Each case runs the program
+# over plain TCP against the plain reader first: that is the reference.
+
+CLOSE_BYTES = 1 << 20
+SLOW_PEER = os.path.join(ROOT, "test", "integration", "slow_peer.py")
+PEER_LINE = r"received (\d+) sha256=(\w+) end=(\S+)"
+# How a reset shows to a reader: ECONNRESET, or, when the reset came while
+# bytes were still queued for it, Linux's plain EOF after them (tcp_done
+# marks the socket done). Never a close_notify.
+ABORTED = ("reset", "eof")
+
+
+def slow_peer(c, tls, name="peer", rcvbuf=32768, chunk=16384, delay_ms=5,
+              progress=None):
+    """Starts slow_peer.py serve (TLS with server.pem, or plain); returns
+    (proc, port)."""
+    s = c.suite
+    port_file = c.path(name + ".port")
+    argv = [sys.executable, SLOW_PEER, "serve", port_file]
+    argv += ["--tls", s.pki("server.pem"), s.pki("server.key")] if tls \
+        else ["--plain"]
+    argv += ["--rcvbuf", str(rcvbuf), "--chunk", str(chunk),
+             "--delay", str(delay_ms), "--bound", str(T_RUN)]
+    if progress:
+        argv += ["--progress", progress]
+    proc = c.start(name, argv)
+    return proc, wait_port_file(proc, port_file)
+
+
+def peer_report(peer):
+    """(bytes, sha256, how the stream ended) as the peer saw them."""
+    m = peer.wait_output(PEER_LINE, T_RUN)
+    check(m is not None, "the peer reported no end of the stream")
+    return int(m.group(1)), m.group(2), m.group(3)
+
+
+def close_run(c, tls, end, args=(), nbytes=CLOSE_BYTES, run="", **peer_opts):
+    """close_writer --end END against a slow peer, plain or under the shim
+    (run names the processes when a case makes several runs). Returns
+    (writer proc, exit status, peer report)."""
+    tag = ("tls" if tls else "plain") + run
+    peer, port = slow_peer(c, tls, name=tag + "-peer", **peer_opts)
+    argv = [c.suite.app("close_writer"), "localhost", str(port),
+            "--bytes", str(nbytes), "--end", end] + list(args)
+    env = c.env(c.policy(client_ep(c.suite, port), name=tag + ".cfg")) \
+        if tls else c.env(preload=False)
+    writer = c.start(tag + "-writer", argv, env, stdin=True)
+    got = peer_report(peer)
+    writer.close_stdin()
+    return writer, writer.wait(T_RUN), got
+
+
+def whole_stream(c, nbytes=CLOSE_BYTES):
+    return c.suite.ref_sha.setdefault(("prng-sha256", nbytes),
+                                      sha256(prng_bytes(nbytes)))
+
+
+def check_everything(c, got, how, end, nbytes=CLOSE_BYTES):
+    n, sha, seen = got
+    check(n == nbytes and sha == whole_stream(c, nbytes),
+          "%s: the peer received %d of %d bytes (sha256 %s)"
+          % (how, n, nbytes, "matches" if sha == whole_stream(c, nbytes)
+             else "differs"))
+    check(seen == end, "%s: the stream ended with %s, expected %s"
+          % (how, seen, end))
+
+
+@case
+def close_nonblocking_write_then_close_delivers_all(c):
+    """A non-blocking program writes 1 MiB to a slow reader and close()s at
+    once: every byte arrives, then close_notify, then EOF; the program then
+    _exit()s, so close() alone did it (before: up to 64 KiB the engine still
+    held were dropped, and EOF came without close_notify). Plain TCP, the
+    reference, delivers every byte too."""
+    w, rc, got = close_run(c, False, "close")
+    check(rc == 0, "the program fails over plain TCP")
+    check_everything(c, got, "plain TCP", "eof")
+    w, rc, got = close_run(c, True, "close")
+    check(rc == 0 and "closed" in w.out(), "the program failed under the "
+          "shim (exit %s)" % rc)
+    check_everything(c, got, "under the shim", "close_notify+eof")
+
+
+@case
+def close_exit_after_write_delivers_all(c):
+    """The same program calls exit(0) right after its last write, without
+    close(): the shim's exit hook delivers what the engine held, then
+    close_notify (before: the process died with it)."""
+    w, rc, got = close_run(c, False, "exit")
+    check(rc == 0, "the program fails over plain TCP")
+    check_everything(c, got, "plain TCP", "eof")
+    w, rc, got = close_run(c, True, "exit")
+    check(rc == 0, "the program failed under the shim (exit %s)" % rc)
+    check_everything(c, got, "under the shim", "close_notify+eof")
+
+
+@case
+def close_so_linger_zero_resets(c):
+    """SO_LINGER {1, 0} then close(): the kernel's abortive close. The peer
+    sees a reset (or the EOF Linux gives after queued bytes), neither the
+    stream's tail nor a close_notify, as over
+    plain TCP: with the slow reader (1 MiB), and with a fast one that read
+    4 KiB before the close (before, close_notify went out ahead of the
+    reset, and the stream looked complete)."""
+    for tls in (False, True):
+        how = "under the shim" if tls else "plain TCP"
+        w, rc, (n, sha, end) = close_run(c, tls, "abort")
+        check(rc == 0, "%s: the program failed" % how)
+        check(end in ABORTED and n < CLOSE_BYTES,
+              "%s: the slow peer saw %d bytes and %s, expected a reset "
+              "before the end" % (how, n, end))
+    for tls in (False, True):
+        how = "under the shim" if tls else "plain TCP"
+        w, rc, (n, sha, end) = close_run(
+            c, tls, "abort", nbytes=4096, args=["--pause-ms", "500"],
+            delay_ms=0, run="-fast")
+        check(rc == 0, "%s: the program failed" % how)
+        check(end in ABORTED and n == 4096,
+              "%s: the fast peer saw %d bytes and %s, expected 4096 and a "
+              "reset" % (how, n, end))
+
+
+@case
+def close_so_linger_waits_for_delivery(c):
+    """SO_LINGER {1, 10} on a blocking socket: close() returns once the
+    data went, as the kernel's does. Bucket, not a time: when close()
+    returned, the slow peer had read all but at most what its own receive
+    buffer holds (the engine's 64 KiB would be missing had close() returned
+    at once). Every byte and close_notify arrive."""
+    for tls in (False, True):
+        how = "under the shim" if tls else "plain TCP"
+        progress = c.path(("tls" if tls else "plain") + ".progress")
+        w, rc, got = close_run(c, tls, "linger",
+                               ["--blocking", "--linger-s", "10",
+                                "--progress", progress],
+                               progress=progress, chunk=8192, delay_ms=10)
+        check(rc == 0, "%s: the program failed" % how)
+        check_everything(c, got, how,
+                         "close_notify+eof" if tls else "eof")
+        m = re.search(r"peer-read-at-close (-?\d+)", w.out())
+        r = re.search(r"rcvbuf (\d+)", c.procs[-2].out())
+        check(m is not None and r is not None, "%s: no progress figures"
+              % how)
+        at_close, rcvbuf = int(m.group(1)), int(r.group(1))
+        c.note("%s: the peer had read %d bytes when close() returned "
+               "(receive buffer %d)" % (how, at_close, rcvbuf))
+        check(at_close >= CLOSE_BYTES - rcvbuf,
+              "%s: close() returned when the peer had read %d of %d bytes: "
+              "before the data went" % (how, at_close, CLOSE_BYTES))
+
+
+@case
+def close_accepted_without_io_does_no_handshake(c):
+    """close() of an accepted socket that never did I/O runs no handshake
+    step: the client's ClientHello, sent before the close, gets no
+    ServerHello back (no private-key signature in close())."""
+    s = c.suite
+    port = free_port()
+    server = c.start("server", [s.app("close_writer"), "--accept-close",
+                                str(port)],
+                     c.env(c.policy(server_ep(s, port))), stdin=True)
+    check(server.wait_output(r"listening", T_START) is not None,
+          "the server did not start listening")
+    hello = c.run("client", [sys.executable, SLOW_PEER, "hello", str(port),
+                             "--bound", str(T_RUN)], c.env(preload=False))
+    check(server.wait_output(r"closed", T_RUN) is not None,
+          "the server did not close the connection")
+    check("reply: none" in hello.out(), "the ClientHello was answered: %s "
+          "(close() ran a handshake step)" % hello.out().strip())
