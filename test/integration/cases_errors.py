@@ -252,3 +252,22 @@ def policy_loaded_once_per_image(c):
     loaded = re.findall(r"info: policy \S+ loaded", proc.err())
     check(len(loaded) == 2, "want one line per image (2), got %d"
           % len(loaded))
+
+
+@case
+def handshake_error_prefix_said_once(c):
+    """A client that sends half a ClientHello and closes: one error line,
+    "TLS handshake with PEER failed: the peer closed the connection during
+    the handshake", the prefix said once (the engine's sentence is the
+    reason alone)."""
+    s = c.suite
+    port = free_port()
+    server, _ = echo_server(c, c.policy(server_ep(s, port)), port=port)
+    with socket.create_connection(("127.0.0.1", port), timeout=T_RUN) as sock:
+        sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    hits = wait_shim_error(server, r"closed the connection")
+    check(len(hits) == 1, "want one error line, got %d" % len(hits))
+    check(re.search(r"endpoint 'srv': TLS handshake with 127\.0\.0\.1:\d+ "
+                    r"failed: the peer closed the connection during the "
+                    r"handshake$", hits[0]),
+          "unexpected line: %s" % hits[0])
