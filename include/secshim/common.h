@@ -26,7 +26,9 @@ enum ss_err {
     SS_ERR_SYSCALL = -9,     /* the OS refused; see ss_conn_sys_errno() */
     SS_ERR_INVAL = -10,      /* bad argument */
     SS_ERR_TIMEOUT = -11,    /* the handshake ran past handshake-timeout */
-    SS_ERR_UNSUPPORTED = -12 /* the linked OpenSSL cannot do what was asked */
+    SS_ERR_UNSUPPORTED = -12, /* the linked OpenSSL cannot do what was asked */
+    SS_ERR_TRUNCATED = -13   /* TCP EOF without close_notify (the stream may
+                                be cut short; tls-unexpected-eof) */
 };
 
 /* Positive results of the connection state machine (see conn.h). */

@@ -89,7 +89,9 @@ int ss_conn_handshake(struct ss_conn *c);
 
 /*
  * Reads up to len plaintext bytes (peek: leave them buffered). SS_OK with
- * *nread > 0, SS_EOF (peer closed; *nread = 0), SS_WANT_*, or an error.
+ * *nread > 0, SS_EOF (peer closed; *nread = 0), SS_WANT_*, or an error
+ * (SS_ERR_TRUNCATED: TCP EOF without close_notify and the endpoint's
+ * tls-unexpected-eof is "error").
  * Drives the handshake first when needed.
  */
 int ss_conn_read(struct ss_conn *c, void *buf, size_t len, bool peek,
@@ -137,8 +139,9 @@ const char *ss_conn_error(const struct ss_conn *c);
 int ss_conn_sys_errno(const struct ss_conn *c);
 
 /*
- * True after SS_EOF when the peer closed the TCP connection without
- * sending close_notify first (the stream may have been cut short).
+ * True when the peer closed the TCP connection without sending
+ * close_notify first (the stream may have been cut short): after SS_EOF
+ * with tls-unexpected-eof = "eof", after SS_ERR_TRUNCATED otherwise.
  */
 bool ss_conn_truncated(const struct ss_conn *c);
 

@@ -43,6 +43,7 @@ enum ss_opt {
     SS_OPT_CIPHER_SUITES,
     SS_OPT_HANDSHAKE_TIMEOUT,
     SS_OPT_FIPS140_ENABLED,
+    SS_OPT_TLS_UNEXPECTED_EOF,
     SS_OPT_COUNT
 };
 
@@ -92,6 +93,10 @@ struct ss_endpoint {
     char *cipher_suites;           /* TLS 1.3, or NULL for the default */
     int handshake_timeout_ms;
     bool fips140_enabled;
+    /* "eof" (true): a TCP EOF without close_notify reads as EOF, as
+     * before; "error" (false, the default): the read after the data that
+     * arrived fails (docs/shim.md, "Truncation"). */
+    bool unexpected_eof_is_eof;
 
     /* Where each option came from: the line in the endpoint, or in
      * defaults when inherited; 0 when not set at all. */

@@ -24,6 +24,7 @@ const char *ss_strerror(int err)
     case SS_ERR_INVAL: return "SS_ERR_INVAL";
     case SS_ERR_TIMEOUT: return "SS_ERR_TIMEOUT";
     case SS_ERR_UNSUPPORTED: return "SS_ERR_UNSUPPORTED";
+    case SS_ERR_TRUNCATED: return "SS_ERR_TRUNCATED";
     default: return "SS_ERR_UNKNOWN";
     }
 }

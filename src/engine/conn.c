@@ -39,6 +39,9 @@
 
 const struct ss_io_ops ss_io_libc = {recv, send};
 
+/* How many of the peer's first bytes are kept for messages. */
+#define SS_CONN_FIRST_BYTES 16
+
 /* A growable byte buffer consumed from the front. */
 struct bytebuf {
     unsigned char *data;
@@ -68,6 +71,11 @@ struct ss_conn {
     bool bio_nomem;                /* the outbound buffer could not grow */
 
     bool truncated;                /* EOF without close_notify */
+    /* The first bytes the peer sent, kept so that a peer that does not
+     * speak TLS at all can be named as such (not by OpenSSL's record
+     * layer reason, "wrong version number"). */
+    unsigned char first[SS_CONN_FIRST_BYTES];
+    size_t n_first;
     int fail_code;                 /* the error of SS_CONN_FAILED */
     int sys_errno;
     char error[1024];
@@ -181,6 +189,16 @@ static int bio_sock_write(BIO *bio, const char *data, int len)
     return len;
 }
 
+static void keep_first_bytes(struct ss_conn *c, const char *data, size_t n)
+{
+    size_t room = sizeof(c->first) - c->n_first;
+    if (room == 0)
+        return;
+    size_t take = n < room ? n : room;
+    memcpy(c->first + c->n_first, data, take);
+    c->n_first += take;
+}
+
 static int bio_sock_read(BIO *bio, char *data, int len)
 {
     struct ss_conn *c = BIO_get_data(bio);
@@ -191,8 +209,10 @@ static int bio_sock_read(BIO *bio, char *data, int len)
     do
         r = c->io.recv(c->fd, data, (size_t)len, MSG_DONTWAIT);
     while (r < 0 && errno == EINTR);
-    if (r > 0)
+    if (r > 0) {
+        keep_first_bytes(c, data, (size_t)r);
         return (int)r;
+    }
     if (r == 0) {
         c->tcp_eof = true;
         return 0;
@@ -356,15 +376,71 @@ static int our_verification_failed(struct ss_conn *c, int ssl_reason)
 }
 
 /*
+ * Whether the peer's first bytes cannot be a TLS record: a record starts
+ * with a content type (20..24) and the major version 3; an SSLv2-style
+ * ClientHello has the top bit of its first byte set. Plaintext (an HTTP
+ * request, a banner, a protocol greeting) is neither.
+ */
+static bool first_bytes_not_tls(const struct ss_conn *c)
+{
+    if (c->n_first == 0)
+        return false;
+    if ((c->first[0] & 0x80) != 0)
+        return false;
+    if (c->first[0] < 20 || c->first[0] > 24)
+        return true;
+    return c->n_first >= 2 && c->first[1] != 3;
+}
+
+/* Up to len bytes of p as C-escaped text ("GET / HTTP/1.1\r\n"). */
+static void escape_bytes(const unsigned char *p, size_t n, char *out,
+                         size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 < len; i++) {
+        unsigned char b = p[i];
+        const char *esc = b == '\r' ? "\\r" : b == '\n' ? "\\n"
+                        : b == '\t' ? "\\t" : b == '"' ? "\\\""
+                        : b == '\\' ? "\\\\" : NULL;
+        if (esc != NULL)
+            o += (size_t)snprintf(out + o, len - o, "%s", esc);
+        else if (b >= 0x20 && b < 0x7f)
+            out[o++] = (char)b;
+        else
+            o += (size_t)snprintf(out + o, len - o, "\\x%02x", b);
+    }
+    out[o < len ? o : len - 1] = '\0';
+}
+
+/* The sentence for a peer whose first bytes are not TLS. OpenSSL stops
+ * after a record header (5 bytes): the bytes after it are peeked, never
+ * consumed, so the sentence can quote a whole request line. */
+static int not_tls(struct ss_conn *c)
+{
+    size_t room = sizeof(c->first) - c->n_first;
+    if (room > 0) {
+        ssize_t r = c->io.recv(c->fd, c->first + c->n_first, room,
+                               MSG_PEEK | MSG_DONTWAIT);
+        if (r > 0)
+            c->n_first += (size_t)r;
+    }
+    char text[SS_CONN_FIRST_BYTES * 4 + 8];
+    escape_bytes(c->first, c->n_first, text, sizeof(text));
+    set_error(c, "the peer is not speaking TLS (it sent \"%s\"%s)", text,
+              c->n_first == sizeof(c->first) ? " ..." : "");
+    return SS_ERR_PROTOCOL;
+}
+
+/*
  * Turns a failed SSL call (SSL_ERROR_SSL or SSL_ERROR_SYSCALL) into one
  * sentence and an error code, draining OpenSSL's queue. during_handshake
- * only changes the wording.
+ * only changes the wording. The sentence is the reason alone: the caller
+ * (the shim) says which endpoint, which peer and whether the handshake or
+ * the connection failed (docs/shim.md, "Connections").
  */
 static int classify_failure(struct ss_conn *c, int ssl_error,
                             bool during_handshake)
 {
-    const char *when = during_handshake ? "TLS handshake with"
-                                        : "TLS connection to";
     if (c->bio_nomem) {
         ERR_clear_error();
         set_error(c, "out of memory buffering output to %s", c->peer_host);
@@ -372,9 +448,12 @@ static int classify_failure(struct ss_conn *c, int ssl_error,
     }
     if (c->read_err != 0 || c->write_err != 0) {
         ERR_clear_error();
-        set_error(c, "%s %s failed: %s", when, c->peer_host,
-                  strerror(c->sys_errno));
+        set_error(c, "%s", strerror(c->sys_errno));
         return c->read_err != 0 ? c->read_err : c->write_err;
+    }
+    if (during_handshake && first_bytes_not_tls(c)) {
+        ERR_clear_error();
+        return not_tls(c);
     }
     unsigned long first = ERR_peek_error();
     int reason = ERR_GET_LIB(first) == ERR_LIB_SSL ? ERR_GET_REASON(first)
@@ -387,8 +466,7 @@ static int classify_failure(struct ss_conn *c, int ssl_error,
     char queue[512];
     ss_openssl_errors(queue, sizeof(queue));
     if (ssl_error == SSL_ERROR_SYSCALL || first == 0) {
-        set_error(c, "%s %s failed: the peer closed the connection%s",
-                  when, c->peer_host,
+        set_error(c, "the peer closed the connection%s",
                   during_handshake ? " during the handshake" : "");
         return SS_ERR_CLOSED;
     }
@@ -414,7 +492,7 @@ static int classify_failure(struct ss_conn *c, int ssl_error,
                   "certificate and tls-mutual requires one", c->peer_host);
         return SS_ERR_VERIFY;
     }
-    set_error(c, "%s %s failed: %s", when, c->peer_host, queue);
+    set_error(c, "%s", queue);
     return SS_ERR_TLS;
 }
 
@@ -438,8 +516,10 @@ static int setup_ssl(struct ss_conn *c, struct ss_errbuf *err)
         return ss_fail_openssl(err, SS_ERR_TLS, "cannot create a BIO");
     BIO_set_data(bio, c);
     SSL_set_bio(c->ssl, bio, bio); /* the SSL owns the BIO now */
-    /* A TCP EOF without close_notify reads as EOF (remembered as
-     * truncated), as the program would see it on a plain socket. */
+    /* OpenSSL sees a TCP EOF without close_notify as EOF; read_closed
+     * then applies the endpoint's tls-unexpected-eof (only our BIO knows
+     * whether the EOF came without close_notify), so both choices are
+     * made in one place. */
     SSL_set_options(c->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 
     bool client = c->ep->tls->role == SS_ROLE_CLIENT;
@@ -612,14 +692,27 @@ int ss_conn_handshake(struct ss_conn *c)
 
 /* ---- read -------------------------------------------------------------- */
 
+/*
+ * The peer's close_notify, or its TCP EOF. OpenSSL reports a bare TCP EOF
+ * like close_notify (the option SSL_OP_IGNORE_UNEXPECTED_EOF); only our
+ * BIO knows better: after a real close_notify OpenSSL stops reading before
+ * the TCP EOF. A bare EOF may be an attacker cutting the stream short, so
+ * by default (tls-unexpected-eof = "error", OpenSSL's own default) it is
+ * a failure, reported after every byte that arrived was read; "eof" reads
+ * it as the end of the stream, as a legacy peer that never sends
+ * close_notify needs.
+ */
 static int read_closed(struct ss_conn *c)
 {
+    if (c->tcp_eof && !c->ep->unexpected_eof_is_eof) {
+        c->truncated = true;
+        set_error(c, "%s closed the connection without close_notify (the "
+                  "stream may be truncated)", c->peer_host);
+        return conn_failed(c, SS_ERR_TRUNCATED);
+    }
     c->state = c->state == SS_CONN_WRITE_CLOSED ? SS_CONN_CLOSED
                                                 : SS_CONN_READ_CLOSED;
     if (c->tcp_eof) {
-        /* OpenSSL reports a bare TCP EOF like close_notify (the option
-         * SSL_OP_IGNORE_UNEXPECTED_EOF); only our BIO knows better: after
-         * a real close_notify OpenSSL stops reading before the TCP EOF. */
         c->truncated = true;
         ss_log(SS_LOG_INFO,
                "endpoint '%s': %s closed the connection without "

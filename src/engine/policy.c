@@ -75,6 +75,7 @@ static const struct opt_spec opt_specs[SS_OPT_COUNT] = {
     [SS_OPT_CIPHER_SUITES] = {"cipher-suites", T_STRING, false},
     [SS_OPT_HANDSHAKE_TIMEOUT] = {"handshake-timeout", T_SECONDS, false},
     [SS_OPT_FIPS140_ENABLED] = {"fips140-enabled", T_BOOL, false},
+    [SS_OPT_TLS_UNEXPECTED_EOF] = {"tls-unexpected-eof", T_STRING, false},
 };
 
 const char *ss_opt_name(enum ss_opt opt)
@@ -470,6 +471,11 @@ static int check_string(const struct scope *s, int line, int opt,
         strcmp(value, "no") != 0)
         return opt_fail(err, SS_ERR_CONFIG, s, line, name,
                         "'%s' is not valid: use \"host\" or \"no\"", value);
+    if (opt == SS_OPT_TLS_UNEXPECTED_EOF && strcmp(value, "error") != 0 &&
+        strcmp(value, "eof") != 0)
+        return opt_fail(err, SS_ERR_CONFIG, s, line, name,
+                        "'%s' is not valid: use \"error\" or \"eof\"",
+                        value);
     if (opt == SS_OPT_TARGET_NAME && !valid_target_name(value))
         return opt_fail(err, SS_ERR_CONFIG, s, line, name,
                         "'%s' is neither a DNS name nor an IP address",
@@ -919,6 +925,10 @@ static int build_endpoint(const struct scope *s, struct optset *o, int line,
                                            : SS_DEFAULT_HANDSHAKE_TIMEOUT_S) *
         1000;
     ep->fips140_enabled = o->flag[SS_OPT_FIPS140_ENABLED];
+    /* The secure choice is the default: only "eof" relaxes it. */
+    ep->unexpected_eof_is_eof =
+        o->str[SS_OPT_TLS_UNEXPECTED_EOF] != NULL &&
+        strcmp(o->str[SS_OPT_TLS_UNEXPECTED_EOF], "eof") == 0;
     SS_GUARD(resolve_protocol(o, s, &ep->proto, err));
     return check_cross_rules(s->path, ep, err);
 }

@@ -111,9 +111,19 @@ static int wait_readable(struct shim_sock *s)
     return n > 0 ? 1 : (int)n;
 }
 
+static ssize_t sock_recv_discard(struct shim_sock *s, int fd, size_t len,
+                                 int flags);
+
 static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
                          int flags)
 {
+    /* The error queue is the TCP socket's own (timestamps, zerocopy
+     * notices): the private descriptor's, EAGAIN when empty, as on TCP;
+     * never a data read. */
+    if ((flags & MSG_ERRQUEUE) != 0)
+        return REAL(recv)(s->priv_fd, buf, len, flags);
+    if ((flags & MSG_TRUNC) != 0)
+        return sock_recv_discard(s, fd, len, flags & ~MSG_TRUNC);
     bool peek = (flags & MSG_PEEK) != 0;
     bool dontwait = (flags & MSG_DONTWAIT) != 0;
     bool waitall = (flags & MSG_WAITALL) != 0 && !peek;
@@ -197,6 +207,33 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
             return -1;
         }
     }
+}
+
+/*
+ * recv(MSG_TRUNC) on TCP: the kernel takes up to len bytes without copying
+ * them (buf may be NULL) and returns the count; with MSG_PEEK it counts
+ * without taking. The same through the engine, into a scratch buffer: the
+ * first piece waits as a plain recv would, the rest takes only what is
+ * there already (or waits for all with MSG_WAITALL).
+ */
+static ssize_t sock_recv_discard(struct shim_sock *s, int fd, size_t len,
+                                 int flags)
+{
+    char scratch[16 * 1024];
+    size_t total = 0;
+    while (total < len) {
+        size_t want = len - total < sizeof(scratch) ? len - total
+                                                    : sizeof(scratch);
+        ssize_t r = sock_recv(s, fd, scratch, want, flags);
+        if (r < 0)
+            return total > 0 ? (ssize_t)total : -1;
+        total += (size_t)r;
+        if (r == 0 || (flags & MSG_PEEK) != 0)
+            break;
+        if ((flags & MSG_WAITALL) == 0)
+            flags |= MSG_DONTWAIT;
+    }
+    return (ssize_t)total;
 }
 
 /* --- writing ---------------------------------------------------------------- */
@@ -376,6 +413,9 @@ static ssize_t sock_recvv(struct shim_sock *s, int fd, const struct iovec *iov,
     ssize_t len = iov_total(iov, cnt);
     if (len < 0)
         return -1;
+    /* Nothing is copied into the vector: one call, no gather buffer. */
+    if ((flags & MSG_TRUNC) != 0)
+        return sock_recv(s, fd, NULL, (size_t)len, flags);
     if (cnt == 1)
         return sock_recv(s, fd, iov[0].iov_base, iov[0].iov_len, flags);
     if ((flags & MSG_WAITALL) != 0 && (flags & MSG_PEEK) == 0) {
@@ -509,6 +549,10 @@ static ssize_t shim_writev(int fd, const struct iovec *iov, int cnt)
 static ssize_t sock_recvmsg(struct shim_sock *s, int fd, struct msghdr *msg,
                             int flags)
 {
+    /* The error queue's messages come with their control data: the real
+     * call on the private descriptor (see sock_recv). */
+    if ((flags & MSG_ERRQUEUE) != 0)
+        return REAL(recvmsg)(s->priv_fd, msg, flags);
     ssize_t r = sock_recvv(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
     if (r >= 0) {
         msg->msg_namelen = 0;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -669,6 +670,32 @@ static void shim_exit(void)
 }
 
 /*
+ * Whether another copy of the shim already started in this process image
+ * (LD_PRELOAD naming two different files of the library, say an installed
+ * one and a build, or /etc/ld.so.preload and LD_PRELOAD): each copy's
+ * constructor runs, and both would load and log the policy and adopt the
+ * inherited sockets. The first to start claims the image in the
+ * environment with the kernel's AT_RANDOM bytes, which are new at every
+ * exec, so an exec'd image starts afresh; the others stay inert and pass
+ * every call on (the active copy is reached through RTLD_NEXT or calls
+ * through it). docs/shim.md, "Start-up".
+ */
+static bool image_taken_by_another_copy(void)
+{
+    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+    if (r == NULL)
+        return false;
+    char mark[2 * 16 + 1];
+    for (int i = 0; i < 16; i++)
+        snprintf(mark + 2 * i, 3, "%02x", r[i]);
+    const char *seen = getenv("SECSHIM_IMAGE");
+    if (seen != NULL && strcmp(seen, mark) == 0)
+        return true;
+    (void)setenv("SECSHIM_IMAGE", mark, 1);
+    return false;
+}
+
+/*
  * Runs before main. Fail closed: a policy that exists but does not load,
  * or a policy named by SECSHIM_CONFIG that cannot be read, ends the
  * process with one message before the program could open a single
@@ -677,6 +704,8 @@ static void shim_exit(void)
  */
 __attribute__((constructor)) static void shim_start(void)
 {
+    if (image_taken_by_another_copy())
+        return;
     shim_real_bind();
     (void)shim_self_pid(); /* cached before any vfork (shim_in_vfork_child) */
     relay_image_start();

@@ -221,6 +221,8 @@ struct shim_sock {
     bool hs_busy;              /* a thread is waiting for the handshake */
     bool failed;               /* never again carries data */
     int fail_errno;            /* what I/O returns once failed */
+    bool so_error_read;        /* SO_ERROR reported fail_errno once: like
+                                  the kernel's, it reads 0 from then on */
     bool nonblocking_connect;  /* EINPROGRESS connect: issue 4 drives it */
     bool closed;               /* the last descriptor was closed */
     bool established;          /* the handshake's end was announced */

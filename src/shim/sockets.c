@@ -116,6 +116,9 @@ int shim_errno_of(const struct shim_sock *s, int rc, bool handshake)
     switch (rc) {
     case SS_ERR_TIMEOUT:
         return ETIMEDOUT;
+    case SS_ERR_TRUNCATED:
+        /* What a reset looks like: the stream ended before its end. */
+        return ECONNRESET;
     case SS_ERR_CLOSED:
         return handshake ? ECONNRESET : EPIPE;
     case SS_ERR_SYSCALL:
@@ -137,9 +140,18 @@ void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
         return;
     s->failed = true;
     s->fail_errno = e;
-    ss_log(SS_LOG_ERROR, "endpoint '%s': TLS %s with %s failed: %s",
-           shim_sock_endpoint(s), handshake ? "handshake" : "connection", s->peer,
-           why != NULL && *why != '\0' ? why : "unknown error");
+    if (!handshake && ss_conn_truncated(s->conn) &&
+        ss_conn_state(s->conn) == SS_CONN_FAILED)
+        /* tls-unexpected-eof = "error": a warning, not a TLS failure. */
+        ss_log(SS_LOG_WARNING, "endpoint '%s': %s closed the connection "
+               "without close_notify (the stream may be truncated): the "
+               "program's next read fails with %s (tls-unexpected-eof = "
+               "\"eof\" reads it as end of file)", shim_sock_endpoint(s),
+               s->peer, e == ECONNRESET ? "ECONNRESET" : strerror(e));
+    else
+        ss_log(SS_LOG_ERROR, "endpoint '%s': TLS %s with %s failed: %s",
+               shim_sock_endpoint(s), handshake ? "handshake" : "connection",
+               s->peer, why != NULL && *why != '\0' ? why : "unknown error");
     /* Nothing may pass on this socket from now on; but a number that is
      * not the connection any more belongs to someone else. */
     if (shim_sock_private_ours(s))
@@ -909,9 +921,11 @@ SS_EXPORT int fcntl64(int fd, int cmd, ...)
 
 /*
  * SO_ERROR on a managed socket drives one non-blocking step first (TCP
- * connect, handshake), then answers: the errno of a failed TCP connect or
- * handshake (ECONNREFUSED, EPROTO, ETIMEDOUT, ECONNRESET...) for as long
- * as the socket is failed, otherwise the kernel's own value (0). While
+ * connect, handshake), then answers: the errno of a failed TCP connect,
+ * handshake or connection (ECONNREFUSED, EPROTO, ETIMEDOUT, ECONNRESET...)
+ * once, and 0 after that, as the kernel clears a socket's error when it is
+ * read (I/O keeps failing with the errno: unusable() in io.c); otherwise
+ * the kernel's own value (0). While
  * the handshake is still under way SO_ERROR is 0, as for a TCP connect in
  * progress: poll/select/epoll report writability only once the handshake
  * is done or failed, so "wait for POLLOUT, then read SO_ERROR" sees the
@@ -927,18 +941,24 @@ static int shim_getsockopt(int fd, int level, int name, void *val,
         return relayed_rc;
     if (s == NULL)
         return REAL(getsockopt)(fd, level, name, val, len);
+    bool ours = false; /* a failed socket's SO_ERROR is the shim's */
     int e = 0;
+    bool args_ok = val != NULL && len != NULL &&
+                   *len >= (socklen_t)sizeof(int);
     if (level == SOL_SOCKET && name == SO_ERROR) {
         shim_sock_lock(s);
         if (!s->failed && !s->closed)
             (void)shim_pump(s, false);
-        e = s->failed ? s->fail_errno : 0;
+        ours = s->failed;
+        e = s->so_error_read ? 0 : s->fail_errno;
+        if (ours && args_ok)
+            s->so_error_read = true;
         shim_sock_unlock(s);
     }
     int rc;
-    if (e == 0) {
+    if (!ours) {
         rc = REAL(getsockopt)(s->priv_fd, level, name, val, len);
-    } else if (val == NULL || len == NULL || *len < (socklen_t)sizeof(int)) {
+    } else if (!args_ok) {
         errno = EINVAL;
         rc = -1;
     } else {

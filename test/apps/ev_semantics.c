@@ -4,7 +4,7 @@
  * the shim against an echo server, each check must give what plain TCP
  * gives.
  *
- *   ev_semantics HOST PORT [--exec-warning]
+ *   ev_semantics HOST PORT [--exec-warning] [--refused-port N]
  *
  * The server must echo everything and send nothing of its own (and serve
  * two connections: the last check leaves its stream stuck). Each check
@@ -13,6 +13,9 @@
  * --exec-warning: at the end, a child process execs /bin/true with the
  * socket inherited (no FD_CLOEXEC), so the shim's exec warning can be
  * checked in its stderr.
+ * --refused-port N: a port on HOST where nothing listens (a policy for the
+ * shimmed run names it too): a non-blocking connect there fails, and
+ * SO_ERROR must give ECONNREFUSED once, then 0, as the kernel does.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -206,6 +209,85 @@ static void check_msg_calls(int fd)
                                     (struct sockaddr *)&from, &fromlen) == 8 &&
                            memcmp(t, "to-from!", 8) == 0,
            "recvfrom did not give the echo");
+}
+
+/* Waits (bounded) until at least n bytes are readable on fd. */
+static bool bytes_readable(int fd, int n)
+{
+    for (int i = 0; i < WAIT_MS / 10; i++) {
+        int avail = 0;
+        if (ioctl(fd, FIONREAD, &avail) == 0 && avail >= n)
+            return true;
+        (void)readable_within(fd, 10);
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
+/* The flags that are not data reads on a TCP socket keep their meaning
+ * (docs/shim.md, "MSG flags"): MSG_ERRQUEUE reads the (empty) error queue,
+ * MSG_OOB finds no urgent data, MSG_TRUNC takes bytes without copying. */
+static void check_msg_flags(int fd)
+{
+    char buf[16];
+    report("msg-flags-echo", write_all(fd, "errqtrunc-keep", 14) &&
+                                 bytes_readable(fd, 14),
+           "the echo of 14 bytes did not arrive");
+    errno = 0;
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_ERRQUEUE);
+    int e1 = errno;
+    struct iovec iov = {buf, sizeof(buf)};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    errno = 0;
+    ssize_t n2 = recvmsg(fd, &m, MSG_ERRQUEUE);
+    int e2 = errno;
+    report("msg-errqueue", n == -1 && e1 == EAGAIN && n2 == -1 &&
+                               e2 == EAGAIN,
+           "recv/recvmsg(MSG_ERRQUEUE) gave %zd (errno %d), %zd (errno %d)",
+           n, e1, n2, e2);
+    errno = 0;
+    n = recv(fd, buf, 1, MSG_OOB);
+    report("msg-oob-recv", n == -1 && errno == EINVAL,
+           "recv(MSG_OOB) without urgent data gave %zd, errno %d", n, errno);
+    memset(buf, 'x', sizeof(buf));
+    n = recv(fd, buf, 4, MSG_PEEK | MSG_TRUNC);
+    report("msg-peek-trunc", n == 4 && memcmp(buf, "xxxx", 4) == 0,
+           "recv(MSG_PEEK|MSG_TRUNC, 4) gave %zd", n);
+    n = recv(fd, buf, 9, MSG_TRUNC);
+    char rest[8] = "";
+    bool rest_ok = n == 9 && memcmp(buf, "xxxxxxxxx", 9) == 0 &&
+                   read_exactly(fd, rest, 5) && memcmp(rest, "-keep", 5) == 0;
+    report("msg-trunc", rest_ok, "recv(MSG_TRUNC, 9) gave %zd, then '%.5s' "
+           "(want 9 bytes dropped unseen, then '-keep')", n, rest);
+}
+
+/* A failed non-blocking connect: SO_ERROR says why once, then 0. */
+static void check_so_error_twice(const char *host, const char *port)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res;
+    if (getaddrinfo(host, port, &hints, &res) != 0) {
+        report("so-error-twice", false, "cannot resolve %s", host);
+        return;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int rc = fd < 0 ? -1 : connect(fd, res->ai_addr, res->ai_addrlen);
+    int ce = errno;
+    freeaddrinfo(res);
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int first = -1, second = -1;
+    socklen_t len = sizeof(int);
+    if (rc == -1 && ce == EINPROGRESS && poll(&p, 1, WAIT_MS) == 1) {
+        (void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &first, &len);
+        len = sizeof(int);
+        (void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &second, &len);
+    }
+    report("so-error-twice", first == ECONNREFUSED && second == 0,
+           "connect gave %d (errno %d); SO_ERROR gave %d, then %d (want %d, "
+           "then 0)", rc, ce, first, second, ECONNREFUSED);
+    if (fd >= 0)
+        close(fd);
 }
 
 static int vdprintf_to(int fd, const char *fmt, ...)
@@ -574,16 +656,25 @@ static void exec_with_inherited_socket(int fd)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: ev_semantics HOST PORT [--exec-warning]\n");
+        fprintf(stderr, "usage: ev_semantics HOST PORT [--exec-warning] "
+                "[--refused-port N]\n");
         return 2;
     }
-    bool exec_warning = argc > 3 && strcmp(argv[3], "--exec-warning") == 0;
+    bool exec_warning = false;
+    const char *refused_port = NULL;
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--exec-warning") == 0)
+            exec_warning = true;
+        else if (strcmp(argv[i], "--refused-port") == 0 && i + 1 < argc)
+            refused_port = argv[++i];
+    }
     alarm(60);
     setvbuf(stdout, NULL, _IOLBF, 0);
     int fd = connect_to(argv[1], argv[2]);
     check_quiet_socket(fd);
     check_peek_waitall_fionread(fd);
     check_msg_calls(fd);
+    check_msg_flags(fd);
     check_dprintf(fd);
     check_preadv_pwritev(fd);
     check_sendfile_splice(fd);
@@ -599,6 +690,8 @@ int main(int argc, char **argv)
     fd = connect_to(argv[1], argv[2]);
     check_sndtimeo(fd);
     close(fd);
+    if (refused_port != NULL)
+        check_so_error_twice(argv[1], refused_port);
     printf("%s: %d checks failed\n", failures ? "FAILED" : "PASSED", failures);
     return failures ? 1 : 0;
 }

@@ -337,7 +337,9 @@ static void test_close_notify_both_ways(void **state)
     pair_close(&pr);
 }
 
-static void test_eof_without_close_notify_is_truncated(void **state)
+/* tls-unexpected-eof = "error" (the default): the bytes that arrived are
+ * read, then the read fails; the sentence names the peer and says why. */
+static void test_eof_without_close_notify_is_an_error(void **state)
 {
     (void)state;
     struct pair pr;
@@ -347,10 +349,123 @@ static void test_eof_without_close_notify_is_truncated(void **state)
     assert_int_equal(shutdown(pr.fd[0], SHUT_WR), 0);
     char buf[8];
     assert_int_equal(read_some(&pr, 1, buf, 3), 3);
+    assert_memory_equal(buf, "cut", 3);
+    size_t n = 0;
+    assert_int_equal(ss_conn_read(pr.conn[1], buf, sizeof(buf), false, &n),
+                     SS_ERR_TRUNCATED);
+    assert_int_equal(n, 0);
+    assert_true(ss_conn_truncated(pr.conn[1]));
+    assert_int_equal(ss_conn_state(pr.conn[1]), SS_CONN_FAILED);
+    assert_string_equal(ss_conn_error(pr.conn[1]),
+                        "127.0.0.1 closed the connection without "
+                        "close_notify (the stream may be truncated)");
+    /* It stays an error. */
+    assert_int_equal(ss_conn_read(pr.conn[1], buf, sizeof(buf), false, &n),
+                     SS_ERR_TRUNCATED);
+    pair_close(&pr);
+
+    /* The other way: the server cuts, the client sees it. */
+    pair_open(&pr, "", "");
+    handshake_ok(&pr);
+    write_all(&pr, 1, "served", 6);
+    assert_int_equal(shutdown(pr.fd[1], SHUT_WR), 0);
+    assert_int_equal(read_some(&pr, 0, buf, 6), 6);
+    assert_int_equal(ss_conn_read(pr.conn[0], buf, sizeof(buf), true, &n),
+                     SS_ERR_TRUNCATED);
+    assert_string_equal(ss_conn_error(pr.conn[0]),
+                        "localhost closed the connection without "
+                        "close_notify (the stream may be truncated)");
+    pair_close(&pr);
+}
+
+/* tls-unexpected-eof = "eof": the same EOF is the end of the stream. */
+static void test_eof_without_close_notify_eof_option(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "tls-unexpected-eof = \"eof\";",
+              "tls-unexpected-eof = \"eof\";");
+    handshake_ok(&pr);
+    write_all(&pr, 0, "cut", 3);
+    assert_int_equal(shutdown(pr.fd[0], SHUT_WR), 0);
+    char buf[8];
+    assert_int_equal(read_some(&pr, 1, buf, 3), 3);
     size_t n = 0;
     assert_int_equal(ss_conn_read(pr.conn[1], buf, sizeof(buf), false, &n),
                      SS_EOF);
     assert_true(ss_conn_truncated(pr.conn[1]));
+    assert_int_equal(ss_conn_state(pr.conn[1]), SS_CONN_READ_CLOSED);
+    assert_string_equal(ss_conn_error(pr.conn[1]), "");
+    pair_close(&pr);
+}
+
+/* Steps one side's handshake against whatever the other socket holds,
+ * until it ends (bounded); returns its last result. */
+static int handshake_alone(struct pair *pr, int side)
+{
+    int rc = SS_WANT_READ;
+    for (int round = 0; round < 100 && rc > 0; round++) {
+        rc = ss_conn_handshake(pr->conn[side]);
+        if (rc > 0) {
+            struct pollfd pfd = {pr->fd[side],
+                                 rc == SS_WANT_READ ? POLLIN : POLLOUT, 0};
+            if (poll(&pfd, 1, 5000) != 1)
+                fail_msg("handshake waits for a peer that said nothing");
+        }
+    }
+    return rc;
+}
+
+/* A peer that answers in plaintext is named as such, with what it sent,
+ * escaped (not "wrong version number"), in both directions. */
+static void test_plaintext_peer_is_named(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    static const char reply[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    assert_int_equal(write(pr.fd[1], reply, sizeof(reply) - 1),
+                     (ssize_t)sizeof(reply) - 1);
+    assert_int_equal(handshake_alone(&pr, 0), SS_ERR_PROTOCOL);
+    assert_string_equal(ss_conn_error(pr.conn[0]),
+                        "the peer is not speaking TLS (it sent "
+                        "\"HTTP/1.1 400 Bad\" ...)");
+    pair_close(&pr);
+
+    pair_open(&pr, "", "");
+    static const char request[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(write(pr.fd[0], request, sizeof(request) - 1),
+                     (ssize_t)sizeof(request) - 1);
+    assert_int_equal(handshake_alone(&pr, 1), SS_ERR_PROTOCOL);
+    assert_string_equal(ss_conn_error(pr.conn[1]),
+                        "the peer is not speaking TLS (it sent "
+                        "\"GET / HTTP/1.1\\r\\n\" ...)");
+    pair_close(&pr);
+
+    /* A short banner with a control byte: all of it, escaped. */
+    pair_open(&pr, "", "");
+    assert_int_equal(write(pr.fd[1], "+OK\x01\"hi\"\n", 9), 9);
+    assert_int_equal(shutdown(pr.fd[1], SHUT_WR), 0);
+    assert_int_equal(handshake_alone(&pr, 0), SS_ERR_PROTOCOL);
+    assert_string_equal(ss_conn_error(pr.conn[0]),
+                        "the peer is not speaking TLS (it sent "
+                        "\"+OK\\x01\\\"hi\\\"\\n\")");
+    pair_close(&pr);
+}
+
+/* The sentence is the reason alone: the shim adds "TLS handshake with
+ * PEER failed: " (docs/shim.md, "Connections"), so the engine's sentence
+ * must not say it again. */
+static void test_peer_closed_during_handshake_sentence(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    assert_int_equal(shutdown(pr.fd[1], SHUT_WR), 0);
+    assert_int_equal(handshake_alone(&pr, 0), SS_ERR_CLOSED);
+    assert_string_equal(ss_conn_error(pr.conn[0]),
+                        "the peer closed the connection during the "
+                        "handshake");
     pair_close(&pr);
 }
 
@@ -787,7 +902,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_and_bulk_both_ways),
         cmocka_unit_test(test_close_notify_both_ways),
-        cmocka_unit_test(test_eof_without_close_notify_is_truncated),
+        cmocka_unit_test(test_eof_without_close_notify_is_an_error),
+        cmocka_unit_test(test_eof_without_close_notify_eof_option),
+        cmocka_unit_test(test_plaintext_peer_is_named),
+        cmocka_unit_test(test_peer_closed_during_handshake_sentence),
         cmocka_unit_test(test_write_to_dead_peer),
         cmocka_unit_test(test_early_writes_delivered_after_handshake),
         cmocka_unit_test(test_outbound_buffer_is_bounded),

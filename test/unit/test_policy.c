@@ -742,6 +742,50 @@ static void test_cross_option_errors(void **state)
                 "endpoint needs certificate and certificate-key to present");
 }
 
+/* tls-unexpected-eof: "error" (the default, OpenSSL's own) or "eof", per
+ * endpoint or from defaults; anything else is a file:line:option error. */
+static void test_unexpected_eof_option(void **state)
+{
+    (void)state;
+    struct ss_policy *p = load_ok(one("connect = \"*:443\";"));
+    assert_false(p->endpoints[0].unexpected_eof_is_eof);
+    assert_int_equal(p->endpoints[0].opt_line[SS_OPT_TLS_UNEXPECTED_EOF], 0);
+    ss_policy_unref(p);
+    p = load_ok(one("connect = \"*:443\"; tls-unexpected-eof = \"eof\";"));
+    assert_true(p->endpoints[0].unexpected_eof_is_eof);
+    assert_int_equal(p->endpoints[0].opt_line[SS_OPT_TLS_UNEXPECTED_EOF], 4);
+    ss_policy_unref(p);
+    p = load_ok(one("connect = \"*:443\"; tls-unexpected-eof = \"error\";"));
+    assert_false(p->endpoints[0].unexpected_eof_is_eof);
+    ss_policy_unref(p);
+    /* From defaults, and an endpoint's own value wins. */
+    p = load_ok(HEAD "defaults = {\n  tls-unexpected-eof = \"eof\";\n};\n"
+                     "endpoints = (\n"
+                     "  { name = \"a\"; enabled = false; connect = \"*:1\"; },\n"
+                     "  { name = \"b\"; enabled = false; connect = \"*:2\";\n"
+                     "    tls-unexpected-eof = \"error\"; }\n"
+                     ");\n");
+    assert_true(p->endpoints[0].unexpected_eof_is_eof);
+    assert_int_equal(p->endpoints[0].opt_line[SS_OPT_TLS_UNEXPECTED_EOF], 3);
+    assert_false(p->endpoints[1].unexpected_eof_is_eof);
+    assert_int_equal(p->endpoints[1].opt_line[SS_OPT_TLS_UNEXPECTED_EOF], 8);
+    ss_policy_unref(p);
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:443\"; tls-unexpected-eof = \"ignore\";"),
+                ":4: endpoint 'e': option 'tls-unexpected-eof': 'ignore' is "
+                "not valid: use \"error\" or \"eof\"");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:443\"; tls-unexpected-eof = \"\";"),
+                ":4: endpoint 'e': option 'tls-unexpected-eof': must not be "
+                "empty");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "defaults = {\n  tls-unexpected-eof = \"EOF\";\n};\n"
+                     "endpoints = ( { name = \"a\"; enabled = false; "
+                     "connect = \"*:1\"; } );\n",
+                ":3: defaults: option 'tls-unexpected-eof': 'EOF' is not "
+                "valid: use \"error\" or \"eof\"");
+}
+
 static void test_target_name_errors(void **state)
 {
     (void)state;
@@ -1329,6 +1373,7 @@ int main(void)
         cmocka_unit_test(test_address_errors),
         cmocka_unit_test(test_cross_option_errors),
         cmocka_unit_test(test_target_name_errors),
+        cmocka_unit_test(test_unexpected_eof_option),
         cmocka_unit_test(test_protocol_errors),
         cmocka_unit_test(test_include_refused),
         cmocka_unit_test(test_ref_unref),
