@@ -10,7 +10,8 @@
  * lock, which every writer of a slot also takes: a sock can therefore not
  * be freed between the load and the reference.
  */
-#include "shim.h"
+#include "fdtab.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -20,7 +20,13 @@
  *    (unless MSG_NOSIGNAL) and fails with EPIPE.
  * Unmanaged descriptors cost one table load and go straight to libc.
  */
-#include "shim.h"
+#include "drive.h"
+#include "epoll.h"
+#include "fdtab.h"
+#include "io.h"
+#include "real.h"
+#include "sock.h"
+#include "sockets.h"
 
 #include <errno.h>
 #include <fcntl.h>

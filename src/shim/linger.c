@@ -21,7 +21,11 @@
  * the parent's (the program closed them before the fork): the child
  * closes its copies of their descriptors and never touches them.
  */
-#include "shim.h"
+#include "drive.h"
+#include "fdtab.h"
+#include "linger.h"
+#include "real.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <signal.h>

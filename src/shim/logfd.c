@@ -11,7 +11,10 @@
  * (device and inode), so a line can never land in a descriptor that was
  * taken from the shim by a raw syscall and reused.
  */
-#include "shim.h"
+#include "fdtab.h"
+#include "logfd.h"
+#include "real.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,7 +7,17 @@
  * new program) and the calls that close many descriptors at once
  * (close_range, closefrom).
  */
-#include "shim.h"
+#include "epoll.h"
+#include "fdtab.h"
+#include "linger.h"
+#include "logfd.h"
+#include "process.h"
+#include "real.h"
+#include "relay.h"
+#include "resolve.h"
+#include "sock.h"
+#include "sockets.h"
+#include "streams.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -174,7 +184,7 @@ struct ss_policy *shim_policy_get(void)
 
 /* --- fork ------------------------------------------------------------------ */
 
-/* Takes every shim lock in the documented order (shim.h), so the child
+/* Takes every shim lock in the documented order (sock.h), so the child
  * never inherits one held by a thread it does not have. */
 static void fork_prepare(void)
 {
@@ -470,7 +480,7 @@ SS_EXPORT int posix_spawnp(pid_t *restrict pid, const char *restrict file,
  * with unshare(), so that the close itself can no longer fail once
  * entries are gone.
  */
-/* close() also tells events.c (epoll sets hold any descriptor, managed
+/* close() also tells epoll.c (epoll sets hold any descriptor, managed
  * or not); descriptors only exist below RLIMIT_NOFILE, which bounds the
  * walk of a range such as closefrom's [n, UINT_MAX]. */
 static void detach_range(unsigned int first, unsigned int last)

@@ -10,7 +10,7 @@
  * looked up each at its first use, and a missing one answers that call
  * with ENOSYS (docs/shim.md, "Required and optional symbols").
  */
-#include "shim.h"
+#include "real.h"
 
 #include <dlfcn.h>
 #include <errno.h>

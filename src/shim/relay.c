@@ -29,7 +29,12 @@
  * addresses they stand for, so getpeername/getsockname answer as before
  * the exec. The variable is removed at start, so it does not propagate.
  */
-#include "shim.h"
+#include "fdtab.h"
+#include "io.h"
+#include "real.h"
+#include "relay.h"
+#include "sock.h"
+#include "sockets.h"
 
 #include <errno.h>
 #include <fcntl.h>

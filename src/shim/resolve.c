@@ -20,7 +20,8 @@
  *   SNI and checked name for endpoints given as an address, a prefix or
  *   `*`, and only when the address has exactly one name in it.
  */
-#include "shim.h"
+#include "real.h"
+#include "resolve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -12,7 +12,10 @@
  * raw syscall, io_uring, AIO, an exec'd program, a process it was passed
  * to) meets the stand-in and fails (EPIPE / ENOTCONN): nothing is sent.
  */
-#include "shim.h"
+#include "fdtab.h"
+#include "linger.h"
+#include "real.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <fcntl.h>

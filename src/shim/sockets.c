@@ -8,11 +8,21 @@
  * handshakes: the first I/O of the accepted socket drives it, so one slow
  * client cannot stall the loop.
  * A non-blocking connect returns EINPROGRESS as usual; the program's next
- * look at the socket (events.c, getsockopt(SO_ERROR), ioctl(FIONREAD),
+ * look at the socket (poll.c, epoll.c, getsockopt(SO_ERROR), ioctl(FIONREAD),
  * read, write) finishes the TCP connect and drives the handshake one
  * non-blocking step at a time (shim_handshake_step, shim_pump).
  */
-#include "shim.h"
+#include "drive.h"
+#include "epoll.h"
+#include "fdtab.h"
+#include "linger.h"
+#include "process.h"
+#include "real.h"
+#include "relay.h"
+#include "resolve.h"
+#include "sock.h"
+#include "sockets.h"
+#include "streams.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,12 +37,6 @@
 #include <unistd.h>
 
 #include "secshim/log.h"
-
-bool shim_fd_nonblocking(int fd)
-{
-    int fl = REAL(fcntl)(fd, F_GETFL);
-    return fl >= 0 && (fl & O_NONBLOCK) != 0;
-}
 
 static bool is_tcp(int fd, const struct sockaddr *addr)
 {
@@ -82,325 +86,6 @@ static void host_text(const struct sockaddr *sa, const char *name, char *out,
         : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
     if (inet_ntop(sa->sa_family, a, out, (socklen_t)len) == NULL)
         snprintf(out, len, "?");
-}
-
-int shim_wants(const struct shim_sock *s, int rc)
-{
-    int wants = rc == SS_WANT_READ || rc == SS_WANT_WRITE ? rc : 0;
-    if (ss_conn_unsent(s->conn) > 0)
-        wants |= SS_WANT_WRITE;
-    return wants;
-}
-
-short shim_poll_events(int wants)
-{
-    short events = 0;
-    if (wants & SS_WANT_READ)
-        events |= POLLIN;
-    if (wants & SS_WANT_WRITE)
-        events |= POLLOUT;
-    return events;
-}
-
-/* --- failure and the handshake -------------------------------------------- */
-
-int shim_errno_of(const struct shim_sock *s, int rc, bool handshake)
-{
-    if (rc == SS_ERR_NOMEM)
-        return ENOMEM;
-    /* A server-side failure looks like a peer that reset: the program
-     * only learns that this client is gone. */
-    if (handshake && s->dir == SS_DIR_LISTEN)
-        return ECONNRESET;
-    int sys = ss_conn_sys_errno(s->conn);
-    switch (rc) {
-    case SS_ERR_TIMEOUT:
-        return ETIMEDOUT;
-    case SS_ERR_TRUNCATED:
-        /* What a reset looks like: the stream ended before its end. */
-        return ECONNRESET;
-    case SS_ERR_CLOSED:
-        return handshake ? ECONNRESET : EPIPE;
-    case SS_ERR_SYSCALL:
-        return sys == 0 || sys == EPIPE ? ECONNRESET : sys;
-    case SS_ERR_VERIFY:
-    case SS_ERR_PROTOCOL:
-    case SS_ERR_TLS:
-        /* A peer we must not talk to (handshake), or a broken stream. */
-        return handshake ? EPROTO : ECONNRESET;
-    default:
-        return handshake ? EPROTO : ECONNRESET;
-    }
-}
-
-void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
-                    const char *why)
-{
-    if (s->failed)
-        return;
-    s->failed = true;
-    s->fail_errno = e;
-    if (!handshake && ss_conn_truncated(s->conn) &&
-        ss_conn_state(s->conn) == SS_CONN_FAILED)
-        /* tls-unexpected-eof = "error": a warning, not a TLS failure. */
-        ss_log(SS_LOG_WARNING, "endpoint '%s': %s closed the connection "
-               "without close_notify (the stream may be truncated): the "
-               "program's next read fails with %s (tls-unexpected-eof = "
-               "\"eof\" reads it as end of file)", shim_sock_endpoint(s),
-               s->peer, e == ECONNRESET ? "ECONNRESET" : strerror(e));
-    else
-        ss_log(SS_LOG_ERROR, "endpoint '%s': TLS %s with %s failed: %s",
-               shim_sock_endpoint(s), handshake ? "handshake" : "connection",
-               s->peer, why != NULL && *why != '\0' ? why : "unknown error");
-    /* Nothing may pass on this socket from now on; but a number that is
-     * not the connection any more belongs to someone else. */
-    if (shim_sock_private_ours(s))
-        REAL(shutdown)(s->priv_fd, SHUT_RDWR);
-    pthread_cond_broadcast(&s->hs_cond);
-}
-
-static void log_established(const struct shim_sock *s)
-{
-    char desc[256] = "";
-    ss_conn_describe(s->conn, desc, sizeof(desc));
-    char relaxed[256] = "";
-    const struct ss_verify_result *vr = ss_conn_verify_result(s->conn);
-    if (vr != NULL && vr->relaxations != 0) {
-        snprintf(relaxed, sizeof(relaxed),
-                 " (compatibility mode relaxed: %s%s%s)",
-                 vr->relaxations & SS_RELAX_REVOKED_TRUSTED_CA
-                     ? ss_relaxation_name(SS_RELAX_REVOKED_TRUSTED_CA) : "",
-                 vr->relaxations == (SS_RELAX_REVOKED_TRUSTED_CA |
-                                     SS_RELAX_KEY_USAGE) ? ", " : "",
-                 vr->relaxations & SS_RELAX_KEY_USAGE
-                     ? ss_relaxation_name(SS_RELAX_KEY_USAGE) : "");
-    }
-    ss_log(SS_LOG_INFO, "endpoint '%s': TLS %s %s established: %s%s",
-           shim_sock_endpoint(s), s->dir == SS_DIR_CONNECT ? "to" : "from",
-           s->peer, desc, relaxed);
-}
-
-void shim_note_established(struct shim_sock *s)
-{
-    enum ss_conn_state st = ss_conn_state(s->conn);
-    if (s->established || st == SS_CONN_HANDSHAKING || st == SS_CONN_FAILED)
-        return;
-    s->established = true;
-    if (ss_log_enabled(SS_LOG_INFO))
-        log_established(s);
-    pthread_cond_broadcast(&s->hs_cond);
-}
-
-struct timespec shim_deadline_after(int ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
-int shim_ms_until(const struct timespec *t)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long ms = (long long)(t->tv_sec - now.tv_sec) * 1000 +
-                   (t->tv_nsec - now.tv_nsec + 999999) / 1000000;
-    return ms <= 0 ? 0 : ms > 0x7fffffff ? 0x7fffffff : (int)ms;
-}
-
-static void fail_timeout(struct shim_sock *s, int timeout_ms)
-{
-    char why[128];
-    snprintf(why, sizeof(why), "no complete handshake within %d.%03d s "
-             "(handshake-timeout)", timeout_ms / 1000, timeout_ms % 1000);
-    shim_sock_fail(s, s->dir == SS_DIR_LISTEN ? ECONNRESET : ETIMEDOUT, true,
-                   why);
-}
-
-/*
- * A non-blocking connect still under way: done when the socket turns
- * writable (or reports an error), and then SO_ERROR says how it ended.
- * A failed TCP connect is the program's ordinary connect error (not a TLS
- * failure): it is kept as fail_errno and reported by SO_ERROR and I/O.
- * Returns SS_OK (connected), SS_WANT_WRITE (pending) or SS_ERR_SYSCALL.
- * Called with s locked.
- */
-static int connect_check(struct shim_sock *s)
-{
-    if (!s->tcp_connecting)
-        return SS_OK;
-    struct pollfd pfd = {.fd = s->priv_fd, .events = POLLOUT, .revents = 0};
-    if (REAL(poll)(&pfd, 1, 0) <= 0)
-        return SS_WANT_WRITE;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (REAL(getsockopt)(s->priv_fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-        err = errno;
-    if (err == 0 && (pfd.revents & POLLOUT) == 0)
-        err = ECONNREFUSED; /* hung up without an error: not connected */
-    s->tcp_connecting = false;
-    if (err == 0)
-        return SS_OK;
-    s->failed = true;
-    s->fail_errno = err;
-    ss_log(SS_LOG_INFO, "endpoint '%s': TCP connect to %s failed: %s",
-           shim_sock_endpoint(s), s->peer, strerror(err));
-    pthread_cond_broadcast(&s->hs_cond);
-    return SS_ERR_SYSCALL;
-}
-
-static bool past(const struct timespec *t)
-{
-    return (t->tv_sec != 0 || t->tv_nsec != 0) && shim_ms_until(t) == 0;
-}
-
-/* shim_handshake_step's work, for a sock that may already be closed by
- * the program (the linger still delivers its early writes). */
-static int handshake_advance(struct shim_sock *s)
-{
-    int rc = connect_check(s);
-    if (rc == SS_OK && ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
-        rc = ss_conn_handshake(s->conn);
-        if (rc == SS_OK) {
-            shim_note_established(s);
-        } else if (rc < 0) {
-            shim_sock_fail(s, shim_errno_of(s, rc, true), true,
-                           ss_conn_error(s->conn));
-        }
-    }
-    if ((rc == SS_WANT_READ || rc == SS_WANT_WRITE) && past(&s->hs_deadline)) {
-        int ms = ss_conn_handshake_timeout_ms(s->conn);
-        fail_timeout(s, ms > 0 ? ms : SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000);
-        rc = SS_ERR_TIMEOUT;
-    }
-    return rc;
-}
-
-int shim_handshake_step(struct shim_sock *s)
-{
-    if (s->closed || s->failed)
-        return SS_ERR_STATE;
-    return handshake_advance(s);
-}
-
-int shim_close_step(struct shim_sock *s)
-{
-    if (s->failed)
-        return SS_ERR_STATE;
-    if (s->tcp_connecting ||
-        ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
-        int rc = handshake_advance(s);
-        if (rc != SS_OK)
-            return rc;
-    }
-    /* Queues close_notify once (behind the data), then only flushes. */
-    return ss_conn_shutdown(s->conn);
-}
-
-/*
- * One thread at a time waits on the socket for the handshake (hs_busy);
- * the others wait on hs_cond, so that a step made by one is seen by all
- * at once rather than after a poll timeout. Every wait ends at the
- * socket's own handshake deadline (set at connect or accept), the one
- * shim_handshake_step enforces. s is locked throughout except while
- * waiting. nonblocking: one step, then EAGAIN if not done.
- */
-static int handshake_wait(struct shim_sock *s, bool nonblocking)
-{
-    shim_sock_lock(s);
-    int timeout_ms = ss_conn_handshake_timeout_ms(s->conn);
-    if (timeout_ms <= 0)
-        timeout_ms = SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000;
-    const struct timespec *deadline = &s->hs_deadline;
-    int e = 0;
-    for (;;) {
-        if (s->closed) {
-            e = EBADF;
-            break;
-        }
-        if (s->failed) {
-            e = s->fail_errno;
-            break;
-        }
-        if (!s->tcp_connecting &&
-            ss_conn_state(s->conn) != SS_CONN_HANDSHAKING)
-            break;
-        if (s->hs_busy) {
-            if (nonblocking) {
-                e = EAGAIN;
-                break;
-            }
-            if (pthread_cond_timedwait(&s->hs_cond, &s->lock, deadline) ==
-                ETIMEDOUT)
-                fail_timeout(s, timeout_ms);
-            continue;
-        }
-        int rc = shim_handshake_step(s);
-        if (rc == SS_OK)
-            continue; /* TCP done: now the TLS handshake, or open */
-        if (rc < 0)
-            continue; /* failed: the top of the loop reports it */
-        if (nonblocking) {
-            e = EAGAIN;
-            break;
-        }
-        int left = shim_ms_until(deadline);
-        if (left == 0) {
-            fail_timeout(s, timeout_ms);
-            continue;
-        }
-        struct pollfd pfd = {.fd = s->priv_fd,
-                             .events = shim_poll_events(shim_wants(s, rc))};
-        s->hs_busy = true;
-        shim_sock_unlock(s);
-        /* EINTR or a timeout just loop: the deadline is absolute. */
-        (void)REAL(poll)(&pfd, 1, left);
-        shim_sock_lock(s);
-        s->hs_busy = false;
-        pthread_cond_broadcast(&s->hs_cond);
-    }
-    shim_sock_unlock(s);
-    if (e == 0)
-        return 0;
-    errno = e;
-    return -1;
-}
-
-int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
-{
-    return handshake_wait(s, dontwait || shim_fd_nonblocking(fd));
-}
-
-int shim_pump(struct shim_sock *s, bool read)
-{
-    if (s->closed || s->failed)
-        return SS_ERR_STATE;
-    if (s->tcp_connecting ||
-        ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
-        int rc = shim_handshake_step(s);
-        if (rc != SS_OK)
-            return rc;
-    }
-    if (ss_conn_unsent(s->conn) > 0)
-        (void)ss_conn_flush(s->conn); /* errors show on the next read */
-    enum ss_conn_state st = ss_conn_state(s->conn);
-    if (!read || ss_conn_pending(s->conn) > 0 ||
-        (st != SS_CONN_OPEN && st != SS_CONN_WRITE_CLOSED))
-        return SS_OK;
-    /* A one-byte peek makes OpenSSL read and open one record; its
-     * plaintext stays buffered for the program (ss_conn_pending). */
-    char byte;
-    size_t n = 0;
-    int rc = ss_conn_read(s->conn, &byte, 1, true, &n);
-    if (rc < 0 && rc != SS_ERR_SYSCALL && rc != SS_ERR_CLOSED)
-        shim_sock_fail(s, shim_errno_of(s, rc, false), false,
-                       ss_conn_error(s->conn));
-    return rc;
 }
 
 /* --- becoming managed -------------------------------------------------------- */
@@ -698,7 +383,7 @@ SS_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len,
 /* --- socket ------------------------------------------------------------------ */
 
 /* A new TCP socket is noted so that an epoll registration the program
- * makes before connect() can move with the connection (events.c). */
+ * makes before connect() can move with the connection (epoll.c). */
 static int shim_socket(int domain, int type, int protocol)
 {
     int fd = REAL(socket)(domain, type, protocol);
@@ -746,26 +431,6 @@ SS_EXPORT int close(int fd)
     return shim_close(fd);
 }
 
-/* Sends close_notify before the TCP half-close. A full socket buffer is
- * waited for at most one second: shutdown() itself never blocks on TCP. */
-static void close_notify(struct shim_sock *s, int fd)
-{
-    struct timespec deadline = shim_deadline_after(1000);
-    shim_sock_lock(s);
-    while (!s->failed && !s->closed &&
-           ss_conn_state(s->conn) != SS_CONN_HANDSHAKING) {
-        int rc = ss_conn_shutdown(s->conn);
-        int left = shim_ms_until(&deadline);
-        if (rc != SS_WANT_WRITE || left == 0 || shim_fd_nonblocking(fd))
-            break;
-        struct pollfd pfd = {.fd = s->priv_fd, .events = POLLOUT};
-        shim_sock_unlock(s);
-        (void)REAL(poll)(&pfd, 1, left);
-        shim_sock_lock(s);
-    }
-    shim_sock_unlock(s);
-}
-
 /*
  * A write-side shutdown during the handshake first finishes it, even on a
  * non-blocking socket (bounded by handshake-timeout): once the FIN is out
@@ -780,9 +445,9 @@ int shim_shutdown(int fd, int how)
         return REAL(shutdown)(fd, how);
     if (how == SHUT_WR || how == SHUT_RDWR) {
         int saved = errno;
-        (void)handshake_wait(s, false);
+        (void)shim_handshake_wait(s, false);
         errno = saved;
-        close_notify(s, fd);
+        shim_close_notify(s, fd);
     }
     int rc = REAL(shutdown)(s->priv_fd, how);
     shim_sock_unref(s);

@@ -197,7 +197,7 @@ AUDIT_RULES = [
 # them by mistake):
 #  - fwrite, fprintf, fputs, ... : FILE streams; glibc's stdio writes with
 #    internal calls, and stdio on a managed socket is the shim's own
-#    stream (src/shim/stdio.c: fdopen, dup2 onto 0/1/2);
+#    stream (src/shim/streams.c: fdopen, dup2 onto 0/1/2);
 #  - readlink*, readdir*, readahead: paths, directory streams and the page
 #    cache, never a socket's data;
 #  - process_vm_readv/writev: another process's memory, not a descriptor;

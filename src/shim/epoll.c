@@ -1,27 +1,22 @@
 /*
- * events.c - the event-loop calls: poll, ppoll, select, pselect,
- * epoll_create/epoll_create1, epoll_ctl, epoll_wait, epoll_pwait,
- * epoll_pwait2 and the fortified __poll_chk/__ppoll_chk.
+ * epoll.c - epoll_create/epoll_create1, epoll_ctl, epoll_wait,
+ * epoll_pwait, epoll_pwait2, and the epoll sets the shim tracks.
  *
- * Readiness stays honest (docs/design.md, "Readiness stays honest"). For a
- * managed descriptor the program's interest is translated into what the connection needs
- * from the OS, the engine makes progress on what arrived, and only real
- * readiness is reported back:
- *  - POLLIN: plaintext buffered in the engine, the peer's close_notify or
- *    EOF, or a failure. A socket that carried only a TLS control record (a
- *    session ticket, an alert) is not readable: the wait goes on with the
- *    time left.
- *  - POLLOUT: the handshake is over and no ciphertext is left unsent
- *    (unsent ciphertext is flushed whenever the socket turns writable).
- *    During a non-blocking connect, POLLOUT comes only once the handshake
- *    is done or failed; a failure comes as POLLERR|POLLHUP (+IN/OUT).
- *  - the kernel's POLLHUP/POLLERR for the socket are passed on.
- * A handshake that is under way bounds the wait by its handshake-timeout,
- * so a stalled peer fails (and wakes the waiter) in time.
- * No sock lock is held across a real wait. Unmanaged descriptors cost one
- * table load each; a call with none goes straight to libc.
+ * Readiness stays honest (docs/design.md, "Readiness stays honest"): a
+ * managed descriptor's kernel registration is on a private duplicate of
+ * its socket with an internal token; epoll_wait reports what shim_revents
+ * (drive.c) says the program can do, under the program's own epoll_data,
+ * with level, edge and one-shot semantics kept (docs/shim.md, "epoll").
+ * Readiness that arises outside a wait wakes sleepers through one eventfd
+ * per tracked set. Registrations made before connect() move with the
+ * connection when it becomes managed. The functions other families call
+ * are in epoll.h (events_*).
  */
-#include "shim.h"
+#include "drive.h"
+#include "epoll.h"
+#include "fdtab.h"
+#include "real.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -33,495 +28,6 @@
 
 #include "secshim/log.h"
 
-/* Poll bits that mean "readable" / "writable" to a program. */
-#define EV_IN (POLLIN | POLLRDNORM)
-#define EV_OUT (POLLOUT | POLLWRNORM)
-
-/* --- readiness of one managed socket ---------------------------------------- */
-
-/* What the kernel last said about a socket and what we learnt. */
-struct probe {
-    short want;       /* the program's poll events */
-    short kernel;     /* the kernel's revents for the fd, 0: none known */
-    short os;         /* out: poll events to ask the kernel for */
-    bool fresh;       /* out: new plaintext, EOF or failure arrived */
-    int cap_ms;       /* in/out: the wait may last at most this (-1: none) */
-};
-
-static void cap_wait(struct probe *p, const struct timespec *deadline)
-{
-    int ms = shim_ms_until(deadline) + 1;
-    if (p->cap_ms < 0 || ms < p->cap_ms)
-        p->cap_ms = ms;
-}
-
-/* Makes progress on s and answers the program's revents for it (0: not
- * ready; then p->os says what to wait for). Called with s locked. */
-static short sock_revents(struct shim_sock *s, struct probe *p)
-{
-    p->os = 0;
-    p->fresh = false;
-    if (s->closed)
-        return POLLNVAL;
-    bool was_failed = s->failed;
-    size_t before = s->failed ? 0 : ss_conn_pending(s->conn);
-    enum ss_conn_state st0 = ss_conn_state(s->conn);
-    bool hup = (p->kernel & (POLLERR | POLLHUP)) != 0;
-    bool read = hup || ((p->kernel & POLLIN) && (p->want & EV_IN));
-    int rc = s->failed ? SS_ERR_STATE : shim_pump(s, read);
-    enum ss_conn_state st = ss_conn_state(s->conn);
-    if (s->failed || st == SS_CONN_FAILED) {
-        p->fresh = !was_failed || st0 != st;
-        return (short)(POLLERR | POLLHUP | (p->want & (EV_IN | EV_OUT)));
-    }
-    if (s->tcp_connecting || st == SS_CONN_HANDSHAKING) {
-        int wants = rc == SS_WANT_READ || rc == SS_WANT_WRITE
-                        ? shim_wants(s, rc) : ss_conn_wants(s->conn);
-        p->os = shim_poll_events(wants != 0 ? wants : SS_WANT_READ);
-        cap_wait(p, &s->hs_deadline);
-        return 0;
-    }
-    size_t pending = ss_conn_pending(s->conn);
-    p->fresh = pending > before || st != st0;
-    bool eof = st == SS_CONN_READ_CLOSED || st == SS_CONN_CLOSED;
-    short rev = 0;
-    if (p->want & EV_IN) {
-        if (pending > 0 || eof)
-            rev |= (short)(p->want & EV_IN);
-        else
-            p->os |= POLLIN;
-    }
-    if ((p->want & POLLRDHUP) && eof)
-        rev |= POLLRDHUP;
-    if (st == SS_CONN_CLOSED)
-        rev |= POLLHUP;
-    bool unsent = ss_conn_unsent(s->conn) > 0;
-    if (p->want & EV_OUT) {
-        /* After our close_notify a write fails at once (EPIPE): TCP
-         * reports POLLOUT after shutdown(SHUT_WR) too. */
-        if (!unsent || st == SS_CONN_WRITE_CLOSED || st == SS_CONN_CLOSED)
-            rev |= (short)(p->want & EV_OUT);
-    }
-    if (unsent)
-        p->os |= POLLOUT;
-    /* A kernel hang-up or error is the program's to see as well. */
-    rev |= (short)(p->kernel & (POLLERR | POLLHUP));
-    return rev;
-}
-
-/* --- the poll core ---------------------------------------------------------- */
-
-/* Whether the kernel takes tmo as a timeout (NULL: wait forever); the
- * calls that take a timespec fail with EINVAL otherwise. */
-static bool timeout_valid(const struct timespec *tmo)
-{
-    return tmo == NULL || (tmo->tv_sec >= 0 && tmo->tv_nsec >= 0 &&
-                           tmo->tv_nsec < 1000000000L);
-}
-
-/* CLOCK_MONOTONIC now + tmo (a valid timeout); unused when tmo is NULL. */
-static struct timespec deadline_after_ts(const struct timespec *tmo)
-{
-    struct timespec d = {0, 0};
-    if (tmo == NULL)
-        return d;
-    clock_gettime(CLOCK_MONOTONIC, &d);
-    d.tv_sec += tmo->tv_sec + (d.tv_nsec + tmo->tv_nsec) / 1000000000L;
-    d.tv_nsec = (d.tv_nsec + tmo->tv_nsec) % 1000000000L;
-    return d;
-}
-
-/* Remaining milliseconds of a wait with deadline *d (NULL: forever). */
-static int ms_left(const struct timespec *d)
-{
-    return d == NULL ? -1 : shim_ms_until(d);
-}
-
-/* min of two poll timeouts where -1 is infinity. */
-static int ms_min(int a, int b)
-{
-    if (a < 0)
-        return b;
-    if (b < 0)
-        return a;
-    return a < b ? a : b;
-}
-
-/* The real wait: ppoll when a signal mask is given, else poll. */
-static int real_wait(struct pollfd *k, nfds_t n, int ms, const sigset_t *mask)
-{
-    if (mask == NULL)
-        return REAL(poll)(k, n, ms);
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    return REAL(ppoll)(k, n, ms < 0 ? NULL : &ts, mask);
-}
-
-/* Probes every managed entry (socks[i] != NULL) into out[i], setting the
- * kernel's interest k[i].events. Returns how many are ready. */
-static int probe_all(struct pollfd *fds, struct pollfd *k,
-                     struct shim_sock **socks, nfds_t n, int *cap)
-{
-    int ready = 0;
-    for (nfds_t i = 0; i < n; i++) {
-        if (socks[i] == NULL)
-            continue;
-        struct probe p = {fds[i].events, k[i].revents, 0, false, *cap};
-        shim_sock_lock(socks[i]);
-        short rev = sock_revents(socks[i], &p);
-        shim_sock_unlock(socks[i]);
-        *cap = p.cap_ms;
-        fds[i].revents = rev;
-        k[i].events = p.os;
-        k[i].revents = 0;
-        if (rev != 0)
-            ready++;
-    }
-    return ready;
-}
-
-/*
- * poll() over fds where socks[i] is the managed sock of fds[i] (or NULL).
- * deadline NULL waits forever. Returns the number of entries with
- * revents, or -1 with errno (EINTR, EINVAL...). k is scratch of n.
- */
-static int poll_managed(struct pollfd *fds, struct pollfd *k,
-                        struct shim_sock **socks, nfds_t n,
-                        const struct timespec *deadline,
-                        const sigset_t *mask)
-{
-    for (nfds_t i = 0; i < n; i++) {
-        /* The kernel watches the real socket, never the stand-in. */
-        k[i] = fds[i];
-        if (socks[i] != NULL)
-            k[i].fd = socks[i]->priv_fd;
-        k[i].revents = 0;
-    }
-    for (;;) {
-        int cap = -1;
-        int ready = probe_all(fds, k, socks, n, &cap);
-        int ms = ready > 0 ? 0 : ms_min(ms_left(deadline), cap);
-        int r = real_wait(k, n, ms, mask);
-        if (r < 0 && ready == 0)
-            return -1;
-        int count = 0;
-        for (nfds_t i = 0; i < n; i++) {
-            if (socks[i] == NULL) {
-                fds[i].revents = r < 0 ? 0 : k[i].revents;
-            } else if (fds[i].revents == 0 && r > 0 && k[i].revents != 0) {
-                /* The kernel saw something: progress, then look again. */
-                struct probe p = {fds[i].events, k[i].revents, 0, false, -1};
-                shim_sock_lock(socks[i]);
-                fds[i].revents = sock_revents(socks[i], &p);
-                shim_sock_unlock(socks[i]);
-            }
-            k[i].revents = 0;
-            if (fds[i].revents != 0)
-                count++;
-        }
-        if (count > 0 || (deadline != NULL && ms_left(deadline) == 0))
-            return count;
-    }
-}
-
-/* The poll family's common entry: a call without a managed descriptor is
- * the real one, untouched. timeout NULL: forever. */
-static int poll_any(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
-                    const sigset_t *mask, bool is_ppoll, int poll_ms)
-{
-    struct shim_sock *stack_socks[16];
-    struct shim_sock **socks = stack_socks;
-    bool managed = false;
-    if (n > 16 && fds != NULL) {
-        socks = calloc(n, sizeof(*socks));
-        if (socks == NULL) {
-            errno = ENOMEM;
-            return -1;
-        }
-    }
-    for (nfds_t i = 0; fds != NULL && i < n; i++) {
-        socks[i] = fdtab_get(fds[i].fd);
-        managed = managed || socks[i] != NULL;
-    }
-    int r;
-    if (!managed) {
-        r = is_ppoll ? REAL(ppoll)(fds, n, tmo, mask)
-                     : REAL(poll)(fds, n, poll_ms);
-    } else {
-        struct timespec deadline = deadline_after_ts(tmo);
-        struct pollfd *k = malloc(n * sizeof(*k));
-        if (k == NULL) {
-            errno = ENOMEM;
-            r = -1;
-        } else {
-            r = poll_managed(fds, k, socks, n, tmo != NULL ? &deadline : NULL,
-                             mask);
-            int saved = errno;
-            free(k);
-            errno = saved;
-        }
-    }
-    int saved = errno;
-    for (nfds_t i = 0; managed && i < n; i++)
-        shim_sock_unref(socks[i]);
-    if (socks != stack_socks)
-        free(socks);
-    errno = saved;
-    return r;
-}
-
-static int shim_poll(struct pollfd *fds, nfds_t n, int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    return poll_any(fds, n, ms < 0 ? NULL : &ts, NULL, false, ms);
-}
-
-static int shim_ppoll(struct pollfd *fds, nfds_t n,
-                      const struct timespec *tmo, const sigset_t *mask)
-{
-    if (!timeout_valid(tmo)) {
-        errno = EINVAL;
-        return -1;
-    }
-    return poll_any(fds, n, tmo, mask, true, 0);
-}
-
-SS_EXPORT int poll(struct pollfd *fds, nfds_t n, int ms)
-{
-    return shim_poll(fds, n, ms);
-}
-
-SS_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
-                    const sigset_t *mask)
-{
-    return shim_ppoll(fds, n, tmo, mask);
-}
-
-/* glibc's fortify failure report; it does not return. */
-extern void __chk_fail(void) __attribute__((noreturn));
-
-SS_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int ms, size_t fdslen)
-{
-    if (fdslen / sizeof(*fds) < n)
-        __chk_fail();
-    return shim_poll(fds, n, ms);
-}
-
-SS_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n,
-                          const struct timespec *tmo, const sigset_t *mask,
-                          size_t fdslen)
-{
-    if (fdslen / sizeof(*fds) < n)
-        __chk_fail();
-    return shim_ppoll(fds, n, tmo, mask);
-}
-
-/* --- select and pselect ----------------------------------------------------- */
-
-/*
- * Programs may pass fd_set arrays larger than fd_set (nfds > FD_SETSIZE,
- * allocated as arrays of longs). FD_ISSET/FD_SET would trip glibc's
- * fortify check there, so the sets are read and written as words here,
- * the kernel's own layout (docs/shim.md, "select nfds").
- */
-#define WORD_BITS (8 * sizeof(unsigned long))
-
-static bool bit_get(const fd_set *set, int fd)
-{
-    const unsigned long *w = (const unsigned long *)(const void *)set;
-    return set != NULL && (w[fd / WORD_BITS] >> (fd % WORD_BITS)) & 1ul;
-}
-
-static void bit_set(fd_set *set, int fd)
-{
-    unsigned long *w = (unsigned long *)(void *)set;
-    w[fd / WORD_BITS] |= 1ul << (fd % WORD_BITS);
-}
-
-/* Clears the words the kernel writes back for nfds: ceil(nfds / bits). */
-static void bits_zero(fd_set *set, int nfds)
-{
-    if (set != NULL)
-        memset(set, 0, ((size_t)nfds + WORD_BITS - 1) / WORD_BITS *
-                           sizeof(unsigned long));
-}
-
-/* select's nfds as the kernel uses it: it looks no further than its
- * descriptor table, which the soft RLIMIT_NOFILE bounds for numbers the
- * process can open (a table that grew before the limit was lowered is
- * not seen; such numbers are beyond any the process can get again). */
-static int nfds_clamp(int nfds)
-{
-    struct rlimit rl;
-    if (nfds <= FD_SETSIZE || getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return nfds;
-    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)nfds > rl.rlim_cur)
-        return (int)rl.rlim_cur;
-    return nfds;
-}
-
-/* select's three sets as pollfds (fds below nfds with a bit in any set). */
-static nfds_t sets_to_pollfds(int nfds, fd_set *r, fd_set *w, fd_set *x,
-                              struct pollfd *out)
-{
-    nfds_t n = 0;
-    for (int fd = 0; fd < nfds; fd++) {
-        short ev = 0;
-        if (bit_get(r, fd))
-            ev |= POLLIN;
-        if (bit_get(w, fd))
-            ev |= POLLOUT;
-        if (bit_get(x, fd))
-            ev |= POLLPRI;
-        if (ev == 0)
-            continue;
-        out[n].fd = fd;
-        out[n].events = ev;
-        out[n].revents = 0;
-        n++;
-    }
-    return n;
-}
-
-/* True when a descriptor of the sets is managed. */
-static bool sets_managed(int nfds, fd_set *r, fd_set *w, fd_set *x)
-{
-    for (int fd = 0; fd < nfds; fd++) {
-        if (!(bit_get(r, fd) || bit_get(w, fd) || bit_get(x, fd)))
-            continue;
-        struct shim_sock *s = fdtab_get(fd);
-        if (s != NULL) {
-            shim_sock_unref(s);
-            return true;
-        }
-    }
-    return false;
-}
-
-/*
- * The results of poll as select gives them, with the kernel's rules:
- * readable = IN|HUP|ERR, writable = OUT|ERR, exceptional = PRI. A
- * POLLNVAL makes the call fail with EBADF. Returns the number of bits set.
- */
-static int pollfds_to_sets(const struct pollfd *p, nfds_t n, int nfds,
-                           fd_set *r, fd_set *w, fd_set *x)
-{
-    for (nfds_t i = 0; i < n; i++) {
-        if (p[i].revents & POLLNVAL) {
-            errno = EBADF;
-            return -1;
-        }
-    }
-    bits_zero(r, nfds);
-    bits_zero(w, nfds);
-    bits_zero(x, nfds);
-    int count = 0;
-    for (nfds_t i = 0; i < n; i++) {
-        short ev = p[i].events, rev = p[i].revents;
-        if ((ev & POLLIN) && (rev & (POLLIN | POLLHUP | POLLERR))) {
-            bit_set(r, p[i].fd);
-            count++;
-        }
-        if ((ev & POLLOUT) && (rev & (POLLOUT | POLLERR))) {
-            bit_set(w, p[i].fd);
-            count++;
-        }
-        if ((ev & POLLPRI) && (rev & POLLPRI)) {
-            bit_set(x, p[i].fd);
-            count++;
-        }
-    }
-    return count;
-}
-
-/*
- * select/pselect through the poll core when a managed descriptor is in a
- * set; otherwise the real call, untouched. nfds is already clamped. left
- * (select only) receives the time not used, as Linux does.
- */
-static int select_any(int nfds, fd_set *r, fd_set *w, fd_set *x,
-                      const struct timespec *tmo, const sigset_t *mask,
-                      struct timeval *left)
-{
-    struct timespec deadline = deadline_after_ts(tmo);
-    struct pollfd *p = malloc((size_t)nfds * sizeof(*p));
-    if (p == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
-    nfds_t n = sets_to_pollfds(nfds, r, w, x, p);
-    struct shim_sock **socks = calloc(n > 0 ? n : 1, sizeof(*socks));
-    struct pollfd *k = malloc((n > 0 ? n : 1) * sizeof(*k));
-    int rc = -1;
-    if (socks == NULL || k == NULL) {
-        errno = ENOMEM;
-    } else {
-        for (nfds_t i = 0; i < n; i++)
-            socks[i] = fdtab_get(p[i].fd);
-        rc = poll_managed(p, k, socks, n, tmo != NULL ? &deadline : NULL,
-                          mask);
-        if (rc >= 0)
-            rc = pollfds_to_sets(p, n, nfds, r, w, x);
-        for (nfds_t i = 0; i < n; i++)
-            shim_sock_unref(socks[i]);
-    }
-    int saved = errno;
-    if (left != NULL && tmo != NULL) {
-        int ms = shim_ms_until(&deadline);
-        left->tv_sec = ms / 1000;
-        left->tv_usec = (ms % 1000) * 1000;
-    }
-    free(k);
-    free(socks);
-    free(p);
-    errno = saved;
-    return rc;
-}
-
-static int shim_select(int nfds, fd_set *r, fd_set *w, fd_set *x,
-                       struct timeval *tv)
-{
-    if (nfds <= 0 || !sets_managed(nfds_clamp(nfds), r, w, x))
-        return REAL(select)(nfds, r, w, x, tv);
-    nfds = nfds_clamp(nfds);
-    if (tv != NULL && (tv->tv_sec < 0 || tv->tv_usec < 0)) {
-        errno = EINVAL;
-        return -1;
-    }
-    struct timespec ts;
-    if (tv != NULL) {
-        /* Linux normalises an oversized tv_usec the same way. */
-        ts.tv_sec = tv->tv_sec + tv->tv_usec / 1000000;
-        ts.tv_nsec = (long)(tv->tv_usec % 1000000) * 1000L;
-    }
-    return select_any(nfds, r, w, x, tv != NULL ? &ts : NULL, NULL, tv);
-}
-
-static int shim_pselect(int nfds, fd_set *r, fd_set *w, fd_set *x,
-                        const struct timespec *tmo, const sigset_t *mask)
-{
-    if (nfds <= 0 || !sets_managed(nfds_clamp(nfds), r, w, x))
-        return REAL(pselect)(nfds, r, w, x, tmo, mask);
-    nfds = nfds_clamp(nfds);
-    if (!timeout_valid(tmo)) {
-        errno = EINVAL;
-        return -1;
-    }
-    return select_any(nfds, r, w, x, tmo, mask, NULL);
-}
-
-SS_EXPORT int select(int nfds, fd_set *restrict r, fd_set *restrict w,
-                     fd_set *restrict x, struct timeval *restrict tv)
-{
-    return shim_select(nfds, r, w, x, tv);
-}
-
-SS_EXPORT int pselect(int nfds, fd_set *restrict r, fd_set *restrict w,
-                      fd_set *restrict x,
-                      const struct timespec *restrict tmo,
-                      const sigset_t *restrict mask)
-{
-    return shim_pselect(nfds, r, w, x, tmo, mask);
-}
 
 /* --- epoll ------------------------------------------------------------------ */
 
@@ -679,7 +185,7 @@ static int move_registered(struct ep_set *e, int *kfd, struct shim_owned *o,
 static struct epoll_event reg_kernel_event(const struct ep_reg *g,
                                            uint32_t os);
 
-/* shim_owned.move of the descriptors events.c owns: a set's wake-up
+/* shim_owned.move of the descriptors epoll.c owns: a set's wake-up
  * eventfd or a registration's private duplicate, found by number. */
 static int move_owned(int fd)
 {
@@ -866,9 +372,9 @@ static short reg_want(const struct ep_reg *g)
 static uint32_t reg_look(struct ep_set *e, struct ep_reg *g, short kernel,
                          int *cap)
 {
-    struct probe p = {reg_want(g), kernel, 0, false, *cap};
+    struct shim_probe p = {reg_want(g), kernel, 0, false, *cap};
     shim_sock_lock(g->s);
-    short rev = sock_revents(g->s, &p);
+    short rev = shim_revents(g->s, &p);
     shim_sock_unlock(g->s);
     *cap = p.cap_ms;
     rev &= (short)(p.want | POLLERR | POLLHUP);
@@ -971,7 +477,7 @@ static int epoll_managed(struct ep_set *e, struct epoll_event *out, int max,
         e->pass++;
         int n = collect_ready(e, out, max, &cap);
         pthread_mutex_unlock(&e->lock);
-        int ms = n > 0 ? 0 : ms_min(ms_left(deadline), cap);
+        int ms = n > 0 ? 0 : shim_ms_min(shim_ms_left(deadline), cap);
         if (n == max) {
             atomic_fetch_sub(&e->waiters, 1);
             return n;
@@ -986,7 +492,7 @@ static int epoll_managed(struct ep_set *e, struct epoll_event *out, int max,
         pthread_mutex_lock(&e->lock);
         n = translate(e, out, n, got);
         pthread_mutex_unlock(&e->lock);
-        if (n > 0 || (deadline != NULL && ms_left(deadline) == 0))
+        if (n > 0 || (deadline != NULL && shim_ms_left(deadline) == 0))
             return n;
     }
 }
@@ -1001,7 +507,7 @@ static int epoll_any(int epfd, struct epoll_event *out, int max,
             return REAL_OPTIONAL(epoll_pwait2)(epfd, out, max, tmo, mask);
         return epoll_real(epfd, out, max, ms, mask);
     }
-    struct timespec deadline = deadline_after_ts(tmo);
+    struct timespec deadline = shim_deadline_after_ts(tmo);
     int r = epoll_managed(e, out, max, tmo != NULL ? &deadline : NULL, mask);
     int saved = errno;
     set_put(e);
@@ -1022,7 +528,7 @@ static int shim_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
     /* Where libc lacks it, every set answers ENOSYS, managed or not. */
     if (!REAL_PRESENT(epoll_pwait2))
         return REAL_OPTIONAL(epoll_pwait2)(epfd, ev, max, tmo, mask);
-    if (!timeout_valid(tmo)) {
+    if (!shim_timeout_valid(tmo)) {
         errno = EINVAL;
         return -1;
     }
@@ -1478,20 +984,4 @@ static void events_fork_child(void)
 __attribute__((constructor)) static void events_init(void)
 {
     pthread_atfork(NULL, NULL, events_fork_child);
-}
-
-/* --- libc's public aliases of interposed names ------------------------------ */
-
-/* glibc exports __poll and __select as public aliases (GLIBC_2.2.5); a
- * program linked against one gets the same readiness rules
- * (docs/shim.md, "What is interposed"). */
-SS_EXPORT int __poll(struct pollfd *fds, nfds_t n, int ms)
-{
-    return shim_poll(fds, n, ms);
-}
-
-SS_EXPORT int __select(int nfds, fd_set *restrict r, fd_set *restrict w,
-                       fd_set *restrict x, struct timeval *restrict tv)
-{
-    return shim_select(nfds, r, w, x, tv);
 }

@@ -1,5 +1,5 @@
 /*
- * stdio.c - stdio streams over managed sockets.
+ * streams.c - stdio streams over managed sockets.
  *
  * glibc's stdio does its I/O through internal aliases of read/write/close
  * that no preloaded library can interpose, so a FILE over a managed socket
@@ -24,7 +24,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "fdtab.h"
+#include "io.h"
+#include "real.h"
+#include "sock.h"
+#include "sockets.h"
+#include "streams.h"
 
 static ssize_t cookie_read(void *cookie, char *buf, size_t len)
 {

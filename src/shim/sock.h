@@ -1,0 +1,159 @@
+/*
+ * sock.h - the managed socket: its private descriptor, the stand-in that
+ * takes the program's number, its lifetime (sock.c).
+ *
+ * Lock order (no shim lock is held while waiting for the OS):
+ *   policy_lock (process.c) and resolve_lock (resolve.c) are leaves;
+ *   fdtab stripe locks (fdtab.c) are leaves;
+ *   sock_list_lock (sock.c) -> shim_sock.lock   (only at fork and exit)
+ *   ep_lock -> an epoll set's lock -> shim_sock.lock (epoll.c)
+ *   shim_sock.lock -> linger_lock (linger.c: a last close hands the
+ *                     connection over while holding the sock's lock)
+ *   shim_sock.lock -> the engine's log lock
+ * pthread_atfork takes them all in that order, linger_lock after every
+ * sock lock and the log lock last (fork_prepare in process.c).
+ */
+#ifndef SECSHIM_SHIM_SOCK_H
+#define SECSHIM_SHIM_SOCK_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "secshim/conn.h"
+#include "secshim/policy.h"
+
+struct shim_sock;
+
+/* A descriptor the shim owns, as it was when the shim made it: a number
+ * whose device and inode no longer match is not the shim's any more (the
+ * program closed it with a raw syscall and the number was reused). */
+struct shim_owned {
+    dev_t dev;
+    ino_t ino;
+    struct shim_sock *sock; /* the connection it carries, or NULL */
+    /* Moves the shim's use of descriptor fd to another number (the program
+     * dup2()s onto fd): 0 or -1 with errno. Set by the owner. */
+    int (*move)(int fd);
+};
+
+/* Fills o for fd (fstat), with no move function; false when fd is not
+ * open. */
+bool shim_owned_record(struct shim_owned *o, int fd, struct shim_sock *s);
+/* Whether fd is still what o recorded. */
+bool shim_owned_still(const struct shim_owned *o, int fd);
+
+/*
+ * One managed TCP socket: the TLS connection of one kernel socket, shared
+ * by every program descriptor dup'ed from it. The kernel socket itself is
+ * held only by priv_fd, a descriptor the shim owns; the program's numbers
+ * point at an inert stand-in (docs/design.md, "The program's descriptor
+ * never reaches the wire").
+ */
+struct shim_sock {
+    /* One per fdtab slot plus one per call in flight; the last frees. */
+    atomic_int refs;
+    /* The process that used the connection last since the last fork (0:
+     * none yet): only it sends close_notify. Guarded by lock. */
+    pid_t owner;
+
+    /* Guards every field below. Never held across a wait; only the
+     * engine's log lock is taken while holding it. */
+    pthread_mutex_t lock;
+    pthread_cond_t hs_cond;    /* the handshake driver finished a step */
+    struct ss_conn *conn;      /* owned */
+    int priv_fd;               /* the TCP socket; owned, close-on-exec */
+    struct shim_owned priv_own; /* what priv_fd is, for fdtab's owned table */
+    enum ss_direction dir;
+    int nfds;                  /* program descriptors pointing here */
+    bool hs_busy;              /* a thread is waiting for the handshake */
+    bool failed;               /* never again carries data */
+    int fail_errno;            /* what I/O returns once failed */
+    bool so_error_read;        /* SO_ERROR reported fail_errno once: like
+                                  the kernel's, it reads 0 from then on */
+    bool nonblocking_connect;  /* EINPROGRESS connect: issue 4 drives it */
+    bool closed;               /* the last descriptor was closed */
+    bool established;          /* the handshake's end was announced */
+    bool tcp_connecting;       /* non-blocking connect: TCP not done yet */
+    struct timespec hs_deadline; /* handshake-timeout, from connect/accept */
+    char peer[320];            /* "HOST:PORT" for messages */
+
+    /* Guarded by the list lock in sock.c. */
+    struct shim_sock *list_prev, *list_next;
+
+    /* epoll.c: registrations of this socket in epoll sets it tracks, so
+     * that I/O on a socket in no set costs one load there. */
+    atomic_int ep_regs;
+    /* Guarded by linger_lock (linger.c): the bounded linger that delivers
+     * what was accepted after the last close (docs/shim.md, "close"). */
+    enum shim_linger { LINGER_NONE, LINGER_ACTIVE, LINGER_DONE } linger;
+    int linger_wait_ms;        /* SO_LINGER's l_linger: close() waits */
+    struct timespec linger_deadline;
+    struct shim_sock *linger_next;
+};
+
+/* A new sock with one reference (the caller's), owning conn and priv_fd
+ * (which it marks as the shim's own). Returns NULL with errno ENOMEM (conn
+ * is then freed; priv_fd is the caller's to close). */
+struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
+                                const char *peer, int priv_fd);
+
+void shim_sock_ref(struct shim_sock *s);
+/* Drops a reference; the last one frees the conn and closes the private
+ * descriptor (if it is still the shim's). Keeps errno. NULL is allowed. */
+void shim_sock_unref(struct shim_sock *s);
+
+/* Locks s for an engine call (the caller's process then owns the
+ * connection, see the fork rule in docs/shim.md). */
+void shim_sock_lock(struct shim_sock *s);
+void shim_sock_unlock(struct shim_sock *s);
+
+/* Counts a program descriptor in (+1) or out (-1). The last one out marks
+ * s closed and, in the owning process, sends close_notify (best effort,
+ * non-blocking). */
+void shim_sock_count_fd(struct shim_sock *s, int delta);
+
+/* Whether s->priv_fd is still the socket s was made with (fstat): false
+ * once a raw syscall closed it and the number was reused. */
+bool shim_sock_private_ours(const struct shim_sock *s);
+
+/* The endpoint's name, for messages. */
+const char *shim_sock_endpoint(const struct shim_sock *s);
+
+/* A close-on-exec duplicate of fd in the private range (above FD_SETSIZE
+ * where the limit allows; for_connection: the soft RLIMIT_NOFILE may be
+ * raised once for it). Returns the descriptor, or -1 with errno (EMFILE
+ * when none is free). */
+int shim_private_dup(int fd, bool for_connection);
+
+
+/* Re-points fd at a fresh unconnected TCP socket of family that carries
+ * fd's file status flags and close-on-exec flag. Returns 0 or -1 with
+ * errno (fd is then unchanged). */
+int shim_standin_install(int fd, int family);
+
+/* This process's pid as the shim knows it (cached; the fork handler
+ * updates it). The constructor calls it first, so the cache is set. */
+pid_t shim_self_pid(void);
+
+/* True in a vfork() child (or a raw clone() child) between the clone and
+ * its exec: the cached pid is the parent's, which shares this memory.
+ * Takes no lock and writes nothing. */
+bool shim_in_vfork_child(void);
+
+void shim_sock_fork_prepare(void);
+void shim_sock_fork_parent(void);
+void shim_sock_fork_child(void);
+
+/* The engine I/O used for every conn the shim makes (real recv/send on the
+ * private descriptor). */
+extern const struct ss_io_ops shim_io;
+
+/* Calls fn on every live sock of this process that is neither closed
+ * nor failed, each with a reference taken that fn must drop (process
+ * exit, linger.c). Takes no sock lock while calling fn. */
+void shim_sock_for_each_open(void (*fn)(struct shim_sock *s));
+
+#endif
