@@ -330,13 +330,31 @@ static bool reg_et(const struct ep_reg *g)
     return (g->events & EPOLLET) != 0;
 }
 
+/* An EPOLLEXCLUSIVE registration: the kernel wakes one of the sets that
+ * hold the socket so. The kernel takes EPOLLEXCLUSIVE only with IN, OUT,
+ * ERR, HUP and ET, never with ONESHOT or RDHUP, so its kernel
+ * registration is a permanent edge-triggered one (reported as the
+ * program asked, level or edge, by reg_look). */
+static bool reg_exclusive(const struct ep_reg *g)
+{
+    return (g->events & EPOLLEXCLUSIVE) != 0;
+}
+
+/* Whether g's kernel registration is edge-triggered and never re-armed. */
+static bool reg_kernel_edge(const struct ep_reg *g)
+{
+    return reg_et(g) || reg_exclusive(g);
+}
+
 /* The kernel registration's events for g asking for os (poll bits). */
 static struct epoll_event reg_kernel_event(const struct ep_reg *g,
                                            uint32_t os)
 {
-    struct epoll_event ev = {.events = reg_et(g) ? ET_KERNEL | EPOLLET
-                                                 : os | EPOLLONESHOT,
-                             .data.u64 = g->token};
+    uint32_t events = reg_exclusive(g)
+                          ? EPOLLIN | EPOLLOUT | EPOLLET | EPOLLEXCLUSIVE
+                      : reg_et(g) ? ET_KERNEL | EPOLLET
+                                  : os | EPOLLONESHOT;
+    struct epoll_event ev = {.events = events, .data.u64 = g->token};
     return ev;
 }
 
@@ -344,7 +362,7 @@ static struct epoll_event reg_kernel_event(const struct ep_reg *g,
  * edge-triggered one stays armed for good. Called with the set locked. */
 static void reg_arm(struct ep_set *e, struct ep_reg *g, uint32_t os)
 {
-    if (g->kern_armed && (reg_et(g) || g->kern_events == os))
+    if (g->kern_armed && (reg_kernel_edge(g) || g->kern_events == os))
         return;
     struct epoll_event ev = reg_kernel_event(g, os);
     if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_MOD, g->kfd, &ev) == 0) {
@@ -627,6 +645,10 @@ static int ctl_managed(struct ep_set *e, int op, int fd, struct shim_sock *s,
             errno = ENOENT;
             return -1;
         }
+        if (reg_exclusive(g)) {
+            errno = EINVAL; /* the kernel's answer for an exclusive one */
+            return -1;
+        }
         return ctl_mod(e, g, ev);
     case EPOLL_CTL_DEL:
         if (g == NULL) {
@@ -645,9 +667,8 @@ static int ctl_managed(struct ep_set *e, int op, int fd, struct shim_sock *s,
 /*
  * epoll_ctl: unmanaged descriptors pass through with their data as
  * given; a managed one gets a registration record in the set of epfd.
- * EPOLLEXCLUSIVE on a managed socket is accepted and has no effect beyond
- * the kernel's checks (only one epoll set can usefully drive a TLS
- * connection anyway).
+ * EPOLLEXCLUSIVE keeps the kernel's meaning (reg_exclusive): its kernel
+ * registration is exclusive too, so one of the sets is woken.
  */
 /* --- registrations made before connect() ------------------------------------ */
 

@@ -250,6 +250,42 @@ static int two_dups(int fd, int ep)
     return 0;
 }
 
+/* Two epoll sets, each with its own thread in epoll_wait, hold the socket
+ * with EPOLLEXCLUSIVE; the peer sends once: the kernel wakes one. */
+struct excl_waiter {
+    int ep;
+    int woken;
+};
+
+static void *excl_wait(void *arg)
+{
+    struct excl_waiter *w = arg;
+    struct epoll_event ev;
+    w->woken = wait1(w->ep, &ev, 1, 3000) == 1;
+    return NULL;
+}
+
+static int exclusive(int fd, int ep)
+{
+    nonblock(fd);
+    struct excl_waiter w[2] = {{ep, 0}, {epoll_create1(EPOLL_CLOEXEC), 0}};
+    if (w[1].ep < 0 || add(w[0].ep, fd, EPOLLIN | EPOLLEXCLUSIVE, 1) != 0 ||
+        add(w[1].ep, fd, EPOLLIN | EPOLLEXCLUSIVE, 2) != 0)
+        die("epoll_ctl EPOLLEXCLUSIVE");
+    struct epoll_event mod = {.events = EPOLLIN, .data.u64 = 1};
+    int m = epoll_ctl(w[0].ep, EPOLL_CTL_MOD, fd, &mod);
+    printf("mod of an exclusive registration: %s\n",
+           m == 0 ? "ok" : errno == EINVAL ? "EINVAL" : strerror(errno));
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, excl_wait, &w[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    printf("woken %d of 2\n", w[0].woken + w[1].woken);
+    printf("drained %ld\n", drain(fd));
+    return 0;
+}
+
 #define HIGH_FD 1500
 #define HIGH_NFDS (HIGH_FD + 1)
 #define HIGH_WORDS ((HIGH_NFDS + 63) / 64 + 2)
@@ -316,6 +352,8 @@ int main(int argc, char **argv)
         return dup_close(fd, ep);
     if (strcmp(mode, "two-dups") == 0)
         return two_dups(fd, ep);
+    if (strcmp(mode, "exclusive") == 0)
+        return exclusive(fd, ep);
     fprintf(stderr, "ev_epoll_exact: unknown mode %s\n", mode);
     return 2;
 }

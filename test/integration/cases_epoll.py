@@ -84,6 +84,17 @@ def epoll_two_dups_in_one_set(c):
 
 
 @case
+def epoll_exclusive_wakes_one_set(c):
+    """Two epoll sets, each with a thread in epoll_wait, hold the socket
+    with EPOLLEXCLUSIVE; the peer sends once: as over plain TCP one set is
+    woken, and EPOLL_CTL_MOD of an exclusive registration is EINVAL
+    (before, EPOLLEXCLUSIVE had no effect on a managed socket: both
+    woke)."""
+    out = exact_both(c, "exclusive", "--send", "0.3:100")
+    check("woken 1 of 2" in out, "plain TCP: %s" % out)
+
+
+@case
 def select_nfds_above_fd_setsize(c):
     """select() with nfds 1501 over a large fd_set array, the managed
     socket dup2()ed to 1500: it sleeps until the peer sends, reports the
