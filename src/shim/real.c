@@ -139,6 +139,8 @@ static void real_bind_all(void)
     BIND(fdopen, "fdopen");
     BIND(gethostbyname2, "gethostbyname2");
     BIND(gethostbyname2_r, "gethostbyname2_r");
+    BIND(rcmd_af, "rcmd_af");
+    BIND(rexec_af, "rexec_af");
     BIND(vdprintf, "vdprintf");
     BIND(__vdprintf_chk, "__vdprintf_chk");
     BIND(preadv, "preadv");

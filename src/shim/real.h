@@ -90,6 +90,10 @@ struct real_fns {
                         char *const[], char *const[]);
     FILE *(*fdopen)(int, const char *);
     struct hostent *(*gethostbyname2)(const char *, int);
+    int (*rcmd_af)(char **, unsigned short, const char *, const char *,
+                   const char *, int *, sa_family_t);
+    int (*rexec_af)(char **, int, const char *, const char *, const char *,
+                    int *, sa_family_t);
     int (*gethostbyname2_r)(const char *, int, struct hostent *, char *,
                             size_t, struct hostent **, int *);
     /* io.c: the remaining ways to send and receive (issue 7, part 3) */

@@ -20,6 +20,7 @@
  *   SNI and checked name for endpoints given as an address, a prefix or
  *   `*`, and only when the address has exactly one name in it.
  */
+#include "process.h"
 #include "real.h"
 #include "resolve.h"
 
@@ -526,4 +527,97 @@ SS_EXPORT int getaddrinfo(const char *restrict node,
                           struct addrinfo **restrict res)
 {
     return shim_getaddrinfo(node, service, hints, res);
+}
+
+/* --- rcmd and rexec: connections the shim cannot carry ---------------------- */
+
+/*
+ * glibc's rcmd and rexec connect with its internal connect, which no
+ * preloaded library sees: to a TLS destination they would send the user
+ * names, the password and the command in clear. There they are refused
+ * (fail closed, docs/shim.md "Every path to the wire"); anywhere else
+ * they are libc's, untouched. True when host:port (network order) is a
+ * TLS destination; logs why once per call.
+ */
+static bool legacy_to_tls(const char *call, const char *host,
+                          uint16_t port_net, sa_family_t af)
+{
+    struct ss_policy *p = shim_policy_get();
+    if (p == NULL || host == NULL) {
+        ss_policy_unref(p);
+        return false;
+    }
+    struct addrinfo hints = {.ai_family = af, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    const struct ss_endpoint *ep = NULL;
+    if (REAL(getaddrinfo)(host, NULL, &hints, &res) == 0) {
+        for (struct addrinfo *ai = res; ai != NULL && ep == NULL;
+             ai = ai->ai_next) {
+            char name[256];
+            if (ai->ai_family == AF_INET)
+                ((struct sockaddr_in *)ai->ai_addr)->sin_port = port_net;
+            else if (ai->ai_family == AF_INET6)
+                ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = port_net;
+            else
+                continue;
+            ep = resolve_match_connect(p, ai->ai_addr, ai->ai_addrlen, name,
+                                       sizeof(name));
+        }
+        freeaddrinfo(res);
+    }
+    if (ep != NULL)
+        ss_log(SS_LOG_ERROR, "endpoint '%s': %s to %s port %u refused: glibc "
+               "connects it where the shim cannot make it TLS", ep->name,
+               call, host, ntohs(port_net));
+    ss_policy_unref(p);
+    return ep != NULL;
+}
+
+static int shim_rcmd_af(char **ahost, unsigned short inport,
+                        const char *locuser, const char *remuser,
+                        const char *cmd, int *fd2p, sa_family_t af)
+{
+    if (ahost != NULL && legacy_to_tls("rcmd", *ahost, inport, af)) {
+        errno = ECONNREFUSED;
+        return -1;
+    }
+    return REAL(rcmd_af)(ahost, inport, locuser, remuser, cmd, fd2p, af);
+}
+
+static int shim_rexec_af(char **ahost, int rport, const char *name,
+                         const char *pass, const char *cmd, int *fd2p,
+                         sa_family_t af)
+{
+    if (ahost != NULL &&
+        legacy_to_tls("rexec", *ahost, (uint16_t)rport, af)) {
+        errno = ECONNREFUSED;
+        return -1;
+    }
+    return REAL(rexec_af)(ahost, rport, name, pass, cmd, fd2p, af);
+}
+
+SS_EXPORT int rcmd_af(char **ahost, unsigned short inport,
+                      const char *locuser, const char *remuser,
+                      const char *cmd, int *fd2p, sa_family_t af)
+{
+    return shim_rcmd_af(ahost, inport, locuser, remuser, cmd, fd2p, af);
+}
+
+SS_EXPORT int rcmd(char **ahost, unsigned short inport, const char *locuser,
+                   const char *remuser, const char *cmd, int *fd2p)
+{
+    return shim_rcmd_af(ahost, inport, locuser, remuser, cmd, fd2p, AF_INET);
+}
+
+SS_EXPORT int rexec_af(char **ahost, int rport, const char *name,
+                       const char *pass, const char *cmd, int *fd2p,
+                       sa_family_t af)
+{
+    return shim_rexec_af(ahost, rport, name, pass, cmd, fd2p, af);
+}
+
+SS_EXPORT int rexec(char **ahost, int rport, const char *name,
+                    const char *pass, const char *cmd, int *fd2p)
+{
+    return shim_rexec_af(ahost, rport, name, pass, cmd, fd2p, AF_INET);
 }

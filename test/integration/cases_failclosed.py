@@ -280,3 +280,34 @@ def audit_io_exports(c):
            % (libc, len(names), len(fail_closed)))
     check(not missing, "not interposed and not documented as failing "
           "closed: %s" % ", ".join(missing))
+
+
+def legacy_call_case(call):
+    def run(c):
+        with PlainEchoOn("127.0.0.1") as server:
+            secret = "SECSHIM-SECRET-%s" % os.urandom(8).hex()
+            argv = [need_app(c, "legacy_rcmd"), call, "127.0.0.1",
+                    str(server.port), secret]
+            plain = c.run("plain-" + call, argv, c.env(preload=False))
+            check(secret.encode() in server.received, "the control: %s "
+                  "without the shim did not reach the listener (%s)"
+                  % (call, plain.out().strip()))
+            server.received = b""
+            pol = c.policy(client_ep(c.suite, server.port, host="127.0.0.1"))
+            proc = c.run(call, argv, c.env(pol))
+            check("call: -1 Connection refused" in proc.out(), "%s to a TLS "
+                  "endpoint was not refused: %s" % (call, proc.out().strip()))
+            check(secret.encode() not in server.received, "the secret "
+                  "reached the TLS endpoint in clear")
+            check(re.search(r"endpoint 'cli': %s to 127\.0\.0\.1 port \d+ "
+                            r"refused" % call, proc.err()),
+                  "the shim did not say why")
+    run.__doc__ = ("%s to a TLS endpoint (glibc connects it internally, "
+                   "where the shim cannot make it TLS) is refused; without "
+                   "the shim the secret reaches the listener (the control)"
+                   % call)
+    return run
+
+
+for _call in ("rcmd", "rexec"):
+    case(legacy_call_case(_call), name="failclosed_legacy_" + _call)
