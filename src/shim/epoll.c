@@ -116,18 +116,7 @@ static int move_owned(int fd);
  * records it). Returns it or -1 with errno. */
 static int own_private(int fd, struct shim_owned *o)
 {
-    int priv = shim_private_dup(fd, false);
-    if (priv < 0)
-        return -1;
-    if (!shim_owned_record(o, priv, NULL)) {
-        int saved = errno;
-        REAL(close)(priv);
-        errno = saved;
-        return -1;
-    }
-    o->move = move_owned;
-    fdtab_own(priv, o);
-    return priv;
+    return shim_own_private(fd, o, NULL, move_owned, false);
 }
 
 static void own_close(int fd)

@@ -226,11 +226,6 @@ size_t fdtab_managed_fds(int *fds, size_t max)
 
 /* --- descriptors the shim owns ---------------------------------------------- */
 
-bool fdtab_owned(int fd)
-{
-    return slot_used(&owned, fd);
-}
-
 void fdtab_own(int fd, struct shim_owned *o)
 {
     void *old;

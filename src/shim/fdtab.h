@@ -35,11 +35,11 @@ size_t fdtab_managed_fds(int *fds, size_t max);
  * such as the log. The interposed close/close_range/closefrom/dup leave
  * them alone while they are still the shim's (fdtab_ours). o must live
  * until fdtab_disown. */
-bool fdtab_owned(int fd);
 void fdtab_own(int fd, struct shim_owned *o);
 void fdtab_disown(int fd);
 /* Whether fd is owned and still what the shim made (fstat); an entry whose
- * number was reused behind the shim's back is dropped. */
+ * number was reused behind the shim's back is dropped. One load, no lock
+ * and no system call when fd is not owned. */
 bool fdtab_ours(int fd);
 /* The sock whose private descriptor is fd, with a reference; else NULL. */
 struct shim_sock *fdtab_owner_get(int fd);

@@ -42,16 +42,11 @@ static int log_take(int fd)
 {
     if (fd < 0)
         return -1;
-    int copy = shim_private_dup(fd, false);
-    if (copy < 0 || !shim_owned_record(&log_own, copy, NULL)) {
-        if (copy >= 0)
-            REAL(close)(copy);
+    int copy = shim_own_private(fd, &log_own, NULL, shim_log_relocate, false);
+    if (copy < 0)
         return fd == log_kept ? fd : -1; /* keep what we had, or nothing */
-    }
     int old = log_kept;
     log_kept = copy;
-    log_own.move = shim_log_relocate;
-    fdtab_own(copy, &log_own);
     if (old >= 0 && old == fd) {
         fdtab_disown(old);
         REAL(close)(old);

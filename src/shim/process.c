@@ -547,7 +547,7 @@ static void shim_closefrom(int lowfd)
          * by one; so does the shim, skipping its own. */
         long open_max = sysconf(_SC_OPEN_MAX);
         for (long fd = first; fd < open_max; fd++)
-            if (!fdtab_owned((int)fd) || !fdtab_ours((int)fd))
+            if (!fdtab_ours((int)fd))
                 REAL(close)((int)fd);
     }
 }

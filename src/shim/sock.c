@@ -129,6 +129,23 @@ int shim_private_dup(int fd, bool for_connection)
     return priv;
 }
 
+int shim_own_private(int fd, struct shim_owned *o, struct shim_sock *s,
+                     int (*move)(int fd), bool for_connection)
+{
+    int copy = shim_private_dup(fd, for_connection);
+    if (copy < 0)
+        return -1;
+    if (!shim_owned_record(o, copy, s)) {
+        int e = errno;
+        REAL(close)(copy);
+        errno = e;
+        return -1;
+    }
+    o->move = move;
+    fdtab_own(copy, o);
+    return copy;
+}
+
 bool shim_owned_record(struct shim_owned *o, int fd, struct shim_sock *s)
 {
     struct stat st;
@@ -160,22 +177,13 @@ static int sock_relocate(struct shim_sock *s)
 {
     pthread_mutex_lock(&s->lock);
     int old = s->priv_fd;
-    int fresh = shim_private_dup(old, true);
+    int fresh = shim_own_private(old, &s->priv_own, s, private_move, true);
     if (fresh < 0) {
         int e = errno;
         pthread_mutex_unlock(&s->lock);
         errno = e;
         return -1;
     }
-    if (!shim_owned_record(&s->priv_own, fresh, s)) {
-        int e = errno;
-        REAL(close)(fresh);
-        pthread_mutex_unlock(&s->lock);
-        errno = e;
-        return -1;
-    }
-    s->priv_own.move = private_move;
-    fdtab_own(fresh, &s->priv_own);
     s->priv_fd = fresh;
     ss_conn_set_fd(s->conn, fresh);
     fdtab_disown(old);

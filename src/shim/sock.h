@@ -39,6 +39,12 @@ struct shim_owned {
     int (*move)(int fd);
 };
 
+/* A duplicate of fd in the private range (shim_private_dup), recorded in o
+ * (owner s or NULL, move function move) and marked the shim's own in the
+ * fdtab. Returns it, or -1 with errno. */
+int shim_own_private(int fd, struct shim_owned *o, struct shim_sock *s,
+                     int (*move)(int fd), bool for_connection);
+
 /* Fills o for fd (fstat), with no move function; false when fd is not
  * open. */
 bool shim_owned_record(struct shim_owned *o, int fd, struct shim_sock *s);

@@ -73,14 +73,9 @@ static void peer_text(const struct sockaddr *sa, const char *name, char *out,
         snprintf(out, len, "%s:%u", addr, port);
 }
 
-/* The host alone (name, else address text) for ss_conn_new. */
-static void host_text(const struct sockaddr *sa, const char *name, char *out,
-                      size_t len)
+/* The address alone as text, for ss_conn_new of an accepted socket. */
+static void host_text(const struct sockaddr *sa, char *out, size_t len)
 {
-    if (name != NULL) {
-        snprintf(out, len, "%s", name);
-        return;
-    }
     const void *a = sa->sa_family == AF_INET6
         ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
         : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
@@ -107,8 +102,9 @@ static int socket_family(int fd)
  * it, fd is re-pointed at a stand-in, and the conn is made over the
  * private descriptor. Returns the new sock with the caller's reference, or
  * NULL with errno (EMFILE: no descriptor for either; ENOMEM; EPROTO: the
- * engine refused). On NULL fd is either untouched (still the real socket,
- * the caller shuts it down) or already the stand-in.
+ * engine refused). On NULL fd is still the real socket, for the caller to
+ * shut down or close: the stand-in is the last step, and it cannot fail
+ * halfway.
  */
 static struct shim_sock *manage(int fd, struct ss_policy *p,
                                 const struct ss_endpoint *ep,
@@ -192,10 +188,11 @@ static int secure_connect(int fd, const struct sockaddr *addr,
         ss_policy_unref(p);
         return 0;
     }
-    char host[256], peer[320];
-    host_text(addr, name, host, sizeof(host));
+    /* name is what resolve_match_connect chose to send and check (a name,
+     * or the address as text): the conn's host already. */
+    char peer[320];
     peer_text(addr, name, peer, sizeof(peer));
-    struct shim_sock *s = manage(fd, p, ep, SS_DIR_CONNECT, host, peer);
+    struct shim_sock *s = manage(fd, p, ep, SS_DIR_CONNECT, name, peer);
     ss_policy_unref(p); /* the conn holds its own reference */
     if (s == NULL) {
         int e = errno;
@@ -303,7 +300,7 @@ static struct shim_sock *manage_accepted(int fd, bool *matched)
     *matched = true;
     char host[256] = "?", peer[320] = "?";
     if (REAL(getpeername)(fd, (struct sockaddr *)&remote, &rlen) == 0) {
-        host_text((struct sockaddr *)&remote, NULL, host, sizeof(host));
+        host_text((struct sockaddr *)&remote, host, sizeof(host));
         peer_text((struct sockaddr *)&remote, NULL, peer, sizeof(peer));
     }
     struct shim_sock *s = manage(fd, p, ep, SS_DIR_LISTEN, host, peer);
@@ -413,7 +410,7 @@ static int refuse_owned(void)
  * makes it wait (linger_close_wait). */
 int shim_close(int fd)
 {
-    if (fdtab_owned(fd) && fdtab_ours(fd)) /* one load when not owned */
+    if (fdtab_ours(fd)) /* one load when not owned */
         return refuse_owned();
     events_fd_closing(fd); /* one load when no epoll set is tracked */
     struct shim_sock *s = fdtab_get(fd); /* one load when not managed */
@@ -467,7 +464,7 @@ SS_EXPORT int shutdown(int fd, int how)
  * hand the program the TCP connection itself. */
 static int shim_dup(int old)
 {
-    if (fdtab_owned(old) && fdtab_ours(old))
+    if (fdtab_ours(old))
         return refuse_owned();
     struct shim_sock *s = fdtab_get(old);
     int fd = REAL(dup)(old);
@@ -491,7 +488,7 @@ SS_EXPORT int dup(int old)
  */
 static int make_room(int new)
 {
-    if (!fdtab_owned(new) || !fdtab_ours(new))
+    if (!fdtab_ours(new))
         return 0;
     return fdtab_move_owned(new);
 }
@@ -503,7 +500,7 @@ static int make_room(int new)
  */
 static int shim_dup3(int old, int new, int flags, bool three)
 {
-    if (fdtab_owned(old) && fdtab_ours(old))
+    if (fdtab_ours(old))
         return refuse_owned();
     if (old == new)
         return three ? REAL(dup3)(old, new, flags) : REAL(dup2)(old, new);
@@ -550,7 +547,7 @@ static int shim_fcntl(int fd, int cmd, void *arg, bool is64)
     int (*fn)(int, int, ...) = is64 ? REAL(fcntl64) : REAL(fcntl);
     if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC)
         return fn(fd, cmd, arg);
-    if (fdtab_owned(fd) && fdtab_ours(fd))
+    if (fdtab_ours(fd))
         return refuse_owned();
     struct shim_sock *s = fdtab_get(fd);
     int nfd = fn(fd, cmd, arg);
