@@ -31,6 +31,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -39,9 +41,12 @@
 /* How long one connection may linger: a peer that takes nothing for this
  * long is reset (the kernel gives up on an orphaned socket too). */
 #define LINGER_MAX_MS 30000
-/* The thread looks again at least this often: for a kernel send queue
- * that drains without an event, for new connections, for deadlines. */
+/* The thread looks again at least this often: for new connections and
+ * for deadlines. */
 #define LINGER_TICK_MS 50
+/* How often a connection waiting only for the kernel's send queue to
+ * drain is looked at: that queue gives no event to poll for. */
+#define LINGER_QUEUE_TICK_MS 5
 
 /*
  * Guards the list of lingering socks, the thread's existence, and each
@@ -76,6 +81,21 @@ static int kernel_outq(int fd)
 }
 
 /*
+ * Whether the kernel has given up on the connection (TCP_CLOSE: the peer
+ * reset it, e.g. because its program had closed before our close_notify
+ * arrived). Its send queue then still counts the bytes that were never
+ * acknowledged, and never will be: waiting for that queue to drain would
+ * last until LINGER_MAX_MS.
+ */
+static bool tcp_closed(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    return REAL(getsockopt)(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+           ti.tcpi_state == TCP_CLOSE;
+}
+
+/*
  * Whether the kernel's final close could still lose what the program
  * wrote. Linux resets a connection, dropping its send queue, when bytes
  * arrive after close() or are unread at close(): a TLS peer sends session
@@ -85,7 +105,7 @@ static int kernel_outq(int fd)
  */
 static bool kernel_would_lose(const struct shim_sock *s)
 {
-    return kernel_outq(s->priv_fd) > 0;
+    return kernel_outq(s->priv_fd) > 0 && !tcp_closed(s->priv_fd);
 }
 
 /* Reads and drops what the peer sent since the close (s locked): nobody
@@ -203,8 +223,16 @@ static void linger_round(struct round *r)
         bool timed_out = st == STEP_WAIT && left == 0;
         r->pfds[i] = (struct pollfd){.fd = -1, .events = 0, .revents = 0};
         if (st == STEP_WAIT && !timed_out) {
-            r->pfds[i].fd = s->priv_fd;
-            r->pfds[i].events = events;
+            /* Waiting for the kernel's queue alone: no event will say
+             * it drained, and a socket the peer shut down reports
+             * POLLHUP at once, so it is looked at again a tick later
+             * rather than polled (poll skips a negative fd). */
+            if (events != 0)
+                r->pfds[i] = (struct pollfd){.fd = s->priv_fd,
+                                             .events = events,
+                                             .revents = 0};
+            else if (LINGER_QUEUE_TICK_MS < timeout)
+                timeout = LINGER_QUEUE_TICK_MS;
             if (left < timeout)
                 timeout = left;
             continue;
@@ -217,10 +245,12 @@ static void linger_round(struct round *r)
         linger_finish(s, timed_out);
         r->socks[i] = NULL;
     }
-    bool any = false;
+    /* Every entry ended: the next round starts at once (or sleeps on
+     * linger_work in linger_main). */
+    bool waiting = false;
     for (i = 0; i < n; i++)
-        any = any || r->pfds[i].fd >= 0;
-    if (any)
+        waiting = waiting || r->socks[i] != NULL;
+    if (waiting)
         (void)REAL(poll)(r->pfds, (nfds_t)n, timeout);
     pthread_mutex_lock(&linger_lock);
 }
