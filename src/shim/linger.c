@@ -89,7 +89,7 @@ static int kernel_outq(int fd)
  */
 static bool tcp_closed(int fd)
 {
-    struct tcp_info ti;
+    struct tcp_info ti = {0};
     socklen_t len = sizeof(ti);
     return REAL(getsockopt)(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
            ti.tcpi_state == TCP_CLOSE;
