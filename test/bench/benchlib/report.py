@@ -222,6 +222,9 @@ def write_json(path, R, M, T, kinds, P, bounds, info):
                                   or OTHER_METRICS.get(m, (m, "", ""))),
                         "rounds": cols, "median": M.get(m, {})}
                     for m, cols in R.values.items()},
+        "ratios": {m: {f"secshim/{k}": ratio(M[m].get("secshim"), M[m].get(k))
+                       for k in kinds if k != "secshim" and k in M[m]}
+                   for m, _, _, _ in SETUP_METRICS if m in M},
         "measured_once": R.once,
         "bounds": bounds,
         "targets": [{"label": l, "value": v, "op": o, "target": t, "unit": u,
