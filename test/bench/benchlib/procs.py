@@ -121,6 +121,15 @@ class Procs:
         self.procs = []
 
 
+def log_tail(proc, chars=500):
+    """The end of what a process started by Procs wrote to its log."""
+    try:
+        with open(proc.log) as f:
+            return f.read().strip()[-chars:]
+    except OSError:
+        return ""
+
+
 def run(argv, env=None, timeout=600):
     """Runs argv to completion; returns its stdout, raises with its
     stderr when it fails."""

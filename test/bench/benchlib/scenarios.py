@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from .procs import descendants, fd_count, mem_kib, run
+from .procs import descendants, fd_count, log_tail, mem_kib, run
 from .setups import Setup
 
 CLIENTS = 16  # concurrent clients of the new-connection scenario
@@ -106,7 +106,7 @@ def iperf3(setup, seconds, streams):
         try:
             doc = json.loads("".join(lines))
         except ValueError:
-            doc = {"error": open(p.log).read().strip()[-500:]}
+            doc = {"error": log_tail(p)}
         if "error" not in doc and (exit_s is None or p.returncode == 0):
             return doc["end"]["sum_received"]["bits_per_second"], exit_s
         time.sleep(0.5)
@@ -192,7 +192,7 @@ def hold(ctx, s, P, R):
                            env=s.client_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         if not read_line(holder, 300).startswith("held"):
-            raise RuntimeError(f"{kind}: the holder failed: {open(holder.log).read()[-500:]}")
+            raise RuntimeError(f"{kind}: the holder failed: {log_tail(holder)}")
         time.sleep(0.3)
         rss1, pss1 = mem_kib(server())
         # socat forks: RSS would count the children's shared pages in each.
@@ -214,7 +214,7 @@ def hold(ctx, s, P, R):
         holder.stdin.write(f"{n}\n")
         holder.stdin.flush()
         if not read_line(holder, 600).startswith(f"held {n}"):
-            raise RuntimeError(f"{kind}: the holder failed at {n}: {open(holder.log).read()[-500:]}")
+            raise RuntimeError(f"{kind}: the holder failed at {n}: {log_tail(holder)}")
         time.sleep(0.3)
         rss2, pss2 = mem_kib(server())
         R.add("mem.max", kind, (rss2 - rss0) / n)

@@ -204,7 +204,7 @@ class Setup:
             f.write(f"foreground = yes\npid =\ndebug = {self.stunnel_debug}\n" + service)
         return path
 
-    stunnel_debug = 3
+    stunnel_debug = 3  # stunnel's log level: errors only (7 to see each session)
 
     def server_log(self):
         with open(self.server_side[0].log) as f:
