@@ -14,20 +14,22 @@ ENGINE_SRC := $(sort $(wildcard src/engine/*.c))
 SHIM_SRC   := $(sort $(wildcard src/shim/*.c))
 UNIT_SRC   := $(sort $(wildcard test/unit/test_*.c))
 APP_SRC    := $(sort $(wildcard test/apps/*.c))
+BENCH_SRC  := $(sort $(wildcard test/bench/*.c))
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 SHIM_OBJ   := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
 APP_BIN    := $(APP_SRC:test/apps/%.c=$(BUILD)/apps/%)
+BENCH_BIN  := $(BENCH_SRC:test/bench/%.c=$(BUILD)/bench/%)
 
 ENGINE_LIB := $(BUILD)/libsecshim-engine.a
 SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so)
 CLI        := $(BUILD)/secshim
 
-.PHONY: all deps test test-unit test-integration test-asan asan demo bench lint \
+.PHONY: all deps test test-unit test-integration test-asan asan demo bench bench-quick lint \
         check-old-headers clean install uninstall deb
 
-all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN)
+all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN) $(BENCH_BIN)
 
 deps:
 	@tools/install-deps
@@ -58,6 +60,15 @@ $(BUILD)/apps/%: test/apps/%.c $(wildcard test/apps/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -o $@ $< -lpthread
 
+# The benchmark's own programs (test/bench/*.c): hsloop links OpenSSL (it
+# is the library's bound, measured without the shim); the others, like
+# test/apps, link nothing but libc, because they run under the shim.
+BENCH_OPENSSL := hsloop
+$(BUILD)/bench/%: test/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -o $@ $< \
+	    $(if $(filter $(BENCH_OPENSSL),$*),-lssl -lcrypto)
+
 test: deps
 	$(MAKE) all
 	$(MAKE) lint
@@ -84,9 +95,17 @@ demo: deps
 	$(MAKE) all
 	@tools/demo $(BUILD)
 
+# make bench: every scenario, 5 interleaved rounds (about 10 minutes
+# here); bench-quick: fewer rounds, smaller runs (under 2 minutes). Both
+# print the tables and write $(BUILD)/bench.json and $(BUILD)/bench.svg.
+# BENCH_ARGS passes more options (e.g. BENCH_ARGS="--baseline OLD_BUILD").
 bench: deps
 	$(MAKE) all
-	@test/bench/run $(BUILD)
+	@test/bench/run $(BUILD) $(BENCH_ARGS)
+
+bench-quick: deps
+	$(MAKE) all
+	@test/bench/run $(BUILD) --quick $(BENCH_ARGS)
 
 # The man pages too: groff's warnings go to stderr, and any is an error.
 lint: check-old-headers

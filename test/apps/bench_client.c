@@ -17,6 +17,21 @@
  *                                                 does one round trip on
  *                                                 each, prints "held", then
  *                                                 waits for stdin to close
+ *
+ * Modes added for issue 9 (the defaults above are unchanged):
+ *
+ *   bench_client HOST PORT connect-for SECONDS CLIENTS
+ *                             CLIENTS threads, each connecting, making a
+ *                             1-byte round trip and closing in a loop for
+ *                             SECONDS; prints connections/s over all and
+ *                             the count. HOST is resolved once.
+ *   bench_client HOST PORT hold-grow COUNT CLIENTS
+ *                             opens COUNT connections, CLIENTS threads at a
+ *                             time, one round trip on each, and prints
+ *                             "held COUNT"; then reads a line from stdin:
+ *                             a larger total opens more the same way and
+ *                             prints "held TOTAL"; EOF or anything else
+ *                             closes them all and exits
  */
 #include <errno.h>
 #include <netdb.h>
@@ -204,6 +219,139 @@ static int run_hold(long count)
     return 0;
 }
 
+/* ---- connect-for: concurrent connection churn ---- */
+
+static struct addrinfo *resolved;
+static double churn_deadline;
+
+static void *churn_main(void *arg)
+{
+    long *done = arg;
+    while (now_seconds() < churn_deadline) {
+        int fd = socket(resolved->ai_family, SOCK_STREAM, 0);
+        if (fd < 0)
+            die("socket");
+        if (connect(fd, resolved->ai_addr, resolved->ai_addrlen) != 0)
+            die("connect");
+        char c = 'c';
+        write_all(fd, &c, 1);
+        read_exactly(fd, &c, 1);
+        close(fd);
+        ++*done;
+    }
+    return NULL;
+}
+
+static int run_connect_for(double seconds, int clients)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM};
+    int rc = getaddrinfo(host, port, &hints, &resolved);
+    if (rc != 0) {
+        fprintf(stderr, "bench_client: %s: %s\n", host, gai_strerror(rc));
+        return 1;
+    }
+    if (clients < 1 || clients > 1024 || seconds <= 0) {
+        fprintf(stderr, "bench_client: connect-for SECONDS CLIENTS\n");
+        return 2;
+    }
+    pthread_t *t = calloc((size_t)clients, sizeof(*t));
+    long *done = calloc((size_t)clients, sizeof(*done));
+    if (t == NULL || done == NULL)
+        die("calloc");
+    double start = now_seconds();
+    churn_deadline = start + seconds;
+    for (int i = 0; i < clients; i++)
+        if (pthread_create(&t[i], NULL, churn_main, &done[i]) != 0)
+            die("pthread_create");
+    long total = 0;
+    for (int i = 0; i < clients; i++) {
+        pthread_join(t[i], NULL);
+        total += done[i];
+    }
+    /* The last connection of each thread may end after the deadline: the
+     * rate is over the time they really took. */
+    double elapsed = now_seconds() - start;
+    printf("connections_per_s %.1f connections %ld\n",
+           (double)total / elapsed, total);
+    freeaddrinfo(resolved);
+    free(t);
+    free(done);
+    return 0;
+}
+
+/* ---- hold-grow: many idle connections, several openers at a time ---- */
+
+struct opener {
+    int *fds;
+    long from, to; /* this thread opens fds[from..to) */
+};
+
+static void *opener_main(void *arg)
+{
+    const struct opener *o = arg;
+    for (long i = o->from; i < o->to; i++) {
+        o->fds[i] = connect_once();
+        char c = 'h';
+        write_all(o->fds[i], &c, 1);
+        read_exactly(o->fds[i], &c, 1);
+    }
+    return NULL;
+}
+
+/* Opens fds[from..to) with `clients` threads. */
+static void open_range(int *fds, long from, long to, int clients)
+{
+    struct opener o[64];
+    pthread_t t[64];
+    if (clients > 64)
+        clients = 64;
+    long n = to - from;
+    for (int i = 0; i < clients; i++) {
+        o[i] = (struct opener){fds, from + n * i / clients,
+                               from + n * (i + 1) / clients};
+        if (pthread_create(&t[i], NULL, opener_main, &o[i]) != 0)
+            die("pthread_create");
+    }
+    for (int i = 0; i < clients; i++)
+        pthread_join(t[i], NULL);
+}
+
+/* Reads one line of stdin: the next total count, or 0 at EOF or on a
+ * line that is not a number. */
+static long next_count(void)
+{
+    char line[64];
+    size_t len = 0;
+    char c;
+    while (read(STDIN_FILENO, &c, 1) == 1 && c != '\n')
+        if (len + 1 < sizeof(line))
+            line[len++] = c;
+    line[len] = '\0';
+    return atol(line);
+}
+
+static int run_hold_grow(long count, int clients)
+{
+    int *fds = NULL;
+    long held = 0;
+    while (count > held) {
+        int *more = realloc(fds, sizeof(int) * (size_t)count);
+        if (more == NULL)
+            die("realloc");
+        fds = more;
+        open_range(fds, held, count, clients < 1 ? 1 : clients);
+        held = count;
+        printf("held %ld\n", held);
+        fflush(stdout);
+        count = next_count();
+    }
+    for (long i = 0; i < held; i++)
+        close(fds[i]);
+    free(fds);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5) {
@@ -220,8 +368,12 @@ int main(int argc, char **argv)
         return run_pingpong(atol(argv[4]), (size_t)atol(argv[5]));
     if (strcmp(mode, "connect") == 0)
         return run_connect(atol(argv[4]));
+    if (strcmp(mode, "connect-for") == 0 && argc == 6)
+        return run_connect_for(atof(argv[4]), atoi(argv[5]));
     if (strcmp(mode, "hold") == 0)
         return run_hold(atol(argv[4]));
+    if (strcmp(mode, "hold-grow") == 0 && argc == 6)
+        return run_hold_grow(atol(argv[4]), atoi(argv[5]));
     fprintf(stderr, "bench_client: unknown mode %s\n", mode);
     return 2;
 }

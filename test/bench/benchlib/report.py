@@ -1,0 +1,318 @@
+"""The report: tables on stdout, build/bench.json (every round's figure,
+the medians, the ratios) and build/bench.svg (the ratios against their
+targets, drawn with gnuplot). Targets are printed as PASS/MISS beside the
+figure; nothing is asserted."""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+
+from . import scenarios
+from .setups import CERTS
+
+SETUP_METRICS = [
+    # id, title, unit, better
+    ("newconn.ec.full", "new connections, P-256, full handshakes", "conn/s", "higher"),
+    ("newconn.ec.resumed", "new connections, P-256, resumption on", "conn/s", "higher"),
+    ("newconn.rsa.full", "new connections, RSA-2048, full handshakes", "conn/s", "higher"),
+    ("newconn.rsa.resumed", "new connections, RSA-2048, resumption on", "conn/s", "higher"),
+    ("bulk.p1", "bulk, iperf3, 1 stream", "Gbit/s", "higher"),
+    ("bulk.p4", "bulk, iperf3, 4 streams", "Gbit/s", "higher"),
+    ("latency.p50", "latency, 64-byte ping-pong, p50", "us", "lower"),
+    ("latency.p99", "latency, 64-byte ping-pong, p99", "us", "lower"),
+    ("mem.first", "server memory per idle conn, at {first}", "KiB", "lower"),
+    ("mem.max", "server memory per idle conn, at the largest count", "KiB", "lower"),
+]
+OTHER_METRICS = {
+    "fd.pipe": ("1-byte read/write on a pipe", "ns/call", "lower"),
+    "fd.tcp": ("1-byte read/write on an unmatched TCP socket", "ns/call", "lower"),
+    "start": ("process start, /bin/true", "ms/run", "lower"),
+    "lib.ec.full": ("library full handshakes, P-256", "hs/s", "higher"),
+    "lib.ec.resumed": ("library resumed handshakes, P-256", "hs/s", "higher"),
+    "lib.rsa.full": ("library full handshakes, RSA-2048", "hs/s", "higher"),
+    "lib.rsa.resumed": ("library resumed handshakes, RSA-2048", "hs/s", "higher"),
+}
+START_COLUMNS = [
+    ("none", "no preload"),
+    ("empty", "preload, empty policy (no endpoint)"),
+    ("disabled", "preload, one disabled endpoint"),
+    ("unused", "preload, a listen and a connect endpoint, unused"),
+    ("baseline-unused", "baseline preload, the same policy"),
+]
+
+
+def medians(R):
+    """The median of each metric's rounds (None, a figure that could not be
+    taken, is left out)."""
+    out = {}
+    for m, cols in R.values.items():
+        for c, v in cols.items():
+            v = [x for x in v if x is not None]
+            if v:
+                out.setdefault(m, {})[c] = statistics.median(v)
+    return out
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def fmt(x, width=10, digits=1):
+    return f"{'n/a':>{width}}" if x is None else f"{x:{width}.{digits}f}"
+
+
+def setup_table(R, M, kinds, P):
+    others = [k for k in ("plain", "stunnel", "socat", "baseline") if k in kinds]
+    lines = []
+    head = f"{'metric':52} {'unit':7}" + "".join(f"{k:>10}" for k in kinds)
+    head += "".join(f"{'secshim/' + k:>18}" for k in others)
+    lines.append(head)
+    for mid, title, unit, better in SETUP_METRICS:
+        if mid not in M:
+            continue
+        med = M[mid]
+        row = f"{title.format(first=P.mem_first):52} {unit:7}"
+        row += "".join(fmt(med.get(k)) for k in kinds)
+        row += "".join(fmt(ratio(med.get("secshim"), med.get(k)), 18, 2) for k in others)
+        lines.append(row + f"   ({better} is better)")
+    return lines
+
+
+def targets(R, M, bounds):
+    """[(label, value, op, target, unit)]: each target of issue 9 from this
+    run's medians (value None when a figure is missing)."""
+    g = lambda m, c: M.get(m, {}).get(c)
+    out = []
+    for cert in ("ec", "rsa"):
+        out.append((f"new connections secshim/stunnel, defaults, {CERTS[cert]}",
+                    ratio(g(f"newconn.{cert}.resumed", "secshim"), g(f"newconn.{cert}.resumed", "stunnel")),
+                    ">=", 2.0, "x"))
+    for mode, what in (("full", "full handshakes"), ("resumed", "resumed handshakes")):
+        for cert in ("ec", "rsa"):
+            out.append((f"{what} secshim/library, {CERTS[cert]}",
+                        ratio(g(f"newconn.{cert}.{mode}", "secshim"), g(f"lib.{cert}.{mode}", "library")),
+                        ">=", 0.8, "x"))
+    for p in ("p1", "p4"):
+        out.append((f"bulk secshim/stunnel, {p[1]} stream{'s' if p != 'p1' else ''}",
+                    ratio(g(f"bulk.{p}", "secshim"), g(f"bulk.{p}", "stunnel")), ">=", 3.5, "x"))
+    cipher = bounds.get("negotiated")
+    speed = bounds.get("speed", {}).get(cipher) if cipher else None
+    bulk = g("bulk.p1", "secshim")
+    out.append((f"bulk secshim/{cipher or 'cipher'} 1-core speed, 1 stream",
+                ratio(bulk * 1e9 / 8 if bulk else None, speed), ">=", 0.75, "x"))
+    out.append(("latency p50 secshim/plain", ratio(g("latency.p50", "secshim"), g("latency.p50", "plain")),
+                "<=", 1.3, "x"))
+    for mode in ("pipe", "tcp"):
+        out.append((f"untouched descriptors, {mode}, preload/none",
+                    ratio(g(f"fd.{mode}", "secshim"), g(f"fd.{mode}", "none")), "<=", 1.02, "x"))
+    n = R.once.get("mem.count", {}).get("secshim")
+    out.append((f"memory per idle TLS connection at {n} (>= 8000)", g("mem.max", "secshim"), "<=", 10.0, "KiB"))
+    for col, what in (("unused", "unused endpoints"), ("empty", "empty policy")):
+        a, b = g("start", col), g("start", "none")
+        out.append((f"process start over no preload, {what}", a - b if a is not None and b is not None else None,
+                    "<=", 1.0, "ms"))
+    return out
+
+
+def status(label, value, op, target, R):
+    if value is None:
+        return "n/a"
+    ok = value >= target if op == ">=" else value <= target
+    if label.startswith("memory") and (R.once.get("mem.count", {}).get("secshim") or 0) < 8000:
+        ok = False  # the target is at 8,000 connections or more
+    return "PASS" if ok else "MISS"
+
+
+def print_report(R, kinds, P, bounds, info):
+    M = medians(R)
+    say = print
+    say(f"\nsecshim benchmark, {info['mode']}: medians of {P.rounds} interleaved rounds; "
+        f"TLS 1.3, loopback, {info['machine']['cores']} cores")
+    say(f"commit {info['commit']}, {info['date']}, {info['machine']['cpu']}")
+    if P.quick:
+        say("QUICK RUN (make bench-quick): fewer rounds and shorter, smaller runs than make bench; "
+            "the figures are rougher")
+    say("")
+    say(f"== Setups side by side (new connections: {16} concurrent clients, connect / 1-byte round trip / close, "
+        f"{P.newconn_seconds:g} s a run; bulk: iperf3 -t {P.bulk_seconds:g}; latency: {P.pingpong} round trips; "
+        "bulk, latency and memory with the P-256 certificate)")
+    for line in setup_table(R, M, kinds, P):
+        say(line)
+    counts = R.once.get("mem.count", {})
+    fds = R.once.get("mem.fds_per_conn", {})
+    if counts:
+        say("   largest count: " + ", ".join(
+            f"{k} {counts[k]} ({fds[k]} descriptor{'s' if fds[k] > 1 else ''} per connection in its "
+            "busiest process)" for k in kinds if k in counts) +
+            f"; soft RLIMIT_NOFILE {P.nofile}" +
+            (f", stunnel admits at most {P.nofile * 125 // 256} clients" if "stunnel" in counts else "") +
+            ("" if P.mem_max is None else
+                                                 f" (quick: {P.mem_max}, not the largest)"))
+    if "socat" in kinds:
+        say("   socat: memory is PSS (it forks a process per connection, whose shared pages RSS would count "
+            "in each) and at the first count only: at the largest it would be that many processes per side; "
+            "socat cannot resume (a fresh process and context per connection): its resumed rows are n/a")
+    for k in ("secshim", "baseline"):
+        waits = [w for p in ("p1", "p4") for w in R.values.get(f"bulk.{p}.client_exit_s", {}).get(k, [])]
+        killed = sum(w is None for w in waits)
+        if killed:
+            say(f"   {k}: {killed} of {len(waits)} iperf3 clients were still exiting {scenarios.EXIT_GRACE:g} s after "
+                "printing their results (the shim's exit linger, which spins a core) and were killed by PID; "
+                "their figures stand")
+    if not R.once.get("resumption.secshim"):
+        say("   secshim resumption option not supported by this build: its full-handshake rows run with its "
+            "defaults (the connect endpoints of this build never resume)")
+
+    say("")
+    say(f"== Untouched descriptors: {P.fd_calls} 1-byte calls (build/bench/fdloop), ns per call")
+    cols = [c for c in ("none", "secshim", "baseline") if c in R.values.get("fd.pipe", {})]
+    say(f"{'':52}" + "".join(f"{c:>12}" for c in cols) + f"{'secshim/none':>14}")
+    for mid in ("fd.pipe", "fd.tcp"):
+        if mid in M:
+            say(f"{OTHER_METRICS[mid][0]:52}" + "".join(fmt(M[mid].get(c), 12) for c in cols) +
+                fmt(ratio(M[mid].get("secshim"), M[mid].get("none")), 14, 3))
+
+    if "start" in M:
+        say("")
+        say(f"== Process start: {P.start_runs} runs of /bin/true a round (build/bench/startloop), ms per run")
+        none = M["start"].get("none")
+        for col, what in START_COLUMNS:
+            if col in M["start"]:
+                v = M["start"][col]
+                extra = "" if col == "none" else f"   +{v - none:.3f} ms over no preload"
+                say(f"   {what:56}{v:9.3f}{extra}")
+
+    say("")
+    say("== Bounds, measured in this run")
+    speed = bounds.get("speed", {})
+    if speed:
+        say("   openssl speed, one core, 16 KiB blocks: " + ", ".join(
+            f"{c} {speed[c] / 1e9:.2f} GB/s" for c in ("AES-128-GCM", "AES-256-GCM", "ChaCha20-Poly1305")))
+        say(f"   openssl speed: P-256 sign {speed['ecdsap256 sign']:.0f}/s verify {speed['ecdsap256 verify']:.0f}/s, "
+            f"RSA-2048 sign {speed['rsa2048 sign']:.0f}/s verify {speed['rsa2048 verify']:.0f}/s, "
+            f"X25519 {speed['ecdhx25519']:.0f}/s")
+    lib = [(m, M[m]["library"]) for m in ("lib.ec.full", "lib.ec.resumed", "lib.rsa.full", "lib.rsa.resumed")
+           if m in M]
+    if lib:
+        say(f"   library handshakes (build/bench/hsloop, {os.cpu_count()} processes, BIO pair, "
+            f"{P.hs_seconds:g} s a run): " + ", ".join(f"{OTHER_METRICS[m][0][8:]} {v:.0f}/s" for m, v in lib))
+    for k in ("secshim", "baseline"):
+        suite = R.once.get(f"cipher.{k}")
+        if suite:
+            say(f"   negotiated by {k} (its log, bulk run): {suite}")
+
+    say("")
+    say("== secshim against its targets (issue 9; a report, nothing is asserted)")
+    T = targets(R, M, bounds)
+    for label, value, op, target, unit in T:
+        say(f"   {label:62} {fmt(value, 9, 3)} {unit:4} target {op} {target:<5g} "
+            f"{status(label, value, op, target, R)}")
+    for n in R.notes:
+        say(f"   note: {n}")
+    return M, T
+
+
+def write_json(path, R, M, T, kinds, P, bounds, info):
+    doc = dict(info)
+    doc.update({
+        "setups": kinds,
+        "parameters": {k: v for k, v in vars(P).items()},
+        "metrics": {m: {"title": (dict((a, (b, c, d)) for a, b, c, d in SETUP_METRICS).get(m)
+                                  or OTHER_METRICS.get(m, (m, "", ""))),
+                        "rounds": cols, "median": M.get(m, {})}
+                    for m, cols in R.values.items()},
+        "ratios": {m: {f"secshim/{k}": ratio(M[m].get("secshim"), M[m].get(k))
+                       for k in kinds if k != "secshim" and k in M[m]}
+                   for m, _, _, _ in SETUP_METRICS if m in M},
+        "measured_once": R.once,
+        "bounds": bounds,
+        "targets": [{"label": l, "value": v, "op": o, "target": t, "unit": u,
+                     "status": status(l, v, o, t, R)} for l, v, o, t, u in T],
+        "notes": R.notes,
+    })
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+
+
+GNUPLOT = r"""set terminal svg size 1200,640 dynamic enhanced font "sans,11" background "white"
+set output "{svg}"
+set datafile separator "\t"
+set style fill solid 0.85 border -1
+set boxwidth 0.7
+set grid ytics
+set xtics rotate by 40 right nomirror noenhanced font ",10"
+set key off
+set bmargin 11
+set lmargin 12
+set multiplot title "secshim against the targets of issue 9 ({title}): bars this run (green PASS, orange MISS), red line the target" noenhanced
+bar(f) = f > 0 ? 0x2e8b57 : 0xe07020
+set size 0.66,0.95
+set origin 0,0
+set title "ratios (x); the last four: lower is better"
+set yrange [0:{ratios_max}]
+plot "{ratios}" using 0:2:(bar($4)):xtic(1) with boxes lc rgb variable, \
+     "" using ($0-0.4):3:(0.8):(0) with vectors nohead lw 3 lc rgb "red", \
+     "" using 0:2:(sprintf("%.2f", $2)) with labels offset 0,0.6 font ",9"
+set size 0.17,0.95
+set origin 0.66,0
+set lmargin 8
+set title "KiB per idle TLS conn"
+set yrange [0:{memory_max}]
+plot "{memory}" using 0:2:(bar($4)):xtic(1) with boxes lc rgb variable, \
+     "" using ($0-0.4):3:(0.8):(0) with vectors nohead lw 3 lc rgb "red", \
+     "" using 0:2:(sprintf("%.1f", $2)) with labels offset 0,0.6 font ",9"
+set size 0.17,0.95
+set origin 0.83,0
+set title "ms over no preload"
+set yrange [0:{start_max}]
+plot "{start}" using 0:2:(bar($4)):xtic(1) with boxes lc rgb variable, \
+     "" using ($0-0.4):3:(0.8):(0) with vectors nohead lw 3 lc rgb "red", \
+     "" using 0:2:(sprintf("%.2f", $2)) with labels offset 0,0.6 font ",9"
+unset multiplot
+"""
+
+SHORT = [  # label prefix -> bar name in the chart
+    ("new connections secshim/stunnel, defaults, ECDSA", "conn/s vs stunnel P-256"),
+    ("new connections secshim/stunnel, defaults, RSA", "conn/s vs stunnel RSA"),
+    ("full handshakes secshim/library, ECDSA", "full hs vs library P-256"),
+    ("full handshakes secshim/library, RSA", "full hs vs library RSA"),
+    ("resumed handshakes secshim/library, ECDSA", "resumed vs library P-256"),
+    ("resumed handshakes secshim/library, RSA", "resumed vs library RSA"),
+    ("bulk secshim/stunnel, 1", "bulk vs stunnel 1 stream"),
+    ("bulk secshim/stunnel, 4", "bulk vs stunnel 4 streams"),
+    ("bulk secshim/", "bulk vs cipher speed"),
+    ("latency", "p50 vs plain"),
+    ("untouched descriptors, pipe", "pipe calls vs none"),
+    ("untouched descriptors, tcp", "tcp calls vs none"),
+    ("memory", "at the largest count"),
+    ("process start over no preload, unused", "unused endpoints"),
+    ("process start over no preload, empty", "empty policy"),
+]
+
+
+def write_svg(path, tmp, R, T, info):
+    """The chart; returns None, or why there is none."""
+    if not shutil.which("gnuplot"):
+        return "gnuplot is not installed (make deps installs gnuplot-nox): no chart"
+    panels = {"ratios": [], "memory": [], "start": []}
+    for label, value, op, target, unit in T:
+        name = next((s for p, s in SHORT if label.startswith(p)), label)
+        ok = status(label, value, op, target, R) == "PASS"
+        panel = {"KiB": "memory", "ms": "start"}.get(unit, "ratios")
+        panels[panel].append((name, value if value is not None else 0, target, 1 if ok else 0))
+    files, tops = {}, {}
+    for panel, rows in panels.items():
+        files[panel] = os.path.join(tmp, f"chart-{panel}.tsv")
+        with open(files[panel], "w") as f:
+            for row in rows:
+                f.write("\t".join(map(str, row)) + "\n")
+        tops[f"{panel}_max"] = 1.15 * max([1.0] + [max(r[1], r[2]) for r in rows])
+    script = os.path.join(tmp, "chart.gp")
+    with open(script, "w") as f:
+        f.write(GNUPLOT.format(svg=path, title=f"{info['commit'][:10]}, {info['date'][:10]}, {info['mode']}",
+                               **files, **tops))
+    out = subprocess.run(["gnuplot", script], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        return f"gnuplot failed: {out.stderr.strip()[-500:]}"
+    return None

@@ -1,0 +1,332 @@
+"""The scenarios of one round. Each adds its figures to a Results; run
+round after round, they interleave every setup so that the drift of a
+shared machine hits each alike. Nothing here asserts a time."""
+import json
+import math
+import os
+import re
+import resource
+import select
+import subprocess
+import threading
+import time
+
+from .procs import descendants, fd_count, log_tail, mem_kib, run
+from .setups import Setup
+
+CLIENTS = 16  # concurrent clients of the new-connection scenario
+OPENERS = 64  # threads of the holder that opens the idle connections
+
+
+class Results:
+    """values[metric][column] = one figure per round; notes and the
+    figures measured once (bounds, counts, ciphers) beside them."""
+
+    def __init__(self):
+        self.values = {}
+        self.once = {}
+        self.notes = []
+
+    def add(self, metric, column, value):
+        self.values.setdefault(metric, {}).setdefault(column, []).append(value)
+
+    def note(self, text):
+        if text not in self.notes:
+            self.notes.append(text)
+
+
+def rotated(items, r):
+    """The setups in another order each round, so that none always runs
+    first (right after the previous scenario) or last."""
+    k = r % len(items)
+    return items[k:] + items[:k]
+
+
+def bench_client(setup, *args, timeout=600):
+    return run([f"{setup.ctx.build}/apps/bench_client", "localhost", str(setup.port), *map(str, args)],
+               env=setup.client_env, timeout=timeout).split()
+
+
+# ---- 1. new connections -------------------------------------------------
+
+def new_connections(ctx, kinds, P, R, r):
+    """16 concurrent clients, each connect / 1-byte round trip / close in
+    a loop: full handshakes (resumption off on every side) and with
+    resumption on (every side's default), with each certificate."""
+    runs = [("plain", "ec", True)]
+    for cert in ("ec", "rsa"):
+        for resume in (False, True):
+            runs += [(k, cert, resume) for k in kinds if k != "plain" and not (k == "socat" and resume)]
+    for kind, cert, resume in rotated(runs, r):
+        with Setup(ctx, kind, "echo", cert, resume) as s:
+            out = bench_client(s, "connect-for", P.newconn_seconds, CLIENTS)
+        rate = float(out[1])
+        if kind == "plain":
+            for c in ("ec", "rsa"):
+                for mode in ("full", "resumed"):
+                    R.add(f"newconn.{c}.{mode}", kind, rate)
+        else:
+            R.add(f"newconn.{cert}.{'resumed' if resume else 'full'}", kind, rate)
+
+
+# ---- 2. bulk --------------------------------------------------------------
+
+EXIT_GRACE = 0.5  # seconds an iperf3 client may take to exit after its results
+
+
+def iperf3(setup, seconds, streams):
+    """One iperf3 client run: (bits/s received, seconds it took to exit
+    after printing its results, or None when it was still running after
+    EXIT_GRACE and was killed). Under the shim a client's exit can linger
+    for seconds, delivering to a server that no longer reads, and spin a
+    core while it does: it must not overlap the next run, and the figure
+    is already printed, so such a client is killed by PID."""
+    argv = ["iperf3", "-c", "127.0.0.1", "-p", str(setup.port), "-t", str(seconds),
+            "-P", str(streams), "-J"]
+    for attempt in range(3):  # the server may still be closing the last test
+        p = setup.procs.start(argv, env=setup.client_env, stdout=subprocess.PIPE)
+        watchdog = threading.Timer(seconds + 60, p.kill)  # bounds the reads below
+        watchdog.start()
+        lines = []
+        try:
+            for line in p.stdout:  # the JSON document ends with a "}" line
+                lines.append(line)
+                if line.startswith("}"):
+                    break
+        finally:
+            watchdog.cancel()
+        printed = time.monotonic()
+        try:
+            p.wait(timeout=EXIT_GRACE)
+            exit_s = time.monotonic() - printed
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+            exit_s = None
+        try:
+            doc = json.loads("".join(lines))
+        except ValueError:
+            doc = {"error": log_tail(p)}
+        if "error" not in doc and (exit_s is None or p.returncode == 0):
+            return doc["end"]["sum_received"]["bits_per_second"], exit_s
+        time.sleep(0.5)
+    raise RuntimeError(f"iperf3 in {setup.kind}: {doc.get('error') or p.returncode}")
+
+
+def bulk(ctx, kinds, P, R, r):
+    """iperf3, one stream and 4 (-P 4), both ends under the shim or
+    through the proxies. The shim logs at info here, for the cipher."""
+    for kind in rotated(kinds, r):
+        shim = kind in ("secshim", "baseline")
+        with Setup(ctx, kind, "iperf3", "ec", level="info" if shim else "error") as s:
+            for streams in (1, 4):
+                bps, exit_s = iperf3(s, P.bulk_seconds, streams)
+                R.add(f"bulk.p{streams}", kind, bps / 1e9)
+                R.add(f"bulk.p{streams}.client_exit_s", kind, exit_s and round(exit_s, 2))
+            if shim:
+                R.once[f"cipher.{kind}"] = s.cipher()
+
+
+# ---- 3. latency ----------------------------------------------------------
+
+def latency(ctx, kinds, P, R, r):
+    for kind in rotated(kinds, r):
+        with Setup(ctx, kind, "echo", "ec") as s:
+            out = bench_client(s, "pingpong", P.pingpong, 64)
+        R.add("latency.p50", kind, float(out[1]))
+        R.add("latency.p99", kind, float(out[3]))
+
+
+# ---- 4. memory per idle connection -----------------------------------------
+
+def read_line(proc, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RuntimeError(f"no answer from {proc.args[0]} within {timeout}s")
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        if ready:
+            return proc.stdout.readline()
+
+
+def largest_count(kind, per_conn, base_fds, P):
+    """The most connections the descriptor limit lets every process of the
+    setup hold: (soft limit - what it holds idle - a margin of 64) over its
+    descriptors per connection, in hundreds, at most P.mem_cap. stunnel
+    admits no more than soft limit * 125 / 256 clients ("Connection
+    rejected: too many clients"), whatever each holds."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    n = (soft - base_fds - 64) // max(per_conn, 1)
+    if kind == "stunnel":
+        n = min(n, soft * 125 // 256)
+    return min(P.mem_cap, n // 100 * 100)
+
+
+def memory(ctx, kinds, P, R, r):
+    """Server RSS per idle TLS connection, (RSS with N held - RSS with 0
+    held) / N, at P.mem_first and at the largest count (socat: at
+    P.mem_first only). The server is bench_epoll_server; the holder is
+    bench_client hold-grow (OPENERS threads opening). One connection comes
+    and goes before the 0-held figure, so that what a first connection
+    builds once (a TLS context) is not counted per connection."""
+    for kind in rotated(kinds, r):
+        t0 = time.monotonic()
+        with Setup(ctx, kind, "epoll", "ec") as s:
+            hold(ctx, s, P, R)
+            t1 = time.monotonic()
+        R.once.setdefault("mem.seconds", {}).setdefault(kind, []).append(
+            [round(t1 - t0, 1), round(time.monotonic() - t0, 1)])
+
+
+def hold(ctx, s, P, R):
+    kind = s.kind
+    bench_client(s, "connect", 1)
+    time.sleep(0.2)
+    server = lambda: [p for root in s.server_side for p in descendants(root.pid)]
+    watched = lambda: server() + [p for root in s.client_side for p in descendants(root.pid)]
+    rss0, pss0 = mem_kib(server())
+    fds0 = {p: fd_count(p) for p in watched()}
+    holder = s.procs.start([f"{ctx.build}/apps/bench_client", "localhost", str(s.port),
+                            "hold-grow", str(P.mem_first), str(OPENERS)],
+                           env=s.client_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        if not read_line(holder, 300).startswith("held"):
+            raise RuntimeError(f"{kind}: the holder failed: {log_tail(holder)}")
+        time.sleep(0.3)
+        rss1, pss1 = mem_kib(server())
+        # socat forks: RSS would count the children's shared pages in each.
+        R.add("mem.first", kind, ((pss1 - pss0) if kind == "socat" else (rss1 - rss0)) / P.mem_first)
+        R.add("mem.first.rss", kind, (rss1 - rss0) / P.mem_first)
+        R.add("mem.first.pss", kind, (pss1 - pss0) / P.mem_first)
+        if kind == "socat":
+            return
+        # Descriptors per connection in the process that needs most (the
+        # holder included: under the shim it holds two each).
+        per_conn, base = 1, 0
+        for p in watched() + [holder.pid]:
+            grown = math.ceil((fd_count(p) - fds0.get(p, 0)) / P.mem_first - 0.05)
+            if grown > per_conn:
+                per_conn, base = grown, fds0.get(p, 0)
+        n = largest_count(kind, per_conn, base, P) if P.mem_max is None else P.mem_max
+        R.once.setdefault("mem.count", {})[kind] = n
+        R.once.setdefault("mem.fds_per_conn", {})[kind] = per_conn
+        holder.stdin.write(f"{n}\n")
+        holder.stdin.flush()
+        if not read_line(holder, 600).startswith(f"held {n}"):
+            raise RuntimeError(f"{kind}: the holder failed at {n}: {log_tail(holder)}")
+        time.sleep(0.3)
+        rss2, pss2 = mem_kib(server())
+        R.add("mem.max", kind, (rss2 - rss0) / n)
+        R.add("mem.max.pss", kind, (pss2 - pss0) / n)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=120)
+
+
+# ---- 5. untouched descriptors ---------------------------------------------
+
+def unused_policy(ctx):
+    """One listen and one connect endpoint on ports below 1024 that nothing
+    here binds or connects to (fdloop's own ports are ephemeral)."""
+    path = os.path.join(ctx.tmp, "unused.cfg")
+    if not os.path.exists(path):
+        pem, key = ctx.pki["rsa"]
+        with open(path, "w") as f:
+            f.write(f"""version = 1;
+log = {{ level = "error"; file = "stderr"; }};
+endpoints = (
+  {{ name = "unused-server"; listen = "127.0.0.1:9";
+     certificate = "{pem}"; certificate-key = "{key}"; }},
+  {{ name = "unused-client"; connect = "127.0.0.1:7"; trusted-ca = "{ctx.pki['ca']}"; }}
+);
+""")
+    return path
+
+
+def preload_env(ctx, kind, policy):
+    lib = ctx.baseline if kind == "baseline" else ctx.build
+    return {"LD_PRELOAD": f"{lib}/libsecshim.so", "SECSHIM_CONFIG": policy}
+
+
+def fd_calls(ctx, kinds, P, R, r):
+    """P.fd_calls 1-byte read/write calls on a pipe and on a loopback TCP
+    connection no endpoint matches, without the preload and with it."""
+    columns = ["none"] + [k for k in ("secshim", "baseline") if k in kinds]
+    for mode in ("pipe", "tcp"):
+        for col in rotated(columns, r):
+            env = {} if col == "none" else preload_env(ctx, col, unused_policy(ctx))
+            out = run([f"{ctx.build}/bench/fdloop", mode, str(P.fd_calls)], env=env).split()
+            R.add(f"fd.{mode}", col, float(out[1]))
+
+
+# ---- 6. process start -------------------------------------------------------
+
+def start_policies(ctx):
+    empty = os.path.join(ctx.tmp, "empty.cfg")
+    disabled = os.path.join(ctx.tmp, "disabled.cfg")
+    with open(empty, "w") as f:
+        f.write('version = 1;\nlog = { level = "error"; file = "stderr"; };\nendpoints = ( );\n')
+    with open(disabled, "w") as f:
+        f.write(f"""version = 1;
+log = {{ level = "error"; file = "stderr"; }};
+endpoints = (
+  {{ name = "off"; connect = "127.0.0.1:7"; trusted-ca = "{ctx.pki['ca']}"; enabled = false; }}
+);
+""")
+    return {"empty": empty, "disabled": disabled, "unused": unused_policy(ctx)}
+
+
+def process_start(ctx, kinds, P, R, r):
+    """P.start_runs runs of /bin/true one after the other (posix_spawn +
+    waitpid in build/bench/startloop), in an environment of nothing but
+    the preload variables."""
+    policies = start_policies(ctx)
+    configs = [("none", None, None)] + [(name, "secshim", path) for name, path in policies.items()]
+    if "baseline" in kinds:
+        configs.append(("baseline-unused", "baseline", policies["unused"]))
+    for col, kind, policy in rotated(configs, r):
+        env = [] if kind is None else [a for k, v in preload_env(ctx, kind, policy).items()
+                                       for a in ("-e", f"{k}={v}")]
+        out = run([f"{ctx.build}/bench/startloop", str(P.start_runs), *env, "--", "/bin/true"]).split()
+        R.add("start", col, float(out[1]))
+
+
+# ---- bounds -------------------------------------------------------------
+
+def handshake_bounds(ctx, kinds, P, R, r):
+    """The library's own handshake rate (build/bench/hsloop): client and
+    server SSL objects over a BIO pair, one process per core."""
+    procs = os.cpu_count() or 1
+    for cert, mode in rotated([(c, m) for c in ("ec", "rsa") for m in ("full", "resumed")], r):
+        pem, key = ctx.pki[cert]
+        out = run([f"{ctx.build}/bench/hsloop", mode, str(P.hs_seconds), str(procs), pem, key,
+                   ctx.pki["ca"], "localhost"]).split()
+        R.add(f"lib.{cert}.{mode}", "library", float(out[1]))
+        if mode == "resumed" and int(out[7]) < int(out[5]) - procs:
+            R.note(f"hsloop {cert} resumed: only {out[7]} of {out[5]} handshakes resumed")
+
+
+SPEED_CIPHERS = {"AES-128-GCM": "aes-128-gcm", "AES-256-GCM": "aes-256-gcm",
+                 "ChaCha20-Poly1305": "chacha20-poly1305"}
+SUITE_CIPHER = {"TLS_AES_128_GCM_SHA256": "AES-128-GCM", "TLS_AES_256_GCM_SHA384": "AES-256-GCM",
+                "TLS_CHACHA20_POLY1305_SHA256": "ChaCha20-Poly1305"}
+
+
+def openssl_speed(seconds):
+    """openssl speed on one core: the AEADs at 16 KiB (bytes/s), P-256 and
+    RSA-2048 sign and verify, X25519 (operations/s)."""
+    out = {}
+    for name, evp in SPEED_CIPHERS.items():
+        text = run(["openssl", "speed", "-mr", "-evp", evp, "-bytes", "16384", "-seconds", str(seconds)])
+        m = re.search(r"^\+F:\d+:[^:]+:([0-9.]+)", text, re.M)
+        out[name] = float(m.group(1))
+    for alg, tag, keys in (("ecdsap256", "F4", ("ecdsap256 sign", "ecdsap256 verify")),
+                           ("rsa2048", "F2", ("rsa2048 sign", "rsa2048 verify")),
+                           ("ecdhx25519", "F5", ("ecdhx25519",))):
+        text = run(["openssl", "speed", "-mr", "-seconds", str(seconds), alg])
+        m = re.search(rf"^\+{tag}:\d+:\d+:([0-9.]+):([0-9.]+)", text, re.M)
+        out[keys[0]] = float(m.group(1))
+        if len(keys) > 1:
+            out[keys[1]] = float(m.group(2))
+    return out

@@ -1,0 +1,246 @@
+/*
+ * hsloop - the library's own handshake rate, the bound that test/bench/run
+ * sets secshim's new-connection figures against: a client and a server
+ * SSL object in one thread, over an in-memory BIO pair (no kernel, no
+ * sockets), handshaking again and again with the certificates and the
+ * settings of secshim's endpoints (src/engine/tlsctx.c):
+ *
+ *   both:   TLS 1.3 only, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION,
+ *           SSL_MODE_ENABLE_PARTIAL_WRITE | ACCEPT_MOVING_WRITE_BUFFER |
+ *           RELEASE_BUFFERS, OpenSSL's default groups and TLS 1.3 suites
+ *   server: SSL_OP_CIPHER_SERVER_PREFERENCE, CERT (leaf + chain) and KEY,
+ *           verifies nothing (no tls-mutual); a server session cache with
+ *           a session id context
+ *   client: verifies the server chain against CA and the host name HOST
+ *           (SSL_set1_host, and HOST as SNI)
+ *
+ * Each connection is what one bench_client connection is: the handshake,
+ * a 1-byte round trip (which also hands the client the server's session
+ * tickets), and close_notify both ways.
+ *
+ *   hsloop full|resumed SECONDS PROCS CERT KEY CA HOST
+ *
+ * full:    every handshake is a full one: the server issues no tickets and
+ *          keeps no session cache, the client offers no session.
+ * resumed: the client offers the session from the last connection's
+ *          ticket; the first handshake of each process is full.
+ * PROCS processes (one per core) run the loop at once for SECONDS each;
+ * the parent prints "handshakes_per_s R procs P connections N reused U"
+ * (R the sum of the processes' rates, U how many handshakes resumed).
+ * Exit 0, or 1 after a message (any handshake that fails ends the run).
+ */
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *host;
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "hsloop: %s\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(1);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static SSL_CTX *new_ctx(int server, int resume, const char *cert,
+                        const char *key, const char *ca)
+{
+    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method()
+                                      : TLS_client_method());
+    if (ctx == NULL || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION))
+        fail("cannot create an SSL_CTX");
+    uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
+    if (server)
+        options |= SSL_OP_CIPHER_SERVER_PREFERENCE;
+    SSL_CTX_set_options(ctx, options);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    if (!server) {
+        if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
+            fail("cannot load the CA");
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        return ctx;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
+        fail("cannot load the certificate and key");
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    static const unsigned char sid_ctx[] = "hsloop";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+    if (resume) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_num_tickets(ctx, 0);
+    }
+    return ctx;
+}
+
+/* Steps both ends until each handshake is done. */
+static void handshake(SSL *c, SSL *s)
+{
+    int cdone = 0, sdone = 0;
+    for (int steps = 0; !(cdone && sdone); steps++) {
+        if (steps > 100)
+            fail("the handshake does not finish");
+        if (!cdone) {
+            int rc = SSL_do_handshake(c);
+            cdone = rc == 1;
+            if (rc <= 0 && SSL_get_error(c, rc) != SSL_ERROR_WANT_READ)
+                fail("client handshake failed");
+        }
+        if (!sdone) {
+            int rc = SSL_do_handshake(s);
+            sdone = rc == 1;
+            if (rc <= 0 && SSL_get_error(s, rc) != SSL_ERROR_WANT_READ)
+                fail("server handshake failed");
+        }
+    }
+}
+
+/* One byte from `from` to `to`, read on `to`. */
+static void one_byte(SSL *from, SSL *to)
+{
+    char b = 'x';
+    size_t n;
+    if (SSL_write_ex(from, &b, 1, &n) != 1)
+        fail("SSL_write failed");
+    if (SSL_read_ex(to, &b, 1, &n) != 1)
+        fail("SSL_read failed");
+}
+
+/* One connection; returns whether its handshake resumed. *sess is the
+ * session to offer (resumed mode) and gets the new one. */
+static int one_connection(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION **sess)
+{
+    SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
+    BIO *cb, *sb;
+    if (c == NULL || s == NULL || BIO_new_bio_pair(&cb, 0, &sb, 0) != 1)
+        fail("cannot create the SSL objects");
+    SSL_set_bio(c, cb, cb);
+    SSL_set_bio(s, sb, sb);
+    SSL_set_connect_state(c);
+    SSL_set_accept_state(s);
+    if (SSL_set_tlsext_host_name(c, host) != 1 || SSL_set1_host(c, host) != 1)
+        fail("cannot set the host name");
+    if (sess != NULL && *sess != NULL && SSL_set_session(c, *sess) != 1)
+        fail("cannot offer the session");
+    handshake(c, s);
+    one_byte(c, s);
+    one_byte(s, c); /* the client reads the tickets before this byte */
+    int reused = SSL_session_reused(c);
+    if (sess != NULL) {
+        SSL_SESSION *next = SSL_get1_session(c);
+        SSL_SESSION_free(*sess);
+        *sess = next;
+    }
+    /* close_notify both ways, as a closing secshim connection sends. */
+    char b;
+    size_t n;
+    SSL_shutdown(c);
+    if (SSL_read_ex(s, &b, 1, &n) == 1 ||
+        SSL_get_error(s, 0) != SSL_ERROR_ZERO_RETURN)
+        fail("the server did not see close_notify");
+    SSL_shutdown(s);
+    SSL_free(c);
+    SSL_free(s);
+    return reused;
+}
+
+/* The loop of one process: writes "connections reused seconds" to out. */
+static void run(int resume, double seconds, char **paths, int out)
+{
+    SSL_CTX *sctx = new_ctx(1, resume, paths[0], paths[1], paths[2]);
+    SSL_CTX *cctx = new_ctx(0, resume, paths[0], paths[1], paths[2]);
+    SSL_SESSION *sess = NULL;
+    long count = 0, reused = 0;
+    double start = now_seconds(), end = start;
+    while (end - start < seconds) {
+        reused += one_connection(cctx, sctx, resume ? &sess : NULL);
+        count++;
+        end = now_seconds();
+    }
+    char line[128];
+    int len = snprintf(line, sizeof(line), "%ld %ld %.6f\n", count, reused,
+                       end - start);
+    if (write(out, line, (size_t)len) != len)
+        exit(1);
+    SSL_SESSION_free(sess);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 8 || (strcmp(argv[1], "full") != 0 &&
+                      strcmp(argv[1], "resumed") != 0)) {
+        fprintf(stderr, "usage: hsloop full|resumed SECONDS PROCS CERT KEY "
+                        "CA HOST\n");
+        return 2;
+    }
+    int resume = strcmp(argv[1], "resumed") == 0;
+    double seconds = atof(argv[2]);
+    int procs = atoi(argv[3]);
+    host = argv[7];
+    if (seconds <= 0 || procs < 1 || procs > 256) {
+        fprintf(stderr, "hsloop: SECONDS > 0 and 1 <= PROCS <= 256\n");
+        return 2;
+    }
+    alarm((unsigned)seconds + 60);
+    int pipefd[2];
+    if (pipe(pipefd) != 0)
+        fail("pipe");
+    for (int i = 0; i < procs; i++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            fail("fork");
+        if (pid == 0) {
+            close(pipefd[0]);
+            alarm((unsigned)seconds + 60);
+            run(resume, seconds, &argv[4], pipefd[1]);
+            _exit(0);
+        }
+    }
+    close(pipefd[1]);
+    FILE *in = fdopen(pipefd[0], "r");
+    double rate = 0;
+    long total = 0, total_reused = 0;
+    int got = 0;
+    long count, reused;
+    double secs;
+    while (in != NULL && fscanf(in, "%ld %ld %lf", &count, &reused, &secs) == 3) {
+        rate += (double)count / secs;
+        total += count;
+        total_reused += reused;
+        got++;
+    }
+    int failed = got != procs;
+    for (int i = 0; i < procs; i++) {
+        int st;
+        if (wait(&st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            failed = 1;
+    }
+    if (failed) {
+        fprintf(stderr, "hsloop: a loop failed\n");
+        return 1;
+    }
+    printf("handshakes_per_s %.1f procs %d connections %ld reused %ld\n", rate,
+           procs, total, total_reused);
+    return 0;
+}
