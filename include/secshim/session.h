@@ -18,7 +18,8 @@
  * forked from one another keep agreeing on keys after each rotation while
  * a memory dump reveals no earlier key. Every context built for one
  * endpoint with one trust digest shares its keys, so a policy reload that
- * leaves the endpoint's trust alone keeps its tickets valid.
+ * leaves the endpoint's trust alone keeps its tickets valid; one that
+ * changes it makes new keys, and the old tickets fail to decrypt.
  *
  * Verdicts: every session either side keeps records whether the peer's
  * chain was accepted, which compatibility relaxations that took, and when
@@ -161,7 +162,9 @@ int ss_ticket_keys_get(const char *endpoint, const unsigned char *digest,
                        bool fips, struct ss_ticket_keys **out,
                        struct ss_errbuf *err);
 
-/* Drops a reference; the last one erases the keys. NULL allowed. */
+/* Drops a reference. A ring nobody holds is kept for two epochs (the
+ * longest its tickets live: a context built for the endpoint meanwhile
+ * takes it up again), then erased. NULL allowed. */
 void ss_ticket_keys_put(struct ss_ticket_keys *k);
 
 /* The name of the key that encrypts new tickets at now. */

@@ -392,7 +392,8 @@ struct ticket_key {
 
 struct ss_ticket_keys {
     struct ss_ticket_keys *next;      /* the registry */
-    int refs;
+    int refs;                         /* contexts holding it */
+    time_t idle_since;                /* when refs fell to 0 */
     char *endpoint;
     unsigned char digest[SS_TRUST_DIGEST_LEN];
     bool fips;
@@ -541,6 +542,55 @@ static int keys_new(const char *endpoint, const unsigned char *digest,
     return SS_OK;
 }
 
+/* How long a ring nobody holds is kept: its tickets live at most two
+ * epochs, and a context built for the endpoint meanwhile (a reload, a
+ * context built at first use after the old one was freed) must still
+ * decrypt them. */
+#define IDLE_KEEP_S (2 * SS_TICKET_ROTATE_S)
+
+/* The ring for the triple, with a reference taken; called with
+ * ticket_lock held. */
+static struct ss_ticket_keys *registry_find(const char *endpoint,
+                                            const unsigned char *digest,
+                                            bool fips)
+{
+    for (struct ss_ticket_keys *k = registry; k != NULL; k = k->next) {
+        if (strcmp(k->endpoint, endpoint) == 0 && k->fips == fips &&
+            memcmp(k->digest, digest, SS_TRUST_DIGEST_LEN) == 0) {
+            k->refs++;
+            return k;
+        }
+    }
+    return NULL;
+}
+
+/* Unlinks the rings idle for longer than IDLE_KEEP_S and returns them as
+ * a list for the caller to free unlocked; called with ticket_lock held. */
+static struct ss_ticket_keys *registry_sweep(time_t now)
+{
+    struct ss_ticket_keys *dead = NULL;
+    for (struct ss_ticket_keys **p = &registry; *p != NULL;) {
+        struct ss_ticket_keys *k = *p;
+        if (k->refs > 0 || now - k->idle_since < IDLE_KEEP_S) {
+            p = &k->next;
+            continue;
+        }
+        *p = k->next;
+        k->next = dead;
+        dead = k;
+    }
+    return dead;
+}
+
+static void keys_free_list(struct ss_ticket_keys *k)
+{
+    while (k != NULL) {
+        struct ss_ticket_keys *next = k->next;
+        keys_free(k);
+        k = next;
+    }
+}
+
 int ss_ticket_keys_get(const char *endpoint, const unsigned char *digest,
                        bool fips, struct ss_ticket_keys **out,
                        struct ss_errbuf *err)
@@ -549,47 +599,40 @@ int ss_ticket_keys_get(const char *endpoint, const unsigned char *digest,
     if (endpoint == NULL || digest == NULL)
         return ss_fail(err, SS_ERR_INVAL, "ticket keys need an endpoint");
     pthread_mutex_lock(&ticket_lock);
-    for (struct ss_ticket_keys *k = registry; k != NULL; k = k->next) {
-        if (strcmp(k->endpoint, endpoint) == 0 && k->fips == fips &&
-            memcmp(k->digest, digest, SS_TRUST_DIGEST_LEN) == 0) {
-            k->refs++;
-            *out = k;
-            break;
-        }
-    }
+    struct ss_ticket_keys *dead = registry_sweep(ticket_now());
+    *out = registry_find(endpoint, digest, fips);
     pthread_mutex_unlock(&ticket_lock);
+    keys_free_list(dead);
     if (*out != NULL)
         return SS_OK;
-    /* Made unlocked (RAND, fetches); two builders of one endpoint at once
-     * would make two rings, which only costs the later one's tickets. */
+    /* Made unlocked (RAND, fetches); a ring another builder registered
+     * meanwhile wins, so one endpoint never has two. */
     struct ss_ticket_keys *k = NULL;
     SS_GUARD(keys_new(endpoint, digest, fips, &k, err));
     pthread_mutex_lock(&ticket_lock);
-    k->next = registry;
-    registry = k;
+    *out = registry_find(endpoint, digest, fips);
+    if (*out == NULL) {
+        k->next = registry;
+        registry = k;
+        *out = k;
+        k = NULL;
+    }
     pthread_mutex_unlock(&ticket_lock);
-    *out = k;
+    if (k != NULL)
+        keys_free(k);
     return SS_OK;
 }
 
+/* The last reference leaves the ring in the registry, idle, for
+ * IDLE_KEEP_S; a later ss_ticket_keys_get erases it. */
 void ss_ticket_keys_put(struct ss_ticket_keys *k)
 {
     if (k == NULL)
         return;
     pthread_mutex_lock(&ticket_lock);
-    bool last = --k->refs == 0;
-    if (last) {
-        for (struct ss_ticket_keys **p = &registry; *p != NULL;
-             p = &(*p)->next) {
-            if (*p == k) {
-                *p = k->next;
-                break;
-            }
-        }
-    }
+    if (--k->refs == 0)
+        k->idle_since = ticket_now();
     pthread_mutex_unlock(&ticket_lock);
-    if (last)
-        keys_free(k);
 }
 
 void ss_ticket_keys_name(struct ss_ticket_keys *k, time_t now,
@@ -736,16 +779,20 @@ static bool verdict_current(SSL_SESSION *sess, time_t now)
     return !peer_not_after(sess, &not_after) || now < not_after;
 }
 
-/* A server decrypted (or failed to decrypt) a ticket: a session without
+/*
+ * A server decrypted (or failed to decrypt) a ticket: a session without
  * a current verdict is not resumed, and the client gets a new ticket after
- * the full handshake. */
+ * the full handshake. A TLS 1.3 resumption always gets a new ticket: an
+ * OpenSSL client uses each TLS 1.3 ticket once (RFC 8446, C.4, asks
+ * clients not to reuse them), so without one its next connection would be
+ * a full handshake. TLS 1.2 renews when the previous key decrypted it.
+ */
 static SSL_TICKET_RETURN server_ticket_check(SSL *ssl, SSL_SESSION *sess,
                                              const unsigned char *name,
                                              size_t name_len,
                                              SSL_TICKET_STATUS status,
                                              void *arg)
 {
-    (void)ssl;
     (void)name;
     (void)name_len;
     (void)arg;
@@ -754,8 +801,10 @@ static SSL_TICKET_RETURN server_ticket_check(SSL *ssl, SSL_SESSION *sess,
     case SSL_TICKET_SUCCESS_RENEW:
         if (!verdict_current(sess, ticket_now()))
             return SSL_TICKET_RETURN_IGNORE_RENEW;
-        return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE
-                                            : SSL_TICKET_RETURN_USE_RENEW;
+        return status == SSL_TICKET_SUCCESS &&
+                       SSL_version(ssl) < TLS1_3_VERSION
+                   ? SSL_TICKET_RETURN_USE
+                   : SSL_TICKET_RETURN_USE_RENEW;
     case SSL_TICKET_EMPTY:
     case SSL_TICKET_NO_DECRYPT:
         return SSL_TICKET_RETURN_IGNORE_RENEW;
