@@ -6,12 +6,14 @@
  * child can resume).
  *
  *   reconnect_client HOST PORT [--count K] [--threads T] [--fork]
- *                    [--step] [--timeout S]
+ *                    [--step] [--half-close] [--timeout S]
  *
  * Each connection (getaddrinfo, blocking connect) sends
  * "GET / HTTP/1.0\r\n\r\n" (what `openssl s_server -www` answers with a
  * page saying whether the session was "New" or "Reused"), reads until
- * EOF and prints, with one write per connection:
+ * EOF (--half-close: shuts its sending side down first, so that an echo
+ * server sees the end of the request and ends its reply) and prints, with
+ * one write per connection:
  *
  *   === conn N pid P
  *   <the reply>
@@ -35,12 +37,14 @@
 #define REPLY_MAX (64 * 1024)
 
 static const char *host, *port;
+static bool half_close;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void usage(void)
 {
     fprintf(stderr, "usage: reconnect_client HOST PORT [--count K] "
-                    "[--threads T] [--fork] [--step] [--timeout S]\n");
+                    "[--threads T] [--fork] [--step] [--half-close]\n"
+                    "                        [--timeout S]\n");
     exit(2);
 }
 
@@ -79,7 +83,8 @@ static int exchange(char *reply, size_t *len, char *why, size_t why_len)
         snprintf(why, why_len, "connect: %s", strerror(errno));
         return -1;
     }
-    if (ev_write_all(fd, request, sizeof(request) - 1) != 0) {
+    if (ev_write_all(fd, request, sizeof(request) - 1) != 0 ||
+        (half_close && shutdown(fd, SHUT_WR) != 0)) {
         snprintf(why, why_len, "write: %s", strerror(errno));
         close(fd);
         return -1;
@@ -205,6 +210,8 @@ int main(int argc, char **argv)
             fork_child = true;
         else if (strcmp(argv[i], "--step") == 0)
             step = true;
+        else if (strcmp(argv[i], "--half-close") == 0)
+            half_close = true;
         else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
             timeout = (unsigned)atoi(argv[++i]);
         else if (host == NULL)
