@@ -729,6 +729,21 @@ static void test_trust_digest_fields(void **state)
     assert_memory_not_equal(d0, tu_endpoint(p, "c")->tls->trust_digest,
                             SS_TRUST_DIGEST_LEN);
     ss_policy_unref(p);
+    /* Asking for client certificates, on a listen endpoint that already
+     * trusts a CA. */
+    snprintf(extra, sizeof(extra), "trusted-ca = \"%s\";",
+             tu_pki_file("ca.pem"));
+    struct ss_policy *one_way = load(write_policy("d1.cfg", "", extra),
+                                     false);
+    snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
+             " tls-mutual = true;");
+    struct ss_policy *mutual = load(write_policy("d2.cfg", "", extra),
+                                    false);
+    assert_memory_not_equal(tu_endpoint(one_way, "s")->tls->trust_digest,
+                            tu_endpoint(mutual, "s")->tls->trust_digest,
+                            SS_TRUST_DIGEST_LEN);
+    ss_policy_unref(one_way);
+    ss_policy_unref(mutual);
     /* The compatibility mode, the same file otherwise. */
     p = load(tu_pki_file("d0.cfg"), true);
     assert_memory_not_equal(d0, tu_endpoint(p, "c")->tls->trust_digest,
@@ -741,6 +756,33 @@ static void test_trust_digest_fields(void **state)
                         SS_TRUST_DIGEST_LEN);
     ss_policy_unref(p);
     ss_policy_unref(base);
+}
+
+/* A session is never used past its peer certificate's notAfter, however
+ * long its timeout, ticket lifetime and verdict would allow. */
+static void test_cache_stops_at_peer_not_after(void **state)
+{
+    (void)state;
+    struct ss_policy *p = load_policy("", "");
+    assert_false(connect_once(p, "s", NULL, NULL));
+    struct ss_session_key k = key_of("c", "localhost",
+                                     tu_endpoint(p, "c")->tls->trust_digest);
+    SSL_SESSION *real = ss_session_cache_get(&k, time(NULL));
+    assert_non_null(real);
+    SSL_SESSION *s = SSL_SESSION_dup(real);
+    SSL_SESSION_free(real);
+    struct tm tm;
+    assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(
+                         SSL_SESSION_get0_peer(s)), &tm), 1);
+    time_t not_after = timegm(&tm);
+    /* Made and verified 100 s before the certificate expires. */
+    SSL_SESSION_set_time(s, (long)(not_after - 100));
+    struct ss_verify_result ok = {.ok = true};
+    assert_int_equal(ss_session_set_verdict(s, &ok, not_after - 100), SS_OK);
+    assert_int_equal(put("c", "other", k.digest, s, not_after - 100), SS_OK);
+    expect_get("c", "other", k.digest, not_after - 1, s);
+    expect_get("c", "other", k.digest, not_after, NULL);
+    ss_policy_unref(p);
 }
 
 /* The server's tickets are sealed with the endpoint's keys (the client's
@@ -904,6 +946,7 @@ int main(void)
         T(test_conn_reload_same_trust_resumes),
         T(test_conn_reload_trust_change_is_full),
         T(test_trust_digest_fields),
+        T(test_cache_stops_at_peer_not_after),
         T(test_conn_tickets_use_endpoint_keys),
         T(test_conn_ticket_rotation_renews),
         T(test_conn_server_refuses_old_verdict),
