@@ -114,6 +114,12 @@ int ss_session_set_verdict(SSL_SESSION *sess,
 bool ss_session_get_verdict(SSL_SESSION *sess,
                             struct ss_session_verdict *out);
 
+/* Until when sess's peer may be trusted without a new verification: its
+ * verdict's time + SS_SESSION_REVERIFY_S, or the peer certificate's
+ * notAfter if earlier; 0 without a verdict. Both sides refuse to resume
+ * sess from then on. */
+time_t ss_session_trusted_until(SSL_SESSION *sess);
+
 /* ---- contexts and connections ------------------------------------------ */
 
 struct ss_ticket_keys;

@@ -106,28 +106,30 @@ static bool peer_not_after(SSL_SESSION *sess, time_t *out)
     return true;
 }
 
-/*
- * When sess may no longer be used: its timeout, the lifetime its ticket
- * was given, the peer certificate's notAfter and the age limit of its
- * verdict, whichever comes first. 0 without a verdict (never usable).
- */
-static time_t session_expiry(SSL_SESSION *sess)
+time_t ss_session_trusted_until(SSL_SESSION *sess)
 {
     struct ss_session_verdict v;
     if (!ss_session_get_verdict(sess, &v))
         return 0;
+    time_t end = v.verified_at + SS_SESSION_REVERIFY_S;
+    time_t not_after;
+    if (peer_not_after(sess, &not_after) && not_after < end)
+        end = not_after;
+    return end;
+}
+
+/* When a client may no longer offer sess: its timeout, the lifetime its
+ * ticket was given, or the end of its verdict, whichever comes first. */
+static time_t session_expiry(SSL_SESSION *sess)
+{
     time_t made = (time_t)SSL_SESSION_get_time(sess);
     time_t end = made + (time_t)SSL_SESSION_get_timeout(sess);
     unsigned long hint = SSL_SESSION_get_ticket_lifetime_hint(sess);
     if (SSL_SESSION_has_ticket(sess) && hint > 0 &&
         made + (time_t)hint < end)
         end = made + (time_t)hint;
-    time_t not_after;
-    if (peer_not_after(sess, &not_after) && not_after < end)
-        end = not_after;
-    if (v.verified_at + SS_SESSION_REVERIFY_S < end)
-        end = v.verified_at + SS_SESSION_REVERIFY_S;
-    return end;
+    time_t trusted = ss_session_trusted_until(sess);
+    return trusted < end ? trusted : end;
 }
 
 /* ---- the client cache ------------------------------------------------------ */
@@ -768,17 +770,6 @@ static int server_ticket_new(SSL *ssl, void *arg)
                                   ticket_now()) == SS_OK;
 }
 
-/* Whether a decrypted session may be resumed at now. */
-static bool verdict_current(SSL_SESSION *sess, time_t now)
-{
-    struct ss_session_verdict v;
-    time_t not_after;
-    if (!ss_session_get_verdict(sess, &v) ||
-        v.verified_at + SS_SESSION_REVERIFY_S <= now)
-        return false;
-    return !peer_not_after(sess, &not_after) || now < not_after;
-}
-
 /*
  * A server decrypted (or failed to decrypt) a ticket: a session without
  * a current verdict is not resumed, and the client gets a new ticket after
@@ -799,7 +790,7 @@ static SSL_TICKET_RETURN server_ticket_check(SSL *ssl, SSL_SESSION *sess,
     switch (status) {
     case SSL_TICKET_SUCCESS:
     case SSL_TICKET_SUCCESS_RENEW:
-        if (!verdict_current(sess, ticket_now()))
+        if (ticket_now() >= ss_session_trusted_until(sess))
             return SSL_TICKET_RETURN_IGNORE_RENEW;
         return status == SSL_TICKET_SUCCESS &&
                        SSL_version(ssl) < TLS1_3_VERSION

@@ -759,7 +759,8 @@ static void test_trust_digest_fields(void **state)
 }
 
 /* A session is never used past its peer certificate's notAfter, however
- * long its timeout, ticket lifetime and verdict would allow. */
+ * long its timeout, ticket lifetime and verdict would allow (the client's
+ * cache, and the limit a server applies to a ticket's session). */
 static void test_cache_stops_at_peer_not_after(void **state)
 {
     (void)state;
@@ -779,6 +780,8 @@ static void test_cache_stops_at_peer_not_after(void **state)
     SSL_SESSION_set_time(s, (long)(not_after - 100));
     struct ss_verify_result ok = {.ok = true};
     assert_int_equal(ss_session_set_verdict(s, &ok, not_after - 100), SS_OK);
+    /* What the server checks a decrypted ticket against, too. */
+    assert_int_equal(ss_session_trusted_until(s), not_after);
     assert_int_equal(put("c", "other", k.digest, s, not_after - 100), SS_OK);
     expect_get("c", "other", k.digest, not_after - 1, s);
     expect_get("c", "other", k.digest, not_after, NULL);
