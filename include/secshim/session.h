@@ -29,8 +29,9 @@
  * full at least that often however long resumption goes on.
  *
  * Locks: one for the client cache, one for the ticket keys; both leaves
- * (held only for a lookup or a copy; nothing, not even the log, is taken
- * under them). ss_session_fork_prepare takes both.
+ * (held for a lookup, a copy or, once an hour, a key derivation; nothing,
+ * not even the log, is taken under them). ss_session_fork_prepare takes
+ * both.
  */
 #ifndef SECSHIM_SESSION_H
 #define SECSHIM_SESSION_H
@@ -125,8 +126,8 @@ time_t ss_session_trusted_until(SSL_SESSION *sess);
 struct ss_ticket_keys;
 
 /* A client context keeps its sessions in the cache (OpenSSL's own client
- * store stays off). Returns SS_OK. */
-int ss_session_client_ctx(SSL_CTX *ctx);
+ * store stays off). Returns SS_OK or SS_ERR_TLS. */
+int ss_session_client_ctx(SSL_CTX *ctx, struct ss_errbuf *err);
 
 /* A server context issues one ticket per handshake under keys, refuses
  * stale verdicts, and keeps no session itself. keys must outlive ctx.

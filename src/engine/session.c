@@ -806,8 +806,11 @@ static SSL_TICKET_RETURN server_ticket_check(SSL *ssl, SSL_SESSION *sess,
 
 /* ---- contexts and connections ------------------------------------------------ */
 
-int ss_session_client_ctx(SSL_CTX *ctx)
+int ss_session_client_ctx(SSL_CTX *ctx, struct ss_errbuf *err)
 {
+    if (!index_ready())
+        return ss_fail(err, SS_ERR_TLS,
+                       "cannot allocate OpenSSL ex_data indexes");
     /* NO_INTERNAL_STORE: OpenSSL's per-context store would not survive a
      * reload and is not shared with the cache; ours is both. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |

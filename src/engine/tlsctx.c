@@ -418,6 +418,16 @@ static int set_session_id_context(struct ctx_build *b)
     return SS_OK;
 }
 
+/* A listen endpoint's tickets: the keys of its name and trust digest,
+ * shared with the contexts built for it before (a reload). */
+static int set_server_tickets(struct ctx_build *b, struct ss_errbuf *sub)
+{
+    SS_GUARD(ss_ticket_keys_get(b->ep->name != NULL ? b->ep->name : "",
+                                b->t->trust_digest, b->ep->fips140_enabled,
+                                &b->t->tickets, sub));
+    return ss_session_server_ctx(b->t->ctx, b->t->tickets, sub);
+}
+
 /* session-resumption (docs/protocols.md, "Sessions"): connect endpoints
  * keep their sessions in the process's client cache, listen endpoints
  * issue tickets under the keys of their endpoint and trust digest; off,
@@ -432,14 +442,9 @@ static int set_sessions(struct ctx_build *b)
         ss_session_ctx_off(b->t->ctx, server);
         return SS_OK;
     }
-    if (!server)
-        return ss_session_client_ctx(b->t->ctx);
     struct ss_errbuf sub = {{0}};
-    int rc = ss_ticket_keys_get(b->ep->name != NULL ? b->ep->name : "",
-                                b->t->trust_digest, b->ep->fips140_enabled,
-                                &b->t->tickets, &sub);
-    if (rc == SS_OK)
-        rc = ss_session_server_ctx(b->t->ctx, b->t->tickets, &sub);
+    int rc = server ? set_server_tickets(b, &sub)
+                    : ss_session_client_ctx(b->t->ctx, &sub);
     return rc < 0 ? fail_opt(b, rc, SS_OPT_SESSION_RESUMPTION, sub.msg) : rc;
 }
 
