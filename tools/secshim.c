@@ -303,7 +303,7 @@ static void print_endpoint(const struct ss_endpoint *ep, time_t now)
     printf("%s: %s %s %s protocol=%s mutual=%s name-check=%s"
            " target-name=%s certificate=%s days-left=%s trusted-ca=%s"
            " crl=%s cipher-list=%s cipher-suites=%s"
-           " handshake-timeout=%ds\n",
+           " handshake-timeout=%ds session-resumption=%s\n",
            ep->name, ep->enabled ? "enabled" : "disabled",
            ep->direction == SS_DIR_CONNECT ? "connect" : "listen",
            ep->address, ss_protocol_describe(&ep->proto, proto, sizeof(proto)),
@@ -314,7 +314,8 @@ static void print_endpoint(const struct ss_endpoint *ep, time_t now)
            or_dash(ep->target_name), or_dash(ep->certificate), days,
            or_dash(ep->trusted_ca), or_dash(ep->tls_crl),
            or_dash(ep->cipher_list), or_dash(ep->cipher_suites),
-           ep->handshake_timeout_ms / 1000);
+           ep->handshake_timeout_ms / 1000,
+           ep->session_resumption ? "yes" : "no");
 }
 
 static int cmd_check(int argc, char **argv)

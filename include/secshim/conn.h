@@ -150,8 +150,13 @@ const char *ss_conn_describe(const struct ss_conn *c, char *buf, size_t len);
 
 const struct ss_endpoint *ss_conn_endpoint(const struct ss_conn *c);
 
-/* Verification outcome of the handshake (relaxations used included). */
+/* Verification outcome of the handshake (relaxations used included; for
+ * a resumed handshake, those of the session's, and resumed set). */
 const struct ss_verify_result *ss_conn_verify_result(const struct ss_conn *c);
+
+/* Whether the handshake resumed a session (false before its end and after
+ * a failure). */
+bool ss_conn_resumed(const struct ss_conn *c);
 
 int ss_conn_handshake_timeout_ms(const struct ss_conn *c);
 

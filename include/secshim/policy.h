@@ -44,6 +44,7 @@ enum ss_opt {
     SS_OPT_HANDSHAKE_TIMEOUT,
     SS_OPT_FIPS140_ENABLED,
     SS_OPT_TLS_UNEXPECTED_EOF,
+    SS_OPT_SESSION_RESUMPTION,
     SS_OPT_COUNT
 };
 
@@ -97,6 +98,10 @@ struct ss_endpoint {
      * before; "error" (false, the default): the read after the data that
      * arrived fails (docs/shim.md, "Truncation"). */
     bool unexpected_eof_is_eof;
+    /* Resume TLS sessions (default true): a connect endpoint keeps its
+     * sessions in the client cache, a listen endpoint issues tickets
+     * (docs/protocols.md, "Sessions"); false: every handshake is full. */
+    bool session_resumption;
 
     /* Where each option came from: the line in the endpoint, or in
      * defaults when inherited; 0 when not set at all. */

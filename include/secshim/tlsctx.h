@@ -1,6 +1,6 @@
 /*
  * tlsctx.h - one SSL_CTX per enabled endpoint: certificate chain and key,
- * verification, protocol versions, ciphers, session cache.
+ * verification, protocol versions, ciphers, session resumption.
  */
 #ifndef SECSHIM_TLSCTX_H
 #define SECSHIM_TLSCTX_H
@@ -12,6 +12,7 @@
 
 #include "secshim/common.h"
 #include "secshim/policy.h"
+#include "secshim/session.h"
 #include "secshim/verify.h"
 
 enum ss_role {
@@ -25,6 +26,14 @@ struct ss_tlsctx {
     struct ss_verifier verifier;   /* attached to ctx */
     X509 *own_cert;                /* our leaf (for `check`), or NULL */
     OSSL_PROVIDER *fips;           /* loaded for fips140-enabled, or NULL */
+    bool resume;                   /* session-resumption (session.h) */
+    /* SHA-256 over everything that decides whether a peer is accepted
+     * (direction, trusted-ca, tls-crl, names, mutual TLS and our
+     * certificate, protocols, ciphers, FIPS, compatibility mode; files by
+     * path and content): sessions and ticket keys are shared only between
+     * contexts with the same digest (docs/protocols.md, "Sessions"). */
+    unsigned char trust_digest[SS_TRUST_DIGEST_LEN];
+    struct ss_ticket_keys *tickets; /* listen endpoints resuming; a ref */
 };
 
 /*

@@ -50,9 +50,14 @@ struct ss_verifier {
  * What one verification decided. reason is one sentence naming the failed
  * check, the depth and the subject; relaxed_subject[i] names the certificate
  * that relaxation bit i was applied to.
+ *
+ * resumed: the handshake resumed a session, so no chain was verified in
+ * it; ok and relaxations are then those of the full handshake that made
+ * the session (its verdict, session.h), and relaxed_subject is empty.
  */
 struct ss_verify_result {
     bool ok;
+    bool resumed;
     int x509_error;          /* X509_V_OK or the first fatal error */
     int error_depth;
     char reason[512];

@@ -35,6 +35,7 @@
 
 #include "secshim/log.h"
 #include "secshim/protocol.h"
+#include "secshim/session.h"
 #include "secshim/verify.h"
 
 const struct ss_io_ops ss_io_libc = {recv, send};
@@ -80,6 +81,7 @@ struct ss_conn {
     int sys_errno;
     char error[1024];
     struct ss_verify_result verify_result;
+    struct ss_session_link session; /* resumption's view of this conn */
 };
 
 /* ---- byte buffers ------------------------------------------------------ */
@@ -505,6 +507,18 @@ static bool is_ip_literal(const char *host)
            inet_pton(AF_INET6, host, addr) == 1;
 }
 
+/* Resumption (session.h): the link names this conn's sessions and
+ * verification result; a client is offered its cached session. */
+static int setup_session(struct ss_conn *c, struct ss_errbuf *err)
+{
+    if (!c->ep->tls->resume)
+        return SS_OK;
+    c->session.key.endpoint = c->ep->name != NULL ? c->ep->name : "";
+    c->session.key.digest = c->ep->tls->trust_digest;
+    c->session.verified = &c->verify_result;
+    return ss_session_attach(c->ssl, &c->session, err);
+}
+
 static int setup_ssl(struct ss_conn *c, struct ss_errbuf *err)
 {
     ERR_clear_error();
@@ -532,13 +546,16 @@ static int setup_ssl(struct ss_conn *c, struct ss_errbuf *err)
             SSL_set_tlsext_host_name(c->ssl, host) != 1)
             return ss_fail_openssl(err, SS_ERR_TLS,
                                    "cannot set the SNI name %s", host);
+        /* Sessions are filed under the name sent and checked. */
+        c->session.key.host = host;
         if (!c->ep->target_name_check)
             host = NULL;
     } else {
         SSL_set_accept_state(c->ssl);
     }
     /* Always: the verify result is recorded even without a name check. */
-    return ss_verify_prepare_ssl(c->ssl, host, &c->verify_result, err);
+    SS_GUARD(ss_verify_prepare_ssl(c->ssl, host, &c->verify_result, err));
+    return setup_session(c, err);
 }
 
 int ss_conn_new(struct ss_policy *policy, const struct ss_endpoint *ep,
@@ -591,7 +608,15 @@ void ss_conn_free(struct ss_conn *c)
 {
     if (c == NULL)
         return;
-    /* SSL_free sends nothing: close_notify is ss_conn_shutdown's job. */
+    /* SSL_free sends nothing: close_notify is ss_conn_shutdown's job. But
+     * it marks the session not resumable when close_notify was not sent
+     * (a forked child's close, a conn dropped at exit), and the session
+     * is shared through the cache: only a failure should do that (OpenSSL
+     * already did, at the alert). TLS 1.1 on no longer requires it. */
+    if (c->ssl != NULL && c->state != SS_CONN_FAILED &&
+        c->state != SS_CONN_HANDSHAKING)
+        SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) |
+                                     SSL_SENT_SHUTDOWN);
     SSL_free(c->ssl);
     buf_free(&c->out);
     buf_free(&c->early);
@@ -628,6 +653,10 @@ static int handshake_done(struct ss_conn *c)
 {
     c->state = SS_CONN_OPEN;
     c->hs_want = 0;
+    /* A resumed handshake ran no verification: its result is the one
+     * the session was made with. */
+    if (c->ep->tls->resume)
+        ss_session_handshake_done(c->ssl, &c->verify_result);
     if (ss_log_enabled(SS_LOG_DEBUG)) {
         char desc[128];
         ss_log(SS_LOG_DEBUG, "endpoint '%s': TLS with %s: %s",
@@ -990,6 +1019,12 @@ const struct ss_endpoint *ss_conn_endpoint(const struct ss_conn *c)
 const struct ss_verify_result *ss_conn_verify_result(const struct ss_conn *c)
 {
     return &c->verify_result;
+}
+
+bool ss_conn_resumed(const struct ss_conn *c)
+{
+    return c->state != SS_CONN_HANDSHAKING && c->state != SS_CONN_FAILED &&
+           SSL_session_reused(c->ssl) == 1;
 }
 
 int ss_conn_handshake_timeout_ms(const struct ss_conn *c)

@@ -76,6 +76,7 @@ static const struct opt_spec opt_specs[SS_OPT_COUNT] = {
     [SS_OPT_HANDSHAKE_TIMEOUT] = {"handshake-timeout", T_SECONDS, false},
     [SS_OPT_FIPS140_ENABLED] = {"fips140-enabled", T_BOOL, false},
     [SS_OPT_TLS_UNEXPECTED_EOF] = {"tls-unexpected-eof", T_STRING, false},
+    [SS_OPT_SESSION_RESUMPTION] = {"session-resumption", T_BOOL, false},
 };
 
 const char *ss_opt_name(enum ss_opt opt)
@@ -929,6 +930,9 @@ static int build_endpoint(const struct scope *s, struct optset *o, int line,
     ep->unexpected_eof_is_eof =
         o->str[SS_OPT_TLS_UNEXPECTED_EOF] != NULL &&
         strcmp(o->str[SS_OPT_TLS_UNEXPECTED_EOF], "eof") == 0;
+    ep->session_resumption = o->line[SS_OPT_SESSION_RESUMPTION]
+                                 ? o->flag[SS_OPT_SESSION_RESUMPTION]
+                                 : true;
     SS_GUARD(resolve_protocol(o, s, &ep->proto, err));
     return check_cross_rules(s->path, ep, err);
 }

@@ -8,6 +8,8 @@
  */
 #include "secshim/tlsctx.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,12 +267,142 @@ static int set_protocol(struct ctx_build *b)
     return SS_OK;
 }
 
-/* Server-side session cache, keyed by endpoint so that a session made for
- * one endpoint is never resumed on another. */
-static int set_session_cache(struct ctx_build *b)
+/* ---- the trust digest ---------------------------------------------------- */
+
+/*
+ * Everything that decides whether a peer is accepted, hashed into
+ * t->trust_digest (tlsctx.h): a session or a ticket key made under one
+ * digest is never used under another, so a reload that changes any of it
+ * starts with full handshakes, and one that changes anything else (the
+ * log level, another endpoint) resumes. Each field goes in tagged and
+ * length-prefixed, so that two different settings never hash alike; files
+ * by path and by content (a CA bundle rewritten in place is new trust).
+ */
+struct digest {
+    EVP_MD_CTX *md;
+    struct ctx_build *b;
+    enum ss_opt opt; /* whose files are being hashed */
+    bool ok;         /* every update succeeded */
+};
+
+static void digest_bytes(struct digest *d, const char *tag, const void *p,
+                         size_t n)
 {
-    if (b->t->role != SS_ROLE_SERVER)
-        return SS_OK; /* clients: OpenSSL's defaults (no client cache) */
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+    d->ok = d->ok && EVP_DigestUpdate(d->md, tag, strlen(tag) + 1) == 1 &&
+            EVP_DigestUpdate(d->md, len, sizeof(len)) == 1 &&
+            (n == 0 || EVP_DigestUpdate(d->md, p, n) == 1);
+}
+
+/* An unset option and an empty value differ. */
+static void digest_str(struct digest *d, const char *tag, const char *v)
+{
+    unsigned char set = v != NULL;
+    digest_bytes(d, tag, &set, 1);
+    if (v != NULL)
+        digest_bytes(d, tag, v, strlen(v));
+}
+
+static void digest_int(struct digest *d, const char *tag, long long v)
+{
+    unsigned char be[8];
+    for (int i = 0; i < 8; i++)
+        be[i] = (unsigned char)((unsigned long long)v >> (56 - 8 * i));
+    digest_bytes(d, tag, be, sizeof(be));
+}
+
+/* One file of a list: its name, then what it holds now. */
+static int digest_file(const char *file, size_t index, void *arg)
+{
+    (void)index;
+    struct digest *d = arg;
+    digest_str(d, "file", file);
+    FILE *f = fopen(file, "rb");
+    if (f == NULL) {
+        char what[600];
+        snprintf(what, sizeof(what), "cannot read %s: %s", file,
+                 strerror(errno));
+        return fail_opt(d->b, SS_ERR_IO, d->opt, what);
+    }
+    unsigned char buf[16384];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        digest_bytes(d, "content", buf, n);
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (failed)
+        return fail_opt(d->b, SS_ERR_IO, d->opt, "cannot read a file to "
+                        "hash its trust settings");
+    return SS_OK;
+}
+
+static int digest_files(struct digest *d, enum ss_opt opt, const char *list)
+{
+    digest_str(d, ss_opt_name(opt), list);
+    if (list == NULL)
+        return SS_OK;
+    d->opt = opt;
+    int rc = ss_for_each_file(list, digest_file, d);
+    return rc == SS_ERR_NOMEM ? ss_fail(d->b->err, rc, "out of memory") : rc;
+}
+
+static int digest_fields(struct digest *d, bool compat)
+{
+    const struct ss_endpoint *ep = d->b->ep;
+    const struct ss_proto *proto = &ep->proto;
+    digest_int(d, "direction", ep->direction);
+    SS_GUARD(digest_files(d, SS_OPT_TRUSTED_CA, ep->trusted_ca));
+    SS_GUARD(digest_files(d, SS_OPT_TLS_CRL, ep->tls_crl));
+    digest_str(d, "tls-target-name", ep->target_name);
+    digest_int(d, "tls-target-name-check", ep->target_name_check);
+    digest_int(d, "tls-mutual", ep->tls_mutual);
+    /* Our own certificate only where it is presented (build()). */
+    if (d->b->t->role == SS_ROLE_SERVER || ep->tls_mutual) {
+        SS_GUARD(digest_files(d, SS_OPT_CERTIFICATE, ep->certificate));
+        SS_GUARD(digest_files(d, SS_OPT_CERTIFICATE_KEY,
+                              ep->certificate_key));
+    }
+    digest_int(d, "proto-mode", proto->mode);
+    digest_int(d, "proto-versions", proto->versions);
+    digest_int(d, "proto-min", proto->min_version);
+    digest_int(d, "proto-max", proto->max_version);
+    digest_int(d, "proto-level", proto->security_level);
+    digest_str(d, "cipher-list", ep->cipher_list);
+    digest_str(d, "cipher-suites", ep->cipher_suites);
+    digest_int(d, "fips140-enabled", ep->fips140_enabled);
+    digest_int(d, "compat", compat);
+    return SS_OK;
+}
+
+static int compute_trust_digest(struct ctx_build *b, bool compat)
+{
+    struct digest d = {.md = EVP_MD_CTX_new(), .b = b, .ok = true};
+    unsigned int len = 0;
+    ERR_clear_error();
+    if (d.md == NULL || EVP_DigestInit_ex(d.md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(d.md);
+        return ss_fail_openssl(b->err, SS_ERR_TLS,
+                               "cannot hash the trust settings");
+    }
+    int rc = digest_fields(&d, compat);
+    if (rc == SS_OK &&
+        (!d.ok || EVP_DigestFinal_ex(d.md, b->t->trust_digest, &len) != 1 ||
+         len != SS_TRUST_DIGEST_LEN))
+        rc = ss_fail_openssl(b->err, SS_ERR_TLS,
+                             "cannot hash the trust settings");
+    EVP_MD_CTX_free(d.md);
+    return rc;
+}
+
+/* ---- sessions ---------------------------------------------------------------- */
+
+/* Listen endpoints: a session id context derived from the endpoint name,
+ * so that a session made on one endpoint is never resumed on another
+ * (OpenSSL checks it at every resumption; mutual TLS needs one). */
+static int set_session_id_context(struct ctx_build *b)
+{
     unsigned char sid_ctx[EVP_MAX_MD_SIZE];
     unsigned int sid_len = 0;
     const char *name = b->ep->name != NULL ? b->ep->name : "";
@@ -280,11 +412,40 @@ static int set_session_cache(struct ctx_build *b)
         sid_len > SSL_MAX_SID_CTX_LENGTH)
         return ss_fail_openssl(b->err, SS_ERR_TLS,
                                "cannot derive a session id context");
-    SSL_CTX_set_session_cache_mode(b->t->ctx, SSL_SESS_CACHE_SERVER);
     SS_GUARD_OSSL(SSL_CTX_set_session_id_context(b->t->ctx, sid_ctx,
                                                  sid_len),
                   b->err, SS_ERR_TLS, "cannot set the session id context");
     return SS_OK;
+}
+
+/* A listen endpoint's tickets: the keys of its name and trust digest,
+ * shared with the contexts built for it before (a reload). */
+static int set_server_tickets(struct ctx_build *b, struct ss_errbuf *sub)
+{
+    SS_GUARD(ss_ticket_keys_get(b->ep->name != NULL ? b->ep->name : "",
+                                b->t->trust_digest, b->ep->fips140_enabled,
+                                &b->t->tickets, sub));
+    return ss_session_server_ctx(b->t->ctx, b->t->tickets, sub);
+}
+
+/* session-resumption (docs/protocols.md, "Sessions"): connect endpoints
+ * keep their sessions in the process's client cache, listen endpoints
+ * issue tickets under the keys of their endpoint and trust digest; off,
+ * every handshake is full. */
+static int set_sessions(struct ctx_build *b)
+{
+    bool server = b->t->role == SS_ROLE_SERVER;
+    if (server)
+        SS_GUARD(set_session_id_context(b));
+    b->t->resume = b->ep->session_resumption;
+    if (!b->t->resume) {
+        ss_session_ctx_off(b->t->ctx, server);
+        return SS_OK;
+    }
+    struct ss_errbuf sub = {{0}};
+    int rc = server ? set_server_tickets(b, &sub)
+                    : ss_session_client_ctx(b->t->ctx, &sub);
+    return rc < 0 ? fail_opt(b, rc, SS_OPT_SESSION_RESUMPTION, sub.msg) : rc;
 }
 
 /* FIPS: the provider must load, and then every algorithm of this context
@@ -340,7 +501,9 @@ static int build(struct ctx_build *b, bool compat)
     if (b->t->role == SS_ROLE_SERVER || b->ep->tls_mutual)
         SS_GUARD(load_certificate(b));
     SS_GUARD(setup_verification(b, compat));
-    SS_GUARD(set_session_cache(b));
+    /* After everything loaded: the files hashed are those just used. */
+    SS_GUARD(compute_trust_digest(b, compat));
+    SS_GUARD(set_sessions(b));
     return SS_OK;
 }
 
@@ -370,8 +533,10 @@ void ss_tlsctx_free(struct ss_tlsctx *t)
 {
     if (t == NULL)
         return;
-    /* The context first: it points at the verifier's store. */
+    /* The context first: it points at the verifier's store and the
+     * ticket keys. */
     SSL_CTX_free(t->ctx);
+    ss_ticket_keys_put(t->tickets);
     if (t->verifier.store != NULL || t->verifier.trusted_listed != NULL)
         ss_verifier_free(&t->verifier);
     X509_free(t->own_cert);

@@ -115,9 +115,11 @@ static void log_established(const struct shim_sock *s)
                  vr->relaxations & SS_RELAX_KEY_USAGE
                      ? ss_relaxation_name(SS_RELAX_KEY_USAGE) : "");
     }
-    ss_log(SS_LOG_INFO, "endpoint '%s': TLS %s %s established: %s%s",
+    /* After a space, never a comma: "PROTO CIPHER" stay two words. */
+    ss_log(SS_LOG_INFO, "endpoint '%s': TLS %s %s established: %s%s%s",
            shim_sock_endpoint(s), s->dir == SS_DIR_CONNECT ? "to" : "from",
-           s->peer, desc, relaxed);
+           s->peer, desc,
+           ss_conn_resumed(s->conn) ? " (resumed session)" : "", relaxed);
 }
 
 void shim_note_established(struct shim_sock *s)

@@ -37,6 +37,7 @@
 
 #include "secshim/compat.h"
 #include "secshim/log.h"
+#include "secshim/session.h"
 
 /* Guards `current` (taking a reference on it and swapping it). A leaf:
  * nothing else is locked while it is held. */
@@ -193,12 +194,14 @@ static void fork_prepare(void)
     fdtab_fork_prepare();
     shim_sock_fork_prepare();
     linger_fork_prepare();
+    ss_session_fork_prepare();
     ss_log_fork_prepare();
 }
 
 static void fork_parent(void)
 {
     ss_log_fork_parent();
+    ss_session_fork_parent();
     linger_fork_parent();
     shim_sock_fork_parent();
     fdtab_fork_parent();
@@ -209,6 +212,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     ss_log_fork_child();
+    ss_session_fork_child(); /* the child keeps the sessions and keys */
     shim_sock_fork_child();
     fdtab_fork_child();
     linger_fork_child(); /* after fdtab: it disowns descriptors */

@@ -9,9 +9,13 @@
  *   ep_lock -> an epoll set's lock -> shim_sock.lock (epoll.c)
  *   shim_sock.lock -> linger_lock (linger.c: a last close hands the
  *                     connection over while holding the sock's lock)
+ *   shim_sock.lock -> the engine's session locks (session.c: the client
+ *                     cache and the ticket keys, leaves taken during a
+ *                     handshake or a read that brings a ticket)
  *   shim_sock.lock -> the engine's log lock
  * pthread_atfork takes them all in that order, linger_lock after every
- * sock lock and the log lock last (fork_prepare in process.c).
+ * sock lock, then the session locks, and the log lock last (fork_prepare
+ * in process.c).
  */
 #ifndef SECSHIM_SHIM_SOCK_H
 #define SECSHIM_SHIM_SOCK_H

@@ -786,6 +786,42 @@ static void test_unexpected_eof_option(void **state)
                 "valid: use \"error\" or \"eof\"");
 }
 
+/* session-resumption: a boolean, true by default, per endpoint or from
+ * defaults; any other type is a file:line:option error. */
+static void test_session_resumption_option(void **state)
+{
+    (void)state;
+    assert_string_equal(ss_opt_name(SS_OPT_SESSION_RESUMPTION),
+                        "session-resumption");
+    struct ss_policy *p = load_ok(one("connect = \"*:443\";"));
+    assert_true(p->endpoints[0].session_resumption);
+    assert_int_equal(p->endpoints[0].opt_line[SS_OPT_SESSION_RESUMPTION], 0);
+    ss_policy_unref(p);
+    p = load_ok(one("connect = \"*:443\"; session-resumption = false;"));
+    assert_false(p->endpoints[0].session_resumption);
+    assert_int_equal(p->endpoints[0].opt_line[SS_OPT_SESSION_RESUMPTION], 4);
+    ss_policy_unref(p);
+    p = load_ok(HEAD "defaults = {\n  session-resumption = false;\n};\n"
+                     "endpoints = (\n"
+                     "  { name = \"a\"; enabled = false; connect = \"*:1\"; },\n"
+                     "  { name = \"b\"; enabled = false; connect = \"*:2\";\n"
+                     "    session-resumption = true; }\n"
+                     ");\n");
+    assert_false(p->endpoints[0].session_resumption);
+    assert_int_equal(p->endpoints[0].opt_line[SS_OPT_SESSION_RESUMPTION], 3);
+    assert_true(p->endpoints[1].session_resumption);
+    ss_policy_unref(p);
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:443\"; session-resumption = \"no\";"),
+                ":4: endpoint 'e': option 'session-resumption': expected a "
+                "boolean (true or false)");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "defaults = {\n  session-resumption = 0;\n};\n"
+                     "endpoints = ( );\n",
+                ":3: defaults: option 'session-resumption': expected a "
+                "boolean (true or false)");
+}
+
 static void test_target_name_errors(void **state)
 {
     (void)state;
@@ -1374,6 +1410,7 @@ int main(void)
         cmocka_unit_test(test_cross_option_errors),
         cmocka_unit_test(test_target_name_errors),
         cmocka_unit_test(test_unexpected_eof_option),
+        cmocka_unit_test(test_session_resumption_option),
         cmocka_unit_test(test_protocol_errors),
         cmocka_unit_test(test_include_refused),
         cmocka_unit_test(test_ref_unref),
