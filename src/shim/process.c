@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "secshim/compat.h"
 #include "secshim/log.h"
 
@@ -133,14 +135,22 @@ static struct ss_policy *policy_current_ref(void)
     return p;
 }
 
-/* Builds the new snapshot completely, then publishes it; a file that no
- * longer loads keeps the old one (docs/design.md, "Policy snapshots"). */
-static void reload(uint64_t seen)
+/*
+ * Builds the new snapshot completely, then publishes it; a file that no
+ * longer loads keeps the old one (docs/design.md, "Policy snapshots").
+ * Completely means parsed, and with the contexts of the endpoints in_use
+ * has built (those in use): a certificate that no longer builds for one
+ * of them keeps in_use, as when every context was built at load; the other
+ * endpoints are built at their first need, as at start.
+ */
+static void reload(const struct ss_policy *in_use, uint64_t seen)
 {
     struct ss_policy *fresh = NULL;
     struct ss_errbuf err;
-    if (ss_policy_load(policy_path, ss_compat_mode(), &fresh, &err) !=
-        SS_OK) {
+    if (ss_policy_parse(policy_path, ss_compat_mode(), &fresh, &err) !=
+            SS_OK ||
+        ss_policy_build_used(fresh, in_use, &err) != SS_OK) {
+        ss_policy_unref(fresh);
         ss_log(SS_LOG_ERROR, "policy %s changed but does not load, keeping "
                "the previous one: %s", policy_path, err.msg);
         fingerprint = seen; /* retry only when it changes again */
@@ -170,9 +180,9 @@ static void maybe_reload(void)
         return;
     struct ss_policy *p = policy_current_ref();
     uint64_t seen = policy_fingerprint(p);
-    ss_policy_unref(p);
     if (seen != fingerprint)
-        reload(seen);
+        reload(p, seen);
+    ss_policy_unref(p);
     atomic_flag_clear(&reloading);
 }
 
@@ -182,12 +192,76 @@ struct ss_policy *shim_policy_get(void)
     return policy_current_ref();
 }
 
+/* --- TLS contexts, built at their first need ---------------------------------- */
+
+/* exit() and a return from main: what the process's connections were
+ * given is delivered, bounded (linger.c), once. _exit() skips it, as it
+ * skips stdio's buffers. */
+static atomic_flag exit_done = ATOMIC_FLAG_INIT;
+
+static void shim_exit(void)
+{
+    if (shim_in_vfork_child() || atomic_flag_test_and_set(&exit_done))
+        return;
+    linger_at_exit();
+}
+
+/*
+ * Runs once, before the first context is built (no OpenSSL call is made
+ * before: a process that uses no endpoint never starts OpenSSL). The exit
+ * flush needs OpenSSL alive, and atexit handlers run in reverse order of
+ * registration, after the shim's own (registered by the constructor,
+ * before the program's). So: when this is OpenSSL's first start in the
+ * process, it registers no atexit cleanup (nothing to free at exit) and
+ * the shim's handler keeps its place, after the program's handlers; when
+ * the program started OpenSSL earlier, its cleanup would run before the
+ * shim's handler, so the flush also runs as OpenSSL's first stop handler
+ * (OPENSSL_atexit), while OpenSSL still works. Whichever comes first
+ * does it.
+ */
+static void openssl_start(void)
+{
+    (void)OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, NULL);
+    (void)OPENSSL_atexit(shim_exit);
+}
+
+static pthread_once_t openssl_once = PTHREAD_ONCE_INIT;
+
+int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
+{
+    if (ss_endpoint_tls(ep) != NULL)
+        return 0; /* the fast path: one acquire load */
+    int saved = errno;
+    pthread_once(&openssl_once, openssl_start);
+    bool built_here = false;
+    struct ss_errbuf err = {""};
+    int rc = ss_policy_tls(p, ep, &built_here, &err);
+    if (rc == SS_OK) {
+        if (built_here)
+            ss_log(SS_LOG_INFO, "endpoint '%s': TLS context built at its "
+                   "first use", ep->name);
+        errno = saved;
+        return 0;
+    }
+    /* One line per cause: the build that failed says why; the calls after
+     * it fail without a word until a reload gives it another try. */
+    if (rc == SS_ERR_NOMEM)
+        ss_log(SS_LOG_ERROR, "endpoint '%s': out of memory building its "
+               "TLS context", ep->name); /* not remembered: tried again */
+    else if (built_here)
+        ss_log(SS_LOG_ERROR, "%s; its connections fail until the policy "
+               "or its files change", err.msg);
+    errno = rc == SS_ERR_NOMEM ? ENOMEM : EPROTO;
+    return -1;
+}
+
 /* --- fork ------------------------------------------------------------------ */
 
 /* Takes every shim lock in the documented order (sock.h), so the child
  * never inherits one held by a thread it does not have. */
 static void fork_prepare(void)
 {
+    ss_policy_fork_prepare(); /* waits for a build under way */
     pthread_mutex_lock(&policy_lock);
     resolve_fork_prepare();
     fdtab_fork_prepare();
@@ -204,6 +278,7 @@ static void fork_parent(void)
     fdtab_fork_parent();
     resolve_fork_parent();
     pthread_mutex_unlock(&policy_lock);
+    ss_policy_fork_parent();
 }
 
 static void fork_child(void)
@@ -214,6 +289,7 @@ static void fork_child(void)
     linger_fork_child(); /* after fdtab: it disowns descriptors */
     resolve_fork_child();
     pthread_mutex_init(&policy_lock, NULL);
+    ss_policy_fork_child();
     atomic_flag_clear(&reloading);
 }
 
@@ -671,14 +747,6 @@ static void adopt_inherited(const struct ss_policy *p)
 
 /* --- start and exit -------------------------------------------------------- */
 
-/* exit() and a return from main: what the process's connections were
- * given is delivered, bounded (linger.c). _exit() skips it, as it skips
- * stdio's buffers. */
-static void shim_exit(void)
-{
-    linger_at_exit();
-}
-
 /*
  * Whether another copy of the shim already started in this process image
  * (LD_PRELOAD naming two different files of the library, say an installed
@@ -709,8 +777,12 @@ static bool image_taken_by_another_copy(void)
  * Runs before main. Fail closed: a policy that exists but does not load,
  * or a policy named by SECSHIM_CONFIG that cannot be read, ends the
  * process with one message before the program could open a single
- * connection in clear. Names are not resolved here: a process that never
- * connects pays no lookup (resolve.c resolves when a connect needs it).
+ * connection in clear. The policy is parsed and checked here, but no TLS
+ * context is built and OpenSSL is not started: a process that never uses
+ * an endpoint reads no key (shim_endpoint_ready builds each at its first
+ * need; docs/design.md, "When TLS contexts are built"). Names are not
+ * resolved here either: a process that never connects pays no lookup
+ * (resolve.c resolves when a connect needs it).
  */
 __attribute__((constructor)) static void shim_start(void)
 {
@@ -748,7 +820,7 @@ __attribute__((constructor)) static void shim_start(void)
     shim_log_start();
     struct ss_policy *p = NULL;
     struct ss_errbuf err;
-    if (ss_policy_load(path, compat, &p, &err) != SS_OK) {
+    if (ss_policy_parse(path, compat, &p, &err) != SS_OK) {
         fprintf(stderr, "secshim: %s\n", err.msg);
         fflush(stderr);
         _exit(1);
@@ -766,9 +838,8 @@ __attribute__((constructor)) static void shim_start(void)
     pthread_mutex_lock(&policy_lock);
     current = p;
     pthread_mutex_unlock(&policy_lock);
-    /* Registered after the policy made its TLS contexts, so after
-     * OpenSSL's own atexit cleanup: handlers run in reverse order, and the
-     * flush needs OpenSSL alive. */
+    /* Before the program's own handlers, so after them at exit; OpenSSL
+     * is kept alive for it (openssl_start). */
     (void)atexit(shim_exit);
     adopt_inherited(p);
 }
