@@ -3,6 +3,10 @@
  * takes the program's number, its lifetime (sock.c).
  *
  * Lock order (no shim lock is held while waiting for the OS):
+ *   the engine's build lock (policy.c) -> the engine's log lock: held
+ *                     across a TLS context's build (files, OpenSSL), and
+ *                     only ever taken with no shim lock held (manage(),
+ *                     listen(), a reload);
  *   policy_lock (process.c) and resolve_lock (resolve.c) are leaves;
  *   fdtab stripe locks (fdtab.c) are leaves;
  *   sock_list_lock (sock.c) -> shim_sock.lock   (only at fork and exit)
@@ -10,8 +14,9 @@
  *   shim_sock.lock -> linger_lock (linger.c: a last close hands the
  *                     connection over while holding the sock's lock)
  *   shim_sock.lock -> the engine's log lock
- * pthread_atfork takes them all in that order, linger_lock after every
- * sock lock and the log lock last (fork_prepare in process.c).
+ * pthread_atfork takes them all in that order, the build lock first (so
+ * fork waits for a build under way), linger_lock after every sock lock and
+ * the log lock last (fork_prepare in process.c).
  */
 #ifndef SECSHIM_SHIM_SOCK_H
 #define SECSHIM_SHIM_SOCK_H
