@@ -71,7 +71,10 @@ static const char *policy_path(const char *given)
     return env != NULL && env[0] != '\0' ? env : SS_DEFAULT_CONFIG_PATH;
 }
 
-/* Loads the policy or prints the engine's file:line message. */
+/* Loads the policy with every enabled endpoint's TLS context built
+ * (ss_policy_load), or prints the engine's file:line message: check, run
+ * and verify find up front what the shim finds only at an endpoint's
+ * first use (a key that does not match, a cipher list OpenSSL refuses). */
 static struct ss_policy *load_policy(const char *path)
 {
     struct ss_policy *policy = NULL;
