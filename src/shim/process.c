@@ -18,6 +18,7 @@
 #include "sock.h"
 #include "sockets.h"
 #include "streams.h"
+#include "tlslib.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,8 +35,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <openssl/crypto.h>
 
 #include "secshim/compat.h"
 #include "secshim/log.h"
@@ -207,32 +206,36 @@ static void shim_exit(void)
 }
 
 /*
- * Runs once, before the first context is built (no OpenSSL call is made
- * before: a process that uses no endpoint never starts OpenSSL). The exit
- * flush needs OpenSSL alive, and atexit handlers run in reverse order of
- * registration, after the shim's own (registered by the constructor,
- * before the program's). So: when this is OpenSSL's first start in the
- * process, it registers no atexit cleanup (nothing to free at exit) and
- * the shim's handler keeps its place, after the program's handlers; when
- * the program started OpenSSL earlier, its cleanup would run before the
- * shim's handler, so the flush also runs as OpenSSL's first stop handler
- * (OPENSSL_atexit), while OpenSSL still works. Whichever comes first
- * does it.
+ * The engine's TLS half (libsecshim-tls.so, and with it libssl and
+ * libcrypto) is loaded and OpenSSL started once, before the first context
+ * is built: a process that uses no endpoint loads neither. shim_exit runs
+ * before OpenSSL cleans up, should the program's own start of OpenSSL
+ * have registered a cleanup that runs before the shim's atexit handler
+ * (src/tlslib/entry.c). A library that cannot be loaded is said once;
+ * nothing TLS can be done in the process then, and every use fails.
  */
-static void openssl_start(void)
-{
-    (void)OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, NULL);
-    (void)OPENSSL_atexit(shim_exit);
-}
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static bool tls_loaded;
 
-static pthread_once_t openssl_once = PTHREAD_ONCE_INIT;
+static void tls_load(void)
+{
+    struct ss_errbuf err = {""};
+    tls_loaded = shim_tls_load(shim_exit, &err) == 0;
+    if (!tls_loaded)
+        ss_log(SS_LOG_ERROR, "%s: no endpoint can be used in this process",
+               err.msg);
+}
 
 int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
 {
     if (ss_endpoint_tls(ep) != NULL)
         return 0; /* the fast path: one acquire load */
     int saved = errno;
-    pthread_once(&openssl_once, openssl_start);
+    pthread_once(&tls_once, tls_load);
+    if (!tls_loaded) {
+        errno = EPROTO;
+        return -1;
+    }
     bool built_here = false;
     struct ss_errbuf err = {""};
     int rc = ss_policy_tls(p, ep, &built_here, &err);
@@ -818,6 +821,7 @@ __attribute__((constructor)) static void shim_start(void)
     /* From here on the shim works: its log gets a descriptor of its own
      * (an inert process keeps every number as it was). */
     shim_log_start();
+    shim_tls_locate();
     struct ss_policy *p = NULL;
     struct ss_errbuf err;
     if (ss_policy_parse(path, compat, &p, &err) != SS_OK) {

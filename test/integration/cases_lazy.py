@@ -18,9 +18,13 @@ import errno
 #   lazy_client.py HOST PORT threads N 0 LINE   N threads that connect at
 #       the same moment (a barrier), each sending LINE.
 # One stdout line per attempt: "attempt I: ok" or "attempt I: connect
-# errno E NAME" (or "... io errno ..."); the seq mode ends with "done".
-# Every socket operation is bounded (settimeout), and alarm(40) bounds
-# the whole run.
+# errno E NAME" (or "... io errno ..."); the seq mode also says which of
+# libsecshim-tls.so, libssl.so and libcrypto.so are mapped before the
+# first attempt and after the last ("mapped before: libsecshim-tls.so=no
+# ..."), and ends with "done".
+# It changes to / (or to the directory given as an 7th argument) before
+# it connects. Every socket operation is bounded
+# (settimeout), and alarm(40) bounds the whole run.
 LAZY_CLIENT = r'''
 import errno, os, select, signal, socket, sys, threading, time
 signal.alarm(40)
@@ -70,13 +74,24 @@ def attempt(i, nonblocking=False):
         return "attempt %d: io errno %d %s" % (
             i, e.errno, errno.errorcode.get(e.errno, "?"))
 
+def mapped():
+    with open("/proc/self/maps") as f:
+        maps = f.read()
+    return " ".join("%s=%s" % (lib, "yes" if lib in maps else "no")
+                    for lib in ("libsecshim-tls.so", "libssl.so",
+                                "libcrypto.so"))
+
+# The shim must not depend on the working directory.
+os.chdir(sys.argv[7] if len(sys.argv) > 7 else "/")
 if mode == "seq":
+    print("mapped before: " + mapped(), flush=True)
     for i in range(1, n + 1):
         r = attempt(i, nonblocking=i % 2 == 0)
         print(r, flush=True)
         if r.endswith(": ok"):
             break
         time.sleep(pause)
+    print("mapped after: " + mapped(), flush=True)
     print("done", flush=True)
 else:
     barrier = threading.Barrier(n)
@@ -468,3 +483,91 @@ def lazy_cli_builds_every_context(c):
     check(run.p.returncode == 1 and re.search(where, run.err()),
           "secshim run did not refuse the policy with its message")
     check(not os.path.exists(marker), "secshim run ran the program")
+
+
+def maps_libs(proc):
+    """The libraries of interest named in a `cat /proc/self/maps` output."""
+    return set(re.findall(r"lib(?:secshim(?:-tls)?|ssl|crypto)\.so",
+                          proc.out()))
+
+
+@case
+def lazy_openssl_not_loaded_until_first_use(c):
+    """libsecshim.so links no OpenSSL: a process under a policy with a
+    listen and a connect endpoint that uses neither maps libsecshim.so but
+    not libsecshim-tls.so, libssl or libcrypto; a client maps them only
+    once it connects to its endpoint, and the connection is TLS."""
+    s = c.suite
+    peer, port = s_server(c)
+    pol = c.policy(server_ep(s, free_port()), client_ep(s, port))
+    cat = c.run("cat", ["/bin/cat", "/proc/self/maps"], c.env(pol))
+    check(cat.p.returncode == 0 and maps_libs(cat) == {"libsecshim.so"},
+          "want libsecshim.so alone mapped, got %s" % sorted(maps_libs(cat)))
+    proc = lazy_client(c, port, "seq", 1, "mapped", pol)
+    out = proc.out()
+    check("mapped before: libsecshim-tls.so=no libssl.so=no "
+          "libcrypto.so=no" in out, "the TLS half was mapped before the "
+          "first connect")
+    check(attempts(proc) == ["ok"] and established(proc, "cli"),
+          "the connect was not TLS: %r" % attempts(proc))
+    check("mapped after: libsecshim-tls.so=yes libssl.so=yes "
+          "libcrypto.so=yes" in out, "the TLS half was not loaded by the "
+          "connect")
+
+
+@case
+def lazy_missing_tls_library_fails_closed(c):
+    """libsecshim.so without libsecshim-tls.so beside it: a process that
+    uses no endpoint runs; connects to an endpoint fail with EPROTO and
+    nothing reaches the peer; one line says the library cannot be
+    loaded."""
+    s = c.suite
+    alone = c.path("alone")
+    os.makedirs(alone)
+    lib = os.path.join(alone, "libsecshim.so")
+    shutil.copy(s.shim, lib)
+    peer, port, prefix = recording_peer(c)
+    pol = c.policy(client_ep(s, port))
+    env = c.env(pol)
+    env["LD_PRELOAD"] = ":".join(s.preload[:-1] + [lib])
+    true = c.run("true", ["/bin/true"], env)
+    check(true.p.returncode == 0 and not shim_errors(true),
+          "/bin/true did not run cleanly")
+    secret = "SECSHIM-SECRET-%s" % os.urandom(8).hex()
+    argv = [sys.executable, lazy_script(c, "lazy_client.py", LAZY_CLIENT),
+            "localhost", str(port), "seq", "3", "0.05", secret]
+    proc = c.run("client", argv, env)
+    got = attempts(proc)
+    check(len(got) == 3 and all(a == "connect errno %d EPROTO" % errno.EPROTO
+                                for a in got),
+          "want 3 connects failing with EPROTO, got %r" % got)
+    errors = shim_errors(proc)
+    check(len(errors) == 1 and "cannot load libsecshim-tls.so" in errors[0],
+          "want one line saying libsecshim-tls.so cannot be loaded: %r"
+          % errors)
+    raw, plain = recorded(c, peer, prefix, conns=2)
+    check(secret.encode() not in raw and raw == b"",
+          "bytes reached the peer: %r" % raw[:64])
+
+
+@case
+def lazy_relative_preload_path_finds_tls_library(c):
+    """LD_PRELOAD names libsecshim.so by a relative path and the program
+    changes directory before its first connect: libsecshim-tls.so is still
+    found beside libsecshim.so (located at start), and the connection is
+    TLS."""
+    s = c.suite
+    peer, port = s_server(c)
+    env = c.env(c.policy(client_ep(s, port)))
+    env["LD_PRELOAD"] = ":".join(s.preload[:-1] +
+                                 [os.path.relpath(s.shim, c.dir)])
+    # Deeper than the relative path climbs: from here it names nothing.
+    elsewhere = c.path("/".join("d%d" % i for i in range(12)))
+    os.makedirs(elsewhere)
+    argv = [sys.executable, lazy_script(c, "lazy_client.py", LAZY_CLIENT),
+            "localhost", str(port), "seq", "1", "0", "relative", elsewhere]
+    proc = c.run("client", argv, env)
+    check(attempts(proc) == ["ok"] and established(proc, "cli"),
+          "the connect after chdir was not TLS: %r %r" % (attempts(proc),
+                                                          shim_errors(proc)))
+
