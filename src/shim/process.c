@@ -214,16 +214,34 @@ static void shim_exit(void)
  * (src/tlslib/entry.c). A library that cannot be loaded is said once;
  * nothing TLS can be done in the process then, and every use fails.
  */
-static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
-static bool tls_loaded;
+enum tls_state { TLS_UNTRIED, TLS_LOADED, TLS_FAILED };
+static atomic_int tls_state; /* TLS_UNTRIED */
 
-static void tls_load(void)
+/* Guards the load (tls_state's change from TLS_UNTRIED). Held across
+ * dlopen and OpenSSL's start, during which only the log lock is taken;
+ * taken with no other lock held, and first by fork_prepare, so a child
+ * never gets a half-loaded library or half-started OpenSSL. */
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* 0 when the TLS half is loaded (now or before), else -1. */
+static int tls_ready(void)
 {
-    struct ss_errbuf err = {""};
-    tls_loaded = shim_tls_load(shim_exit, &err) == 0;
-    if (!tls_loaded)
-        ss_log(SS_LOG_ERROR, "%s: no endpoint can be used in this process",
-               err.msg);
+    int state = atomic_load_explicit(&tls_state, memory_order_acquire);
+    if (state != TLS_UNTRIED)
+        return state == TLS_LOADED ? 0 : -1;
+    pthread_mutex_lock(&tls_lock);
+    state = atomic_load_explicit(&tls_state, memory_order_relaxed);
+    if (state == TLS_UNTRIED) {
+        struct ss_errbuf err = {""};
+        state = shim_tls_load(shim_exit, &err) == 0 ? TLS_LOADED
+                                                    : TLS_FAILED;
+        if (state == TLS_FAILED)
+            ss_log(SS_LOG_ERROR, "%s: no endpoint can be used in this "
+                   "process", err.msg);
+        atomic_store_explicit(&tls_state, state, memory_order_release);
+    }
+    pthread_mutex_unlock(&tls_lock);
+    return state == TLS_LOADED ? 0 : -1;
 }
 
 int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
@@ -231,8 +249,7 @@ int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
     if (ss_endpoint_tls(ep) != NULL)
         return 0; /* the fast path: one acquire load */
     int saved = errno;
-    pthread_once(&tls_once, tls_load);
-    if (!tls_loaded) {
+    if (tls_ready() != 0) {
         errno = EPROTO;
         return -1;
     }
@@ -264,7 +281,8 @@ int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
  * never inherits one held by a thread it does not have. */
 static void fork_prepare(void)
 {
-    ss_policy_fork_prepare(); /* waits for a build under way */
+    pthread_mutex_lock(&tls_lock);  /* waits for a load under way */
+    ss_policy_fork_prepare();       /* and for a build */
     pthread_mutex_lock(&policy_lock);
     resolve_fork_prepare();
     fdtab_fork_prepare();
@@ -282,6 +300,7 @@ static void fork_parent(void)
     resolve_fork_parent();
     pthread_mutex_unlock(&policy_lock);
     ss_policy_fork_parent();
+    pthread_mutex_unlock(&tls_lock);
 }
 
 static void fork_child(void)
@@ -293,6 +312,7 @@ static void fork_child(void)
     resolve_fork_child();
     pthread_mutex_init(&policy_lock, NULL);
     ss_policy_fork_child();
+    pthread_mutex_init(&tls_lock, NULL);
     atomic_flag_clear(&reloading);
 }
 

@@ -3,6 +3,9 @@
  * takes the program's number, its lifetime (sock.c).
  *
  * Lock order (no shim lock is held while waiting for the OS):
+ *   tls_lock (process.c) -> the engine's log lock: held across the one
+ *                     load of libsecshim-tls.so and OpenSSL's start, with
+ *                     no other lock held;
  *   the engine's build lock (policy.c) -> the engine's log lock: held
  *                     across a TLS context's build (files, OpenSSL), and
  *                     only ever taken with no shim lock held (manage(),
@@ -14,9 +17,10 @@
  *   shim_sock.lock -> linger_lock (linger.c: a last close hands the
  *                     connection over while holding the sock's lock)
  *   shim_sock.lock -> the engine's log lock
- * pthread_atfork takes them all in that order, the build lock first (so
- * fork waits for a build under way), linger_lock after every sock lock and
- * the log lock last (fork_prepare in process.c).
+ * pthread_atfork takes them all in that order, tls_lock and the build
+ * lock first (so fork waits for a load or a build under way), linger_lock
+ * after every sock lock and the log lock last (fork_prepare in
+ * process.c).
  */
 #ifndef SECSHIM_SHIM_SOCK_H
 #define SECSHIM_SHIM_SOCK_H

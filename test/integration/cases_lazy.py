@@ -131,6 +131,49 @@ for spec in sys.argv[1:]:
     s.close()
 '''
 
+# A plain TCP program (no TLS code) that forks while one of its threads
+# is in its first listen() (building a listen endpoint's context, and
+# before that loading the TLS half): lazy_forker.py LPORT CPORT N. The
+# thread listens on 127.0.0.1:LPORT; the main thread forks N children one
+# after the other, each connecting to localhost:CPORT (a connect
+# endpoint: the child builds that context itself), sending a line and
+# waiting for a reply, bounded by alarm(5): a child that inherited a lock
+# held would hang there and be killed. Prints "listen ok" (or "listen
+# errno E") and "children ok K of N".
+LAZY_FORKER = r'''
+import errno, os, signal, socket, sys, threading
+signal.alarm(60)
+lport, cport, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+
+def listener():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", lport))
+    try:
+        s.listen(8)
+        print("listen ok", flush=True)
+    except OSError as e:
+        print("listen errno %d" % e.errno, flush=True)
+
+t = threading.Thread(target=listener)
+t.start()
+ok = 0
+for i in range(n):
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(5)
+        try:
+            c = socket.create_connection(("localhost", cport), timeout=4)
+            c.sendall(b"forked\n")
+            os._exit(0 if c.recv(100) else 1)
+        except OSError:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    ok += os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+t.join()
+print("children ok %d of %d" % (ok, n), flush=True)
+'''
+
 BUILT = re.compile(r"secshim\[(\d+)\]: info: endpoint '([^']+)': TLS context "
                    r"built at its first use")
 
@@ -570,4 +613,28 @@ def lazy_relative_preload_path_finds_tls_library(c):
     check(attempts(proc) == ["ok"] and established(proc, "cli"),
           "the connect after chdir was not TLS: %r %r" % (attempts(proc),
                                                           shim_errors(proc)))
+
+
+@case
+def lazy_fork_while_building(c):
+    """A program forks eight times while another of its threads is in its
+    first listen() (loading the TLS half, building the listen endpoint's
+    RSA context): fork waits for the load and the build, so no child
+    inherits a lock held, and every child builds its own connect context
+    and gets its line answered over TLS; the parent builds srv once."""
+    s = c.suite
+    peer, cport = s_server(c)
+    lport = free_port()
+    pol = c.policy(server_ep(s, lport), client_ep(s, cport))
+    argv = [sys.executable, lazy_script(c, "lazy_forker.py", LAZY_FORKER),
+            str(lport), str(cport), "8"]
+    proc = c.run("forker", argv, c.env(pol), timeout=T_RUN * 3)
+    check("listen ok" in proc.out(), "the listen failed")
+    check("children ok 8 of 8" in proc.out(), "not every child was served "
+          "(one hung on a lock inherited held?): %s" % proc.out().strip())
+    builds = built_lines(proc)
+    check(builds.count((proc.pid, "srv")) == 1 and
+          len([b for b in builds if b[1] == "cli"]) == 8,
+          "want srv built once by the parent and cli by each child: %r"
+          % builds)
 
