@@ -638,3 +638,23 @@ def lazy_fork_while_building(c):
           "want srv built once by the parent and cli by each child: %r"
           % builds)
 
+
+@case
+def lazy_cli_run_refuses_without_tls_half(c):
+    """`secshim run --library LIB` where LIB has no libsecshim-tls.so
+    beside it: exit 2 with a line naming both, and the program is not
+    run (its endpoints would all fail)."""
+    s = c.suite
+    alone = c.path("alone")
+    os.makedirs(alone)
+    lib = os.path.join(alone, "libsecshim.so")
+    shutil.copy(s.shim, lib)
+    pol = c.policy(client_ep(s, free_port()))
+    marker = c.path("ran")
+    run = secshim_cmd(c, "run", "run", "--library", lib, "-c", pol, "--",
+                      "/usr/bin/touch", marker)
+    check(run.p.returncode == 2 and "cannot find libsecshim-tls.so beside "
+          "%s" % lib in run.err(), "secshim run did not refuse a library "
+          "without its TLS half")
+    check(not os.path.exists(marker), "secshim run ran the program")
+
