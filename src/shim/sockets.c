@@ -730,17 +730,19 @@ static bool v6only(int fd)
 static int listen_endpoints_ready(int fd)
 {
     int saved = errno;
+    struct ss_policy *p = shim_policy_get();
     struct sockaddr_storage local;
     socklen_t len = sizeof(local);
-    if (REAL(getsockname)(fd, (struct sockaddr *)&local, &len) != 0 ||
+    if (p == NULL ||
+        REAL(getsockname)(fd, (struct sockaddr *)&local, &len) != 0 ||
         !is_tcp(fd, (struct sockaddr *)&local)) {
+        ss_policy_unref(p);
         errno = saved;
         return 0;
     }
-    struct ss_policy *p = shim_policy_get();
     bool only6 = local.ss_family == AF_INET6 && v6only(fd);
     int rc = 0;
-    for (size_t i = 0; p != NULL && i < p->n_endpoints && rc == 0; i++)
+    for (size_t i = 0; i < p->n_endpoints && rc == 0; i++)
         if (ss_policy_listen_serves(p, &p->endpoints[i],
                                     (struct sockaddr *)&local, len, only6))
             rc = shim_endpoint_ready(p, &p->endpoints[i]);
