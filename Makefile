@@ -7,23 +7,35 @@ BUILD    ?= build
 # code needs are kept apart so that a command-line CFLAGS cannot drop them.
 CFLAGS   ?= -O2 -g
 SS_CPPFLAGS := -Iinclude -D_GNU_SOURCE $(CPPFLAGS)
-SS_CFLAGS   := -std=c11 -fPIC -Wall -Wextra -Werror -fvisibility=hidden $(CFLAGS)
+SS_CFLAGS   := -std=c11 -fPIC -Wall -Wextra -Werror -fvisibility=hidden \
+               -ffunction-sections -fdata-sections $(CFLAGS)
 LDLIBS   += -lssl -lcrypto -lconfig -lpthread -ldl
 
 ENGINE_SRC := $(sort $(wildcard src/engine/*.c))
 SHIM_SRC   := $(sort $(wildcard src/shim/*.c))
+TLSLIB_SRC := $(sort $(wildcard src/tlslib/*.c))
 UNIT_SRC   := $(sort $(wildcard test/unit/test_*.c))
 APP_SRC    := $(sort $(wildcard test/apps/*.c))
 BENCH_SRC  := $(sort $(wildcard test/bench/*.c))
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 SHIM_OBJ   := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
+TLSLIB_OBJ := $(TLSLIB_SRC:%.c=$(BUILD)/obj/%.o)
+# The preloaded library links no OpenSSL (include/secshim/tlsapi.h): the
+# engine modules it needs at start, with their OpenSSL functions dropped
+# by --gc-sections (none is reached from the shim), and -z defs proving
+# that nothing of OpenSSL is left. Every other engine module is built
+# into libsecshim-tls.so, which the shim loads at the first TLS context.
+SHIM_ENGINE_OBJ := $(addprefix $(BUILD)/obj/src/engine/,policy.o log.o \
+                     compat.o common.o protocol.o)
+TLS_ENGINE_OBJ  := $(filter-out $(addprefix $(BUILD)/obj/src/engine/,\
+                     policy.o log.o compat.o),$(ENGINE_OBJ))
 UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
 APP_BIN    := $(APP_SRC:test/apps/%.c=$(BUILD)/apps/%)
 BENCH_BIN  := $(BENCH_SRC:test/bench/%.c=$(BUILD)/bench/%)
 
 ENGINE_LIB := $(BUILD)/libsecshim-engine.a
-SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so)
+SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so $(BUILD)/libsecshim-tls.so)
 CLI        := $(BUILD)/secshim
 
 .PHONY: all deps test test-unit test-integration test-asan asan demo bench bench-quick lint \
@@ -44,9 +56,13 @@ $(ENGINE_LIB): $(ENGINE_OBJ)
 	ar rcs $@ $^
 
 # Only the interposed libc names are exported (-fvisibility=hidden plus
-# SS_EXPORT on the trampolines).
-$(BUILD)/libsecshim.so: $(SHIM_OBJ) $(ENGINE_OBJ)
-	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
+# SS_EXPORT on the trampolines); from libsecshim-tls.so, its entry point.
+$(BUILD)/libsecshim.so: $(SHIM_OBJ) $(SHIM_ENGINE_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) -Wl,--gc-sections -Wl,-z,defs \
+	    -lconfig -lpthread -ldl
+
+$(BUILD)/libsecshim-tls.so: $(TLSLIB_OBJ) $(TLS_ENGINE_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) -Wl,-z,defs -lssl -lcrypto -lpthread
 
 $(CLI): $(BUILD)/obj/tools/secshim.o $(BUILD)/obj/tools/elfinfo.o $(ENGINE_LIB)
 	$(CC) -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -135,9 +151,10 @@ LIBDIR   := $(DESTDIR)$(PREFIX)/lib/secshim
 SHAREDIR := $(DESTDIR)$(PREFIX)/share/secshim
 MANDIR   := $(DESTDIR)$(PREFIX)/share/man
 
-install: $(BUILD)/libsecshim.so $(CLI)
+install: $(SHIM_LIB) $(CLI)
 	install -d $(LIBDIR) $(DESTDIR)$(PREFIX)/bin $(SHAREDIR)/systemd
 	install -m 644 $(BUILD)/libsecshim.so $(LIBDIR)/libsecshim.so
+	install -m 644 $(BUILD)/libsecshim-tls.so $(LIBDIR)/libsecshim-tls.so
 	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/secshim
 	for page in $(MAN_PAGES); do \
 	    section=$${page##*.}; \
@@ -149,7 +166,8 @@ install: $(BUILD)/libsecshim.so $(CLI)
 	done
 
 uninstall:
-	rm -f $(LIBDIR)/libsecshim.so $(DESTDIR)$(PREFIX)/bin/secshim
+	rm -f $(LIBDIR)/libsecshim.so $(LIBDIR)/libsecshim-tls.so \
+	    $(DESTDIR)$(PREFIX)/bin/secshim
 	for page in $(MAN_PAGES); do \
 	    rm -f $(MANDIR)/man$${page##*.}/$${page##*/}; \
 	done
@@ -167,7 +185,7 @@ DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
 DEB_ROOT := $(BUILD)/deb
 DEB      := $(BUILD)/secshim_$(VERSION)_$(DEB_ARCH).deb
 
-deb: $(BUILD)/libsecshim.so $(CLI)
+deb: $(SHIM_LIB) $(CLI)
 	rm -rf $(DEB_ROOT) $(DEB)
 	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr
 	install -d $(DEB_ROOT)/etc/secshim $(DEB_ROOT)/DEBIAN

@@ -30,6 +30,7 @@
 
 #include "secshim/compat.h"
 #include "secshim/policy.h"
+#include "secshim/tlsapi.h"
 #include "secshim/tlsctx.h"
 #include "secshim/verify.h"
 
@@ -71,7 +72,10 @@ static const char *policy_path(const char *given)
     return env != NULL && env[0] != '\0' ? env : SS_DEFAULT_CONFIG_PATH;
 }
 
-/* Loads the policy or prints the engine's file:line message. */
+/* Loads the policy with every enabled endpoint's TLS context built
+ * (ss_policy_load), or prints the engine's file:line message: check, run
+ * and verify find up front what the shim finds only at an endpoint's
+ * first use (a key that does not match, a cipher list OpenSSL refuses). */
 static struct ss_policy *load_policy(const char *path)
 {
     struct ss_policy *policy = NULL;
@@ -221,6 +225,24 @@ static bool shim_library(const char *given, char *buf, size_t len)
     return access(buf, R_OK) == 0;
 }
 
+/*
+ * The library loads its TLS half, libsecshim-tls.so, from its own
+ * directory at the program's first TLS context (include/secshim/
+ * tlsapi.h): without it every endpoint of the program would fail, so run
+ * refuses up front. Prints why and returns false when it is not there.
+ */
+static bool tls_half_beside(const char *shim)
+{
+    char copy[PATH_MAX], tls[PATH_MAX + 32];
+    snprintf(copy, sizeof(copy), "%s", shim);
+    snprintf(tls, sizeof(tls), "%s/" SS_TLS_LIBRARY, dirname(copy));
+    if (access(tls, R_OK) == 0)
+        return true;
+    fprintf(stderr, "secshim: cannot find %s beside %s: %s\n",
+            SS_TLS_LIBRARY, shim, strerror(errno));
+    return false;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -268,6 +290,8 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "secshim: cannot find %s (--library PATH)\n", shim);
         return EXIT_USAGE;
     }
+    if (!tls_half_beside(shim))
+        return EXIT_USAGE;
 
     /* Libraries already in LD_PRELOAD stay, and stay first: some must be
      * (a sanitizer runtime); the shim interposes as well from behind. */

@@ -2,10 +2,13 @@
  * policy.h - the policy file (libconfig) as an immutable, ref-counted
  * snapshot, and endpoint matching.
  *
- * A snapshot is built whole (parsed, validated, every enabled endpoint's
- * TLS context created) and only then published; connections keep a
- * reference to the snapshot they started under. docs/policy.md documents
- * every option.
+ * A snapshot is parsed and validated whole and only then published;
+ * connections keep a reference to the snapshot they started under. Its
+ * endpoints' TLS contexts are built either up front (ss_policy_load,
+ * ss_policy_build_all: the secshim command) or each at its first need
+ * (ss_policy_parse, then ss_policy_tls: the shim, so that a process that
+ * never uses an endpoint never reads a key; docs/design.md, "When TLS
+ * contexts are built"). docs/policy.md documents every option.
  */
 #ifndef SECSHIM_POLICY_H
 #define SECSHIM_POLICY_H
@@ -108,7 +111,15 @@ struct ss_endpoint {
     int opt_line[SS_OPT_COUNT];
     int line;                      /* the line of the endpoint's group */
 
-    struct ss_tlsctx *tls;         /* owned; NULL when !enabled */
+    /* The TLS context: owned; NULL until built, and always when
+     * !enabled. Built once (ss_policy_tls, ss_policy_build_all) and never
+     * changed after: stored with release once complete, so a reader that
+     * sees it non-NULL (an acquire load, ss_endpoint_tls) sees it whole. */
+    struct ss_tlsctx *_Atomic tls;
+    /* SS_OK, or the error of the build that failed: remembered for the
+     * snapshot's life, so a broken endpoint is not rebuilt (and logged)
+     * per connection; a reload's fresh snapshot tries again. */
+    atomic_int tls_error;
 };
 
 struct ss_policy {
@@ -122,8 +133,23 @@ struct ss_policy {
 };
 
 /*
- * Parses and validates path, builds every enabled endpoint's TLS context,
- * and returns a snapshot with one reference in *out. compat is the
+ * Parses and validates path into a snapshot with one reference in *out,
+ * building no TLS context: every check of ss_policy_load except those
+ * that need a context built (docs/policy.md, "What is checked when": a
+ * certificate that does not parse, a key that does not match it, a cipher
+ * list OpenSSL refuses, FIPS unavailable). Every file named must exist and
+ * be readable. Each enabled endpoint's context is built at its first need
+ * (ss_policy_tls) or all at once (ss_policy_build_all). No OpenSSL call is
+ * made. Returns SS_OK or, with *out NULL and err filled as for
+ * ss_policy_load, SS_ERR_IO, SS_ERR_CONFIG, SS_ERR_UNSUPPORTED or
+ * SS_ERR_NOMEM.
+ */
+int ss_policy_parse(const char *path, bool compat, struct ss_policy **out,
+                    struct ss_errbuf *err);
+
+/*
+ * ss_policy_parse, then ss_policy_build_all: a snapshot whose every enabled
+ * endpoint has its TLS context, with one reference in *out. compat is the
  * compatibility mode the verifiers are built with (the shim passes
  * ss_compat_mode()). On failure *out is NULL and err holds one line
  * "FILE:LINE: endpoint 'NAME': option 'OPT': what is wrong" ("defaults:"
@@ -135,6 +161,54 @@ struct ss_policy {
  */
 int ss_policy_load(const char *path, bool compat, struct ss_policy **out,
                    struct ss_errbuf *err);
+
+/*
+ * Builds the context of every enabled endpoint of p that has none yet, in
+ * file order, as ss_policy_tls would. Returns SS_OK, or the first
+ * failure's error with its message in err (what `secshim check` prints).
+ */
+int ss_policy_build_all(struct ss_policy *p, struct ss_errbuf *err);
+
+/*
+ * Makes sure ep, an enabled endpoint of p, has its TLS context: built at
+ * the first call, then shared by every thread (and, after fork, by the
+ * child). Thread-safe: when the context exists this is one acquire load;
+ * otherwise one thread builds it under the engine's build lock while the
+ * others wait for it. A failed build is remembered in the snapshot
+ * (SS_ERR_NOMEM excepted: tried again at the next call), so the files are
+ * not read again and the failure can be reported once: *built_here says
+ * whether this call ran the build (so a caller logs what it did once),
+ * and when that build failed err holds the tlsctx message "FILE:LINE:
+ * endpoint 'NAME': option 'OPT': ..."; later calls return the same code
+ * with a shorter err. Returns SS_OK (ep->tls is set), the build's error,
+ * or SS_ERR_INVAL when ep is not an enabled endpoint of p.
+ */
+int ss_policy_tls(struct ss_policy *p, const struct ss_endpoint *ep,
+                  bool *built_here, struct ss_errbuf *err);
+
+/* ep's TLS context when it is built, else NULL (one acquire load). */
+struct ss_tlsctx *ss_endpoint_tls(const struct ss_endpoint *ep);
+
+/*
+ * For a reload: builds in fresh (not yet shared) the context of every
+ * endpoint whose namesake in old (the snapshot in use) has its context,
+ * so that a reload whose files do not build for an endpoint in use is
+ * refused whole and old stays in use, as when every context was built at
+ * load; the others stay to be built at their first need. Returns SS_OK
+ * or the first failure's error with its message in err.
+ */
+int ss_policy_build_used(struct ss_policy *fresh,
+                         const struct ss_policy *old, struct ss_errbuf *err);
+
+/*
+ * fork() support for the shim's pthread_atfork handlers: prepare takes
+ * the build lock (first of every lock: it is held across a build, during
+ * which only the log lock is taken), parent releases it, child
+ * re-initialises it. The child keeps every context built before the fork.
+ */
+void ss_policy_fork_prepare(void);
+void ss_policy_fork_parent(void);
+void ss_policy_fork_child(void);
 
 void ss_policy_ref(struct ss_policy *p);
 /* Drops a reference; the last one frees the snapshot. NULL is allowed. */
@@ -206,6 +280,21 @@ const struct ss_endpoint *ss_policy_match_connect(const struct ss_policy *p,
 const struct ss_endpoint *ss_policy_match_listen(const struct ss_policy *p,
                                                  const struct sockaddr *addr,
                                                  socklen_t addr_len);
+
+/*
+ * Whether a socket bound to local address addr may accept connections
+ * that ss_policy_match_listen gives to ep, an endpoint of p: for an
+ * address of its own, ep is the match of that address; for the
+ * unspecified address (0.0.0.0, or [::], which a dual-stack socket also
+ * accepts IPv4 on unless v6only, IPV6_V6ONLY, is set), ep is an enabled
+ * listen endpoint of that port whose pattern can match an address the
+ * socket accepts on. Used to build listen endpoints' contexts when the
+ * program listens, before any client comes.
+ */
+bool ss_policy_listen_serves(const struct ss_policy *p,
+                             const struct ss_endpoint *ep,
+                             const struct sockaddr *addr, socklen_t addr_len,
+                             bool v6only);
 
 /*
  * Formats "FILE:LINE: endpoint 'NAME': option 'OPT': " + fmt into err and

@@ -8,10 +8,14 @@
  *      names and protocol settings valid) into a struct optset;
  *   2. each endpoint's optset is merged over the defaults, its address is
  *      parsed and the rules that span options are checked;
- *   3. every enabled endpoint gets its TLS context (tlsctx.c).
- * The snapshot is returned only when all of them succeed; on any failure
- * everything built so far is freed and err holds one line naming the file,
- * the line and the option.
+ *   3. every enabled endpoint gets its TLS context (tlsctx.c): all at once
+ *      (ss_policy_load, ss_policy_build_all) or each at its first need
+ *      (ss_policy_tls), under the build lock.
+ * A snapshot is returned only when passes 1 and 2 (and, for
+ * ss_policy_load, 3) succeed; on any failure everything built so far is
+ * freed and err holds one line naming the file, the line and the option.
+ * A context built later is published into the snapshot once complete
+ * (docs/design.md, "When TLS contexts are built").
  */
 #include "secshim/policy.h"
 
@@ -20,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1172,17 +1177,153 @@ static int parse_policy(const char *path, const config_t *cfg,
     return rc;
 }
 
-/* Pass 3: a TLS context for every enabled endpoint. tlsctx reports its own
- * errors with ss_endpoint_fail; they are passed on unchanged. */
-static int build_contexts(struct ss_policy *p, struct ss_errbuf *err)
+/* ------------------------------------------------------------------ */
+/* Pass 3: TLS contexts                                                */
+
+/*
+ * Serialises the building of contexts, so that each is built once per
+ * endpoint per snapshot however many threads want it at once. Held across
+ * a build (reading certificate files, OpenSSL), during which only the
+ * log lock is taken (tlsctx logs warnings); never taken while a shim lock
+ * is held. fork: ss_policy_fork_*.
+ */
+static pthread_mutex_t build_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct ss_tlsctx *ss_endpoint_tls(const struct ss_endpoint *ep)
 {
-    for (size_t i = 0; i < p->n_endpoints; i++) {
-        struct ss_endpoint *ep = &p->endpoints[i];
-        if (!ep->enabled)
-            continue;
-        SS_GUARD(ss_tlsctx_new(p->path, ep, p->compat, &ep->tls, err));
+    /* acquire: pairs with the release in build_locked, so the context is
+     * seen whole. */
+    return atomic_load_explicit(&ep->tls, memory_order_acquire);
+}
+
+/* The failure a later caller gets: the first one was reported already. */
+static int remembered_failure(const char *path, const struct ss_endpoint *ep,
+                              int code, struct ss_errbuf *err)
+{
+    return ss_fail(err, code, "%s:%d: endpoint '%s': its TLS context could "
+                   "not be built (%s, reported at its first use); tried "
+                   "again when the policy or its files change", path,
+                   ep->line, ep->name, ss_strerror(code));
+}
+
+/*
+ * ep's context, built now when it has none and no earlier build failed.
+ * Called with build_lock held. *tried: this call ran the build. tlsctx
+ * reports its own errors with ss_endpoint_fail; they are passed on
+ * unchanged. Out of memory is not remembered: it may pass.
+ */
+static int build_locked(const struct ss_policy *p, struct ss_endpoint *ep,
+                        bool *tried, struct ss_errbuf *err)
+{
+    *tried = false;
+    if (atomic_load_explicit(&ep->tls, memory_order_relaxed) != NULL)
+        return SS_OK;
+    int known = atomic_load_explicit(&ep->tls_error, memory_order_relaxed);
+    if (known < 0)
+        return remembered_failure(p->path, ep, known, err);
+    *tried = true;
+    struct ss_tlsctx *t = NULL;
+    int rc = ss_tlsctx_new(p->path, ep, p->compat, &t, err);
+    if (rc == SS_ERR_NOMEM)
+        return rc;
+    if (rc < 0) {
+        atomic_store_explicit(&ep->tls_error, rc, memory_order_release);
+        return rc;
+    }
+    /* Published only once complete ("build completely, then publish"). */
+    atomic_store_explicit(&ep->tls, t, memory_order_release);
+    return SS_OK;
+}
+
+/* The snapshot's own (writable) copy of ep, or NULL when ep is not one of
+ * p's enabled endpoints. */
+static struct ss_endpoint *own_endpoint(struct ss_policy *p,
+                                        const struct ss_endpoint *ep)
+{
+    for (size_t i = 0; i < p->n_endpoints; i++)
+        if (&p->endpoints[i] == ep)
+            return p->endpoints[i].enabled ? &p->endpoints[i] : NULL;
+    return NULL;
+}
+
+int ss_policy_tls(struct ss_policy *p, const struct ss_endpoint *ep,
+                  bool *built_here, struct ss_errbuf *err)
+{
+    *built_here = false;
+    if (ep != NULL && ss_endpoint_tls(ep) != NULL)
+        return SS_OK; /* the fast path: built already */
+    struct ss_endpoint *own = p != NULL ? own_endpoint(p, ep) : NULL;
+    if (own == NULL)
+        return ss_fail(err, SS_ERR_INVAL, "ss_policy_tls: not an enabled "
+                                          "endpoint of this policy");
+    int known = atomic_load_explicit(&own->tls_error, memory_order_acquire);
+    if (known < 0)
+        return remembered_failure(p->path, own, known, err);
+    pthread_mutex_lock(&build_lock);
+    int rc = build_locked(p, own, built_here, err);
+    pthread_mutex_unlock(&build_lock);
+    return rc;
+}
+
+/* Locks around one build (for the callers that build several). */
+static int build_one(struct ss_policy *p, struct ss_endpoint *ep,
+                     struct ss_errbuf *err)
+{
+    bool tried;
+    pthread_mutex_lock(&build_lock);
+    int rc = build_locked(p, ep, &tried, err);
+    pthread_mutex_unlock(&build_lock);
+    return rc;
+}
+
+int ss_policy_build_all(struct ss_policy *p, struct ss_errbuf *err)
+{
+    for (size_t i = 0; i < p->n_endpoints; i++)
+        if (p->endpoints[i].enabled)
+            SS_GUARD(build_one(p, &p->endpoints[i], err));
+    return SS_OK;
+}
+
+/* The enabled endpoint of p named name, or NULL. */
+static struct ss_endpoint *enabled_named(struct ss_policy *p,
+                                         const char *name)
+{
+    for (size_t i = 0; i < p->n_endpoints; i++)
+        if (p->endpoints[i].enabled &&
+            strcmp(p->endpoints[i].name, name) == 0)
+            return &p->endpoints[i];
+    return NULL;
+}
+
+int ss_policy_build_used(struct ss_policy *fresh,
+                         const struct ss_policy *old, struct ss_errbuf *err)
+{
+    for (size_t i = 0; old != NULL && i < old->n_endpoints; i++) {
+        const struct ss_endpoint *used = &old->endpoints[i];
+        struct ss_endpoint *ep = ss_endpoint_tls(used) != NULL
+                                     ? enabled_named(fresh, used->name)
+                                     : NULL;
+        if (ep != NULL)
+            SS_GUARD(build_one(fresh, ep, err));
     }
     return SS_OK;
+}
+
+/* No build is under way at fork (prepare waits for it), so the child's
+ * lock is free and its contexts are whole. */
+void ss_policy_fork_prepare(void)
+{
+    pthread_mutex_lock(&build_lock);
+}
+
+void ss_policy_fork_parent(void)
+{
+    pthread_mutex_unlock(&build_lock);
+}
+
+void ss_policy_fork_child(void)
+{
+    pthread_mutex_init(&build_lock, NULL);
 }
 
 /*
@@ -1223,13 +1364,13 @@ static struct ss_policy *policy_new(const char *path, bool compat)
     return p;
 }
 
-int ss_policy_load(const char *path, bool compat, struct ss_policy **out,
-                   struct ss_errbuf *err)
+int ss_policy_parse(const char *path, bool compat, struct ss_policy **out,
+                    struct ss_errbuf *err)
 {
     if (out != NULL)
         *out = NULL;
     if (path == NULL || out == NULL)
-        return ss_fail(err, SS_ERR_INVAL, "ss_policy_load: no path or out");
+        return ss_fail(err, SS_ERR_INVAL, "ss_policy_parse: no path or out");
     struct ss_policy *p = policy_new(path, compat);
     if (p == NULL)
         return nomem(err);
@@ -1239,8 +1380,23 @@ int ss_policy_load(const char *path, bool compat, struct ss_policy **out,
     if (rc >= 0)
         rc = parse_policy(p->path, &cfg, p, err);
     config_destroy(&cfg);
-    if (rc >= 0)
-        rc = build_contexts(p, err);
+    if (rc < 0) {
+        policy_free(p);
+        return rc;
+    }
+    *out = p;
+    return SS_OK;
+}
+
+int ss_policy_load(const char *path, bool compat, struct ss_policy **out,
+                   struct ss_errbuf *err)
+{
+    if (out == NULL)
+        return ss_fail(err, SS_ERR_INVAL, "ss_policy_load: no out");
+    *out = NULL;
+    struct ss_policy *p = NULL;
+    SS_GUARD(ss_policy_parse(path, compat, &p, err));
+    int rc = ss_policy_build_all(p, err);
     if (rc < 0) {
         policy_free(p);
         return rc;
@@ -1414,4 +1570,36 @@ const struct ss_endpoint *ss_policy_match_listen(const struct ss_policy *p,
 {
     /* Listen patterns are never names (check_listen_host refuses them). */
     return first_match(p, SS_DIR_LISTEN, addr, addr_len, NULL, NULL);
+}
+
+/* Whether pattern m can match some address of family (after IPv4-mapped
+ * addresses are taken as IPv4, as matching does). Listen patterns are *,
+ * addresses, and the widened 0.0.0.0 (an IPv4 prefix). */
+static bool pattern_in_family(const struct ss_host_pattern *m, int family)
+{
+    return m->kind == SS_HOST_ANY || m->family == family;
+}
+
+bool ss_policy_listen_serves(const struct ss_policy *p,
+                             const struct ss_endpoint *ep,
+                             const struct sockaddr *addr, socklen_t addr_len,
+                             bool v6only)
+{
+    struct ss_net_addr a;
+    if (p == NULL || ep == NULL || !ep->enabled ||
+        ep->direction != SS_DIR_LISTEN ||
+        !ss_net_addr_from_sockaddr(addr, addr_len, &a) ||
+        ep->match.port != a.port)
+        return false;
+    static const unsigned char zero[16];
+    bool unspecified = memcmp(a.bytes, zero, a.family == AF_INET ? 4 : 16)
+                       == 0;
+    if (!unspecified)
+        return ss_policy_match_listen(p, addr, addr_len) == ep;
+    /* 0.0.0.0 accepts on every IPv4 address; [::] on every IPv6 one, and
+     * on every IPv4 one too unless v6only. */
+    if (a.family == AF_INET)
+        return pattern_in_family(&ep->match, AF_INET);
+    return pattern_in_family(&ep->match, AF_INET6) ||
+           (!v6only && pattern_in_family(&ep->match, AF_INET));
 }

@@ -340,7 +340,10 @@ static int digest_file(const char *file, size_t index, void *arg)
 
 static int digest_files(struct digest *d, enum ss_opt opt, const char *list)
 {
-    digest_str(d, ss_opt_name(opt), list);
+    /* The option by number: its name lives in policy.c, which is not in
+     * libsecshim-tls.so (include/secshim/tlsapi.h). */
+    digest_int(d, "option", (long long)opt);
+    digest_str(d, "files", list);
     if (list == NULL)
         return SS_OK;
     d->opt = opt;

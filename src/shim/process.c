@@ -18,6 +18,7 @@
 #include "sock.h"
 #include "sockets.h"
 #include "streams.h"
+#include "tlslib.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -134,14 +135,22 @@ static struct ss_policy *policy_current_ref(void)
     return p;
 }
 
-/* Builds the new snapshot completely, then publishes it; a file that no
- * longer loads keeps the old one (docs/design.md, "Policy snapshots"). */
-static void reload(uint64_t seen)
+/*
+ * Builds the new snapshot completely, then publishes it; a file that no
+ * longer loads keeps the old one (docs/design.md, "Policy snapshots").
+ * Completely means parsed, and with the contexts of the endpoints in_use
+ * has built (those in use): a certificate that no longer builds for one
+ * of them keeps in_use, as when every context was built at load; the other
+ * endpoints are built at their first need, as at start.
+ */
+static void reload(const struct ss_policy *in_use, uint64_t seen)
 {
     struct ss_policy *fresh = NULL;
     struct ss_errbuf err;
-    if (ss_policy_load(policy_path, ss_compat_mode(), &fresh, &err) !=
-        SS_OK) {
+    if (ss_policy_parse(policy_path, ss_compat_mode(), &fresh, &err) !=
+            SS_OK ||
+        ss_policy_build_used(fresh, in_use, &err) != SS_OK) {
+        ss_policy_unref(fresh);
         ss_log(SS_LOG_ERROR, "policy %s changed but does not load, keeping "
                "the previous one: %s", policy_path, err.msg);
         fingerprint = seen; /* retry only when it changes again */
@@ -171,9 +180,9 @@ static void maybe_reload(void)
         return;
     struct ss_policy *p = policy_current_ref();
     uint64_t seen = policy_fingerprint(p);
-    ss_policy_unref(p);
     if (seen != fingerprint)
-        reload(seen);
+        reload(p, seen);
+    ss_policy_unref(p);
     atomic_flag_clear(&reloading);
 }
 
@@ -183,41 +192,136 @@ struct ss_policy *shim_policy_get(void)
     return policy_current_ref();
 }
 
+/* --- TLS contexts, built at their first need ---------------------------------- */
+
+/* exit() and a return from main: what the process's connections were
+ * given is delivered, bounded (linger.c), once. _exit() skips it, as it
+ * skips stdio's buffers. */
+static atomic_flag exit_done = ATOMIC_FLAG_INIT;
+
+static void shim_exit(void)
+{
+    if (shim_in_vfork_child() || atomic_flag_test_and_set(&exit_done))
+        return;
+    linger_at_exit();
+}
+
+/*
+ * The engine's TLS half (libsecshim-tls.so, and with it libssl and
+ * libcrypto) is loaded and OpenSSL started once, before the first context
+ * is built: a process that uses no endpoint loads neither. shim_exit runs
+ * before OpenSSL cleans up, should the program's own start of OpenSSL
+ * have registered a cleanup that runs before the shim's atexit handler
+ * (src/tlslib/entry.c). A library that cannot be loaded is said once;
+ * nothing TLS can be done in the process then, and every use fails.
+ */
+enum tls_state { TLS_UNTRIED, TLS_LOADED, TLS_FAILED };
+static atomic_int tls_state; /* TLS_UNTRIED */
+
+/* Guards the load (tls_state's change from TLS_UNTRIED). Held across
+ * dlopen and OpenSSL's start, during which only the log lock is taken;
+ * taken with no other lock held, and first by fork_prepare, so a child
+ * never gets a half-loaded library or half-started OpenSSL. */
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* 0 when the TLS half is loaded (now or before), else -1. */
+static int tls_ready(void)
+{
+    int state = atomic_load_explicit(&tls_state, memory_order_acquire);
+    if (state != TLS_UNTRIED)
+        return state == TLS_LOADED ? 0 : -1;
+    pthread_mutex_lock(&tls_lock);
+    state = atomic_load_explicit(&tls_state, memory_order_relaxed);
+    if (state == TLS_UNTRIED) {
+        struct ss_errbuf err = {""};
+        state = shim_tls_load(shim_exit, &err) == 0 ? TLS_LOADED
+                                                    : TLS_FAILED;
+        if (state == TLS_FAILED)
+            ss_log(SS_LOG_ERROR, "%s: no endpoint can be used in this "
+                   "process", err.msg);
+        atomic_store_explicit(&tls_state, state, memory_order_release);
+    }
+    pthread_mutex_unlock(&tls_lock);
+    return state == TLS_LOADED ? 0 : -1;
+}
+
+int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
+{
+    if (ss_endpoint_tls(ep) != NULL)
+        return 0; /* the fast path: one acquire load */
+    int saved = errno;
+    if (tls_ready() != 0) {
+        errno = EPROTO;
+        return -1;
+    }
+    bool built_here = false;
+    struct ss_errbuf err = {""};
+    int rc = ss_policy_tls(p, ep, &built_here, &err);
+    if (rc == SS_OK) {
+        if (built_here)
+            ss_log(SS_LOG_INFO, "endpoint '%s': TLS context built at its "
+                   "first use", ep->name);
+        errno = saved;
+        return 0;
+    }
+    /* One line per cause: the build that failed says why; the calls after
+     * it fail without a word until a reload gives it another try. */
+    if (rc == SS_ERR_NOMEM)
+        ss_log(SS_LOG_ERROR, "endpoint '%s': out of memory building its "
+               "TLS context", ep->name); /* not remembered: tried again */
+    else if (built_here)
+        ss_log(SS_LOG_ERROR, "%s; its connections fail until the policy "
+               "or its files change", err.msg);
+    errno = rc == SS_ERR_NOMEM ? ENOMEM : EPROTO;
+    return -1;
+}
+
 /* --- fork ------------------------------------------------------------------ */
 
 /* Takes every shim lock in the documented order (sock.h), so the child
  * never inherits one held by a thread it does not have. */
 static void fork_prepare(void)
 {
+    pthread_mutex_lock(&tls_lock);  /* waits for a load under way */
+    ss_policy_fork_prepare();       /* and for a build */
     pthread_mutex_lock(&policy_lock);
     resolve_fork_prepare();
     fdtab_fork_prepare();
     shim_sock_fork_prepare();
     linger_fork_prepare();
-    ss_session_fork_prepare();
+    /* The TLS half's state exists once it is loaded; tls_lock, held from
+     * here to the end of fork, keeps that answer the same throughout. */
+    if (shim_tls_loaded())
+        ss_session_fork_prepare();
     ss_log_fork_prepare();
 }
 
 static void fork_parent(void)
 {
     ss_log_fork_parent();
-    ss_session_fork_parent();
+    if (shim_tls_loaded())
+        ss_session_fork_parent();
     linger_fork_parent();
     shim_sock_fork_parent();
     fdtab_fork_parent();
     resolve_fork_parent();
     pthread_mutex_unlock(&policy_lock);
+    ss_policy_fork_parent();
+    pthread_mutex_unlock(&tls_lock);
 }
 
 static void fork_child(void)
 {
     ss_log_fork_child();
-    ss_session_fork_child(); /* the child keeps the sessions and keys */
+    if (shim_tls_loaded())
+        ss_session_fork_child(); /* it keeps the sessions and keys */
     shim_sock_fork_child();
     fdtab_fork_child();
     linger_fork_child(); /* after fdtab: it disowns descriptors */
     resolve_fork_child();
     pthread_mutex_init(&policy_lock, NULL);
+    ss_policy_fork_child();
+    pthread_mutex_init(&tls_lock, NULL);
     atomic_flag_clear(&reloading);
 }
 
@@ -675,14 +779,6 @@ static void adopt_inherited(const struct ss_policy *p)
 
 /* --- start and exit -------------------------------------------------------- */
 
-/* exit() and a return from main: what the process's connections were
- * given is delivered, bounded (linger.c). _exit() skips it, as it skips
- * stdio's buffers. */
-static void shim_exit(void)
-{
-    linger_at_exit();
-}
-
 /*
  * Whether another copy of the shim already started in this process image
  * (LD_PRELOAD naming two different files of the library, say an installed
@@ -713,8 +809,12 @@ static bool image_taken_by_another_copy(void)
  * Runs before main. Fail closed: a policy that exists but does not load,
  * or a policy named by SECSHIM_CONFIG that cannot be read, ends the
  * process with one message before the program could open a single
- * connection in clear. Names are not resolved here: a process that never
- * connects pays no lookup (resolve.c resolves when a connect needs it).
+ * connection in clear. The policy is parsed and checked here, but no TLS
+ * context is built and OpenSSL is not started: a process that never uses
+ * an endpoint reads no key (shim_endpoint_ready builds each at its first
+ * need; docs/design.md, "When TLS contexts are built"). Names are not
+ * resolved here either: a process that never connects pays no lookup
+ * (resolve.c resolves when a connect needs it).
  */
 __attribute__((constructor)) static void shim_start(void)
 {
@@ -750,9 +850,10 @@ __attribute__((constructor)) static void shim_start(void)
     /* From here on the shim works: its log gets a descriptor of its own
      * (an inert process keeps every number as it was). */
     shim_log_start();
+    shim_tls_locate();
     struct ss_policy *p = NULL;
     struct ss_errbuf err;
-    if (ss_policy_load(path, compat, &p, &err) != SS_OK) {
+    if (ss_policy_parse(path, compat, &p, &err) != SS_OK) {
         fprintf(stderr, "secshim: %s\n", err.msg);
         fflush(stderr);
         _exit(1);
@@ -770,9 +871,8 @@ __attribute__((constructor)) static void shim_start(void)
     pthread_mutex_lock(&policy_lock);
     current = p;
     pthread_mutex_unlock(&policy_lock);
-    /* Registered after the policy made its TLS contexts, so after
-     * OpenSSL's own atexit cleanup: handlers run in reverse order, and the
-     * flush needs OpenSSL alive. */
+    /* Before the program's own handlers, so after them at exit; OpenSSL
+     * is kept alive for it (openssl_start). */
     (void)atexit(shim_exit);
     adopt_inherited(p);
 }

@@ -3,6 +3,13 @@
  * takes the program's number, its lifetime (sock.c).
  *
  * Lock order (no shim lock is held while waiting for the OS):
+ *   tls_lock (process.c) -> the engine's log lock: held across the one
+ *                     load of libsecshim-tls.so and OpenSSL's start, with
+ *                     no other lock held;
+ *   the engine's build lock (policy.c) -> the engine's log lock: held
+ *                     across a TLS context's build (files, OpenSSL), and
+ *                     only ever taken with no shim lock held (manage(),
+ *                     listen(), a reload);
  *   policy_lock (process.c) and resolve_lock (resolve.c) are leaves;
  *   fdtab stripe locks (fdtab.c) are leaves;
  *   sock_list_lock (sock.c) -> shim_sock.lock   (only at fork and exit)
@@ -13,9 +20,10 @@
  *                     cache and the ticket keys, leaves taken during a
  *                     handshake or a read that brings a ticket)
  *   shim_sock.lock -> the engine's log lock
- * pthread_atfork takes them all in that order, linger_lock after every
- * sock lock, then the session locks, and the log lock last (fork_prepare
- * in process.c).
+ * pthread_atfork takes them all in that order, tls_lock and the build
+ * lock first (so fork waits for a load or a build under way), linger_lock
+ * after every sock lock, then the session locks, and the log lock last
+ * (fork_prepare in process.c).
  */
 #ifndef SECSHIM_SHIM_SOCK_H
 #define SECSHIM_SHIM_SOCK_H

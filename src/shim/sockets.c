@@ -97,20 +97,23 @@ static int socket_family(int fd)
 
 /*
  * Makes fd a managed socket for ep (docs/design.md, "The program's
- * descriptor never reaches the wire"): the TCP connection moves to a
- * private descriptor, epoll registrations the program made on fd move with
- * it, fd is re-pointed at a stand-in, and the conn is made over the
- * private descriptor. Returns the new sock with the caller's reference, or
- * NULL with errno (EMFILE: no descriptor for either; ENOMEM; EPROTO: the
- * engine refused). On NULL fd is still the real socket, for the caller to
- * shut down or close: the stand-in is the last step, and it cannot fail
- * halfway.
+ * descriptor never reaches the wire"): ep's TLS context is built when this
+ * is its first use, the TCP connection moves to a private descriptor,
+ * epoll registrations the program made on fd move with it, fd is
+ * re-pointed at a stand-in, and the conn is made over the private
+ * descriptor. Returns the new sock with the caller's reference, or NULL
+ * with errno (EMFILE: no descriptor for either; ENOMEM; EPROTO: the
+ * endpoint's context cannot be built, or the engine refused). On NULL fd
+ * is still the real socket, for the caller to shut down or close: the
+ * stand-in is the last step, and it cannot fail halfway.
  */
 static struct shim_sock *manage(int fd, struct ss_policy *p,
                                 const struct ss_endpoint *ep,
                                 enum ss_direction dir, const char *host,
                                 const char *peer)
 {
+    if (shim_endpoint_ready(p, ep) != 0)
+        return NULL; /* logged once, at the build that failed */
     int family = socket_family(fd);
     int priv = shim_private_dup(fd, true);
     if (priv < 0 || family < 0) {
@@ -705,11 +708,55 @@ SS_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
     return shim_bind(fd, addr.__sockaddr__, len);
 }
 
+/* Whether the IPv6 socket fd takes no IPv4 connections (IPV6_V6ONLY). */
+static bool v6only(int fd)
+{
+    int on = 0;
+    socklen_t len = sizeof(on);
+    return REAL(getsockopt)(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, &len) == 0 &&
+           on != 0;
+}
+
+/*
+ * A TCP socket about to listen on an address that listen endpoints serve
+ * (ss_policy_listen_serves: its own address's endpoint, or for 0.0.0.0
+ * and [::] every enabled listen endpoint of the port) gets their TLS
+ * contexts now, before any client comes, so that one that cannot be built
+ * fails the program where it can say so: listen() -1 EACCES, as when a
+ * security policy refuses it, and the socket never listens (docs/shim.md,
+ * "Listen endpoints"). A socket not bound yet (listen binds a free port)
+ * is left to accept(). Returns 0 (errno kept), or -1 with errno.
+ */
+static int listen_endpoints_ready(int fd)
+{
+    int saved = errno;
+    struct ss_policy *p = shim_policy_get();
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    if (p == NULL ||
+        REAL(getsockname)(fd, (struct sockaddr *)&local, &len) != 0 ||
+        !is_tcp(fd, (struct sockaddr *)&local)) {
+        ss_policy_unref(p);
+        errno = saved;
+        return 0;
+    }
+    bool only6 = local.ss_family == AF_INET6 && v6only(fd);
+    int rc = 0;
+    for (size_t i = 0; i < p->n_endpoints && rc == 0; i++)
+        if (ss_policy_listen_serves(p, &p->endpoints[i],
+                                    (struct sockaddr *)&local, len, only6))
+            rc = shim_endpoint_ready(p, &p->endpoints[i]);
+    ss_policy_unref(p);
+    errno = rc == 0 ? saved : errno == ENOMEM ? ENOMEM : EACCES;
+    return rc;
+}
+
 static int shim_listen(int fd, int backlog)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
-        return REAL(listen)(fd, backlog);
+        return listen_endpoints_ready(fd) == 0 ? REAL(listen)(fd, backlog)
+                                               : -1;
     int rc = REAL(listen)(s->priv_fd, backlog);
     shim_sock_unref(s);
     return rc;

@@ -240,6 +240,10 @@ def policy_loaded_once_per_image(c):
     server, port, cpol = shim_pair(c)
     copy = c.path("libsecshim-copy.so")
     shutil.copyfile(s.shim, copy)
+    # Each copy comes with the TLS half it loads from its own directory
+    # (whichever copy claims the image uses its own).
+    shutil.copyfile(os.path.join(s.build, "libsecshim-tls.so"),
+                    c.path("libsecshim-tls.so"))
     env = c.env(cpol)
     env["LD_PRELOAD"] += ":" + copy
     argv = [s.app("echo_client"), "localhost", str(port), "--line", "once"]

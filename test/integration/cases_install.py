@@ -13,6 +13,7 @@ T_MAKE = 180       # make install / make deb from an up-to-date build
 # What make install puts under DESTDIR with PREFIX=/usr, nothing more.
 INSTALLED = sorted([
     "usr/bin/secshim",
+    "usr/lib/secshim/libsecshim-tls.so",
     "usr/lib/secshim/libsecshim.so",
     "usr/share/man/man1/secshim.1",
     "usr/share/man/man5/secshim.cfg.5",

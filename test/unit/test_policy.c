@@ -7,7 +7,11 @@
  * but get no TLS context, so they do not depend on tlsctx. The matching
  * tests load such a policy and then switch the endpoints on in the test's
  * private copy of the snapshot: matching is independent of TLS. The tests
- * at the end load enabled endpoints and need the real tlsctx module.
+ * at the end load enabled endpoints and need the real tlsctx module: when
+ * contexts are built (ss_policy_load builds them all; ss_policy_parse
+ * none, ss_policy_tls one at its first need, ss_policy_build_all and
+ * ss_policy_build_used the rest), what a failed build leaves, and that
+ * threads build a context once.
  *
  * Every config is written to p.cfg in the PKI directory, so relative file
  * names such as "server.pem" resolve to the test PKI.
@@ -20,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1367,6 +1372,323 @@ static void test_tlsctx_error_passed_on(void **state)
     assert_memory_equal(err.msg, want, strlen(want));
 }
 
+/* ------------------------------------------------------------------ */
+/* When contexts are built                                              */
+
+/* Two enabled endpoints that build, one disabled. */
+#define BUILDABLE                                                         \
+    HEAD "endpoints = (\n"                                                \
+         "{ name = \"out\"; connect = \"localhost:443\"; trusted-ca = "   \
+         "\"ca.pem\"; },\n"                                               \
+         "{ name = \"in\"; listen = \"*:443\"; certificate = "           \
+         "\"server.pem\"; certificate-key = \"server.key\"; },\n"         \
+         "{ name = \"off\"; enabled = false; connect = \"*:1\"; }\n"      \
+         ");\n"
+
+/* Parses text (ss_policy_parse); fails the test when it does not. */
+static struct ss_policy *parse_ok(const char *text)
+{
+    snprintf(cfg_path, sizeof(cfg_path), "%s", tu_write_file("p.cfg", "%s",
+                                                             text));
+    struct ss_policy *p = NULL;
+    memset(&err, 0, sizeof(err));
+    int rc = ss_policy_parse(cfg_path, false, &p, &err);
+    if (rc != SS_OK)
+        print_error("parse failed: %s: %s\n", ss_strerror(rc), err.msg);
+    assert_int_equal(rc, SS_OK);
+    assert_non_null(p);
+    return p;
+}
+
+/* err.msg starts with cfg_path followed by rest. */
+static void expect_msg(const char *rest)
+{
+    size_t plen = strlen(cfg_path);
+    bool ok = strncmp(err.msg, cfg_path, plen) == 0 &&
+              strncmp(err.msg + plen, rest, strlen(rest)) == 0;
+    if (!ok)
+        print_error("want \"<cfg>%s\"\ngot  \"%s\"\n", rest, err.msg);
+    assert_true(ok);
+}
+
+static void test_parse_builds_no_context(void **state)
+{
+    (void)state;
+    struct ss_policy *p = parse_ok(BUILDABLE);
+    for (size_t i = 0; i < p->n_endpoints; i++) {
+        assert_null(ss_endpoint_tls(&p->endpoints[i]));
+        assert_int_equal(atomic_load(&p->endpoints[i].tls_error), SS_OK);
+    }
+    /* The first need builds that endpoint alone, once. */
+    const struct ss_endpoint *in = tu_endpoint(p, "in");
+    bool built = false;
+    assert_int_equal(ss_policy_tls(p, in, &built, &err), SS_OK);
+    assert_true(built);
+    struct ss_tlsctx *t = ss_endpoint_tls(in);
+    assert_non_null(t);
+    assert_ptr_equal(in->tls, t);
+    assert_int_equal(t->role, SS_ROLE_SERVER);
+    assert_null(ss_endpoint_tls(tu_endpoint(p, "out")));
+    assert_int_equal(ss_policy_tls(p, in, &built, &err), SS_OK);
+    assert_false(built);
+    assert_ptr_equal(ss_endpoint_tls(in), t);
+    ss_policy_unref(p);
+}
+
+static void test_parse_accepts_what_only_a_build_refuses(void **state)
+{
+    (void)state;
+    /* Everything here passes the start-up checks (the files exist and are
+     * readable) and is refused when the context is built. */
+    static const struct {
+        const char *setting;
+        const char *rest; /* the build's message after cfg_path */
+    } cases[] = {
+        {"certificate = \"server.pem\";\n  certificate-key = "
+         "\"client.key\";",
+         ":5: endpoint 'e': option 'certificate-key': certificate-key does "
+         "not match certificate"},
+        {"certificate = \"server.pem\";\n  certificate-key = \"ca.pem\";",
+         ":5: endpoint 'e': option 'certificate-key': cannot load the "
+         "private key"},
+        {"certificate = \"crl.pem\";\n  certificate-key = \"server.key\";",
+         ":4: endpoint 'e': option 'certificate': "},
+        {"certificate = \"server.pem\"; certificate-key = \"server.key\";\n"
+         "  cipher-list = \"NOTACIPHER\";",
+         ":5: endpoint 'e': option 'cipher-list': OpenSSL accepts no cipher"},
+        {"certificate = \"server.pem\"; certificate-key = \"server.key\";\n"
+         "  fips140-enabled = true;",
+         ":5: endpoint 'e': option 'fips140-enabled': "},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *text = cfg(HEAD "endpoints = (\n"
+                                    "{ name = \"e\"; listen = \"*:443\";\n"
+                                    "  %s\n}\n);\n",
+                               cases[i].setting);
+        struct ss_policy *p = parse_ok(text);
+        const struct ss_endpoint *e = tu_endpoint(p, "e");
+        bool built = false;
+        int rc = ss_policy_tls(p, e, &built, &err);
+        assert_true(rc < 0);
+        assert_true(built);
+        expect_msg(cases[i].rest);
+        assert_null(ss_endpoint_tls(e));
+        /* Remembered: not built (nor reported) again. */
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(ss_policy_tls(p, e, &built, &err), rc);
+        assert_false(built);
+        expect_msg(":3: endpoint 'e': its TLS context could not be built");
+        ss_policy_unref(p);
+        /* ss_policy_load refuses the same file with the same message. */
+        assert_int_equal(load_text(text, &p), rc);
+        assert_null(p);
+        expect_msg(cases[i].rest);
+    }
+}
+
+static void test_build_all(void **state)
+{
+    (void)state;
+    struct ss_policy *p = parse_ok(BUILDABLE);
+    bool built = false;
+    assert_int_equal(ss_policy_tls(p, tu_endpoint(p, "in"), &built, &err),
+                     SS_OK);
+    struct ss_tlsctx *in = ss_endpoint_tls(tu_endpoint(p, "in"));
+    assert_int_equal(ss_policy_build_all(p, &err), SS_OK);
+    assert_non_null(ss_endpoint_tls(tu_endpoint(p, "out")));
+    assert_ptr_equal(ss_endpoint_tls(tu_endpoint(p, "in")), in); /* kept */
+    assert_null(ss_endpoint_tls(tu_endpoint(p, "off")));
+    ss_policy_unref(p);
+
+    /* The first failure stops it, with the endpoint's message. */
+    p = parse_ok(HEAD "endpoints = (\n"
+                      "{ name = \"good\"; connect = \"*:1\"; },\n"
+                      "{ name = \"bad\"; listen = \"*:443\";\n"
+                      "  certificate = \"server.pem\";\n"
+                      "  certificate-key = \"root-ca.key\"; }\n"
+                      ");\n");
+    assert_true(ss_policy_build_all(p, &err) < 0);
+    expect_msg(":6: endpoint 'bad': option 'certificate-key': ");
+    assert_non_null(ss_endpoint_tls(tu_endpoint(p, "good")));
+    assert_null(ss_endpoint_tls(tu_endpoint(p, "bad")));
+    ss_policy_unref(p);
+}
+
+static void test_build_used(void **state)
+{
+    (void)state;
+    struct ss_policy *old = parse_ok(BUILDABLE);
+    bool built = false;
+    assert_int_equal(ss_policy_tls(old, tu_endpoint(old, "in"), &built,
+                                   &err), SS_OK);
+    /* The fresh snapshot builds what old has built (by name), no more. */
+    struct ss_policy *fresh = parse_ok(BUILDABLE);
+    assert_int_equal(ss_policy_build_used(fresh, old, &err), SS_OK);
+    assert_non_null(ss_endpoint_tls(tu_endpoint(fresh, "in")));
+    assert_ptr_not_equal(ss_endpoint_tls(tu_endpoint(fresh, "in")),
+                         ss_endpoint_tls(tu_endpoint(old, "in")));
+    assert_null(ss_endpoint_tls(tu_endpoint(fresh, "out")));
+    ss_policy_unref(fresh);
+
+    /* A used endpoint that no longer builds fails the whole reload... */
+    const char *broken_in =
+        HEAD "endpoints = (\n"
+             "{ name = \"out\"; connect = \"localhost:443\"; },\n"
+             "{ name = \"in\"; listen = \"*:443\"; certificate = "
+             "\"server.pem\";\n"
+             "  certificate-key = \"client.key\"; }\n"
+             ");\n";
+    fresh = parse_ok(broken_in);
+    assert_true(ss_policy_build_used(fresh, old, &err) < 0);
+    expect_msg(":5: endpoint 'in': option 'certificate-key': ");
+    ss_policy_unref(fresh);
+    /* ...an unused one does not (it is built at its first need). */
+    const char *broken_out =
+        HEAD "endpoints = (\n"
+             "{ name = \"out\"; connect = \"localhost:443\";\n"
+             "  cipher-list = \"NOTACIPHER\"; },\n"
+             "{ name = \"in\"; listen = \"*:443\"; certificate = "
+             "\"server.pem\"; certificate-key = \"server.key\"; }\n"
+             ");\n";
+    fresh = parse_ok(broken_out);
+    assert_int_equal(ss_policy_build_used(fresh, old, &err), SS_OK);
+    assert_null(ss_endpoint_tls(tu_endpoint(fresh, "out")));
+    ss_policy_unref(fresh);
+    /* An endpoint gone or disabled in fresh is not built. */
+    fresh = parse_ok(HEAD "endpoints = (\n"
+                          "{ name = \"in\"; enabled = false; listen = "
+                          "\"*:443\"; certificate = \"server.pem\"; "
+                          "certificate-key = \"server.key\"; }\n);\n");
+    assert_int_equal(ss_policy_build_used(fresh, old, &err), SS_OK);
+    assert_null(ss_endpoint_tls(tu_endpoint(fresh, "in")));
+    ss_policy_unref(fresh);
+    ss_policy_unref(old);
+}
+
+static void test_policy_tls_refuses_others(void **state)
+{
+    (void)state;
+    struct ss_policy *p = parse_ok(BUILDABLE);
+    struct ss_policy *q = parse_ok(BUILDABLE);
+    bool built = true;
+    /* A disabled endpoint has no context to build; another snapshot's
+     * endpoint is not this one's to fill. */
+    assert_int_equal(ss_policy_tls(p, tu_endpoint(p, "off"), &built, &err),
+                     SS_ERR_INVAL);
+    assert_false(built);
+    assert_int_equal(ss_policy_tls(p, tu_endpoint(q, "in"), &built, &err),
+                     SS_ERR_INVAL);
+    assert_int_equal(ss_policy_tls(p, NULL, &built, &err), SS_ERR_INVAL);
+    assert_null(ss_endpoint_tls(tu_endpoint(q, "in")));
+    ss_policy_unref(q);
+    ss_policy_unref(p);
+}
+
+#define BUILD_THREADS 8
+
+struct build_race {
+    struct ss_policy *p;
+    const struct ss_endpoint *ep;
+    pthread_barrier_t *start;
+    int rc;
+    bool built;
+    struct ss_tlsctx *seen;
+};
+
+static void *build_racer(void *arg)
+{
+    struct build_race *r = arg;
+    struct ss_errbuf e;
+    pthread_barrier_wait(r->start);
+    r->rc = ss_policy_tls(r->p, r->ep, &r->built, &e);
+    r->seen = ss_endpoint_tls(r->ep);
+    return NULL;
+}
+
+static void test_policy_tls_threads_build_once(void **state)
+{
+    (void)state;
+    struct ss_policy *p = parse_ok(BUILDABLE);
+    pthread_barrier_t start;
+    assert_int_equal(pthread_barrier_init(&start, NULL, BUILD_THREADS), 0);
+    pthread_t tid[BUILD_THREADS];
+    struct build_race r[BUILD_THREADS];
+    for (int i = 0; i < BUILD_THREADS; i++) {
+        r[i] = (struct build_race){.p = p, .ep = tu_endpoint(p, "in"),
+                                   .start = &start};
+        assert_int_equal(pthread_create(&tid[i], NULL, build_racer, &r[i]),
+                         0);
+    }
+    int builders = 0;
+    for (int i = 0; i < BUILD_THREADS; i++) {
+        assert_int_equal(pthread_join(tid[i], NULL), 0);
+        assert_int_equal(r[i].rc, SS_OK);
+        assert_ptr_equal(r[i].seen, ss_endpoint_tls(tu_endpoint(p, "in")));
+        builders += r[i].built;
+    }
+    assert_int_equal(builders, 1);
+    assert_non_null(r[0].seen);
+    pthread_barrier_destroy(&start);
+    ss_policy_unref(p);
+}
+
+static void test_listen_serves(void **state)
+{
+    (void)state;
+    struct ss_policy *p = parse_ok(
+        HEAD "endpoints = (\n"
+             "{ name = \"v4\"; listen = \"127.0.0.1:7000\"; certificate = "
+             "\"server.pem\"; certificate-key = \"server.key\"; },\n"
+             "{ name = \"v6\"; listen = \"[::1]:7000\"; certificate = "
+             "\"server.pem\"; certificate-key = \"server.key\"; },\n"
+             "{ name = \"any\"; listen = \"*:7001\"; certificate = "
+             "\"server.pem\"; certificate-key = \"server.key\"; },\n"
+             "{ name = \"off\"; enabled = false; listen = \"*:7002\"; "
+             "certificate = \"server.pem\"; certificate-key = "
+             "\"server.key\"; },\n"
+             "{ name = \"out\"; connect = \"*:7000\"; }\n"
+             ");\n");
+    const struct ss_endpoint *v4 = tu_endpoint(p, "v4");
+    const struct ss_endpoint *v6 = tu_endpoint(p, "v6");
+    const struct ss_endpoint *any = tu_endpoint(p, "any");
+    socklen_t len;
+    const struct sockaddr *a; /* a bound socket's local address */
+    /* An address of its own: the endpoint that matches it. */
+    a = sa("127.0.0.1", 7000, &len);
+    assert_true(ss_policy_listen_serves(p, v4, a, len, false));
+    assert_false(ss_policy_listen_serves(p, v6, a, len, false));
+    a = sa("127.0.0.2", 7000, &len);
+    assert_false(ss_policy_listen_serves(p, v4, a, len, false));
+    a = sa("::ffff:127.0.0.1", 7000, &len);
+    assert_true(ss_policy_listen_serves(p, v4, a, len, false));
+    a = sa("::1", 7000, &len);
+    assert_true(ss_policy_listen_serves(p, v6, a, len, false));
+    assert_false(ss_policy_listen_serves(p, v4, a, len, false));
+    /* 0.0.0.0 accepts on every IPv4 address. */
+    a = sa("0.0.0.0", 7000, &len);
+    assert_true(ss_policy_listen_serves(p, v4, a, len, false));
+    assert_false(ss_policy_listen_serves(p, v6, a, len, false));
+    assert_false(ss_policy_listen_serves(p, any, a, len, false)); /* port */
+    /* [::] on every address, IPv4 too unless IPV6_V6ONLY. */
+    a = sa("::", 7000, &len);
+    assert_true(ss_policy_listen_serves(p, v4, a, len, false));
+    assert_true(ss_policy_listen_serves(p, v6, a, len, false));
+    assert_false(ss_policy_listen_serves(p, v4, a, len, true));
+    assert_true(ss_policy_listen_serves(p, v6, a, len, true));
+    a = sa("::", 7001, &len);
+    assert_true(ss_policy_listen_serves(p, any, a, len, true));
+    /* Disabled, connect endpoints and unbound sockets: never. */
+    a = sa("0.0.0.0", 7002, &len);
+    assert_false(ss_policy_listen_serves(p, tu_endpoint(p, "off"), a, len,
+                                         false));
+    a = sa("0.0.0.0", 7000, &len);
+    assert_false(ss_policy_listen_serves(p, tu_endpoint(p, "out"), a, len,
+                                         false));
+    a = sa("0.0.0.0", 0, &len);
+    assert_false(ss_policy_listen_serves(p, v4, a, len, false));
+    ss_policy_unref(p);
+}
+
 static void test_example_config_loads(void **state)
 {
     (void)state;
@@ -1442,6 +1764,13 @@ int main(void)
         cmocka_unit_test(test_host_name_equal),
         cmocka_unit_test(test_enabled_endpoints_get_contexts),
         cmocka_unit_test(test_tlsctx_error_passed_on),
+        cmocka_unit_test(test_parse_builds_no_context),
+        cmocka_unit_test(test_parse_accepts_what_only_a_build_refuses),
+        cmocka_unit_test(test_build_all),
+        cmocka_unit_test(test_build_used),
+        cmocka_unit_test(test_policy_tls_refuses_others),
+        cmocka_unit_test(test_policy_tls_threads_build_once),
+        cmocka_unit_test(test_listen_serves),
         cmocka_unit_test(test_example_config_loads),
     };
     return cmocka_run_group_tests_name("policy", parsing, group_setup,
