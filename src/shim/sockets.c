@@ -517,6 +517,8 @@ static int shim_dup3(int old, int new, int flags, bool three)
     if (s != NULL)
         shim_stdio_before_dup(new);
     int fd = three ? REAL(dup3)(old, new, flags) : REAL(dup2)(old, new);
+    if (s == NULL && replaced == NULL)
+        return fd; /* untouched descriptors: no bookkeeping, errno as is */
     int saved = errno;
     if (fd < 0 && detached)
         REAL(shutdown)(new, SHUT_RDWR);
