@@ -57,7 +57,6 @@ struct ss_conn {
     struct ss_io_ops io;
     SSL *ssl;
     enum ss_conn_state state;
-    char *peer_host;               /* for messages, SNI and name checks */
 
     struct bytebuf out;            /* ciphertext the socket did not take */
     struct bytebuf early;          /* plaintext written before the end of
@@ -78,8 +77,15 @@ struct ss_conn {
     size_t n_first;
     int fail_code;                 /* the error of SS_CONN_FAILED */
     int sys_errno;
-    char error[1024];
-    struct ss_verify_result verify_result;
+    /* The last failure's sentence, allocated when there is one: most
+     * connections never fail, and a server holds thousands (issue 9). */
+    char *error;
+    /* Where the handshake's verification is recorded: allocated with the
+     * conn, given back when the handshake ends (drop_handshake_state),
+     * which keeps only the outcome (verified). */
+    struct ss_verify_result *verify_result;
+    bool verified;
+    char peer_host[];              /* for messages, SNI and name checks */
 };
 
 /* ---- byte buffers ------------------------------------------------------ */
@@ -138,12 +144,21 @@ static void buf_free(struct bytebuf *b)
 static void set_error(struct ss_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* What ss_conn_error says when the sentence itself could not be kept. */
+static const char error_nomem[] = "out of memory recording the error";
+
 static void set_error(struct ss_conn *c, const char *fmt, ...)
 {
+    char text[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->error, sizeof(c->error), fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    if (c->error != error_nomem)
+        free(c->error);
+    c->error = strdup(text);
+    if (c->error == NULL)
+        c->error = (char *)error_nomem;
 }
 
 /* Enters SS_CONN_FAILED with code; the message is already in c->error. */
@@ -363,13 +378,14 @@ static bool is_cipher_mismatch(int reason)
  */
 static int our_verification_failed(struct ss_conn *c, int ssl_reason)
 {
-    int e = c->verify_result.x509_error;
+    const struct ss_verify_result *vr = ss_conn_verify_result(c);
+    int e = vr->x509_error;
     if (e == X509_V_OK && ssl_reason != SSL_R_CERTIFICATE_VERIFY_FAILED)
         return 0;
     if (e == X509_V_OK)
         e = (int)SSL_get_verify_result(c->ssl);
-    const char *reason = c->verify_result.reason[0] != '\0'
-                             ? c->verify_result.reason
+    const char *reason = vr->reason[0] != '\0'
+                             ? vr->reason
                              : X509_verify_cert_error_string(e);
     set_error(c, "certificate verify failed: %s", reason);
     return SS_ERR_VERIFY;
@@ -538,7 +554,10 @@ static int setup_ssl(struct ss_conn *c, struct ss_errbuf *err)
         SSL_set_accept_state(c->ssl);
     }
     /* Always: the verify result is recorded even without a name check. */
-    return ss_verify_prepare_ssl(c->ssl, host, &c->verify_result, err);
+    c->verify_result = malloc(sizeof(*c->verify_result));
+    if (c->verify_result == NULL)
+        return ss_fail(err, SS_ERR_NOMEM, "out of memory");
+    return ss_verify_prepare_ssl(c->ssl, host, c->verify_result, err);
 }
 
 int ss_conn_new(struct ss_policy *policy, const struct ss_endpoint *ep,
@@ -559,7 +578,9 @@ int ss_conn_new(struct ss_policy *policy, const struct ss_endpoint *ep,
     pthread_once(&sock_method_once, sock_method_make);
     if (sock_method == NULL)
         return ss_fail(err, SS_ERR_NOMEM, "cannot create the BIO method");
-    struct ss_conn *c = calloc(1, sizeof(*c));
+    size_t host_len = strlen(peer_host);
+    /* One allocation for the conn and its copy of the name. */
+    struct ss_conn *c = calloc(1, sizeof(*c) + host_len + 1);
     if (c == NULL)
         return ss_fail(err, SS_ERR_NOMEM, "out of memory");
     c->ep = ep;
@@ -568,11 +589,7 @@ int ss_conn_new(struct ss_policy *policy, const struct ss_endpoint *ep,
     c->state = SS_CONN_HANDSHAKING;
     c->hs_want = ep->tls->role == SS_ROLE_CLIENT ? SS_WANT_WRITE
                                                  : SS_WANT_READ;
-    c->peer_host = strdup(peer_host);
-    if (c->peer_host == NULL) {
-        ss_conn_free(c);
-        return ss_fail(err, SS_ERR_NOMEM, "out of memory");
-    }
+    memcpy(c->peer_host, peer_host, host_len + 1);
     int rc = setup_ssl(c, err);
     if (rc < 0) {
         ss_conn_free(c);
@@ -595,7 +612,9 @@ void ss_conn_free(struct ss_conn *c)
     SSL_free(c->ssl);
     buf_free(&c->out);
     buf_free(&c->early);
-    free(c->peer_host);
+    free(c->verify_result); /* the SSL that recorded into it is gone */
+    if (c->error != error_nomem)
+        free(c->error);
     ss_policy_unref(c->policy);
     free(c);
 }
@@ -606,6 +625,27 @@ void ss_conn_set_fd(struct ss_conn *c, int fd)
 }
 
 /* ---- handshake --------------------------------------------------------- */
+
+/*
+ * What ss_conn_verify_result answers after the handshake when no
+ * relaxation was used: the outcome alone, the recorded detail (two reason
+ * texts, a KiB) having been given back.
+ */
+static const struct ss_verify_result verify_passed = {.ok = true};
+static const struct ss_verify_result verify_not_run = {.ok = false};
+
+/* The handshake is over: what only it needed goes, as a server holds
+ * thousands of idle connections (issue 9). The verification detail stays
+ * when a compat relaxation was used: the established line names it. */
+static void drop_handshake_state(struct ss_conn *c)
+{
+    if (c->verify_result == NULL || c->verify_result->relaxations != 0)
+        return;
+    c->verified = c->verify_result->ok;
+    ss_verify_forget_ssl(c->ssl);
+    free(c->verify_result);
+    c->verify_result = NULL;
+}
 
 /* Pushes plaintext written during the handshake through SSL_write. */
 static int flush_early(struct ss_conn *c)
@@ -628,6 +668,7 @@ static int handshake_done(struct ss_conn *c)
 {
     c->state = SS_CONN_OPEN;
     c->hs_want = 0;
+    drop_handshake_state(c);
     if (ss_log_enabled(SS_LOG_DEBUG)) {
         char desc[128];
         ss_log(SS_LOG_DEBUG, "endpoint '%s': TLS with %s: %s",
@@ -957,7 +998,7 @@ int ss_conn_wants(const struct ss_conn *c)
 
 const char *ss_conn_error(const struct ss_conn *c)
 {
-    return c->error;
+    return c->error != NULL ? c->error : "";
 }
 
 int ss_conn_sys_errno(const struct ss_conn *c)
@@ -989,7 +1030,9 @@ const struct ss_endpoint *ss_conn_endpoint(const struct ss_conn *c)
 
 const struct ss_verify_result *ss_conn_verify_result(const struct ss_conn *c)
 {
-    return &c->verify_result;
+    if (c->verify_result != NULL)
+        return c->verify_result;
+    return c->verified ? &verify_passed : &verify_not_run;
 }
 
 int ss_conn_handshake_timeout_ms(const struct ss_conn *c)

@@ -257,6 +257,12 @@ static void test_handshake_and_bulk_both_ways(void **state)
     assert_int_equal(ss_conn_state(pr.conn[0]), SS_CONN_OPEN);
     assert_int_equal(ss_conn_state(pr.conn[1]), SS_CONN_OPEN);
     assert_true(ss_conn_verify_result(pr.conn[0])->ok);
+    /* The handshake's record is given back; the outcome stays: a server
+     * without tls-mutual never verified, and no conn has an error. */
+    assert_false(ss_conn_verify_result(pr.conn[1])->ok);
+    assert_int_equal(ss_conn_verify_result(pr.conn[0])->relaxations, 0);
+    assert_string_equal(ss_conn_error(pr.conn[0]), "");
+    assert_string_equal(ss_conn_error(pr.conn[1]), "");
     assert_ptr_equal(ss_conn_endpoint(pr.conn[1]), tu_endpoint(pr.policy, "s"));
 
     char desc[128];
