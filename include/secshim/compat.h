@@ -16,6 +16,14 @@
  */
 bool ss_compat_mode(void);
 
+/*
+ * Whether this CPU has AES and carry-less multiply instructions (x86
+ * AES-NI and PCLMULQDQ, the ARMv8 AES and PMULL extensions), with which
+ * AES-GCM is faster than ChaCha20-Poly1305; false where it cannot tell.
+ * The one place that knows CPUs (compat.c).
+ */
+bool ss_cpu_has_aes(void);
+
 /* Whether the linked OpenSSL was built with SSLv3 at all. */
 #if defined(OPENSSL_NO_SSL3) || defined(OPENSSL_NO_SSL3_METHOD)
 #define SS_HAVE_SSL3 0

@@ -169,7 +169,7 @@ int ss_conn_sys_errno(const struct ss_conn *c);
  */
 bool ss_conn_truncated(const struct ss_conn *c);
 
-/* Negotiated version and cipher, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384". */
+/* Negotiated version and cipher, e.g. "TLSv1.3 TLS_AES_128_GCM_SHA256". */
 const char *ss_conn_describe(const struct ss_conn *c, char *buf, size_t len);
 
 const struct ss_endpoint *ss_conn_endpoint(const struct ss_conn *c);

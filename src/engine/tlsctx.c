@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 
+#include "secshim/compat.h"
 #include "secshim/log.h"
 #include "secshim/protocol.h"
 
@@ -212,6 +213,23 @@ static int setup_verification(struct ctx_build *b, bool compat)
 
 /* ---- the rest of the context ------------------------------------------ */
 
+/*
+ * The TLS 1.3 suites when the endpoint names none: OpenSSL's three, the
+ * fastest first, since a server's order decides
+ * (SSL_OP_CIPHER_SERVER_PREFERENCE) and a client's is the server's hint.
+ * OpenSSL's own default puts AES-256-GCM first; AES-128-GCM is as safe
+ * and faster where the CPU has AES instructions, ChaCha20-Poly1305 where
+ * it has not (docs/protocols.md).
+ */
+const char *ss_tlsctx_default_suites(void)
+{
+    return ss_cpu_has_aes()
+               ? "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                 "TLS_CHACHA20_POLY1305_SHA256"
+               : "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:"
+                 "TLS_AES_256_GCM_SHA384";
+}
+
 static int set_ciphers(struct ctx_build *b)
 {
     const struct ss_endpoint *ep = b->ep;
@@ -221,11 +239,16 @@ static int set_ciphers(struct ctx_build *b)
         return fail_opt_openssl(b, SS_ERR_CONFIG, SS_OPT_CIPHER_LIST,
                                 "OpenSSL accepts no cipher of this list");
     ERR_clear_error();
-    if (ep->cipher_suites != NULL && ep->cipher_suites[0] != '\0' &&
-        SSL_CTX_set_ciphersuites(b->t->ctx, ep->cipher_suites) != 1)
-        return fail_opt_openssl(b, SS_ERR_CONFIG, SS_OPT_CIPHER_SUITES,
-                                "OpenSSL rejects this TLS 1.3 cipher suite "
-                                "list");
+    if (ep->cipher_suites != NULL && ep->cipher_suites[0] != '\0') {
+        if (SSL_CTX_set_ciphersuites(b->t->ctx, ep->cipher_suites) != 1)
+            return fail_opt_openssl(b, SS_ERR_CONFIG, SS_OPT_CIPHER_SUITES,
+                                    "OpenSSL rejects this TLS 1.3 cipher "
+                                    "suite list");
+        return SS_OK;
+    }
+    SS_GUARD_OSSL(SSL_CTX_set_ciphersuites(b->t->ctx,
+                                           ss_tlsctx_default_suites()),
+                  b->err, SS_ERR_TLS, "cannot set the TLS 1.3 cipher suites");
     return SS_OK;
 }
 

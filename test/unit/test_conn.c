@@ -25,6 +25,7 @@
 
 #include <openssl/crypto.h>
 
+#include "secshim/compat.h"
 #include "secshim/conn.h"
 #include "secshim/log.h"
 #include "secshim/policy.h"
@@ -270,6 +271,10 @@ static void test_handshake_and_bulk_both_ways(void **state)
     char desc[128];
     ss_conn_describe(pr.conn[0], desc, sizeof(desc));
     assert_true(strncmp(desc, "TLSv1.3 TLS_", 12) == 0);
+    /* Without cipher-suites, the fastest suite first (docs/protocols.md). */
+    assert_string_equal(desc + 8, ss_cpu_has_aes()
+                                      ? "TLS_AES_128_GCM_SHA256"
+                                      : "TLS_CHACHA20_POLY1305_SHA256");
 
     struct flow f[2];
     unsigned char *mem = malloc(4 * BULK);
