@@ -134,6 +134,10 @@ const struct real_fns *shim_real_bound(void);
          ? __atomic_load_n(&real.name, __ATOMIC_RELAXED)                \
          : shim_real_bound()->name)
 
+/* The slot as it is, NULL before the constructor: for a fast path that
+ * hands that case to a slower one using REAL() (io.c). */
+#define REAL_IF_BOUND(name) __atomic_load_n(&real.name, __ATOMIC_RELAXED)
+
 /* The optional symbols: interposed or used, but newer than glibc 2.28.
  * Each is looked up at its first use; where libc has none, that call
  * answers -1 ENOSYS and the process keeps running (docs/shim.md).
