@@ -4,7 +4,8 @@
  * A non-blocking state machine (docs/design.md, "The engine owns no
  * descriptor and no blocking"). The engine never blocks, never changes the socket's flags and never closes it: it does its
  * I/O through its own BIO with MSG_DONTWAIT|MSG_NOSIGNAL, via the ss_io_ops
- * it is given (the shim passes the real libc functions). Ciphertext the
+ * it is given (the shim passes the real libc functions; a send may carry
+ * MSG_MORE too). Ciphertext the
  * socket would not take is kept in a bounded outbound buffer, so a record
  * OpenSSL produced is never "half written" from the caller's point of view:
  * ss_conn_write either accepts bytes or asks to wait.
@@ -117,6 +118,27 @@ int ss_conn_shutdown(struct ss_conn *c);
 /* Plaintext bytes readable now without touching the socket. */
 size_t ss_conn_pending(const struct ss_conn *c);
 
+/*
+ * Ciphertext OpenSSL has read from the socket and not yet opened, beyond
+ * the record it is on (read-ahead: one recv takes several records); with
+ * no plaintext pending, the unread rest of a record counts as 1. Such
+ * bytes are in no kernel queue: a caller deciding readiness must make the
+ * engine look (a read or a one-byte peek) instead of waiting for the
+ * socket; when the look answers SS_WANT_READ (a partial record), waiting
+ * for the socket is right.
+ */
+size_t ss_conn_buffered_input(const struct ss_conn *c);
+
+/*
+ * The caller is about to wait for the peer (nothing to read): OpenSSL's
+ * record buffers (some 17 KiB each way) go back to the allocator, unless
+ * they hold bytes; OpenSSL allocates them again for the next record. So
+ * an idle connection holds none, and bulk transfer does not pay an
+ * allocation per record (docs/design.md, "Memory and copies"). A read
+ * that finds nothing does it itself.
+ */
+void ss_conn_idle(struct ss_conn *c);
+
 /* Ciphertext bytes waiting in the outbound buffer. */
 size_t ss_conn_unsent(const struct ss_conn *c);
 
@@ -128,7 +150,9 @@ enum ss_conn_state ss_conn_state(const struct ss_conn *c);
 
 /*
  * What the connection needs from the OS before the next call can progress
- * (SS_WANT_READ | SS_WANT_WRITE as a bit set, 0 for nothing).
+ * (SS_WANT_READ | SS_WANT_WRITE as a bit set, 0 for nothing). Once open,
+ * READ is also said while ss_conn_buffered_input() holds records the next
+ * read opens without the OS: look at that first.
  */
 int ss_conn_wants(const struct ss_conn *c);
 
@@ -145,7 +169,7 @@ int ss_conn_sys_errno(const struct ss_conn *c);
  */
 bool ss_conn_truncated(const struct ss_conn *c);
 
-/* Negotiated version and cipher, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384". */
+/* Negotiated version and cipher, e.g. "TLSv1.3 TLS_AES_128_GCM_SHA256". */
 const char *ss_conn_describe(const struct ss_conn *c, char *buf, size_t len);
 
 const struct ss_endpoint *ss_conn_endpoint(const struct ss_conn *c);

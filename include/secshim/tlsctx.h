@@ -48,6 +48,11 @@ int ss_tlsctx_new(const char *path, const struct ss_endpoint *ep,
                   struct ss_errbuf *err);
 void ss_tlsctx_free(struct ss_tlsctx *t);
 
+/* The TLS 1.3 cipher suites of an endpoint without cipher-suites, in
+ * order: AES-128-GCM first where the CPU has AES instructions,
+ * ChaCha20-Poly1305 first where it has not. A static string. */
+const char *ss_tlsctx_default_suites(void);
+
 /* Whole days until own_cert expires (negative when expired), rounded
  * down; 0 when the endpoint has no certificate of its own. */
 int ss_tlsctx_days_left(const struct ss_tlsctx *t, time_t now);

@@ -104,6 +104,12 @@ int ss_verify_prepare_ssl(SSL *ssl, const char *host,
                           struct ss_verify_result *res,
                           struct ss_errbuf *err);
 
+/* The handshake of ssl is over: its result is no longer recorded (a later
+ * verification, which renegotiation being off rules out, would still
+ * decide). The caller may then free the result ss_verify_prepare_ssl was
+ * given. */
+void ss_verify_forget_ssl(SSL *ssl);
+
 /* "revoked CA listed in trusted-ca" / "key usage mismatch". */
 const char *ss_relaxation_name(enum ss_relaxation r);
 

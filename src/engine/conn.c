@@ -4,19 +4,29 @@
  * and no blocking" and "Where the handshake happens", for the why).
  *
  * OpenSSL talks to the socket only through this file's BIO:
- *   read   recv(MSG_DONTWAIT); EAGAIN is a retry, 0 is EOF, anything else
- *          is recorded in the conn and reported after the SSL call.
- *   write  never refuses: bytes are appended to the outbound buffer, and
- *          every public call sends what it produced in one send() at its
- *          end. So a flight of records (a handshake message, the records
- *          of one large write) leaves as one write() of the program's
- *          would, instead of small sends that Nagle's algorithm holds back
- *          behind the peer's delayed ACK (40 ms a handshake). OpenSSL
+ *   read   recv(MSG_DONTWAIT) into OpenSSL's buffer, with read-ahead: one
+ *          recv takes what the socket has (several records), so ciphertext
+ *          can wait inside OpenSSL, which ss_conn_buffered_input counts
+ *          for every readiness answer. EAGAIN is a retry, 0 is EOF,
+ *          anything else is recorded in the conn and reported after the
+ *          SSL call.
+ *   write  never refuses. A record that is certainly not the last of an
+ *          ss_conn_write goes straight from OpenSSL's buffer to the kernel
+ *          with MSG_MORE (no copy); everything else (the last record of a
+ *          write, handshake flights, alerts, whatever the kernel refused)
+ *          is appended to the outbound buffer, and every public call
+ *          sends that in one send() without MSG_MORE at its end. So a
+ *          flight of records leaves as one write() of the program's would,
+ *          instead of small sends that Nagle's algorithm holds back behind
+ *          the peer's delayed ACK (40 ms a handshake; docs/benchmarks.md),
+ *          and the last send of a call pushes what MSG_MORE held. OpenSSL
  *          never sees a write retry, so SSL_write's "retry with the same
  *          arguments" rule can never bind the caller; the bound on
  *          buffered ciphertext is kept by ss_conn_write accepting no new
  *          plaintext while the buffer is full. A send error is recorded
  *          (the peer is gone) and reported after the SSL call.
+ * OpenSSL's record buffers are kept while data flows and given back when
+ * the connection goes idle (ss_conn_idle), not per record.
  * No locks: the shim serialises calls on one conn.
  */
 #include "secshim/conn.h"
@@ -58,7 +68,6 @@ struct ss_conn {
     struct ss_io_ops io;
     SSL *ssl;
     enum ss_conn_state state;
-    char *peer_host;               /* for messages, SNI and name checks */
 
     struct bytebuf out;            /* ciphertext the socket did not take */
     struct bytebuf early;          /* plaintext written before the end of
@@ -70,6 +79,19 @@ struct ss_conn {
     int write_err;                 /* 0, SS_ERR_CLOSED or SS_ERR_SYSCALL */
     bool tcp_eof;                  /* recv() returned 0 */
     bool bio_nomem;                /* the outbound buffer could not grow */
+    /* Set by ss_conn_write while the record OpenSSL is about to produce
+     * is certainly not the last of the call: the BIO sends it at once,
+     * with MSG_MORE, instead of copying it into out (send_direct). */
+    bool more_follows;
+    /* The record buffers were given back (ss_conn_idle) and no SSL call
+     * has run since: a second give-back would only cost time. */
+    bool buffers_released;
+    /* Ciphertext accounting for read-ahead: bytes handed to OpenSSL, and
+     * the bytes of the records whose headers it has parsed (msg_seen):
+     * the difference is what sits in its buffer beyond the record it is
+     * on (ss_conn_buffered_input). */
+    unsigned long long rx_total;
+    unsigned long long rx_framed;
 
     bool truncated;                /* EOF without close_notify */
     /* The first bytes the peer sent, kept so that a peer that does not
@@ -79,9 +101,17 @@ struct ss_conn {
     size_t n_first;
     int fail_code;                 /* the error of SS_CONN_FAILED */
     int sys_errno;
-    char error[1024];
-    struct ss_verify_result verify_result;
+    /* The last failure's sentence, allocated when there is one: most
+     * connections never fail, and a server holds thousands (issue 9). */
+    char *error;
+    /* Where the handshake's verification is recorded: allocated with the
+     * conn, given back when the handshake ends (drop_handshake_state),
+     * which keeps only the outcome (verified, resumed). */
+    struct ss_verify_result *verify_result;
+    bool verified;
+    bool resumed;
     struct ss_session_link session; /* resumption's view of this conn */
+    char peer_host[];              /* for messages, SNI and name checks */
 };
 
 /* ---- byte buffers ------------------------------------------------------ */
@@ -140,12 +170,21 @@ static void buf_free(struct bytebuf *b)
 static void set_error(struct ss_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* What ss_conn_error says when the sentence itself could not be kept. */
+static const char error_nomem[] = "out of memory recording the error";
+
 static void set_error(struct ss_conn *c, const char *fmt, ...)
 {
+    char text[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->error, sizeof(c->error), fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    if (c->error != error_nomem)
+        free(c->error);
+    c->error = strdup(text);
+    if (c->error == NULL)
+        c->error = (char *)error_nomem;
 }
 
 /* Enters SS_CONN_FAILED with code; the message is already in c->error. */
@@ -167,13 +206,32 @@ static int send_errno_code(int e)
 static BIO_METHOD *sock_method;
 static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
 
-static ssize_t io_send(struct ss_conn *c, const void *p, size_t n)
+static ssize_t io_send(struct ss_conn *c, const void *p, size_t n, int more)
 {
     ssize_t r;
     do
-        r = c->io.send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        r = c->io.send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL | more);
     while (r < 0 && errno == EINTR);
     return r;
+}
+
+/*
+ * A record that is not the last of its write goes straight from
+ * OpenSSL's buffer to the kernel, with MSG_MORE so that the kernel holds
+ * a partial segment for the records that follow (the last one leaves
+ * without it and pushes them all: no Nagle wait, see the head comment).
+ * Returns how many bytes the kernel took; a send error is recorded.
+ */
+static size_t send_direct(struct ss_conn *c, const char *data, size_t len)
+{
+    ssize_t r = io_send(c, data, len, MSG_MORE);
+    if (r >= 0)
+        return (size_t)r;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        c->sys_errno = errno;
+        c->write_err = send_errno_code(errno);
+    }
+    return 0;
 }
 
 static int bio_sock_write(BIO *bio, const char *data, int len)
@@ -182,9 +240,14 @@ static int bio_sock_write(BIO *bio, const char *data, int len)
     BIO_clear_retry_flags(bio);
     if (len <= 0)
         return 0;
+    size_t sent = 0;
+    /* Earlier ciphertext still waiting must leave first. */
+    if (c->more_follows && c->write_err == 0 && buf_used(&c->out) == 0)
+        sent = send_direct(c, data, (size_t)len);
     if (c->write_err != 0)
         return len; /* the peer is gone; the error is already recorded */
-    if (buf_append(&c->out, data, (size_t)len) < 0) {
+    if (sent < (size_t)len &&
+        buf_append(&c->out, data + sent, (size_t)len - sent) < 0) {
         c->bio_nomem = true;
         return -1;
     }
@@ -213,6 +276,7 @@ static int bio_sock_read(BIO *bio, char *data, int len)
     while (r < 0 && errno == EINTR);
     if (r > 0) {
         keep_first_bytes(c, data, (size_t)r);
+        c->rx_total += (unsigned long long)r;
         return (int)r;
     }
     if (r == 0) {
@@ -245,6 +309,21 @@ static long bio_sock_ctrl(BIO *bio, int cmd, long num, void *ptr)
     }
 }
 
+/* OpenSSL's report of each record header it parses (SSL_set_msg_callback):
+ * the record's bytes count as framed, for ss_conn_buffered_input. */
+static void msg_seen(int write_p, int version, int content_type,
+                     const void *buf, size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)ssl;
+    if (write_p || content_type != SSL3_RT_HEADER ||
+        len < SSL3_RT_HEADER_LENGTH)
+        return;
+    const unsigned char *h = buf;
+    struct ss_conn *c = arg;
+    c->rx_framed += SSL3_RT_HEADER_LENGTH + ((unsigned)h[3] << 8 | h[4]);
+}
+
 static int bio_sock_create(BIO *bio)
 {
     BIO_set_init(bio, 1);
@@ -275,7 +354,8 @@ static void sock_method_make(void)
 static int send_out(struct ss_conn *c)
 {
     while (c->write_err == 0 && buf_used(&c->out) > 0) {
-        ssize_t r = io_send(c, c->out.data + c->out.off, buf_used(&c->out));
+        ssize_t r = io_send(c, c->out.data + c->out.off, buf_used(&c->out),
+                            0);
         if (r >= 0) {
             buf_consume(&c->out, (size_t)r);
             continue;
@@ -365,13 +445,14 @@ static bool is_cipher_mismatch(int reason)
  */
 static int our_verification_failed(struct ss_conn *c, int ssl_reason)
 {
-    int e = c->verify_result.x509_error;
+    const struct ss_verify_result *vr = ss_conn_verify_result(c);
+    int e = vr->x509_error;
     if (e == X509_V_OK && ssl_reason != SSL_R_CERTIFICATE_VERIFY_FAILED)
         return 0;
     if (e == X509_V_OK)
         e = (int)SSL_get_verify_result(c->ssl);
-    const char *reason = c->verify_result.reason[0] != '\0'
-                             ? c->verify_result.reason
+    const char *reason = vr->reason[0] != '\0'
+                             ? vr->reason
                              : X509_verify_cert_error_string(e);
     set_error(c, "certificate verify failed: %s", reason);
     return SS_ERR_VERIFY;
@@ -515,7 +596,7 @@ static int setup_session(struct ss_conn *c, struct ss_errbuf *err)
         return SS_OK;
     c->session.key.endpoint = c->ep->name != NULL ? c->ep->name : "";
     c->session.key.digest = c->ep->tls->trust_digest;
-    c->session.verified = &c->verify_result;
+    c->session.verified = c->verify_result;
     return ss_session_attach(c->ssl, &c->session, err);
 }
 
@@ -530,6 +611,8 @@ static int setup_ssl(struct ss_conn *c, struct ss_errbuf *err)
         return ss_fail_openssl(err, SS_ERR_TLS, "cannot create a BIO");
     BIO_set_data(bio, c);
     SSL_set_bio(c->ssl, bio, bio); /* the SSL owns the BIO now */
+    SSL_set_msg_callback(c->ssl, msg_seen);
+    SSL_set_msg_callback_arg(c->ssl, c);
     /* OpenSSL sees a TCP EOF without close_notify as EOF; read_closed
      * then applies the endpoint's tls-unexpected-eof (only our BIO knows
      * whether the EOF came without close_notify), so both choices are
@@ -554,7 +637,10 @@ static int setup_ssl(struct ss_conn *c, struct ss_errbuf *err)
         SSL_set_accept_state(c->ssl);
     }
     /* Always: the verify result is recorded even without a name check. */
-    SS_GUARD(ss_verify_prepare_ssl(c->ssl, host, &c->verify_result, err));
+    c->verify_result = malloc(sizeof(*c->verify_result));
+    if (c->verify_result == NULL)
+        return ss_fail(err, SS_ERR_NOMEM, "out of memory");
+    SS_GUARD(ss_verify_prepare_ssl(c->ssl, host, c->verify_result, err));
     return setup_session(c, err);
 }
 
@@ -576,7 +662,9 @@ int ss_conn_new(struct ss_policy *policy, const struct ss_endpoint *ep,
     pthread_once(&sock_method_once, sock_method_make);
     if (sock_method == NULL)
         return ss_fail(err, SS_ERR_NOMEM, "cannot create the BIO method");
-    struct ss_conn *c = calloc(1, sizeof(*c));
+    size_t host_len = strlen(peer_host);
+    /* One allocation for the conn and its copy of the name. */
+    struct ss_conn *c = calloc(1, sizeof(*c) + host_len + 1);
     if (c == NULL)
         return ss_fail(err, SS_ERR_NOMEM, "out of memory");
     c->ep = ep;
@@ -585,11 +673,7 @@ int ss_conn_new(struct ss_policy *policy, const struct ss_endpoint *ep,
     c->state = SS_CONN_HANDSHAKING;
     c->hs_want = ep->tls->role == SS_ROLE_CLIENT ? SS_WANT_WRITE
                                                  : SS_WANT_READ;
-    c->peer_host = strdup(peer_host);
-    if (c->peer_host == NULL) {
-        ss_conn_free(c);
-        return ss_fail(err, SS_ERR_NOMEM, "out of memory");
-    }
+    memcpy(c->peer_host, peer_host, host_len + 1);
     int rc = setup_ssl(c, err);
     if (rc < 0) {
         ss_conn_free(c);
@@ -620,7 +704,9 @@ void ss_conn_free(struct ss_conn *c)
     SSL_free(c->ssl);
     buf_free(&c->out);
     buf_free(&c->early);
-    free(c->peer_host);
+    free(c->verify_result); /* the SSL that recorded into it is gone */
+    if (c->error != error_nomem)
+        free(c->error);
     ss_policy_unref(c->policy);
     free(c);
 }
@@ -632,12 +718,42 @@ void ss_conn_set_fd(struct ss_conn *c, int fd)
 
 /* ---- handshake --------------------------------------------------------- */
 
+/*
+ * What ss_conn_verify_result answers after the handshake when no
+ * relaxation was used: the outcome alone, the recorded detail (two reason
+ * texts, a KiB) having been given back.
+ */
+static const struct ss_verify_result verify_outcome[2][2] = {
+    [false][false] = {.ok = false},
+    [false][true] = {.ok = false, .resumed = true},
+    [true][false] = {.ok = true},
+    [true][true] = {.ok = true, .resumed = true},
+};
+
+/* The handshake is over: what only it needed goes, as a server holds
+ * thousands of idle connections (issue 9). The verification detail stays
+ * when a compat relaxation was used: the established line names it. */
+static void drop_handshake_state(struct ss_conn *c)
+{
+    if (c->verify_result == NULL || c->verify_result->relaxations != 0)
+        return;
+    c->verified = c->verify_result->ok;
+    c->resumed = c->verify_result->resumed;
+    ss_verify_forget_ssl(c->ssl);
+    free(c->verify_result);
+    c->verify_result = NULL;
+    /* Sessions made from now on (TLS 1.3 tickets arrive after the
+     * handshake) take their verdict from the outcome. */
+    c->session.verified = &verify_outcome[c->verified][c->resumed];
+}
+
 /* Pushes plaintext written during the handshake through SSL_write. */
 static int flush_early(struct ss_conn *c)
 {
     while (buf_used(&c->early) > 0) {
         size_t written = 0;
         ERR_clear_error();
+        c->buffers_released = false;
         int r = SSL_write_ex(c->ssl, c->early.data + c->early.off,
                              buf_used(&c->early), &written);
         if (r != 1)
@@ -656,7 +772,8 @@ static int handshake_done(struct ss_conn *c)
     /* A resumed handshake ran no verification: its result is the one
      * the session was made with. */
     if (c->ep->tls->resume)
-        ss_session_handshake_done(c->ssl, &c->verify_result);
+        ss_session_handshake_done(c->ssl, c->verify_result);
+    drop_handshake_state(c);
     if (ss_log_enabled(SS_LOG_DEBUG)) {
         char desc[128];
         ss_log(SS_LOG_DEBUG, "endpoint '%s': TLS with %s: %s",
@@ -680,6 +797,7 @@ static int handshake_step(struct ss_conn *c)
         return rc;
     }
     ERR_clear_error();
+    c->buffers_released = false;
     int r = SSL_do_handshake(c->ssl);
     if (r == 1)
         return handshake_done(c);
@@ -779,6 +897,7 @@ int ss_conn_read(struct ss_conn *c, void *buf, size_t len, bool peek,
      * early; a full socket is no reason not to read. */
     (void)flush_out(c);
     ERR_clear_error();
+    c->buffers_released = false;
     int r = peek ? SSL_peek_ex(c->ssl, buf, len, nread)
                  : SSL_read_ex(c->ssl, buf, len, nread);
     if (r == 1)
@@ -787,9 +906,13 @@ int ss_conn_read(struct ss_conn *c, void *buf, size_t len, bool peek,
     switch (e) {
     case SSL_ERROR_WANT_READ:
         /* Also after a record that carried no application data (a
-         * session ticket, a warning alert): nothing to return yet. */
-        if (c->read_err == 0)
-            return read_result(c, SS_WANT_READ);
+         * session ticket, a warning alert): nothing to return yet. The
+         * caller waits for the peer now: the connection is idle. */
+        if (c->read_err == 0) {
+            int rc = read_result(c, SS_WANT_READ);
+            ss_conn_idle(c);
+            return rc;
+        }
         break;
     case SSL_ERROR_WANT_WRITE:
         return read_result(c, SS_WANT_WRITE);
@@ -875,12 +998,21 @@ int ss_conn_write(struct ss_conn *c, const void *buf, size_t len,
     /* Accept no more than fits, so the buffer stays near its bound. */
     size_t room = SS_CONN_OUTBUF_MAX - unsent;
     size_t n = len < room ? len : room;
-    /* With partial writes on, each SSL_write_ex takes one record. */
+    /* With partial writes on, each SSL_write_ex takes one record, of at
+     * most SSL3_RT_MAX_PLAIN_LENGTH: more than that left means another
+     * record follows in this call, so this one may go out at once
+     * (more_follows, send_direct). The bound never underestimates a
+     * record (a negotiated max_fragment_length only makes them smaller,
+     * which costs a copy, never a held segment): the last record of a
+     * call is always buffered, and flush_out sends it without MSG_MORE. */
     size_t done = 0;
     while (done < n) {
         size_t w = 0;
         ERR_clear_error();
+        c->more_follows = n - done > SSL3_RT_MAX_PLAIN_LENGTH;
+        c->buffers_released = false;
         int r = SSL_write_ex(c->ssl, (const char *)buf + done, n - done, &w);
+        c->more_follows = false;
         if (r != 1 || c->write_err != 0)
             return write_failed(c, r, done, nwritten);
         done += w;
@@ -925,6 +1057,7 @@ int ss_conn_shutdown(struct ss_conn *c)
     ERR_clear_error();
     /* Once: 0 means sent and not yet received, 1 both; the peer's
      * close_notify is never waited for. */
+    c->buffers_released = false;
     int r = SSL_shutdown(c->ssl);
     if (r < 0 || c->bio_nomem) {
         int code = classify_failure(c, SSL_get_error(c->ssl, r), false);
@@ -945,6 +1078,30 @@ size_t ss_conn_pending(const struct ss_conn *c)
         return 0;
     int n = SSL_pending(c->ssl);
     return n > 0 ? (size_t)n : 0;
+}
+
+size_t ss_conn_buffered_input(const struct ss_conn *c)
+{
+    if (c->state == SS_CONN_HANDSHAKING || c->state == SS_CONN_FAILED)
+        return 0;
+    unsigned long long beyond = c->rx_total > c->rx_framed
+                                    ? c->rx_total - c->rx_framed : 0;
+    if (beyond > 0)
+        return (size_t)beyond;
+    /* The rest of a record whose header was parsed: its start counts,
+     * so that the caller looks (and then waits for the socket). */
+    return SSL_pending(c->ssl) == 0 && SSL_has_pending(c->ssl) ? 1 : 0;
+}
+
+void ss_conn_idle(struct ss_conn *c)
+{
+    if (c->buffers_released || c->state == SS_CONN_HANDSHAKING ||
+        c->state == SS_CONN_FAILED)
+        return;
+    /* OpenSSL refuses (0) while a buffer holds bytes, a partial record
+     * among them; then they stay until the next idle moment. */
+    if (SSL_free_buffers(c->ssl) == 1)
+        c->buffers_released = true;
 }
 
 size_t ss_conn_unsent(const struct ss_conn *c)
@@ -986,7 +1143,7 @@ int ss_conn_wants(const struct ss_conn *c)
 
 const char *ss_conn_error(const struct ss_conn *c)
 {
-    return c->error;
+    return c->error != NULL ? c->error : "";
 }
 
 int ss_conn_sys_errno(const struct ss_conn *c)
@@ -1018,7 +1175,9 @@ const struct ss_endpoint *ss_conn_endpoint(const struct ss_conn *c)
 
 const struct ss_verify_result *ss_conn_verify_result(const struct ss_conn *c)
 {
-    return &c->verify_result;
+    if (c->verify_result != NULL)
+        return c->verify_result;
+    return &verify_outcome[c->verified][c->resumed];
 }
 
 bool ss_conn_resumed(const struct ss_conn *c)

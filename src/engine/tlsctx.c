@@ -19,6 +19,7 @@
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 
+#include "secshim/cpu.h"
 #include "secshim/log.h"
 #include "secshim/protocol.h"
 
@@ -214,6 +215,23 @@ static int setup_verification(struct ctx_build *b, bool compat)
 
 /* ---- the rest of the context ------------------------------------------ */
 
+/*
+ * The TLS 1.3 suites when the endpoint names none: OpenSSL's three, the
+ * fastest first, since a server's order decides
+ * (SSL_OP_CIPHER_SERVER_PREFERENCE) and a client's is the server's hint.
+ * OpenSSL's own default puts AES-256-GCM first; AES-128-GCM is as safe
+ * and faster where the CPU has AES instructions, ChaCha20-Poly1305 where
+ * it has not (docs/protocols.md).
+ */
+const char *ss_tlsctx_default_suites(void)
+{
+    return ss_cpu_has_aes()
+               ? "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                 "TLS_CHACHA20_POLY1305_SHA256"
+               : "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:"
+                 "TLS_AES_256_GCM_SHA384";
+}
+
 static int set_ciphers(struct ctx_build *b)
 {
     const struct ss_endpoint *ep = b->ep;
@@ -223,11 +241,16 @@ static int set_ciphers(struct ctx_build *b)
         return fail_opt_openssl(b, SS_ERR_CONFIG, SS_OPT_CIPHER_LIST,
                                 "OpenSSL accepts no cipher of this list");
     ERR_clear_error();
-    if (ep->cipher_suites != NULL && ep->cipher_suites[0] != '\0' &&
-        SSL_CTX_set_ciphersuites(b->t->ctx, ep->cipher_suites) != 1)
-        return fail_opt_openssl(b, SS_ERR_CONFIG, SS_OPT_CIPHER_SUITES,
-                                "OpenSSL rejects this TLS 1.3 cipher suite "
-                                "list");
+    if (ep->cipher_suites != NULL && ep->cipher_suites[0] != '\0') {
+        if (SSL_CTX_set_ciphersuites(b->t->ctx, ep->cipher_suites) != 1)
+            return fail_opt_openssl(b, SS_ERR_CONFIG, SS_OPT_CIPHER_SUITES,
+                                    "OpenSSL rejects this TLS 1.3 cipher "
+                                    "suite list");
+        return SS_OK;
+    }
+    SS_GUARD_OSSL(SSL_CTX_set_ciphersuites(b->t->ctx,
+                                           ss_tlsctx_default_suites()),
+                  b->err, SS_ERR_TLS, "cannot set the TLS 1.3 cipher suites");
     return SS_OK;
 }
 
@@ -466,6 +489,11 @@ static int load_fips(struct ctx_build *b)
     return SS_OK;
 }
 
+/* OpenSSL's read buffer while a connection is busy: four full records. */
+#define READ_BUFFER                                                      \
+    (4 * (SSL3_RT_HEADER_LENGTH + SSL3_RT_MAX_PLAIN_LENGTH +             \
+          SSL3_RT_MAX_ENCRYPTED_OVERHEAD))
+
 static int create_ctx(struct ctx_build *b)
 {
     const SSL_METHOD *method = b->t->role == SS_ROLE_SERVER
@@ -483,12 +511,18 @@ static int create_ctx(struct ctx_build *b)
         options |= SSL_OP_CIPHER_SERVER_PREFERENCE;
     SSL_CTX_set_options(b->t->ctx, options);
     /* The conn's BIO never refuses ciphertext, but a caller may still hand
-     * a retried write a different buffer (the shim copies). Idle
-     * connections give their record buffers back (see buf_consume in
-     * conn.c for what that saves). */
+     * a retried write a different buffer (the shim copies). No
+     * SSL_MODE_RELEASE_BUFFERS: it frees and allocates the record buffers
+     * around every record; the conn gives them back when the connection
+     * goes idle instead (ss_conn_idle). */
     SSL_CTX_set_mode(b->t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                                    SSL_MODE_RELEASE_BUFFERS);
+                                    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Read-ahead: one recv takes what the socket has, up to READ_BUFFER
+     * (several records), instead of a 5-byte header and then the body of
+     * each record. The ciphertext that then waits inside OpenSSL is
+     * counted by every readiness answer (ss_conn_buffered_input). */
+    SSL_CTX_set_read_ahead(b->t->ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(b->t->ctx, READ_BUFFER);
     return SS_OK;
 }
 

@@ -578,6 +578,12 @@ int ss_verify_prepare_ssl(SSL *ssl, const char *host,
     return SS_OK;
 }
 
+void ss_verify_forget_ssl(SSL *ssl)
+{
+    if (ssl != NULL && ssl_index >= 0)
+        (void)SSL_set_ex_data(ssl, ssl_index, NULL);
+}
+
 /* A short static description of r ("unknown relaxation" for others). */
 const char *ss_relaxation_name(enum ss_relaxation r)
 {

@@ -331,6 +331,11 @@ int shim_pump(struct shim_sock *s, bool read)
     if (ss_conn_unsent(s->conn) > 0)
         (void)ss_conn_flush(s->conn); /* errors show on the next read */
     enum ss_conn_state st = ss_conn_state(s->conn);
+    /* Ciphertext OpenSSL read ahead is in no kernel queue: it is looked
+     * at whatever the kernel says (a partial record then answers
+     * SS_WANT_READ, and the caller waits for the socket, no spin). */
+    if (!read && ss_conn_buffered_input(s->conn) > 0)
+        read = true;
     if (!read || ss_conn_pending(s->conn) > 0 ||
         (st != SS_CONN_OPEN && st != SS_CONN_WRITE_CLOSED))
         return SS_OK;
@@ -444,10 +449,12 @@ short shim_revents(struct shim_sock *s, struct shim_probe *p)
     bool eof = st == SS_CONN_READ_CLOSED || st == SS_CONN_CLOSED;
     short rev = 0;
     if (p->want & EV_IN) {
-        if (pending > 0 || eof)
+        if (pending > 0 || eof) {
             rev |= (short)(p->want & EV_IN);
-        else
+        } else {
             p->os |= POLLIN;
+            ss_conn_idle(s->conn); /* the program waits for the peer */
+        }
     }
     if ((p->want & POLLRDHUP) && eof)
         rev |= POLLRDHUP;

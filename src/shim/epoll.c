@@ -102,6 +102,52 @@ static struct ep_set *ep_sets;
 static atomic_int ep_nsets;
 static _Atomic uint64_t ep_next_id = 1;
 
+/* Whether epfd (below TRACKED_MAX) has a live set in ep_sets, so that an
+ * epoll_wait on a set the shim does not track costs one load, no lock,
+ * even while other sets are tracked. Written under ep_lock. */
+#define TRACKED_MAX 65536
+static atomic_bool set_tracked[TRACKED_MAX];
+
+/* How many registrations were made through program descriptor fd (below
+ * TRACKED_MAX) and still carry that number (ep_reg.fd), so that closing
+ * an untouched descriptor looks at no set. Changed under the set's lock. */
+static _Atomic unsigned int regs_on_fd[TRACKED_MAX];
+
+/* Sets g->fd (-1: no number any more), keeping regs_on_fd. */
+static void reg_set_fd(struct ep_reg *g, int fd)
+{
+    if (g->fd >= 0 && g->fd < TRACKED_MAX)
+        atomic_fetch_sub(&regs_on_fd[g->fd], 1);
+    g->fd = fd;
+    if (fd >= 0 && fd < TRACKED_MAX)
+        atomic_fetch_add(&regs_on_fd[fd], 1);
+}
+
+/* False when no registration carries number fd (lock-free look). */
+static bool maybe_regs_on(int fd)
+{
+    return fd < 0 || fd >= TRACKED_MAX ||
+           atomic_load_explicit(&regs_on_fd[fd], memory_order_relaxed) != 0;
+}
+
+static void note_tracked(int epfd, bool tracked)
+{
+    if (epfd >= 0 && epfd < TRACKED_MAX)
+        atomic_store_explicit(&set_tracked[epfd], tracked,
+                              memory_order_relaxed);
+}
+
+/* False when epfd certainly has no set (lock-free look). */
+static bool maybe_tracked(int epfd)
+{
+    if (atomic_load_explicit(&ep_nsets, memory_order_relaxed) == 0)
+        return false;
+    if (epfd >= 0 && epfd < TRACKED_MAX)
+        return atomic_load_explicit(&set_tracked[epfd],
+                                    memory_order_relaxed);
+    return true;
+}
+
 static struct ep_set *set_find_locked(int epfd)
 {
     for (struct ep_set *e = ep_sets; e != NULL; e = e->next)
@@ -220,7 +266,7 @@ static void set_wake_drain(struct ep_set *e)
  * that is not an epoll set). */
 static struct ep_set *set_get(int epfd, bool create)
 {
-    if (!create && atomic_load_explicit(&ep_nsets, memory_order_relaxed) == 0)
+    if (!create && !maybe_tracked(epfd))
         return NULL;
     pthread_mutex_lock(&ep_lock);
     struct ep_set *e = set_find_locked(epfd);
@@ -243,6 +289,7 @@ static struct ep_set *set_get(int epfd, bool create)
             ep_sets = e;
             e->refs = 1; /* the list's */
             atomic_fetch_add(&ep_nsets, 1);
+            note_tracked(epfd, true);
         }
     }
     if (e != NULL)
@@ -263,6 +310,7 @@ static void reg_free(struct ep_set *e, struct ep_reg *g)
         fdtab_disown(g->kfd);
     atomic_fetch_sub(&g->s->ep_regs, 1);
     shim_sock_unref(g->s);
+    reg_set_fd(g, -1);
     free(g);
 }
 
@@ -552,7 +600,7 @@ static int ctl_add(struct ep_set *e, int fd, struct shim_sock *s,
         errno = ENOMEM;
         return -1;
     }
-    g->fd = fd;
+    g->fd = -1; /* set with its count once the registration is made */
     g->token = TOKEN_TAG | (atomic_fetch_add(&ep_next_id, 1) & ~TOKEN_MASK);
     g->events = ev->events;
     g->data = ev->data;
@@ -580,6 +628,7 @@ static int ctl_add(struct ep_set *e, int fd, struct shim_sock *s,
     shim_sock_ref(s);
     atomic_fetch_add(&s->ep_regs, 1);
     g->s = s;
+    reg_set_fd(g, fd);
     g->kern_armed = true;
     g->kern_events = os;
     g->next = e->regs;
@@ -817,10 +866,15 @@ static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL) {
         int rc = REAL(epoll_ctl)(epfd, op, fd, ev);
+        /* Bookkeeping only for a fresh TCP socket or a tracked set. */
+        bool note = rc == 0 && is_fresh(fd);
+        bool stale = op == EPOLL_CTL_DEL && maybe_tracked(epfd);
+        if (!note && !stale)
+            return rc;
         int saved = errno;
-        if (rc == 0)
+        if (note)
             pending_note(epfd, op, fd, ev);
-        if (op == EPOLL_CTL_DEL)
+        if (stale)
             drop_stale_reg(epfd, fd);
         errno = saved;
         return rc;
@@ -867,7 +921,7 @@ static void set_fd_closing(struct ep_set *e, int fd, struct shim_sock *s,
     for (struct ep_reg **pp = &e->regs; *pp != NULL;) {
         struct ep_reg *g = *pp;
         if (g->fd == fd && !last && g->s == s) {
-            g->fd = -1;
+            reg_set_fd(g, -1);
         } else if (g->fd == fd || (last && g->s == s)) {
             *pp = g->next;
             reg_free(e, g);
@@ -877,8 +931,27 @@ static void set_fd_closing(struct ep_set *e, int fd, struct shim_sock *s,
     }
 }
 
+/* Whether a close of fd concerns this file: a fresh socket, pending
+ * registrations (fd may be their set), a tracked set, a registration made
+ * through that number or a managed socket. Lock-free loads, so closing
+ * an untouched descriptor saves no errno and takes no lock, even while
+ * sets are tracked. */
+static bool closing_concerns_epoll(int fd)
+{
+    if (is_fresh(fd) ||
+        atomic_load_explicit(&n_pendings, memory_order_relaxed) != 0)
+        return true;
+    if (atomic_load_explicit(&ep_nsets, memory_order_relaxed) == 0)
+        return false;
+    /* A managed fd's last close ends every registration of its socket. */
+    return maybe_tracked(fd) || maybe_regs_on(fd) ||
+           !fdtab_low_empty(fdtab_program_low, fd);
+}
+
 void events_fd_closing(int fd)
 {
+    if (!closing_concerns_epoll(fd))
+        return;
     int saved = errno;
     events_socket_settled(fd);
     events_moved_free(pending_take(-1, fd)); /* fd may be an epoll set */
@@ -902,6 +975,7 @@ void events_fd_closing(int fd)
             e->next = gone;
             gone = e;
             atomic_fetch_sub(&ep_nsets, 1);
+            note_tracked(fd, false);
             continue;
         }
         /* Lock order: ep_lock -> set lock -> sock lock. */

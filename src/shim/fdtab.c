@@ -18,26 +18,30 @@
 
 #include "secshim/log.h"
 
-#define FDTAB_LOW 4096
 #define CHUNK_SHIFT 12
 #define CHUNK_SIZE (1 << CHUNK_SHIFT)
 #define CHUNKS ((1 << 20) / CHUNK_SIZE * 64) /* fds up to 64 Mi */
 #define STRIPES 64
 
-typedef _Atomic(void *) slot_t;
+typedef fdtab_slot_t slot_t;
 
+/* The low array is a global of its own (fdtab.h), which the inline fast
+ * checks read directly. */
 struct table {
-    slot_t low[FDTAB_LOW];
+    slot_t *low;
     _Atomic(slot_t *) chunks[CHUNKS];
 };
 
+slot_t fdtab_program_low[FDTAB_LOW];
+slot_t fdtab_owned_low[FDTAB_LOW];
+
 /* fd -> struct shim_sock *: the program's descriptors of managed sockets
  * (each slot holds a reference). */
-static struct table programs;
+static struct table programs = {.low = fdtab_program_low};
 /* fd -> struct shim_owned * (its owner removes the entry before it closes
  * the descriptor): descriptors the shim owns, which the program must not
  * close or reuse. */
-static struct table owned;
+static struct table owned = {.low = fdtab_owned_low};
 
 /* Stripe i guards the transitions (set, clear, take a reference) of every
  * slot, in both tables, whose fd % STRIPES == i. Leaf locks: nothing is
@@ -129,7 +133,7 @@ static struct shim_sock *slot_get_sock(struct table *t, int fd)
 
 /* --- the program's descriptors ---------------------------------------------- */
 
-struct shim_sock *fdtab_get(int fd)
+struct shim_sock *fdtab_get_slow(int fd)
 {
     return slot_get_sock(&programs, fd);
 }
@@ -155,7 +159,7 @@ void fdtab_install(int fd, struct shim_sock *s)
     errno = saved;
 }
 
-void fdtab_detach(int fd)
+void fdtab_detach_slow(int fd)
 {
     if (!slot_used(&programs, fd))
         return;
@@ -200,7 +204,7 @@ static void for_each_used(struct table *t, unsigned int first,
 void fdtab_detach_range(unsigned int first, unsigned int last)
 {
     int saved = errno;
-    for_each_used(&programs, first, last, fdtab_detach);
+    for_each_used(&programs, first, last, fdtab_detach_slow);
     errno = saved;
 }
 
@@ -240,7 +244,7 @@ void fdtab_disown(int fd)
     (void)slot_swap(&owned, fd, NULL, &old);
 }
 
-bool fdtab_ours(int fd)
+bool fdtab_ours_slow(int fd)
 {
     if (!slot_used(&owned, fd))
         return false;

@@ -462,10 +462,28 @@ static ssize_t sock_recvv(struct shim_sock *s, int fd, const struct iovec *iov,
 
 /* --- interposed ------------------------------------------------------------- */
 
-/* Each shim_ function: one lookup; unmanaged -> libc, managed -> engine,
- * holding a reference for the duration of the call. */
+/*
+ * The untouched path of the hot data calls (issue 9): a descriptor below
+ * FDTAB_LOW whose slot is NULL, once the table is bound, goes straight to
+ * libc as a tail call: a load and a branch for the descriptor, a load and
+ * a branch for the slot, no register saved. Anything else takes the
+ * general path, NAME_slow (kept out of line so that it does not make the
+ * fast path save registers), which looks further and binds.
+ */
+#define UNTOUCHED_CALL(name, fd, ...)                                        \
+    do {                                                                    \
+        __typeof__(real.name) untouched_fn_ = REAL_IF_BOUND(name);          \
+        if (__builtin_expect(untouched_fn_ != NULL &&                       \
+                                 fdtab_low_empty(fdtab_program_low, fd),    \
+                             1))                                            \
+            return untouched_fn_(fd, __VA_ARGS__);                          \
+    } while (0)
 
-static ssize_t shim_recv(int fd, void *buf, size_t len, int flags)
+/* Each NAME_slow function: one lookup; unmanaged -> libc, managed ->
+ * engine, holding a reference for the duration of the call. */
+
+__attribute__((noinline)) static ssize_t
+recv_slow(int fd, void *buf, size_t len, int flags)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
@@ -475,7 +493,14 @@ static ssize_t shim_recv(int fd, void *buf, size_t len, int flags)
     return r;
 }
 
-ssize_t shim_read(int fd, void *buf, size_t len)
+static ssize_t shim_recv(int fd, void *buf, size_t len, int flags)
+{
+    UNTOUCHED_CALL(recv, fd, buf, len, flags);
+    return recv_slow(fd, buf, len, flags);
+}
+
+__attribute__((noinline)) static ssize_t
+read_slow(int fd, void *buf, size_t len)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
@@ -485,8 +510,15 @@ ssize_t shim_read(int fd, void *buf, size_t len)
     return r;
 }
 
+ssize_t shim_read(int fd, void *buf, size_t len)
+{
+    UNTOUCHED_CALL(read, fd, buf, len);
+    return read_slow(fd, buf, len);
+}
+
 /* TCP reports no source address: *addr_len becomes 0, as the kernel does. */
-static ssize_t shim_recvfrom(int fd, void *buf, size_t len, int flags,
+__attribute__((noinline)) static ssize_t
+recvfrom_slow(int fd, void *buf, size_t len, int flags,
                              struct sockaddr *addr, socklen_t *addr_len)
 {
     struct shim_sock *s = fdtab_get(fd);
@@ -499,7 +531,15 @@ static ssize_t shim_recvfrom(int fd, void *buf, size_t len, int flags,
     return r;
 }
 
-static ssize_t shim_send(int fd, const void *buf, size_t len, int flags)
+static ssize_t shim_recvfrom(int fd, void *buf, size_t len, int flags,
+                             struct sockaddr *addr, socklen_t *addr_len)
+{
+    UNTOUCHED_CALL(recvfrom, fd, buf, len, flags, addr, addr_len);
+    return recvfrom_slow(fd, buf, len, flags, addr, addr_len);
+}
+
+__attribute__((noinline)) static ssize_t
+send_slow(int fd, const void *buf, size_t len, int flags)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
@@ -509,7 +549,14 @@ static ssize_t shim_send(int fd, const void *buf, size_t len, int flags)
     return r;
 }
 
-ssize_t shim_write(int fd, const void *buf, size_t len)
+static ssize_t shim_send(int fd, const void *buf, size_t len, int flags)
+{
+    UNTOUCHED_CALL(send, fd, buf, len, flags);
+    return send_slow(fd, buf, len, flags);
+}
+
+__attribute__((noinline)) static ssize_t
+write_slow(int fd, const void *buf, size_t len)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
@@ -519,8 +566,15 @@ ssize_t shim_write(int fd, const void *buf, size_t len)
     return r;
 }
 
+ssize_t shim_write(int fd, const void *buf, size_t len)
+{
+    UNTOUCHED_CALL(write, fd, buf, len);
+    return write_slow(fd, buf, len);
+}
+
 /* A connected TCP socket ignores the destination; so does the shim. */
-static ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags,
+__attribute__((noinline)) static ssize_t
+sendto_slow(int fd, const void *buf, size_t len, int flags,
                            const struct sockaddr *addr, socklen_t addr_len)
 {
     struct shim_sock *s = fdtab_get(fd);
@@ -531,7 +585,15 @@ static ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags,
     return r;
 }
 
-static ssize_t shim_readv(int fd, const struct iovec *iov, int cnt)
+static ssize_t shim_sendto(int fd, const void *buf, size_t len, int flags,
+                           const struct sockaddr *addr, socklen_t addr_len)
+{
+    UNTOUCHED_CALL(sendto, fd, buf, len, flags, addr, addr_len);
+    return sendto_slow(fd, buf, len, flags, addr, addr_len);
+}
+
+__attribute__((noinline)) static ssize_t
+readv_slow(int fd, const struct iovec *iov, int cnt)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
@@ -541,7 +603,14 @@ static ssize_t shim_readv(int fd, const struct iovec *iov, int cnt)
     return r;
 }
 
-static ssize_t shim_writev(int fd, const struct iovec *iov, int cnt)
+static ssize_t shim_readv(int fd, const struct iovec *iov, int cnt)
+{
+    UNTOUCHED_CALL(readv, fd, iov, cnt);
+    return readv_slow(fd, iov, cnt);
+}
+
+__attribute__((noinline)) static ssize_t
+writev_slow(int fd, const struct iovec *iov, int cnt)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
@@ -549,6 +618,12 @@ static ssize_t shim_writev(int fd, const struct iovec *iov, int cnt)
     ssize_t r = sock_sendv(s, fd, iov, cnt, 0);
     shim_sock_unref(s);
     return r;
+}
+
+static ssize_t shim_writev(int fd, const struct iovec *iov, int cnt)
+{
+    UNTOUCHED_CALL(writev, fd, iov, cnt);
+    return writev_slow(fd, iov, cnt);
 }
 
 /* No source address and no control messages come over TLS. */
@@ -568,7 +643,8 @@ static ssize_t sock_recvmsg(struct shim_sock *s, int fd, struct msghdr *msg,
     return r;
 }
 
-static ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
+__attribute__((noinline)) static ssize_t
+recvmsg_slow(int fd, struct msghdr *msg, int flags)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
@@ -578,8 +654,15 @@ static ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
     return r;
 }
 
+static ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    UNTOUCHED_CALL(recvmsg, fd, msg, flags);
+    return recvmsg_slow(fd, msg, flags);
+}
+
 /* Control messages (SCM_RIGHTS...) mean nothing on TCP; they are dropped. */
-static ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
+__attribute__((noinline)) static ssize_t
+sendmsg_slow(int fd, const struct msghdr *msg, int flags)
 {
     struct shim_sock *s = fdtab_get(fd);
     if (s == NULL)
@@ -587,6 +670,12 @@ static ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
     ssize_t r = sock_sendv(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
     shim_sock_unref(s);
     return r;
+}
+
+static ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    UNTOUCHED_CALL(sendmsg, fd, msg, flags);
+    return sendmsg_slow(fd, msg, flags);
 }
 
 /* --- batches ---------------------------------------------------------------- */

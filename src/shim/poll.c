@@ -102,50 +102,68 @@ static int poll_managed(struct pollfd *fds, struct pollfd *k,
     }
 }
 
-/* The poll family's common entry: a call without a managed descriptor is
- * the real one, untouched. timeout NULL: forever. */
-static int poll_any(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
-                    const sigset_t *mask, bool is_ppoll, int poll_ms)
+/* Whether an entry of fds may be managed: a look at each slot, taking no
+ * reference, so a call on untouched descriptors allocates nothing and
+ * keeps errno as it is (poll_any). */
+static bool any_managed(const struct pollfd *fds, nfds_t n)
+{
+    for (nfds_t i = 0; fds != NULL && i < n; i++) {
+        if (fdtab_low_empty(fdtab_program_low, fds[i].fd))
+            continue;
+        struct shim_sock *s = fdtab_get_slow(fds[i].fd);
+        if (s != NULL) {
+            shim_sock_unref(s);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* poll_any with at least one managed entry: references on every managed
+ * sock for the duration of the call. */
+static int poll_some_managed(struct pollfd *fds, nfds_t n,
+                             const struct timespec *tmo, const sigset_t *mask)
 {
     struct shim_sock *stack_socks[16];
     struct shim_sock **socks = stack_socks;
-    bool managed = false;
-    if (n > 16 && fds != NULL) {
+    if (n > 16) {
         socks = calloc(n, sizeof(*socks));
         if (socks == NULL) {
             errno = ENOMEM;
             return -1;
         }
     }
-    for (nfds_t i = 0; fds != NULL && i < n; i++) {
+    for (nfds_t i = 0; i < n; i++)
         socks[i] = fdtab_get(fds[i].fd);
-        managed = managed || socks[i] != NULL;
-    }
-    int r;
-    if (!managed) {
-        r = is_ppoll ? REAL(ppoll)(fds, n, tmo, mask)
-                     : REAL(poll)(fds, n, poll_ms);
-    } else {
-        struct timespec deadline = shim_deadline_after_ts(tmo);
-        struct pollfd *k = malloc(n * sizeof(*k));
-        if (k == NULL) {
-            errno = ENOMEM;
-            r = -1;
-        } else {
-            r = poll_managed(fds, k, socks, n, tmo != NULL ? &deadline : NULL,
-                             mask);
-            int saved = errno;
-            free(k);
-            errno = saved;
-        }
-    }
+    int r = -1;
+    struct timespec deadline = shim_deadline_after_ts(tmo);
+    struct pollfd *k = malloc(n * sizeof(*k));
+    if (k == NULL)
+        errno = ENOMEM;
+    else
+        r = poll_managed(fds, k, socks, n, tmo != NULL ? &deadline : NULL,
+                         mask);
     int saved = errno;
-    for (nfds_t i = 0; managed && i < n; i++)
+    free(k);
+    for (nfds_t i = 0; i < n; i++)
         shim_sock_unref(socks[i]);
     if (socks != stack_socks)
         free(socks);
     errno = saved;
     return r;
+}
+
+/* The poll family's common entry: a call without a managed descriptor is
+ * the real one, untouched. timeout NULL: forever. A descriptor another
+ * thread makes managed after the look is treated as the kernel's for this
+ * call, as a poll that had already started would. */
+static int poll_any(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                    const sigset_t *mask, bool is_ppoll, int poll_ms)
+{
+    if (!any_managed(fds, n))
+        return is_ppoll ? REAL(ppoll)(fds, n, tmo, mask)
+                        : REAL(poll)(fds, n, poll_ms);
+    return poll_some_managed(fds, n, tmo, mask);
 }
 
 static int shim_poll(struct pollfd *fds, nfds_t n, int ms)

@@ -3,10 +3,12 @@
  * with dlsym(RTLD_NEXT).
  *
  * Required symbols (glibc 2.28 has them all) are bound together, once
- * (pthread_once), on the first call or in the constructor, whichever comes
- * first: other libraries' constructors, and the dynamic loader's own users,
- * may call connect/read/close before ours has run. A missing one ends the
- * process with a message. Optional symbols (newer than glibc 2.28) are
+ * (pthread_once), in the constructor or at the first call that comes
+ * before it: other libraries' constructors, and the dynamic loader's own
+ * users, may call connect/read/close before ours has run. After that,
+ * REAL() is a load of a slot that is never NULL again (real.h), so the
+ * once-check costs nothing per call. A missing one ends the process with
+ * a message. Optional symbols (newer than glibc 2.28) are
  * looked up each at its first use, and a missing one answers that call
  * with ENOSYS (docs/shim.md, "Required and optional symbols").
  */
@@ -81,8 +83,9 @@ static void (*bind_one(const char *name))(void)
 
 /* Assigns through the union's function member: every slot of real_fns is a
  * function pointer, converted from the generic one. */
-#define BIND(field, name) \
-    (real.field = (__typeof__(real.field))bind_one(name))
+#define BIND(field, name)                                              \
+    __atomic_store_n(&real.field, (__typeof__(real.field))bind_one(name), \
+                     __ATOMIC_RELAXED)
 
 static void real_bind_all(void)
 {
@@ -152,6 +155,12 @@ static void real_bind_all(void)
 void shim_real_bind(void)
 {
     pthread_once(&real_once, real_bind_all);
+}
+
+const struct real_fns *shim_real_bound(void)
+{
+    shim_real_bind();
+    return &real;
 }
 
 /* --- optional symbols ---------------------------------------------------- */

@@ -105,15 +105,38 @@ struct real_fns {
     ssize_t (*pwritev2)(int, const struct iovec *, int, off_t, int);
 };
 
-extern struct real_fns real;
+/* Hidden: the trampolines reach it with one PC-relative load, not
+ * through the GOT. */
+extern struct real_fns real __attribute__((visibility("hidden")));
 
-/* Binds `real` on first use (pthread_once), so a trampoline called before
- * the constructor, or from another library's constructor, still works. A
- * missing required symbol is fatal with a message. */
+/* Binds `real` (once, pthread_once); the constructor calls it, and so does
+ * REAL() for a call made before that, from another library's constructor.
+ * A missing required symbol is fatal with a message. */
 void shim_real_bind(void);
 
-/* Binds on first use and yields the table: `REAL(read)(fd, buf, len)`. */
-#define REAL(name) (shim_real_bind(), real.name)
+/* shim_real_bind(), then the table: the slow path of REAL(). */
+const struct real_fns *shim_real_bound(void);
+
+/*
+ * The real function: `REAL(read)(fd, buf, len)`. Once the constructor has
+ * bound the table this is a load, a predictable branch and the load of
+ * the same slot again (no call, no pthread_once: an untouched descriptor
+ * pays nothing else, issue 9); a slot still NULL means the call came
+ * before the constructor, and binds. The loads are atomic because a slot
+ * may be filled by another thread's binding; relaxed suffices, as the
+ * caller only needs the pointer itself. (Not a statement expression,
+ * which cppcheck cannot read.)
+ */
+#define REAL(name)                                                      \
+    (__builtin_expect(__atomic_load_n(&real.name, __ATOMIC_RELAXED) !=  \
+                          NULL,                                         \
+                      1)                                                \
+         ? __atomic_load_n(&real.name, __ATOMIC_RELAXED)                \
+         : shim_real_bound()->name)
+
+/* The slot as it is, NULL before the constructor: for a fast path that
+ * hands that case to a slower one using REAL() (io.c). */
+#define REAL_IF_BOUND(name) __atomic_load_n(&real.name, __ATOMIC_RELAXED)
 
 /* The optional symbols: interposed or used, but newer than glibc 2.28.
  * Each is looked up at its first use; where libc has none, that call

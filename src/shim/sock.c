@@ -240,7 +240,8 @@ static void sock_sync_init(struct shim_sock *s)
 struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
                                 const char *peer, int priv_fd)
 {
-    struct shim_sock *s = calloc(1, sizeof(*s));
+    size_t peer_len = strlen(peer);
+    struct shim_sock *s = calloc(1, sizeof(*s) + peer_len + 1);
     if (s == NULL || !shim_owned_record(&s->priv_own, priv_fd, s)) {
         free(s);
         ss_conn_free(conn);
@@ -253,7 +254,7 @@ struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
     s->conn = conn;
     s->dir = dir;
     s->priv_fd = priv_fd;
-    snprintf(s->peer, sizeof(s->peer), "%s", peer);
+    memcpy(s->peer, peer, peer_len + 1);
     s->priv_own.move = private_move;
     fdtab_own(priv_fd, &s->priv_own);
 

@@ -96,7 +96,6 @@ struct shim_sock {
     bool established;          /* the handshake's end was announced */
     bool tcp_connecting;       /* non-blocking connect: TCP not done yet */
     struct timespec hs_deadline; /* handshake-timeout, from connect/accept */
-    char peer[320];            /* "HOST:PORT" for messages */
 
     /* Guarded by the list lock in sock.c. */
     struct shim_sock *list_prev, *list_next;
@@ -110,6 +109,9 @@ struct shim_sock {
     int linger_wait_ms;        /* SO_LINGER's l_linger: close() waits */
     struct timespec linger_deadline;
     struct shim_sock *linger_next;
+
+    /* "HOST:PORT" for messages; allocated with the sock, to its length. */
+    char peer[];
 };
 
 /* A new sock with one reference (the caller's), owning conn and priv_fd

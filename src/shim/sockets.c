@@ -520,6 +520,8 @@ static int shim_dup3(int old, int new, int flags, bool three)
     if (s != NULL)
         shim_stdio_before_dup(new);
     int fd = three ? REAL(dup3)(old, new, flags) : REAL(dup2)(old, new);
+    if (s == NULL && replaced == NULL)
+        return fd; /* untouched descriptors: no bookkeeping, errno as is */
     int saved = errno;
     if (fd < 0 && detached)
         REAL(shutdown)(new, SHUT_RDWR);
@@ -801,6 +803,8 @@ static int shim_ioctl(int fd, unsigned long req, void *arg)
             (void)shim_pump(s, true);
         int queued = 0;
         n = ss_conn_pending(s->conn);
+        if (n > 0) /* records OpenSSL read ahead, past the pending one */
+            n += ss_conn_buffered_input(s->conn);
         if (n > 0 && REAL(ioctl)(s->priv_fd, FIONREAD, &queued) == 0 &&
             queued > 0)
             n += (size_t)queued;

@@ -24,6 +24,17 @@
  *   select-high the socket moved above 1024 with dup2 (the soft limit
  *               raised), select() with nfds 1501 over a large fd_set
  *               array: sleeps until the peer sends ("later").
+ *   read-ahead  the peer sends three 100-byte chunks at once; a second
+ *               later one blocking read of 100 bytes, then poll() must
+ *               report the rest readable "at-once" (under the shim it may
+ *               all be inside OpenSSL already, not in the socket),
+ *               FIONREAD must cover it, and after a read of the second
+ *               chunk a level-triggered epoll_wait reports the third.
+ *   split-record the peer sends a chunk and, under TLS, half of the next
+ *               record (test/integration/split_peer.py), the rest 3 s
+ *               later: after reading the first chunk, poll() times out
+ *               without spinning (CPU time under 0.3 s), then wakes
+ *               "later" for the second chunk.
  *
  * Exit 0 when the mode ran (its lines say what it saw), 1 on an I/O
  * error, 2 on usage or the 30 s alarm.
@@ -35,8 +46,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -286,6 +300,89 @@ static int exclusive(int fd, int ep)
     return 0;
 }
 
+/* Sleeps ms milliseconds. */
+static void pause_ms(long ms)
+{
+    struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&d, &d) != 0 && errno == EINTR)
+        ;
+}
+
+/* One poll() for POLLIN of at most ms; returns its count. */
+static int poll_in(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    int n;
+    do {
+        n = poll(&p, 1, ms);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        die("poll");
+    return n;
+}
+
+static void read_exactly(int fd, char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            die("read");
+        got += (size_t)n;
+    }
+}
+
+static int read_ahead(int fd, int ep)
+{
+    char buf[100];
+    pause_ms(1000); /* all three chunks have arrived */
+    read_exactly(fd, buf, sizeof(buf));
+    double t = now();
+    printf("poll after the first chunk %s\n", bucket(t, poll_in(fd, 2000)));
+    int queued = -1;
+    if (ioctl(fd, FIONREAD, &queued) != 0)
+        die("ioctl FIONREAD");
+    printf("fionread covers the unread 200 bytes %s\n",
+           queued >= 200 ? "yes" : "no");
+    read_exactly(fd, buf, sizeof(buf));
+    nonblock(fd);
+    if (add(ep, fd, EPOLLIN, 3) != 0)
+        die("epoll_ctl");
+    struct epoll_event ev;
+    t = now();
+    printf("epoll after the second chunk %s\n", bucket(t, wait1(ep, &ev, 1,
+                                                                2000)));
+    printf("drained %ld\n", drain(fd));
+    return 0;
+}
+
+/* CPU seconds this process has used. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static int split_record(int fd)
+{
+    char buf[100];
+    pause_ms(1000);
+    read_exactly(fd, buf, sizeof(buf));
+    double cpu = cpu_seconds(), t = now();
+    printf("poll with half a record %s\n", bucket(t, poll_in(fd, 1000)));
+    printf("cpu while waiting %s\n",
+           cpu_seconds() - cpu < 0.3 ? "quiet" : "spinning");
+    t = now();
+    printf("rest of the record wakes %s\n", bucket(t, poll_in(fd, 5000)));
+    read_exactly(fd, buf, sizeof(buf));
+    printf("second chunk %c\n", buf[0]);
+    return 0;
+}
+
 #define HIGH_FD 1500
 #define HIGH_NFDS (HIGH_FD + 1)
 #define HIGH_WORDS ((HIGH_NFDS + 63) / 64 + 2)
@@ -354,6 +451,10 @@ int main(int argc, char **argv)
         return two_dups(fd, ep);
     if (strcmp(mode, "exclusive") == 0)
         return exclusive(fd, ep);
+    if (strcmp(mode, "read-ahead") == 0)
+        return read_ahead(fd, ep);
+    if (strcmp(mode, "split-record") == 0)
+        return split_record(fd);
     fprintf(stderr, "ev_epoll_exact: unknown mode %s\n", mode);
     return 2;
 }

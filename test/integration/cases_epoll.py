@@ -18,16 +18,31 @@ def sched_peer(c, name, tls, *args):
     return proc, wait_port_file(proc, port_file)
 
 
-def exact_both(c, mode, *peer_args):
+SPLIT_PEER = os.path.join(ROOT, "test", "integration", "split_peer.py")
+
+
+def split_peer(c, name, tls, *args):
+    """Starts split_peer.py (a record delivered in two parts); returns
+    (proc, port)."""
+    s = c.suite
+    port_file = c.path(name + ".port")
+    argv = [sys.executable, SPLIT_PEER, port_file, "25"]
+    argv += ["--tls", s.pki("server.pem"), s.pki("server.key")] if tls \
+        else ["--plain"]
+    proc = c.start(name, argv + list(args))
+    return proc, wait_port_file(proc, port_file)
+
+
+def exact_both(c, mode, *peer_args, peer=sched_peer):
     """Runs ev_epoll_exact MODE over plain TCP and under the shim (against
     the TLS peer) with the same schedule; checks that both saw the same
     lines. Returns them."""
     app = need_app(c, "ev_epoll_exact")
-    _, pport = sched_peer(c, "plain-peer", False, *peer_args)
+    _, pport = peer(c, "plain-peer", False, *peer_args)
     plain = c.run("plain", [app, mode, "localhost", str(pport)],
                   c.env(preload=False))
     check(plain.p.returncode == 0, "the program fails over plain TCP")
-    _, tport = sched_peer(c, "tls-peer", True, *peer_args)
+    _, tport = peer(c, "tls-peer", True, *peer_args)
     policy = c.policy(client_ep(c.suite, tport))
     shim = c.run("shim", [app, mode, "localhost", str(tport)], c.env(policy))
     check(shim.p.returncode == 0, "the program fails under the shim")
@@ -109,6 +124,34 @@ def select_nfds_above_fd_setsize(c):
         pass
     out = exact_both(c, "select-high", "--send", "1.2:100")
     check("select 1 ready fd 1500, wakes later" in out, "plain TCP: %s" % out)
+
+
+@case
+def readiness_counts_records_read_ahead(c):
+    """Three chunks arrive at once; after a read of the first, poll()
+    reports the rest at once, FIONREAD covers it, and after a read of the
+    second a level-triggered epoll_wait reports the third, as over plain
+    TCP: under the shim one recv may have brought all three records into
+    OpenSSL (read-ahead), so the socket itself is no longer readable
+    (before the readiness answers counted them: time-outs)."""
+    out = exact_both(c, "read-ahead", "--send", "0.2:100,0:100,0:100")
+    check("poll after the first chunk at-once" in out and
+          "fionread covers the unread 200 bytes yes" in out and
+          "epoll after the second chunk at-once" in out,
+          "plain TCP: %s" % out)
+
+
+@case
+def readiness_waits_for_the_rest_of_a_record(c):
+    """A chunk and half of the next record arrive, the rest 3 s later:
+    after reading the chunk, poll() sleeps until the rest (a time-out of
+    1 s first, without spinning), then wakes "later", as over plain TCP,
+    where the second chunk comes whole 3 s later."""
+    out = exact_both(c, "split-record", "0.2", "3.0", peer=split_peer)
+    check("poll with half a record timeout" in out and
+          "cpu while waiting quiet" in out and
+          "rest of the record wakes later" in out and
+          "second chunk b" in out, "plain TCP: %s" % out)
 
 
 # ---- nginx (Debian's nginx package, `make deps`) ---------------------------

@@ -23,7 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
+#include "secshim/compat.h"
 #include "secshim/conn.h"
+#include "secshim/cpu.h"
 #include "secshim/log.h"
 #include "secshim/policy.h"
 #include "secshim/tlsctx.h"
@@ -257,11 +261,21 @@ static void test_handshake_and_bulk_both_ways(void **state)
     assert_int_equal(ss_conn_state(pr.conn[0]), SS_CONN_OPEN);
     assert_int_equal(ss_conn_state(pr.conn[1]), SS_CONN_OPEN);
     assert_true(ss_conn_verify_result(pr.conn[0])->ok);
+    /* The handshake's record is given back; the outcome stays: a server
+     * without tls-mutual never verified, and no conn has an error. */
+    assert_false(ss_conn_verify_result(pr.conn[1])->ok);
+    assert_int_equal(ss_conn_verify_result(pr.conn[0])->relaxations, 0);
+    assert_string_equal(ss_conn_error(pr.conn[0]), "");
+    assert_string_equal(ss_conn_error(pr.conn[1]), "");
     assert_ptr_equal(ss_conn_endpoint(pr.conn[1]), tu_endpoint(pr.policy, "s"));
 
     char desc[128];
     ss_conn_describe(pr.conn[0], desc, sizeof(desc));
     assert_true(strncmp(desc, "TLSv1.3 TLS_", 12) == 0);
+    /* Without cipher-suites, the fastest suite first (docs/protocols.md). */
+    assert_string_equal(desc + 8, ss_cpu_has_aes()
+                                      ? "TLS_AES_128_GCM_SHA256"
+                                      : "TLS_CHACHA20_POLY1305_SHA256");
 
     struct flow f[2];
     unsigned char *mem = malloc(4 * BULK);
@@ -596,6 +610,249 @@ static void test_small_reads_leave_pending(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Read-ahead, direct sends, idle buffers (issue 9)                     */
+
+/* A TLS 1.3 record of n plaintext bytes on the wire: header, content
+ * type byte, AEAD tag. */
+#define RECORD_WIRE(n) (5 + (n) + 1 + 16)
+
+static bool fd_readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    return poll(&p, 1, 0) == 1;
+}
+
+/* Three records sent, one read: with read-ahead the other two wait inside
+ * OpenSSL, not in the socket, and ss_conn_buffered_input says so (every
+ * readiness answer of the shim relies on it). */
+static void test_read_ahead_counts_buffered_records(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    handshake_ok(&pr);
+    char msg[100];
+    memset(msg, 'r', sizeof(msg));
+    for (int i = 0; i < 3; i++)
+        write_all(&pr, 0, msg, sizeof(msg));
+    assert_int_equal(ss_conn_unsent(pr.conn[0]), 0);
+    char got[sizeof(msg)];
+    size_t n = 0;
+    assert_int_equal(ss_conn_read(pr.conn[1], got, sizeof(got), false, &n),
+                     SS_OK);
+    assert_int_equal(n, sizeof(msg));
+    assert_false(fd_readable(pr.fd[1]));
+    assert_int_equal(ss_conn_pending(pr.conn[1]), 0);
+    assert_int_equal(ss_conn_buffered_input(pr.conn[1]),
+                     2 * RECORD_WIRE(sizeof(msg)));
+    /* A one-byte peek opens the next record: plaintext pending, one
+     * record beyond it. */
+    assert_int_equal(ss_conn_read(pr.conn[1], got, 1, true, &n), SS_OK);
+    assert_int_equal(ss_conn_pending(pr.conn[1]), sizeof(msg));
+    assert_int_equal(ss_conn_buffered_input(pr.conn[1]),
+                     RECORD_WIRE(sizeof(msg)));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ss_conn_read(pr.conn[1], got, sizeof(got), false,
+                                      &n), SS_OK);
+        assert_int_equal(n, sizeof(msg));
+    }
+    assert_int_equal(ss_conn_buffered_input(pr.conn[1]), 0);
+    assert_int_equal(ss_conn_read(pr.conn[1], got, sizeof(got), false, &n),
+                     SS_WANT_READ);
+    pair_close(&pr);
+}
+
+/* Moves the ciphertext the client's conn writes to a second socketpair,
+ * from which the test forwards it by hand (q[1] end). */
+static void divert_client(struct pair *pr, int q[2])
+{
+    tu_socketpair_nonblock(q);
+    ss_conn_set_fd(pr->conn[0], q[0]);
+}
+
+/* A record that arrived in part is no readable data: the read asks for
+ * the socket again (and readiness then waits for it: no spin), and the
+ * rest makes it whole. */
+static void test_partial_record_waits_for_the_socket(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    handshake_ok(&pr);
+    int q[2];
+    divert_client(&pr, q);
+    char msg[100];
+    memset(msg, 'p', sizeof(msg));
+    write_all(&pr, 0, msg, sizeof(msg));
+    unsigned char wire[RECORD_WIRE(sizeof(msg))];
+    assert_int_equal(read(q[1], wire, sizeof(wire)), sizeof(wire));
+    assert_int_equal(write(pr.fd[0], wire, 60), 60);
+    char got[sizeof(msg)];
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ss_conn_read(pr.conn[1], got, sizeof(got), false,
+                                      &n), SS_WANT_READ);
+        assert_int_equal(ss_conn_pending(pr.conn[1]), 0);
+        /* Counted as input to look at, which finds it incomplete. */
+        assert_int_equal(ss_conn_buffered_input(pr.conn[1]), 1);
+    }
+    assert_false(fd_readable(pr.fd[1]));
+    assert_int_equal(write(pr.fd[0], wire + 60, sizeof(wire) - 60),
+                     (ssize_t)(sizeof(wire) - 60));
+    assert_int_equal(ss_conn_read(pr.conn[1], got, sizeof(got), false, &n),
+                     SS_OK);
+    assert_int_equal(n, sizeof(msg));
+    assert_memory_equal(got, msg, sizeof(msg));
+    ss_conn_set_fd(pr.conn[0], pr.fd[0]);
+    close(q[0]);
+    close(q[1]);
+    pair_close(&pr);
+}
+
+/* The sends an engine made: length and whether MSG_MORE was set. */
+static struct sent {
+    size_t len;
+    bool more;
+} sends[64];
+static size_t n_sends;
+
+static ssize_t recording_send(int fd, const void *buf, size_t len, int flags)
+{
+    ssize_t r = send(fd, buf, len, flags);
+    if (r > 0 && n_sends < sizeof(sends) / sizeof(sends[0]))
+        sends[n_sends++] = (struct sent){(size_t)r, (flags & MSG_MORE) != 0};
+    return r;
+}
+
+static const struct ss_io_ops recording_io = {recv, recording_send};
+
+/*
+ * A 64 KiB write is four records: the first three go from OpenSSL's
+ * buffer to the socket as they are made, with MSG_MORE, the last one
+ * without, which pushes them all out at once (a write never waits for
+ * the peer's ACK: Nagle). The handshake's flights never carry MSG_MORE.
+ */
+static void test_records_leave_as_made_last_one_pushes(void **state)
+{
+    (void)state;
+    struct pair pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.policy = load_pair_policy("", "");
+    tu_socketpair_nonblock(pr.fd);
+    int big = 1 << 20;
+    setsockopt(pr.fd[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    setsockopt(pr.fd[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    struct ss_errbuf err = {{0}};
+    assert_int_equal(ss_conn_new(pr.policy, tu_endpoint(pr.policy, "c"),
+                                 pr.fd[0], &recording_io, "localhost",
+                                 &pr.conn[0], &err), SS_OK);
+    assert_int_equal(ss_conn_new(pr.policy, tu_endpoint(pr.policy, "s"),
+                                 pr.fd[1], &ss_io_libc, "127.0.0.1",
+                                 &pr.conn[1], &err), SS_OK);
+    ss_policy_unref(pr.policy);
+    n_sends = 0;
+    handshake_ok(&pr);
+    for (size_t i = 0; i < n_sends; i++)
+        assert_false(sends[i].more);
+    n_sends = 0;
+    enum { LEN = 4 * 16384 };
+    static unsigned char buf[LEN];
+    fill_pattern(buf, LEN, 3);
+    write_all(&pr, 0, buf, LEN);
+    assert_int_equal(n_sends, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(sends[i].len, RECORD_WIRE(16384));
+        assert_int_equal(sends[i].more, i < 3);
+    }
+    /* A write of one record: one send, no MSG_MORE. */
+    n_sends = 0;
+    write_all(&pr, 0, "x", 1);
+    assert_int_equal(n_sends, 1);
+    assert_false(sends[0].more);
+    static unsigned char got[LEN + 1];
+    assert_int_equal(read_some(&pr, 1, got, LEN + 1), LEN + 1);
+    assert_memory_equal(got, buf, LEN);
+    pair_close(&pr);
+}
+
+/* Bytes OpenSSL has allocated and not freed (CRYPTO_set_mem_functions in
+ * main, before OpenSSL's first allocation). */
+static size_t ossl_live;
+
+static void *count_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    size_t *p = malloc(n + 16);
+    if (p == NULL)
+        return NULL;
+    p[0] = n;
+    ossl_live += n;
+    return (char *)p + 16;
+}
+
+static void *count_realloc(void *q, size_t n, const char *file, int line)
+{
+    if (q == NULL)
+        return count_malloc(n, file, line);
+    size_t *p = (size_t *)(void *)((char *)q - 16);
+    size_t old = p[0];
+    size_t *grown = realloc(p, n + 16);
+    if (grown == NULL)
+        return NULL;
+    grown[0] = n;
+    ossl_live = ossl_live - old + n;
+    return (char *)grown + 16;
+}
+
+static void count_free(void *q, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (q == NULL)
+        return;
+    size_t *p = (size_t *)(void *)((char *)q - 16);
+    ossl_live -= p[0];
+    free(p);
+}
+
+/*
+ * OpenSSL's record buffers stay while data flows (no allocation per
+ * record) and go back when the connection is idle: a read that finds
+ * nothing, or ss_conn_idle. Between a read that returned a record and the
+ * idle moment, the read buffer (tens of KiB) is still held.
+ */
+static void test_record_buffers_go_back_when_idle(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    handshake_ok(&pr);
+    char got[64];
+    size_t n = 0;
+    assert_int_equal(ss_conn_read(pr.conn[1], got, sizeof(got), false, &n),
+                     SS_WANT_READ);
+    size_t idle = ossl_live;
+    for (int round = 0; round < 3; round++) {
+        write_all(&pr, 0, "ping", 4);
+        assert_int_equal(read_some(&pr, 1, got, 4), 4);
+        write_all(&pr, 1, "pong", 4);
+        assert_int_equal(read_some(&pr, 0, got, 4), 4);
+        /* Both buffers held after the record: not freed per record. */
+        assert_true(ossl_live >= idle + 2 * 16384);
+        size_t busy = ossl_live;
+        /* The server waits for the peer: its buffers go back. */
+        assert_int_equal(ss_conn_read(pr.conn[1], got, sizeof(got), false,
+                                      &n), SS_WANT_READ);
+        assert_true(ossl_live + 2 * 16384 <= busy);
+        ss_conn_idle(pr.conn[0]);
+        assert_true(ossl_live <= idle + 256);
+        ss_conn_idle(pr.conn[0]); /* again: nothing more to give */
+    }
+    pair_close(&pr);
+}
+
+/* ------------------------------------------------------------------ */
 /* Failures                                                             */
 
 static void test_conn_new_errors(void **state)
@@ -899,6 +1156,11 @@ static int group_setup(void **state)
 
 int main(void)
 {
+    /* Before OpenSSL allocates anything: its allocations are counted. */
+    if (!CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free)) {
+        fprintf(stderr, "test_conn: cannot count OpenSSL's memory\n");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_and_bulk_both_ways),
         cmocka_unit_test(test_close_notify_both_ways),
@@ -910,6 +1172,10 @@ int main(void)
         cmocka_unit_test(test_early_writes_delivered_after_handshake),
         cmocka_unit_test(test_outbound_buffer_is_bounded),
         cmocka_unit_test(test_small_reads_leave_pending),
+        cmocka_unit_test(test_read_ahead_counts_buffered_records),
+        cmocka_unit_test(test_partial_record_waits_for_the_socket),
+        cmocka_unit_test(test_records_leave_as_made_last_one_pushes),
+        cmocka_unit_test(test_record_buffers_go_back_when_idle),
         cmocka_unit_test(test_conn_new_errors),
         cmocka_unit_test(test_untrusted_server_fails_verification),
         cmocka_unit_test(test_wrong_name_fails_and_check_off_passes),
