@@ -92,6 +92,11 @@ int ss_session_cache_put(const struct ss_session_key *key, SSL_SESSION *sess,
 SSL_SESSION *ss_session_cache_get(const struct ss_session_key *key,
                                   time_t now);
 
+/* Forgets key's session: a handshake that offered it failed (connections
+ * resume with copies, so OpenSSL's own "not resumable" mark on a failed
+ * connection's session never reaches the cache). */
+void ss_session_cache_drop(const struct ss_session_key *key);
+
 /* Entries kept now; for tests and figures. */
 size_t ss_session_cache_count(void);
 

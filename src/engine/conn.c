@@ -190,6 +190,12 @@ static void set_error(struct ss_conn *c, const char *fmt, ...)
 /* Enters SS_CONN_FAILED with code; the message is already in c->error. */
 static int conn_failed(struct ss_conn *c, int code)
 {
+    /* A client handshake that failed may have failed on the session it
+     * offered: the next connection starts afresh (docs/protocols.md,
+     * "Sessions"). */
+    if (c->state == SS_CONN_HANDSHAKING && c->ep->tls->resume &&
+        c->ep->tls->role == SS_ROLE_CLIENT)
+        ss_session_cache_drop(&c->session.key);
     c->state = SS_CONN_FAILED;
     c->fail_code = code;
     return code;

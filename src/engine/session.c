@@ -361,6 +361,19 @@ SSL_SESSION *ss_session_cache_get(const struct ss_session_key *key,
     return sess;
 }
 
+void ss_session_cache_drop(const struct ss_session_key *key)
+{
+    if (!key_valid(key))
+        return;
+    struct entry *e;
+    pthread_mutex_lock(&cache_lock);
+    e = find(key, key_hash(key));
+    if (e != NULL)
+        unlink_entry(e);
+    pthread_mutex_unlock(&cache_lock);
+    entry_free(e);
+}
+
 size_t ss_session_cache_count(void)
 {
     pthread_mutex_lock(&cache_lock);
@@ -865,9 +878,20 @@ int ss_session_attach(SSL *ssl, const struct ss_session_link *link,
                   SS_ERR_TLS, "cannot attach the session link");
     if (SSL_is_server(ssl))
         return SS_OK;
-    SSL_SESSION *sess = ss_session_cache_get(&link->key, time(NULL));
-    if (sess == NULL)
+    SSL_SESSION *cached = ss_session_cache_get(&link->key, time(NULL));
+    if (cached == NULL)
         return SS_OK;
+    /* Each connection gets a copy: OpenSSL marks the session it resumed
+     * with as used (TLS 1.3) or failed, and that must not take the cached
+     * one from connections starting meanwhile, before the new ticket
+     * replaces it (docs/protocols.md, "Sessions"). No copy: a full
+     * handshake. */
+    SSL_SESSION *sess = SSL_SESSION_dup(cached);
+    SSL_SESSION_free(cached);
+    if (sess == NULL) {
+        ERR_clear_error();
+        return SS_OK;
+    }
     /* Refused (a version this context cannot do): a full handshake. */
     if (SSL_set_session(ssl, sess) != 1)
         ERR_clear_error();

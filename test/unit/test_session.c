@@ -573,6 +573,25 @@ static void test_conn_resumes_tls13_and_tls12(void **state)
     }
 }
 
+/* A connection that resumed, and has not read its new ticket yet, does
+ * not take the cached session from one that starts meanwhile: each
+ * resumes with its own copy (before, OpenSSL's "used" mark on the shared
+ * TLS 1.3 session dropped it, and the second connection was full). */
+static void test_conn_concurrent_resumptions_share(void **state)
+{
+    (void)state;
+    ss_session_cache_clear();
+    struct ss_policy *p = load_policy("", "");
+    assert_false(connect_once(p, "s", NULL, NULL));
+    struct pair first;
+    pair_open(&first, p, "s");
+    handshake(&first);
+    assert_true(ss_conn_resumed(first.conn[0]));
+    assert_true(connect_once(p, "s", NULL, NULL));
+    pair_close(&first, false);
+    ss_policy_unref(p);
+}
+
 static void test_conn_context_settings(void **state)
 {
     (void)state;
@@ -943,7 +962,8 @@ int main(void)
         T(test_ticket_keys_shared_per_endpoint_and_digest),
         T(test_ticket_keys_ratchet_agrees_after_fork),
         T(test_conn_resumes_tls13_and_tls12),
-        T(test_conn_context_settings),
+        T(test_conn_concurrent_resumptions_share),
+    T(test_conn_context_settings),
         T(test_conn_resumption_off),
         T(test_conn_free_without_close_notify_keeps_session),
         T(test_conn_reload_same_trust_resumes),
