@@ -224,6 +224,14 @@ static atomic_int tls_state; /* TLS_UNTRIED */
  * never gets a half-loaded library or half-started OpenSSL. */
 static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Whether the TLS half is loaded: its state (the session cache, the
+ * ticket keys) exists only then. */
+static bool tls_loaded(void)
+{
+    return atomic_load_explicit(&tls_state, memory_order_acquire) ==
+           TLS_LOADED;
+}
+
 /* 0 when the TLS half is loaded (now or before), else -1. */
 static int tls_ready(void)
 {
@@ -291,7 +299,7 @@ static void fork_prepare(void)
     linger_fork_prepare();
     /* The TLS half's state exists once it is loaded; tls_lock, held from
      * here to the end of fork, keeps that answer the same throughout. */
-    if (shim_tls_loaded())
+    if (tls_loaded())
         ss_session_fork_prepare();
     ss_log_fork_prepare();
 }
@@ -299,7 +307,7 @@ static void fork_prepare(void)
 static void fork_parent(void)
 {
     ss_log_fork_parent();
-    if (shim_tls_loaded())
+    if (tls_loaded())
         ss_session_fork_parent();
     linger_fork_parent();
     shim_sock_fork_parent();
@@ -313,7 +321,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     ss_log_fork_child();
-    if (shim_tls_loaded())
+    if (tls_loaded())
         ss_session_fork_child(); /* it keeps the sessions and keys */
     shim_sock_fork_child();
     fdtab_fork_child();

@@ -97,11 +97,6 @@ int shim_tls_load(void (*before_openssl_cleanup)(void),
     return 0;
 }
 
-bool shim_tls_loaded(void)
-{
-    return atomic_load_explicit(&api, memory_order_acquire) != NULL;
-}
-
 /* The table, or the end of the process: reaching the engine before it was
  * loaded is a bug, and nothing may go on half-made. */
 static const struct ss_tls_api *tls(void)

@@ -5,8 +5,6 @@
 #ifndef SECSHIM_SHIM_TLSLIB_H
 #define SECSHIM_SHIM_TLSLIB_H
 
-#include <stdbool.h>
-
 #include "secshim/common.h"
 
 /* Finds libsecshim-tls.so beside this library. Called by the constructor
@@ -24,9 +22,5 @@ void shim_tls_locate(void);
  */
 int shim_tls_load(void (*before_openssl_cleanup)(void),
                   struct ss_errbuf *err);
-
-/* Whether shim_tls_load succeeded in this process (its state, such as
- * the session cache, exists only then). */
-bool shim_tls_loaded(void);
 
 #endif
