@@ -24,6 +24,7 @@
 #include "epoll.h"
 #include "fdtab.h"
 #include "io.h"
+#include "nagle.h"
 #include "real.h"
 #include "sock.h"
 #include "sockets.h"
@@ -320,6 +321,8 @@ static ssize_t sock_send_ex(struct shim_sock *s, int fd, const void *buf,
                         : ss_conn_write(s->conn, (const char *)buf + total,
                                         len - total, &n);
         shim_note_established(s);
+        if (rc == SS_OK && n > 0)
+            shim_nagle_after_write(s);
         if (e == 0 && rc < 0) {
             e = write_errno(s, rc);
             if (rc != SS_ERR_SYSCALL && rc != SS_ERR_CLOSED)

@@ -95,6 +95,8 @@ struct shim_sock {
     bool closed;               /* the last descriptor was closed */
     bool established;          /* the handshake's end was announced */
     bool tcp_connecting;       /* non-blocking connect: TCP not done yet */
+    bool nagle_window;         /* the shim holds TCP_NODELAY on (nagle.h) */
+    bool nodelay_program;      /* the program's TCP_NODELAY meanwhile */
     struct timespec hs_deadline; /* handshake-timeout, from connect/accept */
 
     /* Guarded by the list lock in sock.c. */

@@ -16,6 +16,7 @@
 #include "epoll.h"
 #include "fdtab.h"
 #include "linger.h"
+#include "nagle.h"
 #include "process.h"
 #include "real.h"
 #include "relay.h"
@@ -163,6 +164,7 @@ static struct shim_sock *manage(int fd, struct ss_policy *p,
     int fl = REAL(fcntl)(priv, F_GETFL);
     if (fl >= 0 && (fl & O_NONBLOCK))
         (void)REAL(fcntl)(priv, F_SETFL, fl & ~O_NONBLOCK);
+    shim_nagle_open(s);
     fdtab_install(fd, s);
     events_restore_registrations(moved, fd);
     return s;
@@ -608,6 +610,11 @@ static int shim_getsockopt(int fd, int level, int name, void *val,
         return relayed_rc;
     if (s == NULL)
         return REAL(getsockopt)(fd, level, name, val, len);
+    int rc;
+    if (shim_nagle_getsockopt(s, level, name, val, len, &rc)) {
+        shim_sock_unref(s); /* keeps errno */
+        return rc;
+    }
     bool ours = false; /* a failed socket's SO_ERROR is the shim's */
     int e = 0;
     bool args_ok = val != NULL && len != NULL &&
@@ -622,7 +629,6 @@ static int shim_getsockopt(int fd, int level, int name, void *val,
             s->so_error_read = true;
         shim_sock_unlock(s);
     }
-    int rc;
     if (!ours) {
         rc = REAL(getsockopt)(s->priv_fd, level, name, val, len);
     } else if (!args_ok) {
@@ -653,7 +659,9 @@ static int shim_setsockopt(int fd, int level, int name, const void *val,
         return relayed_rc;
     if (s == NULL)
         return REAL(setsockopt)(fd, level, name, val, len);
-    int rc = REAL(setsockopt)(s->priv_fd, level, name, val, len);
+    int rc;
+    if (!shim_nagle_setsockopt(s, level, name, val, len, &rc))
+        rc = REAL(setsockopt)(s->priv_fd, level, name, val, len);
     shim_sock_unref(s);
     return rc;
 }
