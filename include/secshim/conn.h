@@ -4,8 +4,7 @@
  * A non-blocking state machine (docs/design.md, "The engine owns no
  * descriptor and no blocking"). The engine never blocks, never changes the socket's flags and never closes it: it does its
  * I/O through its own BIO with MSG_DONTWAIT|MSG_NOSIGNAL, via the ss_io_ops
- * it is given (the shim passes the real libc functions; a send may carry
- * MSG_MORE too). Ciphertext the
+ * it is given (the shim passes the real libc functions). Ciphertext the
  * socket would not take is kept in a bounded outbound buffer, so a record
  * OpenSSL produced is never "half written" from the caller's point of view:
  * ss_conn_write either accepts bytes or asks to wait.
@@ -119,17 +118,6 @@ int ss_conn_shutdown(struct ss_conn *c);
 size_t ss_conn_pending(const struct ss_conn *c);
 
 /*
- * Ciphertext OpenSSL has read from the socket and not yet opened, beyond
- * the record it is on (read-ahead: one recv takes several records); with
- * no plaintext pending, the unread rest of a record counts as 1. Such
- * bytes are in no kernel queue: a caller deciding readiness must make the
- * engine look (a read or a one-byte peek) instead of waiting for the
- * socket; when the look answers SS_WANT_READ (a partial record), waiting
- * for the socket is right.
- */
-size_t ss_conn_buffered_input(const struct ss_conn *c);
-
-/*
  * The caller is about to wait for the peer (nothing to read): OpenSSL's
  * record buffers (some 17 KiB each way) go back to the allocator, unless
  * they hold bytes; OpenSSL allocates them again for the next record. So
@@ -150,9 +138,7 @@ enum ss_conn_state ss_conn_state(const struct ss_conn *c);
 
 /*
  * What the connection needs from the OS before the next call can progress
- * (SS_WANT_READ | SS_WANT_WRITE as a bit set, 0 for nothing). Once open,
- * READ is also said while ss_conn_buffered_input() holds records the next
- * read opens without the OS: look at that first.
+ * (SS_WANT_READ | SS_WANT_WRITE as a bit set, 0 for nothing).
  */
 int ss_conn_wants(const struct ss_conn *c);
 

@@ -4,22 +4,20 @@
  * and no blocking" and "Where the handshake happens", for the why).
  *
  * OpenSSL talks to the socket only through this file's BIO:
- *   read   recv(MSG_DONTWAIT) into OpenSSL's buffer, with read-ahead: one
- *          recv takes what the socket has (several records), so ciphertext
- *          can wait inside OpenSSL, which ss_conn_buffered_input counts
- *          for every readiness answer. EAGAIN is a retry, 0 is EOF,
- *          anything else is recorded in the conn and reported after the
- *          SSL call.
- *   write  never refuses. A record that is certainly not the last of an
- *          ss_conn_write goes straight from OpenSSL's buffer to the kernel
- *          with MSG_MORE (no copy); everything else (the last record of a
- *          write, handshake flights, alerts, whatever the kernel refused)
- *          is appended to the outbound buffer, and every public call
- *          sends that in one send() without MSG_MORE at its end. So a
- *          flight of records leaves as one write() of the program's would,
- *          instead of small sends that Nagle's algorithm holds back behind
- *          the peer's delayed ACK (40 ms a handshake; docs/benchmarks.md),
- *          and the last send of a call pushes what MSG_MORE held. OpenSSL
+ *   read   recv(MSG_DONTWAIT) straight into OpenSSL's buffer, a record at a
+ *          time (no read-ahead: so no ciphertext ever waits inside OpenSSL
+ *          that the kernel's readiness would not show, and read-ahead was
+ *          measured slower, docs/design.md "Memory and copies"). EAGAIN is
+ *          a retry, 0 is EOF, anything else is recorded in the conn and
+ *          reported after the SSL call.
+ *   write  never refuses: bytes are appended to the outbound buffer, and
+ *          every public call sends what it produced in one send() at its
+ *          end. So a flight of records (a handshake message, the records
+ *          of one large write) leaves as one write() of the program's
+ *          would, instead of small sends that Nagle's algorithm holds back
+ *          behind the peer's delayed ACK (40 ms a handshake). The copy this
+ *          costs is cheaper than the send() per record that avoiding it
+ *          takes (measured: docs/design.md, "Memory and copies"). OpenSSL
  *          never sees a write retry, so SSL_write's "retry with the same
  *          arguments" rule can never bind the caller; the bound on
  *          buffered ciphertext is kept by ss_conn_write accepting no new
@@ -79,19 +77,9 @@ struct ss_conn {
     int write_err;                 /* 0, SS_ERR_CLOSED or SS_ERR_SYSCALL */
     bool tcp_eof;                  /* recv() returned 0 */
     bool bio_nomem;                /* the outbound buffer could not grow */
-    /* Set by ss_conn_write while the record OpenSSL is about to produce
-     * is certainly not the last of the call: the BIO sends it at once,
-     * with MSG_MORE, instead of copying it into out (send_direct). */
-    bool more_follows;
     /* The record buffers were given back (ss_conn_idle) and no SSL call
      * has run since: a second give-back would only cost time. */
     bool buffers_released;
-    /* Ciphertext accounting for read-ahead: bytes handed to OpenSSL, and
-     * the bytes of the records whose headers it has parsed (msg_seen):
-     * the difference is what sits in its buffer beyond the record it is
-     * on (ss_conn_buffered_input). */
-    unsigned long long rx_total;
-    unsigned long long rx_framed;
 
     bool truncated;                /* EOF without close_notify */
     /* The first bytes the peer sent, kept so that a peer that does not
@@ -212,32 +200,13 @@ static int send_errno_code(int e)
 static BIO_METHOD *sock_method;
 static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
 
-static ssize_t io_send(struct ss_conn *c, const void *p, size_t n, int more)
+static ssize_t io_send(struct ss_conn *c, const void *p, size_t n)
 {
     ssize_t r;
     do
-        r = c->io.send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL | more);
+        r = c->io.send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     return r;
-}
-
-/*
- * A record that is not the last of its write goes straight from
- * OpenSSL's buffer to the kernel, with MSG_MORE so that the kernel holds
- * a partial segment for the records that follow (the last one leaves
- * without it and pushes them all: no Nagle wait, see the head comment).
- * Returns how many bytes the kernel took; a send error is recorded.
- */
-static size_t send_direct(struct ss_conn *c, const char *data, size_t len)
-{
-    ssize_t r = io_send(c, data, len, MSG_MORE);
-    if (r >= 0)
-        return (size_t)r;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        c->sys_errno = errno;
-        c->write_err = send_errno_code(errno);
-    }
-    return 0;
 }
 
 static int bio_sock_write(BIO *bio, const char *data, int len)
@@ -246,14 +215,9 @@ static int bio_sock_write(BIO *bio, const char *data, int len)
     BIO_clear_retry_flags(bio);
     if (len <= 0)
         return 0;
-    size_t sent = 0;
-    /* Earlier ciphertext still waiting must leave first. */
-    if (c->more_follows && c->write_err == 0 && buf_used(&c->out) == 0)
-        sent = send_direct(c, data, (size_t)len);
     if (c->write_err != 0)
         return len; /* the peer is gone; the error is already recorded */
-    if (sent < (size_t)len &&
-        buf_append(&c->out, data + sent, (size_t)len - sent) < 0) {
+    if (buf_append(&c->out, data, (size_t)len) < 0) {
         c->bio_nomem = true;
         return -1;
     }
@@ -282,7 +246,6 @@ static int bio_sock_read(BIO *bio, char *data, int len)
     while (r < 0 && errno == EINTR);
     if (r > 0) {
         keep_first_bytes(c, data, (size_t)r);
-        c->rx_total += (unsigned long long)r;
         return (int)r;
     }
     if (r == 0) {
@@ -315,21 +278,6 @@ static long bio_sock_ctrl(BIO *bio, int cmd, long num, void *ptr)
     }
 }
 
-/* OpenSSL's report of each record header it parses (SSL_set_msg_callback):
- * the record's bytes count as framed, for ss_conn_buffered_input. */
-static void msg_seen(int write_p, int version, int content_type,
-                     const void *buf, size_t len, SSL *ssl, void *arg)
-{
-    (void)version;
-    (void)ssl;
-    if (write_p || content_type != SSL3_RT_HEADER ||
-        len < SSL3_RT_HEADER_LENGTH)
-        return;
-    const unsigned char *h = buf;
-    struct ss_conn *c = arg;
-    c->rx_framed += SSL3_RT_HEADER_LENGTH + ((unsigned)h[3] << 8 | h[4]);
-}
-
 static int bio_sock_create(BIO *bio)
 {
     BIO_set_init(bio, 1);
@@ -360,8 +308,7 @@ static void sock_method_make(void)
 static int send_out(struct ss_conn *c)
 {
     while (c->write_err == 0 && buf_used(&c->out) > 0) {
-        ssize_t r = io_send(c, c->out.data + c->out.off, buf_used(&c->out),
-                            0);
+        ssize_t r = io_send(c, c->out.data + c->out.off, buf_used(&c->out));
         if (r >= 0) {
             buf_consume(&c->out, (size_t)r);
             continue;
@@ -617,8 +564,6 @@ static int setup_ssl(struct ss_conn *c, struct ss_errbuf *err)
         return ss_fail_openssl(err, SS_ERR_TLS, "cannot create a BIO");
     BIO_set_data(bio, c);
     SSL_set_bio(c->ssl, bio, bio); /* the SSL owns the BIO now */
-    SSL_set_msg_callback(c->ssl, msg_seen);
-    SSL_set_msg_callback_arg(c->ssl, c);
     /* OpenSSL sees a TCP EOF without close_notify as EOF; read_closed
      * then applies the endpoint's tls-unexpected-eof (only our BIO knows
      * whether the EOF came without close_notify), so both choices are
@@ -1004,21 +949,13 @@ int ss_conn_write(struct ss_conn *c, const void *buf, size_t len,
     /* Accept no more than fits, so the buffer stays near its bound. */
     size_t room = SS_CONN_OUTBUF_MAX - unsent;
     size_t n = len < room ? len : room;
-    /* With partial writes on, each SSL_write_ex takes one record, of at
-     * most SSL3_RT_MAX_PLAIN_LENGTH: more than that left means another
-     * record follows in this call, so this one may go out at once
-     * (more_follows, send_direct). The bound never underestimates a
-     * record (a negotiated max_fragment_length only makes them smaller,
-     * which costs a copy, never a held segment): the last record of a
-     * call is always buffered, and flush_out sends it without MSG_MORE. */
+    /* With partial writes on, each SSL_write_ex takes one record. */
     size_t done = 0;
     while (done < n) {
         size_t w = 0;
         ERR_clear_error();
-        c->more_follows = n - done > SSL3_RT_MAX_PLAIN_LENGTH;
         c->buffers_released = false;
         int r = SSL_write_ex(c->ssl, (const char *)buf + done, n - done, &w);
-        c->more_follows = false;
         if (r != 1 || c->write_err != 0)
             return write_failed(c, r, done, nwritten);
         done += w;
@@ -1084,19 +1021,6 @@ size_t ss_conn_pending(const struct ss_conn *c)
         return 0;
     int n = SSL_pending(c->ssl);
     return n > 0 ? (size_t)n : 0;
-}
-
-size_t ss_conn_buffered_input(const struct ss_conn *c)
-{
-    if (c->state == SS_CONN_HANDSHAKING || c->state == SS_CONN_FAILED)
-        return 0;
-    unsigned long long beyond = c->rx_total > c->rx_framed
-                                    ? c->rx_total - c->rx_framed : 0;
-    if (beyond > 0)
-        return (size_t)beyond;
-    /* The rest of a record whose header was parsed: its start counts,
-     * so that the caller looks (and then waits for the socket). */
-    return SSL_pending(c->ssl) == 0 && SSL_has_pending(c->ssl) ? 1 : 0;
 }
 
 void ss_conn_idle(struct ss_conn *c)

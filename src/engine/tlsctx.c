@@ -489,11 +489,6 @@ static int load_fips(struct ctx_build *b)
     return SS_OK;
 }
 
-/* OpenSSL's read buffer while a connection is busy: four full records. */
-#define READ_BUFFER                                                      \
-    (4 * (SSL3_RT_HEADER_LENGTH + SSL3_RT_MAX_PLAIN_LENGTH +             \
-          SSL3_RT_MAX_ENCRYPTED_OVERHEAD))
-
 static int create_ctx(struct ctx_build *b)
 {
     const SSL_METHOD *method = b->t->role == SS_ROLE_SERVER
@@ -517,12 +512,9 @@ static int create_ctx(struct ctx_build *b)
      * goes idle instead (ss_conn_idle). */
     SSL_CTX_set_mode(b->t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    /* Read-ahead: one recv takes what the socket has, up to READ_BUFFER
-     * (several records), instead of a 5-byte header and then the body of
-     * each record. The ciphertext that then waits inside OpenSSL is
-     * counted by every readiness answer (ss_conn_buffered_input). */
-    SSL_CTX_set_read_ahead(b->t->ctx, 1);
-    SSL_CTX_set_default_read_buffer_len(b->t->ctx, READ_BUFFER);
+    /* No read-ahead: measured slower here (docs/design.md, "Memory and
+     * copies"), and without it no record waits inside OpenSSL where the
+     * kernel's readiness would not show it. */
     return SS_OK;
 }
 

@@ -26,8 +26,8 @@
  *               array: sleeps until the peer sends ("later").
  *   read-ahead  the peer sends three 100-byte chunks at once; a second
  *               later one blocking read of 100 bytes, then poll() must
- *               report the rest readable "at-once" (under the shim it may
- *               all be inside OpenSSL already, not in the socket),
+ *               report the rest readable "at-once" (an engine that read
+ *               ahead would hold it inside OpenSSL, not in the socket),
  *               FIONREAD must cover it, and after a read of the second
  *               chunk a level-triggered epoll_wait reports the third.
  *   split-record the peer sends a chunk and, under TLS, half of the next

@@ -131,9 +131,10 @@ def readiness_counts_records_read_ahead(c):
     """Three chunks arrive at once; after a read of the first, poll()
     reports the rest at once, FIONREAD covers it, and after a read of the
     second a level-triggered epoll_wait reports the third, as over plain
-    TCP: under the shim one recv may have brought all three records into
-    OpenSSL (read-ahead), so the socket itself is no longer readable
-    (before the readiness answers counted them: time-outs)."""
+    TCP. A guard for read-ahead: an engine whose recv brought all three
+    records into OpenSSL leaves the socket itself unreadable, and
+    readiness must still report them (measured with read-ahead on: time-
+    outs until every readiness answer counted them)."""
     out = exact_both(c, "read-ahead", "--send", "0.2:100,0:100,0:100")
     check("poll after the first chunk at-once" in out and
           "fionread covers the unread 200 bytes yes" in out and
