@@ -27,6 +27,20 @@
  * PROCS processes (one per core) run the loop at once for SECONDS each;
  * the parent prints "handshakes_per_s R procs P connections N reused U"
  * (R the sum of the processes' rates, U how many handshakes resumed).
+ *
+ *   hsloop idle COUNT CERT KEY CA HOST
+ *
+ * idle: the memory floor of an idle server connection, which secshim's
+ *       per-connection figure is set against. COUNT connections as above
+ *       (the server issuing its two session tickets, as a secshim listen
+ *       endpoint does, and keeping no session cache), each left open
+ *       after its round trip with its record buffers given back
+ *       (SSL_free_buffers, as secshim's idle connections) and its BIO
+ *       pair replaced by an empty memory BIO; the client side is freed.
+ *       OpenSSL's allocations are counted (CRYPTO_set_mem_functions); it
+ *       prints "idle_server_bytes B allocations A" per connection: B the
+ *       bytes OpenSSL holds for it, A how many blocks (malloc adds its own
+ *       header and rounding to each).
  * Exit 0, or 1 after a message (any handshake that fails ends the run).
  */
 #include <errno.h>
@@ -40,6 +54,49 @@
 #include <unistd.h>
 
 static const char *host;
+
+/* idle mode: OpenSSL's live bytes and blocks, each block prefixed with
+ * its size (16 bytes, to keep malloc's alignment). */
+static size_t live_bytes, live_blocks;
+
+static void *count_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    size_t *p = malloc(n + 16);
+    if (p == NULL)
+        return NULL;
+    p[0] = n;
+    live_bytes += n;
+    live_blocks++;
+    return (char *)p + 16;
+}
+
+static void count_free(void *q, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (q == NULL)
+        return;
+    size_t *p = (size_t *)(void *)((char *)q - 16);
+    live_bytes -= p[0];
+    live_blocks--;
+    free(p);
+}
+
+static void *count_realloc(void *q, size_t n, const char *file, int line)
+{
+    if (q == NULL)
+        return count_malloc(n, file, line);
+    size_t *p = (size_t *)(void *)((char *)q - 16);
+    size_t old = p[0];
+    size_t *r = realloc(p, n + 16);
+    if (r == NULL)
+        return NULL;
+    r[0] = n;
+    live_bytes = live_bytes - old + n;
+    return (char *)r + 16;
+}
 
 static void fail(const char *what)
 {
@@ -125,20 +182,29 @@ static void one_byte(SSL *from, SSL *to)
         fail("SSL_read failed");
 }
 
+/* A client and a server SSL over a fresh BIO pair, the client with the
+ * host name set. */
+static void pair_new(SSL_CTX *cctx, SSL_CTX *sctx, SSL **c, SSL **s)
+{
+    BIO *cb, *sb;
+    *c = SSL_new(cctx);
+    *s = SSL_new(sctx);
+    if (*c == NULL || *s == NULL || BIO_new_bio_pair(&cb, 0, &sb, 0) != 1)
+        fail("cannot create the SSL objects");
+    SSL_set_bio(*c, cb, cb);
+    SSL_set_bio(*s, sb, sb);
+    SSL_set_connect_state(*c);
+    SSL_set_accept_state(*s);
+    if (SSL_set_tlsext_host_name(*c, host) != 1 || SSL_set1_host(*c, host) != 1)
+        fail("cannot set the host name");
+}
+
 /* One connection; returns whether its handshake resumed. *sess is the
  * session to offer (resumed mode) and gets the new one. */
 static int one_connection(SSL_CTX *cctx, SSL_CTX *sctx, SSL_SESSION **sess)
 {
-    SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
-    BIO *cb, *sb;
-    if (c == NULL || s == NULL || BIO_new_bio_pair(&cb, 0, &sb, 0) != 1)
-        fail("cannot create the SSL objects");
-    SSL_set_bio(c, cb, cb);
-    SSL_set_bio(s, sb, sb);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
-    if (SSL_set_tlsext_host_name(c, host) != 1 || SSL_set1_host(c, host) != 1)
-        fail("cannot set the host name");
+    SSL *c, *s;
+    pair_new(cctx, sctx, &c, &s);
     if (sess != NULL && *sess != NULL && SSL_set_session(c, *sess) != 1)
         fail("cannot offer the session");
     handshake(c, s);
@@ -186,12 +252,59 @@ static void run(int resume, double seconds, char **paths, int out)
     SSL_CTX_free(sctx);
 }
 
+/* idle mode: see the header. Sessions as a secshim listen endpoint:
+ * tickets issued, no server cache. */
+static int idle(long count, char **paths)
+{
+    SSL_CTX *sctx = new_ctx(1, 1, paths[0], paths[1], paths[2]);
+    SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX *cctx = new_ctx(0, 1, paths[0], paths[1], paths[2]);
+    SSL **servers = calloc((size_t)count, sizeof(*servers));
+    if (servers == NULL)
+        fail("out of memory");
+    size_t bytes0 = live_bytes, blocks0 = live_blocks;
+    for (long i = 0; i < count; i++) {
+        SSL *c;
+        pair_new(cctx, sctx, &c, &servers[i]);
+        handshake(c, servers[i]);
+        one_byte(c, servers[i]);
+        one_byte(servers[i], c);
+        SSL_free(c);
+        if (SSL_free_buffers(servers[i]) != 1)
+            fail("SSL_free_buffers refused");
+        BIO *empty = BIO_new(BIO_s_mem());
+        if (empty == NULL)
+            fail("out of memory");
+        SSL_set_bio(servers[i], empty, empty); /* frees the pair's half */
+    }
+    printf("idle_server_bytes %.0f allocations %.1f\n",
+           (double)(live_bytes - bytes0) / (double)count,
+           (double)(live_blocks - blocks0) / (double)count);
+    for (long i = 0; i < count; i++)
+        SSL_free(servers[i]);
+    free(servers);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 7 && strcmp(argv[1], "idle") == 0) {
+        if (!CRYPTO_set_mem_functions(count_malloc, count_realloc,
+                                      count_free))
+            fail("cannot count OpenSSL's allocations");
+        host = argv[6];
+        long count = atol(argv[2]);
+        if (count < 1)
+            return 2;
+        return idle(count, &argv[3]);
+    }
     if (argc != 8 || (strcmp(argv[1], "full") != 0 &&
                       strcmp(argv[1], "resumed") != 0)) {
         fprintf(stderr, "usage: hsloop full|resumed SECONDS PROCS CERT KEY "
-                        "CA HOST\n");
+                        "CA HOST\n       hsloop idle COUNT CERT KEY CA "
+                        "HOST\n");
         return 2;
     }
     int resume = strcmp(argv[1], "resumed") == 0;

@@ -115,6 +115,32 @@ def targets(R, M, bounds):
     return out
 
 
+def model_bounds(M, bounds):
+    """Bounds derived from this run's figures rather than measured, each
+    labelled as a model: what plain TCP's own cost leaves for TLS."""
+    g = lambda m, c: M.get(m, {}).get(c)
+    out = []
+    plain = g("bulk.p1", "plain")
+    cipher = bounds.get("negotiated")
+    speed = bounds.get("speed", {}).get(cipher) if cipher else None
+    if plain and speed:
+        target = 0.75 * speed * 8 / 1e9
+        both = 1 / (1 / plain + 8 / (speed / 1e9))
+        out.append(("bulk", f"plain TCP itself carries {plain:.1f} Gbit/s here, the 75 % target asks "
+                            f"{target:.1f}; plain TCP's per-byte cost plus one {cipher} pass per side allows "
+                            f"about {both:.1f} Gbit/s ({both / (g('bulk.p1', 'stunnel') or float('nan')):.2f}x "
+                            f"stunnel)"))
+    for cert in ("ec", "rsa"):
+        for mode in ("full", "resumed"):
+            lib, conn = g(f"lib.{cert}.{mode}", "library"), g(f"newconn.{cert}.{mode}", "plain")
+            if lib and conn:
+                both = 1 / (1 / lib + 1 / conn)
+                out.append((f"{mode} handshakes, {CERTS[cert]}",
+                            f"the library's {lib:.0f}/s plus plain TCP's cost of a connection "
+                            f"({conn:.0f}/s) allow about {both:.0f}/s ({both / lib:.2f} of the library's)"))
+    return out
+
+
 def status(label, value, op, target, R):
     if value is None:
         return "n/a"
@@ -201,6 +227,11 @@ def print_report(R, kinds, P, bounds, info):
         suite = R.once.get(f"cipher.{k}")
         if suite:
             say(f"   negotiated by {k} (its log, bulk run): {suite}")
+    for cert, (nbytes, blocks, kib) in bounds.get("idle_floor", {}).items():
+        say(f"   OpenSSL's own memory per idle server connection, {CERTS[cert]} (build/bench/hsloop idle): "
+            f"{nbytes:.0f} bytes in {blocks:.1f} blocks, about {kib:.1f} KiB with malloc's headers")
+    for label, value in model_bounds(M, bounds):
+        say(f"   model: {label}: {value}")
 
     say("")
     say("== secshim against its targets (issue 9; a report, nothing is asserted)")

@@ -307,6 +307,22 @@ def handshake_bounds(ctx, kinds, P, R, r):
             R.note(f"hsloop {cert} resumed: only {out[7]} of {out[5]} handshakes resumed")
 
 
+MALLOC_HEADER = 16  # glibc: an 8-byte size field, chunks in 16-byte steps
+
+
+def idle_floor(ctx, count):
+    """OpenSSL's own memory per idle server connection (build/bench/hsloop
+    idle): {cert: (bytes, blocks, KiB with about MALLOC_HEADER per block)}."""
+    out = {}
+    for cert in ("ec", "rsa"):
+        pem, key = ctx.pki[cert]
+        f = run([f"{ctx.build}/bench/hsloop", "idle", str(count), pem, key, ctx.pki["ca"],
+                 "localhost"]).split()
+        nbytes, blocks = float(f[1]), float(f[3])
+        out[cert] = (nbytes, blocks, (nbytes + blocks * MALLOC_HEADER) / 1024)
+    return out
+
+
 SPEED_CIPHERS = {"AES-128-GCM": "aes-128-gcm", "AES-256-GCM": "aes-256-gcm",
                  "ChaCha20-Poly1305": "chacha20-poly1305"}
 SUITE_CIPHER = {"TLS_AES_128_GCM_SHA256": "AES-128-GCM", "TLS_AES_256_GCM_SHA384": "AES-256-GCM",
