@@ -257,7 +257,7 @@ def fd_calls(ctx, kinds, P, R, r):
         for col in rotated(columns, r):
             env = {} if col == "none" else preload_env(ctx, col, unused_policy(ctx))
             out = run([f"{ctx.build}/bench/fdloop", mode, str(P.fd_calls)], env=env).split()
-            R.add(f"fd.{mode}", col, float(out[1]))
+            R.add(f"fd.{mode}", col, float(out[5]))  # the median batch's ns per call
 
 
 # ---- 6. process start -------------------------------------------------------
