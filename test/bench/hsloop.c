@@ -53,50 +53,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/ossl_count.h"
+
 static const char *host;
-
-/* idle mode: OpenSSL's live bytes and blocks, each block prefixed with
- * its size (16 bytes, to keep malloc's alignment). */
-static size_t live_bytes, live_blocks;
-
-static void *count_malloc(size_t n, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    size_t *p = malloc(n + 16);
-    if (p == NULL)
-        return NULL;
-    p[0] = n;
-    live_bytes += n;
-    live_blocks++;
-    return (char *)p + 16;
-}
-
-static void count_free(void *q, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    if (q == NULL)
-        return;
-    size_t *p = (size_t *)(void *)((char *)q - 16);
-    live_bytes -= p[0];
-    live_blocks--;
-    free(p);
-}
-
-static void *count_realloc(void *q, size_t n, const char *file, int line)
-{
-    if (q == NULL)
-        return count_malloc(n, file, line);
-    size_t *p = (size_t *)(void *)((char *)q - 16);
-    size_t old = p[0];
-    size_t *r = realloc(p, n + 16);
-    if (r == NULL)
-        return NULL;
-    r[0] = n;
-    live_bytes = live_bytes - old + n;
-    return (char *)r + 16;
-}
 
 static void fail(const char *what)
 {
@@ -262,7 +221,7 @@ static int idle(long count, char **paths)
     SSL **servers = calloc((size_t)count, sizeof(*servers));
     if (servers == NULL)
         fail("out of memory");
-    size_t bytes0 = live_bytes, blocks0 = live_blocks;
+    size_t bytes0 = ossl_live_bytes, blocks0 = ossl_live_blocks;
     for (long i = 0; i < count; i++) {
         SSL *c;
         pair_new(cctx, sctx, &c, &servers[i]);
@@ -278,8 +237,8 @@ static int idle(long count, char **paths)
         SSL_set_bio(servers[i], empty, empty); /* frees the pair's half */
     }
     printf("idle_server_bytes %.0f allocations %.1f\n",
-           (double)(live_bytes - bytes0) / (double)count,
-           (double)(live_blocks - blocks0) / (double)count);
+           (double)(ossl_live_bytes - bytes0) / (double)count,
+           (double)(ossl_live_blocks - blocks0) / (double)count);
     for (long i = 0; i < count; i++)
         SSL_free(servers[i]);
     free(servers);
@@ -291,8 +250,8 @@ static int idle(long count, char **paths)
 int main(int argc, char **argv)
 {
     if (argc == 7 && strcmp(argv[1], "idle") == 0) {
-        if (!CRYPTO_set_mem_functions(count_malloc, count_realloc,
-                                      count_free))
+        if (!CRYPTO_set_mem_functions(ossl_count_malloc, ossl_count_realloc,
+                                      ossl_count_free))
             fail("cannot count OpenSSL's allocations");
         host = argv[6];
         long count = atol(argv[2]);

@@ -32,6 +32,7 @@
 #include "secshim/policy.h"
 #include "secshim/tlsctx.h"
 #include "testutil.h"
+#include "../common/ossl_count.h"
 
 /* ------------------------------------------------------------------ */
 /* Policies and pairs                                                   */
@@ -728,47 +729,6 @@ static void test_write_leaves_in_one_send(void **state)
     pair_close(&pr);
 }
 
-/* Bytes OpenSSL has allocated and not freed (CRYPTO_set_mem_functions in
- * main, before OpenSSL's first allocation). */
-static size_t ossl_live;
-
-static void *count_malloc(size_t n, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    size_t *p = malloc(n + 16);
-    if (p == NULL)
-        return NULL;
-    p[0] = n;
-    ossl_live += n;
-    return (char *)p + 16;
-}
-
-static void *count_realloc(void *q, size_t n, const char *file, int line)
-{
-    if (q == NULL)
-        return count_malloc(n, file, line);
-    size_t *p = (size_t *)(void *)((char *)q - 16);
-    size_t old = p[0];
-    size_t *grown = realloc(p, n + 16);
-    if (grown == NULL)
-        return NULL;
-    grown[0] = n;
-    ossl_live = ossl_live - old + n;
-    return (char *)grown + 16;
-}
-
-static void count_free(void *q, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    if (q == NULL)
-        return;
-    size_t *p = (size_t *)(void *)((char *)q - 16);
-    ossl_live -= p[0];
-    free(p);
-}
-
 /*
  * OpenSSL's record buffers stay while data flows (no allocation per
  * record) and go back when the connection is idle: a read that finds
@@ -785,7 +745,7 @@ static void test_record_buffers_go_back_when_idle(void **state)
     size_t n = 0;
     assert_int_equal(ss_conn_read(pr.conn[1], got, sizeof(got), false, &n),
                      SS_WANT_READ);
-    size_t idle = ossl_live;
+    size_t idle = ossl_live_bytes;
     for (int round = 0; round < 3; round++) {
         write_all(&pr, 0, "ping", 4);
         assert_int_equal(read_some(&pr, 1, got, 4), 4);
@@ -793,14 +753,14 @@ static void test_record_buffers_go_back_when_idle(void **state)
         assert_int_equal(read_some(&pr, 0, got, 4), 4);
         /* Record buffers held after the record (SSL_MODE_RELEASE_BUFFERS
          * would have given each back at once): not freed per record. */
-        assert_true(ossl_live >= idle + 16384);
-        size_t busy = ossl_live;
+        assert_true(ossl_live_bytes >= idle + 16384);
+        size_t busy = ossl_live_bytes;
         /* The server waits for the peer: its buffers go back. */
         assert_int_equal(ss_conn_read(pr.conn[1], got, sizeof(got), false,
                                       &n), SS_WANT_READ);
-        assert_true(ossl_live + 2 * 16384 <= busy);
+        assert_true(ossl_live_bytes + 2 * 16384 <= busy);
         ss_conn_idle(pr.conn[0]);
-        assert_true(ossl_live <= idle + 256);
+        assert_true(ossl_live_bytes <= idle + 256);
         ss_conn_idle(pr.conn[0]); /* again: nothing more to give */
     }
     pair_close(&pr);
@@ -1111,7 +1071,8 @@ static int group_setup(void **state)
 int main(void)
 {
     /* Before OpenSSL allocates anything: its allocations are counted. */
-    if (!CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free)) {
+    if (!CRYPTO_set_mem_functions(ossl_count_malloc, ossl_count_realloc,
+                                  ossl_count_free)) {
         fprintf(stderr, "test_conn: cannot count OpenSSL's memory\n");
         return 1;
     }
