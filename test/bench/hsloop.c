@@ -41,6 +41,16 @@
  *       prints "idle_server_bytes B allocations A" per connection: B the
  *       bytes OpenSSL holds for it, A how many blocks (malloc adds its own
  *       header and rounding to each).
+ *
+ *   hsloop records COUNT CERT KEY CA HOST
+ *
+ * records: the cost TLS adds to one 64-byte round trip, without a kernel:
+ *       on one connection, COUNT times a 64-byte SSL_write on the client
+ *       and SSL_read on the server, then the same back; prints
+ *       "round_trip_ns N" (the median of 100 batches of COUNT/100). Each
+ *       round trip is four records' work: two sealed, two opened, with
+ *       TLS_AES_128_GCM_SHA256 (secshim's first suite where the CPU has
+ *       AES instructions).
  * Exit 0, or 1 after a message (any handshake that fails ends the run).
  */
 #include <errno.h>
@@ -211,6 +221,56 @@ static void run(int resume, double seconds, char **paths, int out)
     SSL_CTX_free(sctx);
 }
 
+/* 64 bytes from `from` to `to`, read whole on `to`. */
+static void record64(SSL *from, SSL *to)
+{
+    char buf[64] = {0};
+    size_t n;
+    if (SSL_write_ex(from, buf, sizeof(buf), &n) != 1 || n != sizeof(buf))
+        fail("SSL_write failed");
+    if (SSL_read_ex(to, buf, sizeof(buf), &n) != 1 || n != sizeof(buf))
+        fail("SSL_read failed");
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* records mode: see the header. Buffers kept (no RELEASE_BUFFERS), as a
+ * busy secshim connection keeps them. */
+static int records(long count, char **paths)
+{
+    SSL_CTX *sctx = new_ctx(1, 0, paths[0], paths[1], paths[2]);
+    SSL_CTX *cctx = new_ctx(0, 0, paths[0], paths[1], paths[2]);
+    SSL_CTX_clear_mode(sctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_clear_mode(cctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_ciphersuites(sctx, "TLS_AES_128_GCM_SHA256") != 1)
+        fail("cannot set the suite");
+    SSL *c, *s;
+    pair_new(cctx, sctx, &c, &s);
+    handshake(c, s);
+    enum { BATCHES = 100 };
+    long per = count / BATCHES > 0 ? count / BATCHES : 1;
+    double ns[BATCHES];
+    for (int b = 0; b < BATCHES; b++) {
+        double t0 = now_seconds();
+        for (long i = 0; i < per; i++) {
+            record64(c, s);
+            record64(s, c);
+        }
+        ns[b] = (now_seconds() - t0) * 1e9 / (double)per;
+    }
+    qsort(ns, BATCHES, sizeof(ns[0]), by_value);
+    printf("round_trip_ns %.0f\n", ns[BATCHES / 2]);
+    SSL_free(c);
+    SSL_free(s);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    return 0;
+}
+
 /* idle mode: see the header. Sessions as a secshim listen endpoint:
  * tickets issued, no server cache. */
 static int idle(long count, char **paths)
@@ -259,11 +319,18 @@ int main(int argc, char **argv)
             return 2;
         return idle(count, &argv[3]);
     }
+    if (argc == 7 && strcmp(argv[1], "records") == 0) {
+        host = argv[6];
+        long count = atol(argv[2]);
+        if (count < 1)
+            return 2;
+        return records(count, &argv[3]);
+    }
     if (argc != 8 || (strcmp(argv[1], "full") != 0 &&
                       strcmp(argv[1], "resumed") != 0)) {
         fprintf(stderr, "usage: hsloop full|resumed SECONDS PROCS CERT KEY "
-                        "CA HOST\n       hsloop idle COUNT CERT KEY CA "
-                        "HOST\n");
+                        "CA HOST\n       hsloop idle|records COUNT CERT KEY "
+                        "CA HOST\n");
         return 2;
     }
     int resume = strcmp(argv[1], "resumed") == 0;

@@ -130,6 +130,11 @@ def model_bounds(M, bounds):
                             f"{target:.1f}; plain TCP's per-byte cost plus one {cipher} pass per side allows "
                             f"about {both:.1f} Gbit/s ({both / (g('bulk.p1', 'stunnel') or float('nan')):.2f}x "
                             f"stunnel)"))
+    p50, rec = g("latency.p50", "plain"), bounds.get("record_rtt_ns")
+    if p50 and rec:
+        floor = p50 + rec / 1000
+        out.append(("latency", f"plain TCP's p50 {p50:.1f} us plus the library's round trip {rec / 1000:.1f} us "
+                               f"= {floor:.1f} us ({floor / p50:.2f}x plain; the target asks 1.3x)"))
     for cert in ("ec", "rsa"):
         for mode in ("full", "resumed"):
             lib, conn = g(f"lib.{cert}.{mode}", "library"), g(f"newconn.{cert}.{mode}", "plain")
@@ -230,6 +235,9 @@ def print_report(R, kinds, P, bounds, info):
     for cert, (nbytes, blocks, kib) in bounds.get("idle_floor", {}).items():
         say(f"   OpenSSL's own memory per idle server connection, {CERTS[cert]} (build/bench/hsloop idle): "
             f"{nbytes:.0f} bytes in {blocks:.1f} blocks, about {kib:.1f} KiB with malloc's headers")
+    if bounds.get("record_rtt_ns"):
+        say(f"   library records (build/bench/hsloop records, in memory, AES-128-GCM): a 64-byte round trip "
+            f"(two records sealed, two opened) {bounds['record_rtt_ns'] / 1000:.2f} us")
     for label, value in model_bounds(M, bounds):
         say(f"   model: {label}: {value}")
 

@@ -323,6 +323,15 @@ def idle_floor(ctx, count):
     return out
 
 
+def record_round_trip(ctx, count):
+    """The library's own cost of one 64-byte round trip in memory, ns
+    (build/bench/hsloop records, AES-128-GCM, the P-256 certificate)."""
+    pem, key = ctx.pki["ec"]
+    f = run([f"{ctx.build}/bench/hsloop", "records", str(count), pem, key, ctx.pki["ca"],
+             "localhost"]).split()
+    return float(f[1])
+
+
 SPEED_CIPHERS = {"AES-128-GCM": "aes-128-gcm", "AES-256-GCM": "aes-256-gcm",
                  "ChaCha20-Poly1305": "chacha20-poly1305"}
 SUITE_CIPHER = {"TLS_AES_128_GCM_SHA256": "AES-128-GCM", "TLS_AES_256_GCM_SHA384": "AES-256-GCM",
