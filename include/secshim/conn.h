@@ -118,6 +118,27 @@ int ss_conn_shutdown(struct ss_conn *c);
 size_t ss_conn_pending(const struct ss_conn *c);
 
 /*
+ * Ciphertext OpenSSL has read from the socket and not yet opened, beyond
+ * the record it is on (read-ahead: one recv can take several records);
+ * with no plaintext pending, the unread rest of a record counts as 1. Such
+ * bytes are in no kernel queue, so a caller deciding readiness must
+ * make the engine look (a read or a one-byte peek) instead of waiting for
+ * the socket; a look that answers SS_WANT_READ (a partial record) means
+ * waiting for the socket is right.
+ */
+size_t ss_conn_buffered_input(const struct ss_conn *c);
+
+/*
+ * Whether nothing is left to read without the peer sending more: OpenSSL
+ * holds no plaintext or ciphertext and its last recv found the kernel's
+ * queue empty (it returned less than asked, or EAGAIN). A read that has
+ * data may then return it without another recv, and a blocking read with
+ * none may wait for the socket first: plain TCP's read sees the same
+ * queue at the same moment.
+ */
+bool ss_conn_input_drained(const struct ss_conn *c);
+
+/*
  * The caller is about to wait for the peer (nothing to read): OpenSSL's
  * record buffers (some 17 KiB each way) go back to the allocator, unless
  * they hold bytes; OpenSSL allocates them again for the next record. So

@@ -4,12 +4,14 @@
  * and no blocking" and "Where the handshake happens", for the why).
  *
  * OpenSSL talks to the socket only through this file's BIO:
- *   read   recv(MSG_DONTWAIT) straight into OpenSSL's buffer, a record at a
- *          time (no read-ahead: so no ciphertext ever waits inside OpenSSL
- *          that the kernel's readiness would not show, and read-ahead was
- *          measured slower, docs/design.md "Memory and copies"). EAGAIN is
- *          a retry, 0 is EOF, anything else is recorded in the conn and
- *          reported after the SSL call.
+ *   read   recv(MSG_DONTWAIT) straight into OpenSSL's one-record buffer,
+ *          with read-ahead: one recv takes a record's header and body and
+ *          what follows; a short one (or EAGAIN) says the kernel's queue
+ *          is empty (ss_conn_input_drained), and the ciphertext left
+ *          inside OpenSSL is counted for every readiness answer
+ *          (ss_conn_buffered_input; docs/design.md "Memory and copies").
+ *          EAGAIN is a retry, 0 is EOF, anything else is recorded in the
+ *          conn and reported after the SSL call.
  *   write  never refuses: bytes are appended to the outbound buffer, and
  *          every public call sends what it produced in one send() at its
  *          end. So a flight of records (a handshake message, the records
@@ -76,6 +78,15 @@ struct ss_conn {
     int read_err;                  /* 0 or SS_ERR_SYSCALL */
     int write_err;                 /* 0, SS_ERR_CLOSED or SS_ERR_SYSCALL */
     bool tcp_eof;                  /* recv() returned 0 */
+    /* The last recv found the kernel's queue empty: it returned less than
+     * OpenSSL asked for, or EAGAIN (ss_conn_input_drained). */
+    bool rx_drained;
+    /* Ciphertext accounting for read-ahead: bytes handed to OpenSSL, and
+     * the bytes of the records whose headers it has parsed (msg_seen):
+     * the difference is what sits in its buffer beyond the record it is
+     * on (ss_conn_buffered_input). */
+    unsigned long long rx_total;
+    unsigned long long rx_framed;
     bool bio_nomem;                /* the outbound buffer could not grow */
     /* The record buffers were given back (ss_conn_idle) and no SSL call
      * has run since: a second give-back would only cost time. */
@@ -244,8 +255,11 @@ static int bio_sock_read(BIO *bio, char *data, int len)
     do
         r = c->io.recv(c->fd, data, (size_t)len, MSG_DONTWAIT);
     while (r < 0 && errno == EINTR);
+    c->rx_drained = false;
     if (r > 0) {
         keep_first_bytes(c, data, (size_t)r);
+        c->rx_total += (unsigned long long)r;
+        c->rx_drained = r < len;
         return (int)r;
     }
     if (r == 0) {
@@ -253,6 +267,7 @@ static int bio_sock_read(BIO *bio, char *data, int len)
         return 0;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        c->rx_drained = true;
         BIO_set_retry_read(bio);
         return -1;
     }
@@ -276,6 +291,21 @@ static long bio_sock_ctrl(BIO *bio, int cmd, long num, void *ptr)
     default:
         return 0;
     }
+}
+
+/* OpenSSL's report of each record header it parses (SSL_set_msg_callback):
+ * the record's bytes count as framed, for ss_conn_buffered_input. */
+static void msg_seen(int write_p, int version, int content_type,
+                     const void *buf, size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)ssl;
+    if (write_p || content_type != SSL3_RT_HEADER ||
+        len < SSL3_RT_HEADER_LENGTH)
+        return;
+    const unsigned char *h = buf;
+    struct ss_conn *c = arg;
+    c->rx_framed += SSL3_RT_HEADER_LENGTH + ((unsigned)h[3] << 8 | h[4]);
 }
 
 static int bio_sock_create(BIO *bio)
@@ -564,6 +594,8 @@ static int setup_ssl(struct ss_conn *c, struct ss_errbuf *err)
         return ss_fail_openssl(err, SS_ERR_TLS, "cannot create a BIO");
     BIO_set_data(bio, c);
     SSL_set_bio(c->ssl, bio, bio); /* the SSL owns the BIO now */
+    SSL_set_msg_callback(c->ssl, msg_seen);
+    SSL_set_msg_callback_arg(c->ssl, c);
     /* OpenSSL sees a TCP EOF without close_notify as EOF; read_closed
      * then applies the endpoint's tls-unexpected-eof (only our BIO knows
      * whether the EOF came without close_notify), so both choices are
@@ -1021,6 +1053,25 @@ size_t ss_conn_pending(const struct ss_conn *c)
         return 0;
     int n = SSL_pending(c->ssl);
     return n > 0 ? (size_t)n : 0;
+}
+
+size_t ss_conn_buffered_input(const struct ss_conn *c)
+{
+    if (c->state == SS_CONN_HANDSHAKING || c->state == SS_CONN_FAILED)
+        return 0;
+    unsigned long long beyond = c->rx_total > c->rx_framed
+                                    ? c->rx_total - c->rx_framed : 0;
+    if (beyond > 0)
+        return (size_t)beyond;
+    /* The rest of a record whose header was parsed: its start counts,
+     * so that the caller looks (and then waits for the socket). */
+    return SSL_pending(c->ssl) == 0 && SSL_has_pending(c->ssl) ? 1 : 0;
+}
+
+bool ss_conn_input_drained(const struct ss_conn *c)
+{
+    return c->rx_drained && !c->tcp_eof && c->state == SS_CONN_OPEN &&
+           !SSL_has_pending(c->ssl);
 }
 
 void ss_conn_idle(struct ss_conn *c)

@@ -331,6 +331,11 @@ int shim_pump(struct shim_sock *s, bool read)
     if (ss_conn_unsent(s->conn) > 0)
         (void)ss_conn_flush(s->conn); /* errors show on the next read */
     enum ss_conn_state st = ss_conn_state(s->conn);
+    /* Ciphertext OpenSSL read ahead is in no kernel queue: it is looked
+     * at whatever the kernel says (a partial record then answers
+     * SS_WANT_READ, and the caller waits for the socket, no spin). */
+    if (!read && ss_conn_buffered_input(s->conn) > 0)
+        read = true;
     if (!read || ss_conn_pending(s->conn) > 0 ||
         (st != SS_CONN_OPEN && st != SS_CONN_WRITE_CLOSED))
         return SS_OK;

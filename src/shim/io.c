@@ -136,6 +136,7 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
     bool waitall = (flags & MSG_WAITALL) != 0 && !peek;
     struct wait_state ws = {false, false, {0, 0}, false};
     bool tcp_eof = false;
+    bool waited = false; /* the socket said readable: read, don't wait */
     size_t total = 0;
     if ((flags & MSG_OOB) != 0) {
         errno = EINVAL; /* TLS has no urgent data; TCP says EINVAL too */
@@ -161,9 +162,20 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
          * goes out before we wait for the peer, who may need it. */
         if (ss_conn_unsent(s->conn) > 0)
             (void)ss_conn_flush(s->conn);
+        /* Nothing in the engine and the kernel's queue empty at the last
+         * recv: a blocking read waits for the peer at once, instead of a
+         * recv that would only say EAGAIN (docs/design.md, "Memory and
+         * copies"). */
+        bool wait_first = !waited && !tcp_eof && !dontwait &&
+                          ss_conn_input_drained(s->conn) &&
+                          !shim_fd_nonblocking(fd);
+        if (wait_first)
+            ss_conn_idle(s->conn); /* as a read that found nothing */
         size_t n = 0;
-        int rc = ss_conn_read(s->conn, (char *)buf + total, len - total,
-                              peek, &n);
+        int rc = wait_first ? SS_WANT_READ
+                            : ss_conn_read(s->conn, (char *)buf + total,
+                                           len - total, peek, &n);
+        bool drained = rc == SS_OK && ss_conn_input_drained(s->conn);
         shim_note_established(s);
         int wants = 0;
         if (rc < 0) {
@@ -183,7 +195,10 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
             }
             /* A short read means "drained" to event loops (nginx, ET
              * readers): go on into the next record while one can be had
-             * without waiting (docs/shim.md, "epoll"). */
+             * without waiting (docs/shim.md, "epoll"); the last recv
+             * may already have said there is none. */
+            if (drained && !waitall)
+                return (ssize_t)total;
             continue;
         }
         if (rc == SS_EOF)
@@ -196,8 +211,10 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
         }
         if (total > 0 && !waitall)
             return (ssize_t)total; /* engine and kernel drained */
-        if (wants == SS_WANT_READ && !dontwait && !shim_fd_nonblocking(fd)) {
+        if (wants == SS_WANT_READ && !dontwait &&
+            (wait_first || !shim_fd_nonblocking(fd))) {
             int r = wait_readable(s);
+            waited = r > 0;
             if (r > 0)
                 continue;
             if (r == 0 && !tcp_eof) {

@@ -811,6 +811,8 @@ static int shim_ioctl(int fd, unsigned long req, void *arg)
             (void)shim_pump(s, true);
         int queued = 0;
         n = ss_conn_pending(s->conn);
+        if (n > 0) /* records OpenSSL read ahead, past the pending one */
+            n += ss_conn_buffered_input(s->conn);
         if (n > 0 && REAL(ioctl)(s->priv_fd, FIONREAD, &queued) == 0 &&
             queued > 0)
             n += (size_t)queued;

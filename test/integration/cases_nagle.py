@@ -111,3 +111,49 @@ def nagle_window_gives_the_program_its_nodelay_back(c):
           "0 on the private descriptor, strace saw %s" % sets)
     check(len({fd for fd, _ in sets}) == 1 and int(sets[0][0]) >= 1024,
           "expected both on one private descriptor (>= 1024): %s" % sets)
+
+
+# ---- system calls per record (docs/design.md, "Memory and copies") ---------
+
+STRACE_RECV = re.compile(r"^recvfrom\(\d+, .*?, (\d+), (MSG_\w+(?:\|MSG_\w+)*)"
+                         r", NULL, NULL\) = (-?\d+)", re.M)
+ROUND_TRIPS = 50
+
+
+@case
+def reads_take_a_record_in_one_recv(c):
+    """A shimmed client's blocking read of a 64-byte echo: one recv takes
+    the record's header and body (read-ahead), and a read that finds the
+    engine and the kernel drained waits for the peer at once, so no recv
+    returns EAGAIN and none asks for a 5-byte header alone: at most 2
+    recvfrom calls (the waiting peek, the record) per round trip, where
+    the engine without read-ahead made up to 4."""
+    check(shutil.which("strace") is not None, "strace is missing (make deps)")
+    s = c.suite
+    port = free_port()
+    pol = c.policy(server_ep(s, port), client_ep(s, port), level="error")
+    echo_server(c, pol, port=port)
+    trace = c.path("client.strace")
+    argv = ["strace", "-o", trace, "-e", "trace=recvfrom",
+            need_app(c, "bench_client"), "localhost", str(port), "pingpong",
+            str(ROUND_TRIPS), "64"]
+    proc = c.run("traced-client", argv, c.env(pol))
+    check(proc.p.returncode == 0, "bench_client exited %s" % proc.p.returncode)
+    with open(trace) as f:
+        calls = STRACE_RECV.findall(f.read())
+    data = [(int(size), flags, int(rc)) for size, flags, rc in calls
+            if "MSG_PEEK" not in flags]
+    peeks = len(calls) - len(data)
+    header_only = sum(1 for size, _, _ in data if size == 5)
+    again = sum(1 for _, _, rc in data if rc < 0)
+    c.note("recvfrom over %d round trips: %d data, %d peeks, %d asked for "
+           "5 bytes, %d EAGAIN" % (ROUND_TRIPS, len(data), peeks, header_only,
+                                   again))
+    check(header_only == 0, "%d recvs asked for a 5-byte header alone (no "
+          "read-ahead)" % header_only)
+    # The handshake's own reads (a few, before the first echo) may find
+    # nothing; the round trips must not.
+    check(again <= 3, "%d recvs returned EAGAIN over %d round trips"
+          % (again, ROUND_TRIPS))
+    check(len(calls) <= 2 * ROUND_TRIPS + 8, "%d recvfrom calls for %d "
+          "round trips" % (len(calls), ROUND_TRIPS))
