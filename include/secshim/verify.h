@@ -96,7 +96,8 @@ void ss_verifier_free(struct ss_verifier *v);
  * or when the certificate's subjectAltName cannot be read (fail closed),
  * with why (may be NULL) holding one sentence naming the identities the
  * certificate presents and that none matched allow-peer; SS_ERR_INVAL
- * when leaf is NULL; SS_ERR_NOMEM.
+ * when leaf is NULL. Thread-safe; it allocates only what OpenSSL needs
+ * to read the certificate (a failure there matches nothing).
  */
 int ss_verify_allow_peer(const struct ss_peer_allow *allow, X509 *leaf,
                          char *why, size_t why_len);

@@ -28,6 +28,7 @@ static const struct {
 
 #define N_FORMS (sizeof(forms) / sizeof(forms[0]))
 
+/* The prefix of kind, a static string ("?" for no kind). */
 const char *ss_peer_id_prefix(enum ss_peer_id_kind kind)
 {
     for (size_t i = 0; i < N_FORMS; i++)
@@ -162,6 +163,8 @@ static int parse_id(const char *text, struct ss_peer_id *id, char *why,
     return rc;
 }
 
+/* Parses text onto the end of a (peerid.h). Returns SS_OK, SS_ERR_CONFIG
+ * (why says what is wrong) or SS_ERR_NOMEM; a is unchanged on failure. */
 int ss_peer_allow_add(struct ss_peer_allow *a, const char *text, char *why,
                       size_t why_len)
 {
@@ -177,6 +180,7 @@ int ss_peer_allow_add(struct ss_peer_allow *a, const char *text, char *why,
     return SS_OK;
 }
 
+/* dst becomes a copy of src. Returns SS_OK or SS_ERR_NOMEM (dst empty). */
 int ss_peer_allow_copy(struct ss_peer_allow *dst,
                        const struct ss_peer_allow *src)
 {
@@ -199,6 +203,7 @@ int ss_peer_allow_copy(struct ss_peer_allow *dst,
     return SS_OK;
 }
 
+/* Frees what a owns and empties it. */
 void ss_peer_allow_free(struct ss_peer_allow *a)
 {
     for (size_t i = 0; i < a->n; i++)
@@ -251,6 +256,8 @@ static bool ip_matches(const struct ss_peer_id *id, const unsigned char *addr,
     return len == id->addr_len && memcmp(addr, id->addr, len) == 0;
 }
 
+/* Whether id matches the presented value of kind (the rules: peerid.h).
+ * Returns false for another kind or a NULL argument. */
 bool ss_peer_id_matches(const struct ss_peer_id *id,
                         enum ss_peer_id_kind kind, const void *value,
                         size_t len)

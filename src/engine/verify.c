@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bio.h>
@@ -497,9 +496,10 @@ static void consider(struct peer_check *pc, enum ss_peer_id_kind kind,
     describe(pc, kind, value, len);
 }
 
-/* The subject's CN, OU and O values, in DN order, as UTF-8. Returns SS_OK
- * or SS_ERR_NOMEM. */
-static int consider_subject(struct peer_check *pc, X509 *leaf)
+/* The subject's CN, OU and O values, in DN order, as UTF-8. A value that
+ * cannot be converted is presented as nothing: it matches no entry (fail
+ * closed). */
+static void consider_subject(struct peer_check *pc, X509 *leaf)
 {
     const X509_NAME *name = X509_get_subject_name(leaf);
     for (int i = 0; i < X509_NAME_entry_count(name) && !pc->matched; i++) {
@@ -515,35 +515,39 @@ static int consider_subject(struct peer_check *pc, X509 *leaf)
         int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
         if (len < 0) {
             ERR_clear_error();
-            /* Not convertible: presented as nothing, so it matches no
-             * entry (fail closed). */
             continue;
         }
         consider(pc, kind, utf8, (size_t)len);
         OPENSSL_free(utf8);
     }
-    return SS_OK;
 }
 
-/* The subjectAltName's DNS, URI and IP entries, in order. Returns SS_OK,
- * or SS_ERR_VERIFY when the extension is there but cannot be read (or is
- * there twice): nothing in it can then be trusted to match. */
-static int consider_san(struct peer_check *pc, X509 *leaf, char *why,
-                        size_t why_len)
+/*
+ * The leaf's subjectAltName into *out (NULL when it has none). Returns
+ * SS_OK, or SS_ERR_VERIFY when the extension is there but cannot be read
+ * (or is there twice): nothing of the certificate can then be trusted to
+ * match, not even its subject (fail closed).
+ */
+static int read_san(X509 *leaf, GENERAL_NAMES **out, char *why,
+                    size_t why_len)
 {
     int crit = -1;
-    GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit,
-                                           NULL);
-    if (gens == NULL) {
+    *out = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
+    if (*out != NULL || crit == -1) {
         ERR_clear_error();
-        if (crit == -1)
-            return SS_OK; /* no subjectAltName */
-        if (why != NULL)
-            snprintf(why, why_len, "the peer's certificate has a "
-                     "subjectAltName that cannot be read, so it matches no "
-                     "allow-peer identity");
-        return SS_ERR_VERIFY;
+        return SS_OK;
     }
+    ERR_clear_error();
+    if (why != NULL)
+        snprintf(why, why_len, "the peer's certificate has a subjectAltName "
+                 "that cannot be read, so it matches no allow-peer "
+                 "identity");
+    return SS_ERR_VERIFY;
+}
+
+/* The subjectAltName's DNS, URI and IP entries, in order. */
+static void consider_san(struct peer_check *pc, const GENERAL_NAMES *gens)
+{
     for (int i = 0; i < sk_GENERAL_NAME_num(gens) && !pc->matched; i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
         enum ss_peer_id_kind kind;
@@ -560,37 +564,39 @@ static int consider_san(struct peer_check *pc, X509 *leaf, char *why,
         consider(pc, kind, ASN1_STRING_get0_data(v),
                  (size_t)ASN1_STRING_length(v));
     }
-    GENERAL_NAMES_free(gens);
-    return SS_OK;
 }
 
+/*
+ * allow-peer on a leaf whose chain was verified (verify.h). Returns SS_OK
+ * (an identity matches, or there is no list), SS_ERR_VERIFY (none does,
+ * or the subjectAltName cannot be read; why says which) or SS_ERR_INVAL
+ * (no leaf).
+ */
 int ss_verify_allow_peer(const struct ss_peer_allow *allow, X509 *leaf,
                          char *why, size_t why_len)
 {
     if (why != NULL && why_len > 0)
         why[0] = '\0';
-    if (allow == NULL || allow->n == 0)
-        return leaf != NULL ? SS_OK : SS_ERR_INVAL;
     SS_ENSURE(leaf != NULL, SS_ERR_INVAL);
-    struct peer_check *pc = calloc(1, sizeof(*pc));
-    SS_ENSURE(pc != NULL, SS_ERR_NOMEM);
-    pc->allow = allow;
-    int rc = consider_subject(pc, leaf);
-    if (rc == SS_OK)
-        rc = consider_san(pc, leaf, why, why_len);
-    if (rc == SS_OK && !pc->matched) {
-        rc = SS_ERR_VERIFY;
-        if (why != NULL && pc->n_presented == 0)
-            snprintf(why, why_len, "the peer's certificate presents no "
-                     "subject CN, OU or O and no subjectAltName DNS, URI "
-                     "or IP, so it matches no allow-peer identity");
-        else if (why != NULL)
-            snprintf(why, why_len, "none of the identities the peer's "
-                     "certificate presents (%s%s) matches allow-peer",
-                     pc->presented, pc->truncated ? " ..." : "");
-    }
-    free(pc);
-    return rc;
+    if (allow == NULL || allow->n == 0)
+        return SS_OK;
+    GENERAL_NAMES *gens = NULL;
+    SS_GUARD(read_san(leaf, &gens, why, why_len));
+    struct peer_check pc = {.allow = allow};
+    consider_subject(&pc, leaf);
+    consider_san(&pc, gens);
+    GENERAL_NAMES_free(gens);
+    if (pc.matched)
+        return SS_OK;
+    if (why != NULL && pc.n_presented == 0)
+        snprintf(why, why_len, "the peer's certificate presents no subject "
+                 "CN, OU or O and no subjectAltName DNS, URI or IP, so it "
+                 "matches no allow-peer identity");
+    else if (why != NULL)
+        snprintf(why, why_len, "none of the identities the peer's "
+                 "certificate presents (%s%s) matches allow-peer",
+                 pc.presented, pc.truncated ? " ..." : "");
+    return SS_ERR_VERIFY;
 }
 
 /*

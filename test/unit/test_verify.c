@@ -900,6 +900,30 @@ static void test_allow_peer_refusal_sentences(void **state)
     ss_peer_allow_free(&a);
 }
 
+/* A subjectAltName that cannot be read (here: two of them) refuses the
+ * certificate even when its subject matches: nothing of it is trusted. */
+static void test_allow_peer_unreadable_san(void **state)
+{
+    (void)state;
+    X509 *x = cert_with("DNS:a.example", "CN", "dup", NULL);
+    X509_EXTENSION *again = X509V3_EXT_nconf_nid(NULL, NULL,
+                                                 NID_subject_alt_name,
+                                                 "DNS:b.example");
+    assert_non_null(again);
+    assert_int_equal(X509_add_ext(x, again, -1), 1);
+    X509_EXTENSION_free(again);
+    assert_true(X509_sign(x, cert_key, EVP_sha256()) > 0);
+    struct ss_peer_allow a = allow_of("CN=dup", NULL);
+    char why[512];
+    assert_int_equal(ss_verify_allow_peer(&a, x, why, sizeof(why)),
+                     SS_ERR_VERIFY);
+    assert_string_equal(why, "the peer's certificate has a subjectAltName "
+                        "that cannot be read, so it matches no allow-peer "
+                        "identity");
+    ss_peer_allow_free(&a);
+    X509_free(x);
+}
+
 static void test_allow_peer_arguments(void **state)
 {
     (void)state;
@@ -1259,6 +1283,7 @@ int main(void)
         cmocka_unit_test(test_allow_peer_wildcards),
         cmocka_unit_test(test_allow_peer_several_entries),
         cmocka_unit_test(test_allow_peer_refusal_sentences),
+        cmocka_unit_test(test_allow_peer_unreadable_san),
         cmocka_unit_test(test_allow_peer_arguments),
         cmocka_unit_test(test_allow_peer_after_chain),
         cmocka_unit_test(test_handshake_allow_peer),
