@@ -550,9 +550,9 @@ static int parse_strings(const struct scope *s, int line, const char *name,
 /*
  * allow-peer: a list ( ... ) or array [ ... ] of identities, each checked
  * now (peerid.h), so a malformed one stops the load with its line. An
- * empty list is an error: it would refuse every peer, which is what
- * enabled = false is for, or accept every one, which leaving the option
- * out says.
+ * empty list is an error: read literally it refuses every peer, and it
+ * is easily meant as "no restriction", which leaving the option out
+ * says; either way a mistake to stop at.
  */
 static int parse_peer_ids(const struct scope *s, int line, const char *name,
                           const config_setting_t *st, struct optset *o,
