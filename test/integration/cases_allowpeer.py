@@ -139,6 +139,55 @@ def allowpeer_listen_refuses_other_client(c):
 
 
 @case
+def allowpeer_listen_refuses_other_client_tls12(c):
+    """The same refusal in TLS 1.2, where the server verifies the client's
+    certificate before its own Finished: s_client's handshake itself
+    fails with the alert."""
+    port = free_port()
+    server, _ = echo_server(c, c.policy(mutual_server_ep(
+        c, port, [ALICE_URI])), port=port)
+    proc, ok = s_client(c, port, "not alice", "not alice", cert="client",
+                        version="TLSv12")
+    check(not ok, "s_client with client.pem got its line back")
+    check(re.search(r"(?i)alert bad certificate", proc.err()),
+          "s_client did not receive the bad_certificate alert")
+    check_one_refusal(server, "srv", CLIENT_PRESENTS)
+
+
+def gnutls_client(c, port, line, cert_base, name):
+    """gnutls-cli (an independent TLS stack) presenting cert_base.pem (the
+    leaf and its intermediate) and .key, verifying the server."""
+    s = c.suite
+    argv = ["gnutls-cli", "--x509cafile", s.pki("ca.pem"), "-p", str(port),
+            "--x509certfile", cert_base + ".pem",
+            "--x509keyfile", cert_base + ".key", "localhost"]
+    return tls_client(c, argv, line, line, name)
+
+
+@case
+def allowpeer_listen_gnutls_client(c):
+    """gnutls-cli with alice's certificate is served by a listen endpoint
+    that allows alice's URI; with client.pem (its chain as trusted) it is
+    refused with the bad_certificate alert and the one refusal line."""
+    s = c.suite
+    alice = make_leaf(c, "alice", ALICE_SUBJECT, ALICE_SAN)
+    port = free_port()
+    server, _ = echo_server(c, c.policy(mutual_server_ep(
+        c, port, [ALICE_URI])), port=port)
+    _, ok = gnutls_client(c, port, "gnutls alice", alice, "gnutls-alice")
+    check(ok, "gnutls-cli with alice's certificate did not get its line "
+          "back")
+    proc, ok = gnutls_client(c, port, "gnutls other",
+                             s.pki("client.pem")[:-len(".pem")],
+                             "gnutls-other")
+    check(not ok, "gnutls-cli with client.pem got its line back")
+    check(re.search(r"(?i)certificate is bad|bad certificate",
+                    proc.out() + proc.err()),
+          "gnutls-cli did not report the bad_certificate alert")
+    check_one_refusal(server, "srv", CLIENT_PRESENTS)
+
+
+@case
 def allowpeer_listen_subject_forms(c):
     """CN=, OU= and O= match the subject's attributes exactly: alice is
     served for each, and refused for a value that differs only in case
