@@ -45,6 +45,8 @@ static int bad(char *why, size_t len, const char *text, const char *what)
     return SS_ERR_CONFIG;
 }
 
+/* A character of a DNS label as the policy allows them (policy.c's
+ * valid_dns_name: '_' too, which internal names use). */
 static bool is_ldh(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -117,13 +119,20 @@ static int parse_ip(struct ss_peer_id *id, char *why, size_t len)
 
 /* A scheme (RFC 3986: a letter, then letters, digits, '+', '-', '.'),
  * ':', and something after it. */
+static bool is_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 static bool has_scheme(const char *v)
 {
-    size_t n = 0;
-    while (is_ldh((unsigned char)v[n]) || v[n] == '+' || v[n] == '.')
+    if (!is_alpha((unsigned char)v[0]))
+        return false;
+    size_t n = 1;
+    while (is_alpha((unsigned char)v[n]) || (v[n] >= '0' && v[n] <= '9') ||
+           v[n] == '+' || v[n] == '-' || v[n] == '.')
         n++;
-    bool letter = (v[0] >= 'a' && v[0] <= 'z') || (v[0] >= 'A' && v[0] <= 'Z');
-    return n > 0 && letter && v[n] == ':' && v[n + 1] != '\0';
+    return v[n] == ':' && v[n + 1] != '\0';
 }
 
 /* Parses text into id, which borrows nothing: id->text is text's copy. */

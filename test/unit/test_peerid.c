@@ -187,6 +187,10 @@ static void test_parse_errors(void **state)
                    "scheme (\"URI:spiffe://...\")");
     expect_refused("URI:1x:y", "'URI:1x:y': is not a URI with a scheme "
                    "(\"URI:spiffe://...\")");
+    expect_refused("URI:sp_iffe://x", "'URI:sp_iffe://x': is not a URI "
+                   "with a scheme (\"URI:spiffe://...\")");
+    struct ss_peer_allow ok = one("URI:urn+x-y.z:thing");
+    ss_peer_allow_free(&ok);
 }
 
 /* ------------------------------------------------------------------ */
