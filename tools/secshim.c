@@ -249,7 +249,6 @@ static int cmd_run(int argc, char **argv)
     static const struct option longopts[] = {
         {"library", required_argument, NULL, 'l'},
         {"compat", no_argument, NULL, 'C'},
-        {"allow-peer", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0}};
     const char *config = NULL, *library = NULL;
     bool compat = false;
