@@ -5,7 +5,7 @@
  *   secshim check  [-c FILE]
  *   secshim verify [-c FILE] [-e ENDPOINT] [--trusted PEM] [--untrusted PEM]
  *                  [--crl PEM] [--host NAME|ADDRESS] [--purpose server|client]
- *                  [--at UNIX_TIME] [--compat] CERT.pem
+ *                  [--allow-peer ID]... [--at UNIX_TIME] [--compat] CERT.pem
  *
  * Both use the engine exactly as the shim does, so what `check` accepts the
  * shim loads, and what `verify` accepts a handshake accepts.
@@ -52,7 +52,8 @@ static const char usage_text[] =
     " [--untrusted PEM]\n"
     "                      [--crl PEM] [--host NAME|ADDRESS]"
     " [--purpose server|client]\n"
-    "                      [--at UNIX_TIME] [--compat] CERT.pem\n"
+    "                      [--allow-peer ID]... [--at UNIX_TIME] [--compat]"
+    " CERT.pem\n"
     "The policy file is -c FILE, else $SECSHIM_CONFIG, else "
     SS_DEFAULT_CONFIG_PATH ".\n";
 
@@ -381,6 +382,9 @@ struct verify_args {
     const char *at;
     bool compat;
     const char *cert;
+    /* --allow-peer, parsed; replaces the endpoint's allow-peer when given
+     * (n > 0). Owned: freed by cmd_verify. */
+    struct ss_peer_allow allow;
 };
 
 /* Reads every certificate of a PEM file, in order. NULL when none. */
@@ -406,6 +410,21 @@ static STACK_OF(X509) *read_certs(const char *path)
     return certs;
 }
 
+/* One --allow-peer ID, checked as the policy checks allow-peer. Returns
+ * EXIT_VALID or, with the reason on stderr, EXIT_USAGE. */
+static int add_allow_peer(struct ss_peer_allow *allow, const char *text)
+{
+    char why[512];
+    int rc = ss_peer_allow_add(allow, text, why, sizeof(why));
+    if (rc == SS_OK)
+        return EXIT_VALID;
+    if (rc == SS_ERR_NOMEM)
+        snprintf(why, sizeof(why), "out of memory");
+    char complaint[600];
+    snprintf(complaint, sizeof(complaint), "--allow-peer %s", why);
+    return usage(complaint);
+}
+
 static int parse_verify_args(int argc, char **argv, struct verify_args *a)
 {
     static const struct option longopts[] = {
@@ -416,6 +435,7 @@ static int parse_verify_args(int argc, char **argv, struct verify_args *a)
         {"purpose", required_argument, NULL, 'p'},
         {"at", required_argument, NULL, 'a'},
         {"compat", no_argument, NULL, 'C'},
+        {"allow-peer", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "c:e:", longopts, NULL)) != -1) {
@@ -429,6 +449,10 @@ static int parse_verify_args(int argc, char **argv, struct verify_args *a)
         case 'p': a->purpose = optarg; break;
         case 'a': a->at = optarg; break;
         case 'C': a->compat = true; break;
+        case 'P':
+            if (add_allow_peer(&a->allow, optarg) != EXIT_VALID)
+                return EXIT_USAGE;
+            break;
         default: return usage(NULL);
         }
     }
@@ -513,6 +537,7 @@ struct verify_settings {
     const char *host;
     enum ss_purpose purpose;
     bool compat;
+    const struct ss_peer_allow *allow; /* borrowed; NULL: none */
     char host_buf[256];
 };
 
@@ -524,6 +549,7 @@ static void settings_from_endpoint(struct verify_settings *s,
     s->host = endpoint_host(ep, s->host_buf, sizeof(s->host_buf));
     s->purpose = ep->direction == SS_DIR_CONNECT ? SS_PURPOSE_SERVER
                                                  : SS_PURPOSE_CLIENT;
+    s->allow = &ep->allow_peer;
 }
 
 static void settings_from_flags(struct verify_settings *s,
@@ -539,6 +565,8 @@ static void settings_from_flags(struct verify_settings *s,
         s->purpose = strcmp(a->purpose, "client") == 0 ? SS_PURPOSE_CLIENT
                                                        : SS_PURPOSE_SERVER;
     s->compat = a->compat || ss_compat_mode();
+    if (a->allow.n > 0)
+        s->allow = &a->allow;
 }
 
 static int run_verify(const struct verify_settings *s, STACK_OF(X509) *chain,
@@ -551,6 +579,8 @@ static int run_verify(const struct verify_settings *s, STACK_OF(X509) *chain,
         fprintf(stderr, "secshim: %s\n", err.msg);
         return EXIT_USAGE;
     }
+    /* allow-peer as the endpoint's context applies it (tlsctx.c). */
+    verifier.allow_peer = s->allow;
     /* The leaf is the first certificate; the rest of its file and the
      * --untrusted file are the intermediates a peer would send. */
     X509 *leaf = sk_X509_shift(chain);
@@ -570,42 +600,50 @@ static int run_verify(const struct verify_settings *s, STACK_OF(X509) *chain,
     return res.ok ? EXIT_VALID : EXIT_INVALID;
 }
 
-static int cmd_verify(int argc, char **argv)
+/* cmd_verify once its arguments are parsed. */
+static int verify_with_args(const struct verify_args *a)
 {
-    struct verify_args a = {0};
-    int rc = parse_verify_args(argc, argv, &a);
-    if (rc != EXIT_VALID)
-        return rc;
+    int rc;
 
     time_t at = 0;
-    if (a.at != NULL && !parse_time(a.at, &at))
+    if (a->at != NULL && !parse_time(a->at, &at))
         return usage("--at takes seconds since the epoch");
 
     struct verify_settings s = {0};
     struct ss_policy *policy = NULL;
-    if (a.endpoint != NULL) {
-        policy = load_policy(policy_path(a.config));
+    if (a->endpoint != NULL) {
+        policy = load_policy(policy_path(a->config));
         if (policy == NULL)
             return EXIT_USAGE;
-        const struct ss_endpoint *ep = find_endpoint(policy, a.endpoint);
+        const struct ss_endpoint *ep = find_endpoint(policy, a->endpoint);
         if (ep == NULL) {
-            fprintf(stderr, "secshim: no endpoint named '%s'\n", a.endpoint);
+            fprintf(stderr, "secshim: no endpoint named '%s'\n", a->endpoint);
             ss_policy_unref(policy);
             return EXIT_USAGE;
         }
         settings_from_endpoint(&s, ep);
     }
-    settings_from_flags(&s, &a);
+    settings_from_flags(&s, a);
 
-    STACK_OF(X509) *chain = read_certs(a.cert);
-    STACK_OF(X509) *extra = a.untrusted ? read_certs(a.untrusted) : NULL;
-    if (chain == NULL || (a.untrusted != NULL && extra == NULL))
+    STACK_OF(X509) *chain = read_certs(a->cert);
+    STACK_OF(X509) *extra = a->untrusted ? read_certs(a->untrusted) : NULL;
+    if (chain == NULL || (a->untrusted != NULL && extra == NULL))
         rc = EXIT_USAGE;
     else
         rc = run_verify(&s, chain, extra, at);
     sk_X509_pop_free(chain, X509_free);
     sk_X509_pop_free(extra, X509_free);
     ss_policy_unref(policy); /* after run_verify: s points into it */
+    return rc;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+    struct verify_args a = {0};
+    int rc = parse_verify_args(argc, argv, &a);
+    if (rc == EXIT_VALID)
+        rc = verify_with_args(&a);
+    ss_peer_allow_free(&a.allow);
     return rc;
 }
 

@@ -21,6 +21,7 @@
 
 #include "secshim/common.h"
 #include "secshim/log.h"
+#include "secshim/peerid.h"
 #include "secshim/protocol.h"
 
 #define SS_DEFAULT_CONFIG_PATH "/etc/secshim/secshim.cfg"
@@ -48,6 +49,7 @@ enum ss_opt {
     SS_OPT_FIPS140_ENABLED,
     SS_OPT_TLS_UNEXPECTED_EOF,
     SS_OPT_SESSION_RESUMPTION,
+    SS_OPT_ALLOW_PEER,
     SS_OPT_COUNT
 };
 
@@ -105,6 +107,11 @@ struct ss_endpoint {
      * sessions in the client cache, a listen endpoint issues tickets
      * (docs/protocols.md, "Sessions"); false: every handshake is full. */
     bool session_resumption;
+    /* allow-peer: the identities of which the verified peer certificate
+     * must present one (n == 0: not set, any verified peer). Checked
+     * after chain verification, in handshakes and by `secshim verify`
+     * (ss_verify_allow_peer; docs/verification.md). */
+    struct ss_peer_allow allow_peer;
 
     /* Where each option came from: the line in the endpoint, or in
      * defaults when inherited; 0 when not set at all. */

@@ -10,7 +10,9 @@
  *                                is itself listed in trusted-ca;
  *   SS_RELAX_KEY_USAGE           key usage / extended key usage that does
  *                                not fit the purpose.
- * Everything else is fatal with or without it.
+ * Everything else is fatal with or without it. After the chain is
+ * accepted, an endpoint's allow-peer is checked on the leaf
+ * (ss_verify_allow_peer), which compatibility mode never relaxes.
  */
 #ifndef SECSHIM_VERIFY_H
 #define SECSHIM_VERIFY_H
@@ -22,6 +24,7 @@
 #include <openssl/x509.h>
 
 #include "secshim/common.h"
+#include "secshim/peerid.h"
 
 /* The purpose the PEER's certificate must serve. */
 enum ss_purpose {
@@ -44,6 +47,10 @@ struct ss_verifier {
     enum ss_purpose purpose;
     bool crl_check;                  /* tls-crl set: check the whole chain */
     bool compat;                     /* the two relaxations are allowed */
+    /* allow-peer, checked once the chain is accepted: borrowed (the
+     * endpoint's, or the caller's), NULL or empty for none. Set by the
+     * owner after ss_verifier_init; it must outlive the verifier. */
+    const struct ss_peer_allow *allow_peer;
 };
 
 /*
@@ -77,8 +84,27 @@ int ss_verifier_init(struct ss_verifier *v, const char *trusted_ca,
 void ss_verifier_free(struct ss_verifier *v);
 
 /*
+ * allow-peer (docs/policy.md, "allow-peer"): whether leaf, a peer
+ * certificate whose chain has been verified, presents an identity of
+ * allow: a subject CN, OU or O, or a subjectAltName DNS, URI or IP that
+ * matches one entry (ss_peer_id_matches, peerid.h, has the rules).
+ * Handshakes and ss_verify_chain call it after chain verification
+ * succeeded, for verifiers whose allow_peer is set; any other caller
+ * (secshim probe) may call it on a leaf it has verified. It checks
+ * nothing but the identities. allow NULL or empty accepts every leaf.
+ * Returns SS_OK when one identity matches; SS_ERR_VERIFY when none does,
+ * or when the certificate's subjectAltName cannot be read (fail closed),
+ * with why (may be NULL) holding one sentence naming the identities the
+ * certificate presents and that none matched allow-peer; SS_ERR_INVAL
+ * when leaf is NULL. Thread-safe; it allocates only what OpenSSL needs
+ * to read the certificate (a failure there matches nothing).
+ */
+int ss_verify_allow_peer(const struct ss_peer_allow *allow, X509 *leaf,
+                         char *why, size_t why_len);
+
+/*
  * Verifies leaf (+ untrusted intermediates, may be NULL) offline exactly as
- * a handshake would. host may be NULL (no name check), a DNS name, or an
+ * a handshake would, allow_peer included. host may be NULL (no name check), a DNS name, or an
  * IPv4/IPv6 literal (checked against IP SANs). at == 0 means now. Fills res
  * and returns SS_OK when accepted, SS_ERR_VERIFY when rejected, or another
  * negative error when verification could not run.
@@ -88,8 +114,8 @@ int ss_verify_chain(const struct ss_verifier *v, X509 *leaf,
                     struct ss_verify_result *res);
 
 /*
- * Makes ctx verify peers with v: store, flags, purpose and the callback
- * that applies the relaxations. v must outlive ctx. Returns SS_OK or
+ * Makes ctx verify peers with v: store, flags, purpose, the callback
+ * that applies the relaxations, and v's allow_peer after the chain. v must outlive ctx. Returns SS_OK or
  * SS_ERR_TLS.
  */
 int ss_verifier_attach(SSL_CTX *ctx, const struct ss_verifier *v,

@@ -51,7 +51,8 @@ enum opt_type {
     T_FILE,    /* one readable file */
     T_BOOL,
     T_SECONDS, /* an integer number of seconds, 1..MAX_HANDSHAKE_TIMEOUT_S */
-    T_STRINGS  /* a list or array of non-empty strings */
+    T_STRINGS, /* a list or array of non-empty strings */
+    T_PEER_IDS /* allow-peer: a list or array of identities (peerid.h) */
 };
 
 struct opt_spec {
@@ -82,6 +83,7 @@ static const struct opt_spec opt_specs[SS_OPT_COUNT] = {
     [SS_OPT_FIPS140_ENABLED] = {"fips140-enabled", T_BOOL, false},
     [SS_OPT_TLS_UNEXPECTED_EOF] = {"tls-unexpected-eof", T_STRING, false},
     [SS_OPT_SESSION_RESUMPTION] = {"session-resumption", T_BOOL, false},
+    [SS_OPT_ALLOW_PEER] = {"allow-peer", T_PEER_IDS, false},
 };
 
 const char *ss_opt_name(enum ss_opt opt)
@@ -228,6 +230,7 @@ struct optset {
     int seconds;             /* handshake-timeout */
     char **list;             /* protocol-list */
     size_t list_len;
+    struct ss_peer_allow allow; /* allow-peer, parsed */
 };
 
 static void optset_free(struct optset *o)
@@ -237,6 +240,7 @@ static void optset_free(struct optset *o)
     for (size_t i = 0; i < o->list_len; i++)
         free(o->list[i]);
     free(o->list);
+    ss_peer_allow_free(&o->allow);
     memset(o, 0, sizeof(*o));
 }
 
@@ -263,6 +267,8 @@ static int copy_opt(struct optset *dst, const struct optset *src, int opt)
         dst->seconds = src->seconds;
     if (opt == SS_OPT_PROTOCOL_LIST)
         return copy_list(dst, src);
+    if (opt == SS_OPT_ALLOW_PEER)
+        return ss_peer_allow_copy(&dst->allow, &src->allow);
     if (src->str[opt] != NULL) {
         dst->str[opt] = strdup(src->str[opt]);
         SS_ENSURE(dst->str[opt] != NULL, SS_ERR_NOMEM);
@@ -541,6 +547,43 @@ static int parse_strings(const struct scope *s, int line, const char *name,
     return SS_OK;
 }
 
+/*
+ * allow-peer: a list ( ... ) or array [ ... ] of identities, each checked
+ * now (peerid.h), so a malformed one stops the load with its line. An
+ * empty list is an error: read literally it refuses every peer, and it
+ * is easily meant as "no restriction", which leaving the option out
+ * says; either way a mistake to stop at.
+ */
+static int parse_peer_ids(const struct scope *s, int line, const char *name,
+                          const config_setting_t *st, struct optset *o,
+                          struct ss_errbuf *err)
+{
+    if (!config_setting_is_list(st) && !config_setting_is_array(st))
+        return opt_fail(err, SS_ERR_CONFIG, s, line, name,
+                        "expected a list of identities ( \"CN=...\", "
+                        "\"DNS:...\", ... )");
+    int n = config_setting_length(st);
+    if (n == 0)
+        return opt_fail(err, SS_ERR_CONFIG, s, line, name,
+                        "must name at least one identity");
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(st, (unsigned)i);
+        const char *v = config_setting_get_string(e);
+        if (v == NULL || v[0] == '\0')
+            return opt_fail(err, SS_ERR_CONFIG, s, line, name,
+                            "element %d: expected a non-empty string",
+                            i + 1);
+        char why[512];
+        int rc = ss_peer_allow_add(&o->allow, v, why, sizeof(why));
+        if (rc == SS_ERR_NOMEM)
+            return nomem(err);
+        if (rc < 0)
+            return opt_fail(err, rc, s, line, name, "element %d: %s", i + 1,
+                            why);
+    }
+    return SS_OK;
+}
+
 /* Type-checks st as option opt and stores its value in o. */
 static int parse_value(const struct scope *s, const config_setting_t *st,
                        int opt, struct optset *o, struct ss_errbuf *err)
@@ -559,6 +602,8 @@ static int parse_value(const struct scope *s, const config_setting_t *st,
         return parse_seconds(s, line, spec->name, st, &o->seconds, err);
     case T_STRINGS:
         return parse_strings(s, line, spec->name, st, o, err);
+    case T_PEER_IDS:
+        return parse_peer_ids(s, line, spec->name, st, o, err);
     case T_STRING:
     case T_FILE:
     case T_FILES:
@@ -836,6 +881,7 @@ static void endpoint_free(struct ss_endpoint *ep)
     free(ep->target_name);
     free(ep->cipher_list);
     free(ep->cipher_suites);
+    ss_peer_allow_free(&ep->allow_peer);
     memset(ep, 0, sizeof(*ep));
 }
 
@@ -904,6 +950,15 @@ static int check_cross_rules(const char *path, const struct ss_endpoint *ep,
                                 SS_OPT_TLS_MUTUAL,
                                 "a mutual connect endpoint needs certificate "
                                 "and certificate-key to present");
+    /* A listen endpoint verifies a client certificate only with
+     * tls-mutual: without it there is nothing to check, and allow-peer
+     * must never pass a peer unchecked (fail closed). */
+    if (listen && ep->allow_peer.n > 0 && !ep->tls_mutual)
+        return ss_endpoint_fail(err, SS_ERR_CONFIG, path, ep,
+                                SS_OPT_ALLOW_PEER,
+                                "needs a verified client certificate, and a "
+                                "listen endpoint verifies one only with "
+                                "tls-mutual: set tls-mutual = true");
     return SS_OK;
 }
 
@@ -938,6 +993,8 @@ static int build_endpoint(const struct scope *s, struct optset *o, int line,
     ep->session_resumption = o->line[SS_OPT_SESSION_RESUMPTION]
                                  ? o->flag[SS_OPT_SESSION_RESUMPTION]
                                  : true;
+    ep->allow_peer = o->allow;
+    memset(&o->allow, 0, sizeof(o->allow));
     SS_GUARD(resolve_protocol(o, s, &ep->proto, err));
     return check_cross_rules(s->path, ep, err);
 }

@@ -196,6 +196,8 @@ static int setup_verification(struct ctx_build *b, bool compat)
         return fail_opt(b, rc, ff.found ? SS_OPT_TLS_CRL : SS_OPT_TRUSTED_CA,
                         sub.msg);
     }
+    /* The endpoint owns its allow-peer and outlives this context. */
+    b->t->verifier.allow_peer = &ep->allow_peer;
     rc = ss_verifier_attach(b->t->ctx, &b->t->verifier, &sub);
     if (rc < 0)
         return fail_opt(b, rc, SS_OPT_TRUSTED_CA, sub.msg);
@@ -374,6 +376,17 @@ static int digest_files(struct digest *d, enum ss_opt opt, const char *list)
     return rc == SS_ERR_NOMEM ? ss_fail(d->b->err, rc, "out of memory") : rc;
 }
 
+/* allow-peer, entry by entry as written: a reload that changes it (a
+ * narrower list above all) starts with full handshakes, so no session
+ * accepted under the old list is resumed under the new one. */
+static void digest_allow_peer(struct digest *d,
+                              const struct ss_peer_allow *allow)
+{
+    digest_int(d, "allow-peer", (long long)allow->n);
+    for (size_t i = 0; i < allow->n; i++)
+        digest_str(d, "allow-peer-id", allow->ids[i].text);
+}
+
 static int digest_fields(struct digest *d, bool compat)
 {
     const struct ss_endpoint *ep = d->b->ep;
@@ -384,6 +397,7 @@ static int digest_fields(struct digest *d, bool compat)
     digest_str(d, "tls-target-name", ep->target_name);
     digest_int(d, "tls-target-name-check", ep->target_name_check);
     digest_int(d, "tls-mutual", ep->tls_mutual);
+    digest_allow_peer(d, &ep->allow_peer);
     /* Our own certificate only where it is presented (build()). */
     if (d->b->t->role == SS_ROLE_SERVER || ep->tls_mutual) {
         SS_GUARD(digest_files(d, SS_OPT_CERTIFICATE, ep->certificate));

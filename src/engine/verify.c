@@ -11,6 +11,10 @@
  *     through the SSL's ex_data.
  * The callback applies the two compatibility relaxations (docs/design.md,
  * "Policy snapshots") and records the first fatal error as one sentence.
+ * allow-peer is applied by one function too (verify_then_authorize),
+ * after X509_verify_cert has accepted the chain: offline directly, in
+ * handshakes as the context's certificate verify callback, which libssl
+ * calls in place of X509_verify_cert (docs/verification.md).
  */
 #include "secshim/verify.h"
 
@@ -426,6 +430,229 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *ctx)
 }
 
 /* ------------------------------------------------------------------ */
+/* allow-peer                                                           */
+
+/* Room for the identities a refusal names; the rest is " ...". */
+#define PRESENTED_MAX 384
+
+/* What one allow-peer check has seen of the certificate. */
+struct peer_check {
+    const struct ss_peer_allow *allow;
+    bool matched;
+    size_t n_presented;
+    char presented[PRESENTED_MAX];
+    size_t used;
+    bool truncated;
+};
+
+/* Appends text (n bytes) to the description, control bytes escaped. */
+static void describe_bytes(struct peer_check *pc, const unsigned char *p,
+                           size_t n)
+{
+    for (size_t i = 0; i < n && !pc->truncated; i++) {
+        char esc[5] = {(char)p[i], '\0'};
+        if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\')
+            snprintf(esc, sizeof(esc), "\\x%02x", p[i]);
+        size_t len = strlen(esc);
+        if (pc->used + len >= sizeof(pc->presented)) {
+            pc->truncated = true;
+            break;
+        }
+        memcpy(pc->presented + pc->used, esc, len + 1);
+        pc->used += len;
+    }
+}
+
+static void describe(struct peer_check *pc, enum ss_peer_id_kind kind,
+                     const unsigned char *value, size_t len)
+{
+    const char *sep = pc->n_presented++ > 0 ? ", " : "";
+    describe_bytes(pc, (const unsigned char *)sep, strlen(sep));
+    const char *prefix = ss_peer_id_prefix(kind);
+    describe_bytes(pc, (const unsigned char *)prefix, strlen(prefix));
+    if (kind != SS_PEER_ID_IP) {
+        describe_bytes(pc, value, len);
+        return;
+    }
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (len == 4 || len == 16)
+        inet_ntop(len == 4 ? AF_INET : AF_INET6, value, ip, sizeof(ip));
+    describe_bytes(pc, (const unsigned char *)ip, strlen(ip));
+}
+
+/* One identity the certificate presents: matched against every entry
+ * until one matches, and described for the refusal otherwise. */
+static void consider(struct peer_check *pc, enum ss_peer_id_kind kind,
+                     const unsigned char *value, size_t len)
+{
+    if (pc->matched)
+        return;
+    for (size_t i = 0; i < pc->allow->n; i++) {
+        if (ss_peer_id_matches(&pc->allow->ids[i], kind, value, len)) {
+            pc->matched = true;
+            return;
+        }
+    }
+    describe(pc, kind, value, len);
+}
+
+/* The subject's CN, OU and O values, in DN order, as UTF-8. A value that
+ * cannot be converted is presented as nothing: it matches no entry (fail
+ * closed). */
+static void consider_subject(struct peer_check *pc, X509 *leaf)
+{
+    const X509_NAME *name = X509_get_subject_name(leaf);
+    for (int i = 0; i < X509_NAME_entry_count(name) && !pc->matched; i++) {
+        const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
+        enum ss_peer_id_kind kind;
+        switch (OBJ_obj2nid(X509_NAME_ENTRY_get_object(e))) {
+        case NID_commonName: kind = SS_PEER_ID_CN; break;
+        case NID_organizationalUnitName: kind = SS_PEER_ID_OU; break;
+        case NID_organizationName: kind = SS_PEER_ID_O; break;
+        default: continue;
+        }
+        unsigned char *utf8 = NULL;
+        int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
+        if (len < 0) {
+            ERR_clear_error();
+            continue;
+        }
+        consider(pc, kind, utf8, (size_t)len);
+        OPENSSL_free(utf8);
+    }
+}
+
+/*
+ * The leaf's subjectAltName into *out (NULL when it has none). Returns
+ * SS_OK, or SS_ERR_VERIFY when the extension is there but cannot be read
+ * (or is there twice): nothing of the certificate can then be trusted to
+ * match, not even its subject (fail closed).
+ */
+static int read_san(X509 *leaf, GENERAL_NAMES **out, char *why,
+                    size_t why_len)
+{
+    int crit = -1;
+    *out = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
+    if (*out != NULL || crit == -1) {
+        ERR_clear_error();
+        return SS_OK;
+    }
+    ERR_clear_error();
+    if (why != NULL)
+        snprintf(why, why_len, "the peer's certificate has a subjectAltName "
+                 "that cannot be read, so it matches no allow-peer "
+                 "identity");
+    return SS_ERR_VERIFY;
+}
+
+/* The subjectAltName's DNS, URI and IP entries, in order. */
+static void consider_san(struct peer_check *pc, const GENERAL_NAMES *gens)
+{
+    for (int i = 0; i < sk_GENERAL_NAME_num(gens) && !pc->matched; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        enum ss_peer_id_kind kind;
+        const ASN1_STRING *v;
+        switch (g->type) {
+        case GEN_DNS: kind = SS_PEER_ID_DNS; v = g->d.dNSName; break;
+        case GEN_URI:
+            kind = SS_PEER_ID_URI;
+            v = g->d.uniformResourceIdentifier;
+            break;
+        case GEN_IPADD: kind = SS_PEER_ID_IP; v = g->d.iPAddress; break;
+        default: continue;
+        }
+        consider(pc, kind, ASN1_STRING_get0_data(v),
+                 (size_t)ASN1_STRING_length(v));
+    }
+}
+
+/*
+ * allow-peer on a leaf whose chain was verified (verify.h). Returns SS_OK
+ * (an identity matches, or there is no list), SS_ERR_VERIFY (none does,
+ * or the subjectAltName cannot be read; why says which) or SS_ERR_INVAL
+ * (no leaf).
+ */
+int ss_verify_allow_peer(const struct ss_peer_allow *allow, X509 *leaf,
+                         char *why, size_t why_len)
+{
+    if (why != NULL && why_len > 0)
+        why[0] = '\0';
+    SS_ENSURE(leaf != NULL, SS_ERR_INVAL);
+    if (allow == NULL || allow->n == 0)
+        return SS_OK;
+    GENERAL_NAMES *gens = NULL;
+    SS_GUARD(read_san(leaf, &gens, why, why_len));
+    struct peer_check pc = {.allow = allow};
+    consider_subject(&pc, leaf);
+    consider_san(&pc, gens);
+    GENERAL_NAMES_free(gens);
+    if (pc.matched)
+        return SS_OK;
+    if (why != NULL && pc.n_presented == 0)
+        snprintf(why, why_len, "the peer's certificate presents no subject "
+                 "CN, OU or O and no subjectAltName DNS, URI or IP, so it "
+                 "matches no allow-peer identity");
+    else if (why != NULL)
+        snprintf(why, why_len, "none of the identities the peer's "
+                 "certificate presents (%s%s) matches allow-peer",
+                 pc.presented, pc.truncated ? " ..." : "");
+    return SS_ERR_VERIFY;
+}
+
+/*
+ * X509_verify_cert, then, when the chain is accepted and v has
+ * allow-peer, the check of the leaf. A refusal is recorded like the
+ * callback's fatal errors (X509_V_ERR_CERT_REJECTED at depth 0, which
+ * libssl answers with a bad_certificate alert); compatibility mode never
+ * reaches it. Returns 1 (accepted) or 0.
+ */
+static int verify_then_authorize(X509_STORE_CTX *ctx,
+                                 const struct verify_state *st)
+{
+    if (X509_verify_cert(ctx) <= 0)
+        return 0;
+    const struct ss_peer_allow *allow = st->v->allow_peer;
+    if (allow == NULL || allow->n == 0)
+        return 1;
+    X509 *leaf = X509_STORE_CTX_get0_cert(ctx);
+    char why[sizeof(st->res->reason)];
+    int rc = ss_verify_allow_peer(allow, leaf, why, sizeof(why));
+    if (rc == SS_OK)
+        return 1;
+    if (rc != SS_ERR_VERIFY)
+        snprintf(why, sizeof(why), "allow-peer could not be checked: %s",
+                 ss_strerror(rc));
+    X509_STORE_CTX_set_error_depth(ctx, 0);
+    X509_STORE_CTX_set_current_cert(ctx, leaf);
+    X509_STORE_CTX_set_error(ctx, X509_V_ERR_CERT_REJECTED);
+    struct ss_verify_result *res = st->res;
+    if (res != NULL) {
+        res->ok = false;
+        res->x509_error = X509_V_ERR_CERT_REJECTED;
+        res->error_depth = 0;
+        snprintf(res->reason, sizeof(res->reason), "%s", why);
+    }
+    return 0;
+}
+
+/*
+ * libssl's certificate verify callback (SSL_CTX_set_cert_verify_callback):
+ * the whole verification of a peer's chain in a handshake. A context
+ * without our state (which ss_verifier_attach always sets) refuses: it
+ * cannot know the endpoint's allow-peer.
+ */
+static int cert_verify_cb(X509_STORE_CTX *ctx, void *arg)
+{
+    (void)arg;
+    struct verify_state st;
+    if (!find_state(ctx, &st)) {
+        X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    return verify_then_authorize(ctx, &st);
+}
+
+/* ------------------------------------------------------------------ */
 /* Name checks, offline verification and handshakes                     */
 
 static bool is_ip_literal(const char *host)
@@ -508,7 +735,7 @@ int ss_verify_chain(const struct ss_verifier *v, X509 *leaf,
         return rc;
     }
     ERR_clear_error();
-    int ret = X509_verify_cert(ctx);
+    int ret = verify_then_authorize(ctx, &st);
     if (ret <= 0 && res->x509_error == X509_V_OK) {
         /* Failed without the callback seeing an error: an internal one. */
         int error = X509_STORE_CTX_get_error(ctx);
@@ -555,6 +782,8 @@ int ss_verifier_attach(SSL_CTX *ctx, const struct ss_verifier *v,
                       err, SS_ERR_TLS, "cannot enable CRL checking");
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
+    /* The chain, then allow-peer: one function decides, as offline. */
+    SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, NULL);
     return SS_OK;
 }
 

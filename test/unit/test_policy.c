@@ -517,6 +517,142 @@ static void test_wrong_types(void **state)
                 "or false)");
 }
 
+/* ------------------------------------------------------------------ */
+/* allow-peer                                                           */
+
+static void test_allow_peer_parsed(void **state)
+{
+    (void)state;
+    struct ss_policy *p = load_ok(cfg(
+        HEAD "endpoints = (\n"
+             "  { name = \"c\"; enabled = false; connect = \"*:1\";\n"
+             "    allow-peer = ( \"CN=app\", \"DNS:*.example.com\",\n"
+             "                   \"IP:::1\", \"URI:spiffe://x/y\" ); },\n"
+             "  { name = \"a\"; enabled = false; connect = \"*:2\";\n"
+             "    allow-peer = [ \"OU=ops\", \"O=Example\" ]; },\n"
+             "  { name = \"none\"; enabled = false; connect = \"*:3\"; }\n"
+             ");\n"));
+    const struct ss_endpoint *c = tu_endpoint(p, "c");
+    assert_int_equal(c->allow_peer.n, 4);
+    assert_int_equal(c->opt_line[SS_OPT_ALLOW_PEER], 4);
+    assert_string_equal(c->allow_peer.ids[0].text, "CN=app");
+    assert_int_equal(c->allow_peer.ids[0].kind, SS_PEER_ID_CN);
+    assert_true(c->allow_peer.ids[1].wildcard);
+    assert_int_equal(c->allow_peer.ids[2].addr_len, 16);
+    assert_int_equal(c->allow_peer.ids[3].kind, SS_PEER_ID_URI);
+    const struct ss_endpoint *a = tu_endpoint(p, "a");
+    assert_int_equal(a->allow_peer.n, 2);
+    assert_int_equal(a->allow_peer.ids[1].kind, SS_PEER_ID_O);
+    assert_int_equal(tu_endpoint(p, "none")->allow_peer.n, 0);
+    ss_policy_unref(p);
+}
+
+static void test_allow_peer_inherited(void **state)
+{
+    (void)state;
+    struct ss_policy *p = load_ok(cfg(
+        HEAD "defaults = {\n"
+             "  allow-peer = ( \"CN=default\" );\n"
+             "};\n"
+             "endpoints = (\n"
+             "  { name = \"inherits\"; enabled = false; connect = \"*:1\"; },\n"
+             "  { name = \"own\"; enabled = false; connect = \"*:2\";\n"
+             "    allow-peer = ( \"CN=own\", \"CN=other\" ); }\n"
+             ");\n"));
+    const struct ss_endpoint *in = tu_endpoint(p, "inherits");
+    assert_int_equal(in->allow_peer.n, 1);
+    assert_string_equal(in->allow_peer.ids[0].text, "CN=default");
+    assert_int_equal(in->opt_line[SS_OPT_ALLOW_PEER], 3);
+    const struct ss_endpoint *own = tu_endpoint(p, "own");
+    assert_int_equal(own->allow_peer.n, 2);
+    assert_string_equal(own->allow_peer.ids[0].text, "CN=own");
+    ss_policy_unref(p);
+}
+
+static void test_allow_peer_errors(void **state)
+{
+    (void)state;
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; allow-peer = \"CN=app\";"),
+                ":4: endpoint 'e': option 'allow-peer': expected a list of "
+                "identities ( \"CN=...\", \"DNS:...\", ... )");
+    expect_fail(SS_ERR_CONFIG, one("connect = \"*:1\"; allow-peer = ( );"),
+                ":4: endpoint 'e': option 'allow-peer': must name at least "
+                "one identity");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; allow-peer = ( \"CN=a\", 7 );"),
+                ":4: endpoint 'e': option 'allow-peer': element 2: expected "
+                "a non-empty string");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; allow-peer = ( \"CN=a\", \"\" );"),
+                ":4: endpoint 'e': option 'allow-peer': element 2: expected "
+                "a non-empty string");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; allow-peer = ( \"SAN:a\" );"),
+                ":4: endpoint 'e': option 'allow-peer': element 1: 'SAN:a': "
+                "unknown form: use CN=, OU=, O=, DNS:, URI: or IP: followed "
+                "by the value");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; allow-peer = ( \"CN=a\", \"OU=\" );"),
+                ":4: endpoint 'e': option 'allow-peer': element 2: 'OU=': "
+                "the value after the prefix is empty");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; allow-peer = ( \"IP:1.2.3.256\" );"),
+                ":4: endpoint 'e': option 'allow-peer': element 1: "
+                "'IP:1.2.3.256': is not an IPv4 or IPv6 address (no "
+                "brackets, no prefix length, no zone)");
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:1\"; allow-peer = ( \"DNS:a.*.b\" );"),
+                ":4: endpoint 'e': option 'allow-peer': element 1: "
+                "'DNS:a.*.b': a wildcard must be the whole left-most label "
+                "of a DNS name (\"DNS:*.example.com\")");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "defaults = {\n  allow-peer = ( \"URI:nowhere\" );\n};\n"
+                     "endpoints = ( );\n",
+                ":3: defaults: option 'allow-peer': element 1: "
+                "'URI:nowhere': is not a URI with a scheme "
+                "(\"URI:spiffe://...\")");
+}
+
+static void test_allow_peer_listen_needs_mutual(void **state)
+{
+    (void)state;
+    char extra[2048];
+    snprintf(extra, sizeof(extra),
+             "listen = \"127.0.0.1:1\"; certificate = \"%s/server.pem\"; "
+             "certificate-key = \"%s/server.key\";\n"
+             "    allow-peer = ( \"CN=app\" );", pki_dir, pki_dir);
+    expect_fail(SS_ERR_CONFIG, one(extra),
+                ":5: endpoint 'e': option 'allow-peer': needs a verified "
+                "client certificate, and a listen endpoint verifies one only "
+                "with tls-mutual: set tls-mutual = true");
+    /* Inherited: the message points at the defaults line. */
+    expect_fail(SS_ERR_CONFIG,
+                cfg(HEAD "defaults = {\n  allow-peer = ( \"CN=app\" );\n};\n"
+                         "endpoints = (\n"
+                         "  { name = \"l\"; enabled = false;\n"
+                         "    listen = \"127.0.0.1:1\";\n"
+                         "    certificate = \"%s/server.pem\";\n"
+                         "    certificate-key = \"%s/server.key\"; }\n);\n",
+                    pki_dir, pki_dir),
+                ":3: endpoint 'l': option 'allow-peer': needs a verified "
+                "client certificate");
+    /* With tls-mutual (and trusted-ca) it loads; a connect endpoint needs
+     * neither: it always verifies the server. */
+    struct ss_policy *p = load_ok(cfg(
+        HEAD "endpoints = (\n"
+             "  { name = \"l\"; enabled = false; listen = \"127.0.0.1:1\";\n"
+             "    certificate = \"%s/server.pem\";\n"
+             "    certificate-key = \"%s/server.key\";\n"
+             "    trusted-ca = \"%s/ca.pem\"; tls-mutual = true;\n"
+             "    allow-peer = ( \"CN=app\" ); },\n"
+             "  { name = \"c\"; enabled = false; connect = \"*:1\";\n"
+             "    allow-peer = ( \"CN=app\" ); }\n"
+             ");\n", pki_dir, pki_dir, pki_dir));
+    assert_int_equal(tu_endpoint(p, "l")->allow_peer.n, 1);
+    ss_policy_unref(p);
+}
+
 static void test_handshake_timeout_range(void **state)
 {
     (void)state;
@@ -1723,6 +1859,10 @@ int main(void)
         cmocka_unit_test(test_log_errors),
         cmocka_unit_test(test_unknown_option),
         cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_allow_peer_parsed),
+        cmocka_unit_test(test_allow_peer_inherited),
+        cmocka_unit_test(test_allow_peer_errors),
+        cmocka_unit_test(test_allow_peer_listen_needs_mutual),
         cmocka_unit_test(test_handshake_timeout_range),
         cmocka_unit_test(test_missing_files),
         cmocka_unit_test(test_name_errors),

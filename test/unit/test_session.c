@@ -724,6 +724,7 @@ static void test_trust_digest_fields(void **state)
         "sec-protocol = \"TLSv13\";",
         "cipher-list = \"ECDHE-RSA-AES128-GCM-SHA256\";",
         "cipher-suites = \"TLS_AES_128_GCM_SHA256\";",
+        "allow-peer = ( \"CN=secshim-server\" );",
         NULL,
     };
     char extra[1200];
@@ -768,6 +769,18 @@ static void test_trust_digest_fields(void **state)
     assert_memory_not_equal(d0, tu_endpoint(p, "c")->tls->trust_digest,
                             SS_TRUST_DIGEST_LEN);
     ss_policy_unref(p);
+    /* allow-peer narrowed by one entry: another digest again, so the
+     * sessions accepted under the wider list are not resumed. */
+    struct ss_policy *wide = load(write_policy(
+        "d1.cfg", "allow-peer = ( \"CN=secshim-server\", \"DNS:x.example\" );",
+        ""), false);
+    struct ss_policy *narrow = load(write_policy(
+        "d2.cfg", "allow-peer = ( \"CN=secshim-server\" );", ""), false);
+    assert_memory_not_equal(tu_endpoint(wide, "c")->tls->trust_digest,
+                            tu_endpoint(narrow, "c")->tls->trust_digest,
+                            SS_TRUST_DIGEST_LEN);
+    ss_policy_unref(wide);
+    ss_policy_unref(narrow);
     /* Neither the timeout nor the EOF rule decides whom to trust. */
     p = load(write_policy("d1.cfg", "handshake-timeout = 3; "
                           "tls-unexpected-eof = \"eof\";", ""), false);

@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "secshim/log.h"
 #include "secshim/verify.h"
@@ -700,6 +701,297 @@ static void test_relaxation_names(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* allow-peer                                                           */
+
+/* A list of the given entries (NULL-terminated); fails the test when one
+ * does not parse. */
+static struct ss_peer_allow allow_of(const char *first, ...)
+{
+    struct ss_peer_allow a = {0};
+    va_list ap;
+    va_start(ap, first);
+    for (const char *t = first; t != NULL; t = va_arg(ap, const char *)) {
+        char why[512];
+        if (ss_peer_allow_add(&a, t, why, sizeof(why)) != SS_OK)
+            fail_msg("'%s': %s", t, why);
+    }
+    va_end(ap);
+    return a;
+}
+
+static EVP_PKEY *cert_key;
+
+/* A certificate with the subject entries (pairs of attribute and UTF-8
+ * value, NULL-terminated) and, when san is not NULL, a subjectAltName
+ * in openssl's configuration syntax; self-signed, as only its identities
+ * are looked at. */
+static X509 *cert_with(const char *san, ...)
+{
+    if (cert_key == NULL)
+        cert_key = EVP_EC_gen("P-256");
+    assert_non_null(cert_key);
+    X509 *x = X509_new();
+    assert_non_null(x);
+    assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_NAME *name = X509_get_subject_name(x);
+    va_list ap;
+    va_start(ap, san);
+    for (const char *f = va_arg(ap, const char *); f != NULL;
+         f = va_arg(ap, const char *)) {
+        const char *v = va_arg(ap, const char *);
+        assert_int_equal(X509_NAME_add_entry_by_txt(
+                             name, f, MBSTRING_UTF8,
+                             (const unsigned char *)v, -1, -1, 0), 1);
+    }
+    va_end(ap);
+    assert_int_equal(X509_set_issuer_name(x, name), 1);
+    assert_int_equal(X509_set_pubkey(x, cert_key), 1);
+    if (san != NULL) {
+        X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, NULL,
+                                                   NID_subject_alt_name,
+                                                   san);
+        assert_non_null(ext);
+        assert_int_equal(X509_add_ext(x, ext, -1), 1);
+        X509_EXTENSION_free(ext);
+    }
+    assert_true(X509_sign(x, cert_key, EVP_sha256()) > 0);
+    return x;
+}
+
+/* alice: every kind, two OUs, a wildcard DNS name of her own. */
+static X509 *alice(void)
+{
+    return cert_with("DNS:alice.example.com, DNS:*.svc.example.com, "
+                     "URI:spiffe://example.org/alice, IP:192.0.2.7, "
+                     "IP:2001:db8::5",
+                     "O", "Example Ltd", "OU", "ops", "OU", "payments",
+                     "CN", "alice", NULL);
+}
+
+#define ALICE_PRESENTS                                                    \
+    "O=Example Ltd, OU=ops, OU=payments, CN=alice, DNS:alice.example.com, " \
+    "DNS:*.svc.example.com, URI:spiffe://example.org/alice, IP:192.0.2.7, " \
+    "IP:2001:db8::5"
+
+/* One entry against x: SS_OK or SS_ERR_VERIFY, as wanted. */
+static void expect_one(X509 *x, const char *entry, bool match)
+{
+    struct ss_peer_allow a = allow_of(entry, NULL);
+    char why[512];
+    int rc = ss_verify_allow_peer(&a, x, why, sizeof(why));
+    if (rc != (match ? SS_OK : SS_ERR_VERIFY))
+        fail_msg("'%s': %s (%s)", entry, ss_strerror(rc), why);
+    if (match)
+        assert_string_equal(why, "");
+    ss_peer_allow_free(&a);
+}
+
+static void test_allow_peer_each_form(void **state)
+{
+    (void)state;
+    X509 *x = alice();
+    expect_one(x, "CN=alice", true);
+    expect_one(x, "CN=Alice", false);
+    expect_one(x, "CN=alic", false);
+    expect_one(x, "OU=ops", true);
+    expect_one(x, "OU=payments", true); /* any of the values */
+    expect_one(x, "OU=hr", false);
+    expect_one(x, "O=Example Ltd", true);
+    expect_one(x, "O=Example", false);
+    expect_one(x, "CN=ops", false);     /* an OU value is not a CN */
+    expect_one(x, "DNS:alice.example.com", true);
+    expect_one(x, "DNS:ALICE.Example.com", true);
+    expect_one(x, "DNS:bob.example.com", false);
+    expect_one(x, "DNS:alice", false);  /* the CN is not a DNS name */
+    expect_one(x, "URI:spiffe://example.org/alice", true);
+    expect_one(x, "URI:spiffe://example.org/alice/x", false);
+    expect_one(x, "URI:spiffe://example.org/bob", false);
+    expect_one(x, "IP:192.0.2.7", true);
+    expect_one(x, "IP:::ffff:192.0.2.7", true);
+    expect_one(x, "IP:192.0.2.8", false);
+    expect_one(x, "IP:2001:db8::5", true);
+    expect_one(x, "IP:2001:0db8:0:0:0:0:0:5", true);
+    expect_one(x, "IP:2001:db8::6", false);
+    X509_free(x);
+}
+
+static void test_allow_peer_wildcards(void **state)
+{
+    (void)state;
+    X509 *x = alice();
+    /* The entry's wildcard: exactly one label. */
+    expect_one(x, "DNS:*.example.com", true);
+    expect_one(x, "DNS:*.com", false);
+    expect_one(x, "DNS:*.alice.example.com", false);
+    /* The certificate's wildcard is never expanded for a literal name,
+     * nor taken as a label; only the same wildcard allows it. */
+    expect_one(x, "DNS:a.svc.example.com", false);
+    expect_one(x, "DNS:svc.example.com", false);
+    expect_one(x, "DNS:*.svc.example.com", true);
+    X509_free(x);
+    x = cert_with("DNS:*.svc.example.com", "CN", "wild", NULL);
+    expect_one(x, "DNS:*.example.com", false);
+    X509_free(x);
+}
+
+static void test_allow_peer_several_entries(void **state)
+{
+    (void)state;
+    X509 *x = alice();
+    struct ss_peer_allow some = allow_of("CN=bob", "DNS:x.example.org",
+                                         "IP:2001:db8::5", NULL);
+    char why[512];
+    assert_int_equal(ss_verify_allow_peer(&some, x, why, sizeof(why)),
+                     SS_OK);
+    ss_peer_allow_free(&some);
+    struct ss_peer_allow none = allow_of("CN=bob", "OU=hr",
+                                         "DNS:*.example.org", NULL);
+    assert_int_equal(ss_verify_allow_peer(&none, x, why, sizeof(why)),
+                     SS_ERR_VERIFY);
+    assert_string_equal(why, "none of the identities the peer's certificate "
+                        "presents (" ALICE_PRESENTS ") matches allow-peer");
+    ss_peer_allow_free(&none);
+    X509_free(x);
+}
+
+static void test_allow_peer_refusal_sentences(void **state)
+{
+    (void)state;
+    struct ss_peer_allow a = allow_of("DNS:a.example", NULL);
+    char why[512];
+    X509 *bare = cert_with(NULL, "CN", "bare", NULL);
+    assert_int_equal(ss_verify_allow_peer(&a, bare, why, sizeof(why)),
+                     SS_ERR_VERIFY);
+    assert_string_equal(why, "none of the identities the peer's certificate "
+                        "presents (CN=bare) matches allow-peer");
+    X509_free(bare);
+    X509 *nothing = cert_with("email:a@example.com", "C", "DE", NULL);
+    assert_int_equal(ss_verify_allow_peer(&a, nothing, why, sizeof(why)),
+                     SS_ERR_VERIFY);
+    assert_string_equal(why, "the peer's certificate presents no subject "
+                        "CN, OU or O and no subjectAltName DNS, URI or IP, "
+                        "so it matches no allow-peer identity");
+    X509_free(nothing);
+    /* Control bytes are escaped; UTF-8 stays readable. */
+    X509 *odd = cert_with(NULL, "CN", "a\nb", "O", "Zo\xc3\xab", NULL);
+    assert_int_equal(ss_verify_allow_peer(&a, odd, why, sizeof(why)),
+                     SS_ERR_VERIFY);
+    assert_string_equal(why, "none of the identities the peer's certificate "
+                        "presents (CN=a\\x0ab, O=Zo\xc3\xab) matches "
+                        "allow-peer");
+    struct ss_peer_allow utf8 = allow_of("O=Zo\xc3\xab", NULL);
+    assert_int_equal(ss_verify_allow_peer(&utf8, odd, NULL, 0), SS_OK);
+    ss_peer_allow_free(&utf8);
+    X509_free(odd);
+    /* Many identities: the sentence is cut, and says so. */
+    char san[4096] = "";
+    for (int i = 0; i < 60; i++)
+        snprintf(san + strlen(san), sizeof(san) - strlen(san),
+                 "%sDNS:host-%02d.example.com", i ? ", " : "", i);
+    X509 *many = cert_with(san, "CN", "many", NULL);
+    assert_int_equal(ss_verify_allow_peer(&a, many, why, sizeof(why)),
+                     SS_ERR_VERIFY);
+    assert_contains(why, "(CN=many, DNS:host-00.example.com, ");
+    assert_contains(why, " ...) matches allow-peer");
+    X509_free(many);
+    ss_peer_allow_free(&a);
+}
+
+/* A subjectAltName that cannot be read (here: two of them) refuses the
+ * certificate even when its subject matches: nothing of it is trusted. */
+static void test_allow_peer_unreadable_san(void **state)
+{
+    (void)state;
+    X509 *x = cert_with("DNS:a.example", "CN", "dup", NULL);
+    X509_EXTENSION *again = X509V3_EXT_nconf_nid(NULL, NULL,
+                                                 NID_subject_alt_name,
+                                                 "DNS:b.example");
+    assert_non_null(again);
+    assert_int_equal(X509_add_ext(x, again, -1), 1);
+    X509_EXTENSION_free(again);
+    assert_true(X509_sign(x, cert_key, EVP_sha256()) > 0);
+    struct ss_peer_allow a = allow_of("CN=dup", NULL);
+    char why[512];
+    assert_int_equal(ss_verify_allow_peer(&a, x, why, sizeof(why)),
+                     SS_ERR_VERIFY);
+    assert_string_equal(why, "the peer's certificate has a subjectAltName "
+                        "that cannot be read, so it matches no allow-peer "
+                        "identity");
+    ss_peer_allow_free(&a);
+    X509_free(x);
+}
+
+static void test_allow_peer_arguments(void **state)
+{
+    (void)state;
+    X509 *x = alice();
+    struct ss_peer_allow empty = {0};
+    assert_int_equal(ss_verify_allow_peer(NULL, x, NULL, 0), SS_OK);
+    assert_int_equal(ss_verify_allow_peer(&empty, x, NULL, 0), SS_OK);
+    struct ss_peer_allow a = allow_of("CN=alice", NULL);
+    assert_int_equal(ss_verify_allow_peer(&a, NULL, NULL, 0), SS_ERR_INVAL);
+    assert_int_equal(ss_verify_allow_peer(NULL, NULL, NULL, 0),
+                     SS_ERR_INVAL);
+    ss_peer_allow_free(&a);
+    X509_free(x);
+}
+
+/* After the chain: offline verification applies the verifier's
+ * allow-peer only to a chain it accepted. */
+static void test_allow_peer_after_chain(void **state)
+{
+    (void)state;
+    struct ss_verifier v;
+    verifier_make(&v, tu_pki_file("ca.pem"), NULL, SS_PURPOSE_CLIENT, false);
+    struct ss_peer_allow ok = allow_of("CN=nobody", "CN=secshim-client",
+                                       NULL);
+    struct ss_peer_allow no = allow_of("CN=secshim-server", NULL);
+    struct ss_verify_result res;
+    v.allow_peer = &ok;
+    assert_accepted(check_file(&v, "client.pem", NULL, 0, &res), &res, 0);
+    v.allow_peer = &no;
+    int rc = check_file(&v, "client.pem", NULL, 0, &res);
+    assert_int_equal(rc, SS_ERR_VERIFY);
+    assert_false(res.ok);
+    assert_int_equal(res.x509_error, X509_V_ERR_CERT_REJECTED);
+    assert_int_equal(res.error_depth, 0);
+    assert_string_equal(res.reason,
+                        "none of the identities the peer's certificate "
+                        "presents (CN=secshim-client, DNS:localhost, "
+                        "IP:127.0.0.1, IP:::1) matches allow-peer");
+    ss_verifier_free(&v);
+
+    /* A chain that fails is reported as such, before any identity. */
+    verifier_make(&v, tu_pki_file("ca.pem"), NULL, SS_PURPOSE_SERVER, false);
+    v.allow_peer = &no;
+    rc = check_file(&v, "expired.pem", NULL, 0, &res);
+    assert_int_equal(rc, SS_ERR_VERIFY);
+    assert_int_equal(res.x509_error, X509_V_ERR_CERT_HAS_EXPIRED);
+    ss_verifier_free(&v);
+
+    /* Compatibility mode relaxes the key usage and nothing of allow-peer:
+     * the relaxation is recorded, the identity still refused. */
+    verifier_make(&v, tu_pki_file("ca.pem"), NULL, SS_PURPOSE_SERVER, true);
+    v.allow_peer = &no;
+    rc = check_file(&v, "ku-noauth.pem", "localhost", 0, &res);
+    assert_int_equal(rc, SS_ERR_VERIFY);
+    assert_int_equal(res.x509_error, X509_V_ERR_CERT_REJECTED);
+    assert_int_equal(res.relaxations, SS_RELAX_KEY_USAGE);
+    assert_contains(res.reason, "(CN=secshim-ku-noauth, DNS:localhost");
+    struct ss_peer_allow ku = allow_of("CN=secshim-ku-noauth", NULL);
+    v.allow_peer = &ku;
+    assert_accepted(check_file(&v, "ku-noauth.pem", "localhost", 0, &res),
+                    &res, SS_RELAX_KEY_USAGE);
+    ss_verifier_free(&v);
+    ss_peer_allow_free(&ku);
+    ss_peer_allow_free(&ok);
+    ss_peer_allow_free(&no);
+}
+
+/* ------------------------------------------------------------------ */
 /* Real handshakes over a socketpair                                    */
 
 struct handshake {
@@ -732,9 +1024,10 @@ static bool step(SSL *ssl, bool *ok)
  * sides are non-blocking and alternate in this thread, so every wait is
  * bounded by the loop count.
  */
-static void handshake_run(const char *cert_file, const char *key_file,
-                          const char *trusted, bool compat, int version,
-                          struct handshake *out)
+static void handshake_run_allow(const char *cert_file, const char *key_file,
+                                const char *trusted, bool compat, int version,
+                                const struct ss_peer_allow *allow,
+                                struct handshake *out)
 {
     memset(out, 0, sizeof(*out));
     int sv[2];
@@ -750,6 +1043,7 @@ static void handshake_run(const char *cert_file, const char *key_file,
     struct ss_verifier v;
     verifier_make(&v, tu_pki_file(trusted), tu_pki_file("crl.pem"),
                   SS_PURPOSE_SERVER, compat);
+    v.allow_peer = allow;
     SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(cctx);
     assert_int_equal(SSL_CTX_set_min_proto_version(cctx, version), 1);
@@ -785,6 +1079,14 @@ static void handshake_run(const char *cert_file, const char *key_file,
     ss_verifier_free(&v);
     close(sv[0]);
     close(sv[1]);
+}
+
+static void handshake_run(const char *cert_file, const char *key_file,
+                          const char *trusted, bool compat, int version,
+                          struct handshake *out)
+{
+    handshake_run_allow(cert_file, key_file, trusted, compat, version, NULL,
+                        out);
 }
 
 static void test_handshake_good_server(void **state)
@@ -867,6 +1169,45 @@ static void test_handshake_ku_noauth(void **state)
     }
 }
 
+/* In a handshake the same check runs where libssl verifies the chain: a
+ * mismatch fails it like any verification failure (bad_certificate). */
+static void test_handshake_allow_peer(void **state)
+{
+    (void)state;
+    const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    struct ss_peer_allow ok = allow_of("DNS:*.example.com",
+                                       "CN=secshim-server", NULL);
+    struct ss_peer_allow no = allow_of("DNS:*.example.com", "IP:10.0.0.1",
+                                       NULL);
+    for (size_t i = 0; i < 2; i++) {
+        struct handshake h;
+        handshake_run_allow("server.pem", "server.key", "ca.pem", false,
+                            versions[i], &ok, &h);
+        assert_true(h.client_ok);
+        assert_true(h.server_ok);
+        assert_true(h.res.ok);
+
+        handshake_run_allow("server.pem", "server.key", "ca.pem", false,
+                            versions[i], &no, &h);
+        assert_false(h.client_ok);
+        assert_false(h.server_ok);
+        assert_false(h.res.ok);
+        assert_int_equal(h.res.x509_error, X509_V_ERR_CERT_REJECTED);
+        assert_int_equal(h.verify_result, X509_V_ERR_CERT_REJECTED);
+        assert_contains(h.res.reason, "presents (CN=secshim-server, "
+                        "DNS:localhost, IP:127.0.0.1, IP:::1) matches "
+                        "allow-peer");
+
+        /* compat relaxes ku-noauth's key usage, not the identity. */
+        handshake_run_allow("ku-noauth.pem", "ku-noauth.key", "ca.pem", true,
+                            versions[i], &no, &h);
+        assert_false(h.client_ok);
+        assert_int_equal(h.res.x509_error, X509_V_ERR_CERT_REJECTED);
+    }
+    ss_peer_allow_free(&ok);
+    ss_peer_allow_free(&no);
+}
+
 /* ------------------------------------------------------------------ */
 
 /* The compat warnings of the matrix go to a file, not the test output. */
@@ -889,6 +1230,7 @@ static int group_teardown(void **state)
     (void)state;
     struct ss_errbuf err = {{0}};
     ss_log_configure(SS_LOG_WARNING, "stderr", &err);
+    EVP_PKEY_free(cert_key);
     tu_cleanup();
     return 0;
 }
@@ -937,6 +1279,14 @@ int main(void)
         cmocka_unit_test(test_handshake_wrong_host),
         cmocka_unit_test(test_handshake_revoked_inter),
         cmocka_unit_test(test_handshake_ku_noauth),
+        cmocka_unit_test(test_allow_peer_each_form),
+        cmocka_unit_test(test_allow_peer_wildcards),
+        cmocka_unit_test(test_allow_peer_several_entries),
+        cmocka_unit_test(test_allow_peer_refusal_sentences),
+        cmocka_unit_test(test_allow_peer_unreadable_san),
+        cmocka_unit_test(test_allow_peer_arguments),
+        cmocka_unit_test(test_allow_peer_after_chain),
+        cmocka_unit_test(test_handshake_allow_peer),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
