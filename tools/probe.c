@@ -617,8 +617,11 @@ static int probe_tls(struct ss_policy *p, const struct target *t, int fd,
         SS_OK)
         return refused(t->ep, "TLS setup with", t->peer, err.msg);
     int rc = drive_handshake(conn, fd, deadline);
-    if (rc == SS_OK)
-        rc = await_certificate_verdict(conn, fd, deadline);
+    /* Refused after our handshake ended: the shim's program sees it at
+     * its first read, and the shim names the connection, not the
+     * handshake. */
+    int after = rc == SS_OK ? await_certificate_verdict(conn, fd, deadline)
+                            : SS_OK;
     SSL *ssl = ss_conn_ssl(conn);
     if (rc == SS_OK) {
         printf("protocol: %s\n", SSL_get_version(ssl));
@@ -640,7 +643,11 @@ static int probe_tls(struct ss_policy *p, const struct target *t, int fd,
         timeout_text(t->ep, why, sizeof(why));
         code = refused(t->ep, "TLS handshake with", t->peer, why);
     } else if (rc < 0) {
-        code = refused(t->ep, "TLS handshake with", t->peer, ss_conn_error(conn));
+        code = refused(t->ep, "TLS handshake with", t->peer,
+                       ss_conn_error(conn));
+    } else if (after < 0) {
+        code = refused(t->ep, "TLS connection with", t->peer,
+                       ss_conn_error(conn));
     } else {
         finish(conn, fd, deadline);
         printf("result: accepted: a shimmed connection to %s would "

@@ -270,12 +270,12 @@ def probe_endpoint_from_matcher_and_e(c):
 
 # ---- the probe agrees with the shim -----------------------------------------
 
-def probe_vs_shim(c, cert, compat=False, **opts):
+def probe_vs_shim(c, cert, compat=False, mutual=False, **opts):
     """probe and a shimmed echo_client against the same s_server: both
     succeed, or both fail with the same sentence (the probe's result line
     is the shim's error line)."""
     s = c.suite
-    peer, port = s_server(c, cert=cert)
+    peer, port = s_server(c, cert=cert, mutual=mutual)
     pol = c.policy(client_ep(s, port, **opts))
     proc = probe(c, pol, "localhost:%d" % port, compat=compat)
     client = echo_client(c, port, "--line", "agree", policy=pol,
@@ -317,6 +317,26 @@ def probe_agrees_with_shim_key_usage_without_compat(c):
 def probe_agrees_with_shim_key_usage_with_compat(c):
     """ku-noauth with GCTI_SECPACK_COMPAT_MODE=1: both accept."""
     probe_vs_shim(c, "ku-noauth", compat=True)
+
+
+@case
+def probe_agrees_with_shim_client_cert_refused_after_tls13_handshake(c):
+    """s_server requires a client certificate and refuses ours (its
+    extendedKeyUsage is serverAuth only) after our TLS 1.3 handshake has
+    ended: the shimmed client fails at its first read, and the probe,
+    which looks for the server's verdict, is refused with the shim's
+    "TLS connection ... failed" sentence (accepted without the look)."""
+    probe_vs_shim(c, "server", mutual=True, certificate=c.suite.pki(
+        "client-no-clientauth.pem"), certificate_key=c.suite.pki(
+        "client-no-clientauth.key"), tls_mutual=True)
+
+
+@case
+def probe_agrees_with_shim_client_cert_accepted(c):
+    """The same server accepts the test client certificate: both succeed."""
+    probe_vs_shim(c, "server", mutual=True, certificate=c.suite.pki(
+        "client.pem"), certificate_key=c.suite.pki("client.key"),
+        tls_mutual=True)
 
 
 # ---- probe --serve ----------------------------------------------------------
