@@ -252,8 +252,8 @@ static void print_name(const char *label, const X509_NAME *name)
     BIO *out = BIO_new_fp(stdout, BIO_NOCLOSE);
     if (out == NULL)
         return;
+    /* The BIO writes through stdout's own stream, in order. */
     printf("    %s: ", label);
-    fflush(stdout);
     X509_NAME_print_ex(out, name, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB);
     BIO_printf(out, "\n");
     BIO_free(out);
@@ -265,7 +265,6 @@ static void print_time(const char *label, const ASN1_TIME *t)
     if (out == NULL)
         return;
     printf("    %s: ", label);
-    fflush(stdout);
     ASN1_TIME_print(out, t);
     BIO_printf(out, "\n");
     BIO_free(out);
@@ -884,8 +883,8 @@ static void hello_sni(SSL *ssl, struct hello_report *r)
         p[2] != TLSEXT_NAMETYPE_host_name)
         return;
     size_t len = (size_t)p[3] << 8 | p[4];
-    if (len > n - 5 || len >= sizeof(r->sni))
-        len = n - 5 < sizeof(r->sni) - 1 ? n - 5 : sizeof(r->sni) - 1;
+    if (len > n - 5)
+        len = n - 5; /* a short extension: what is there */
     snprintf(r->sni, sizeof(r->sni), "%.*s", (int)len, p + 5);
 }
 
@@ -1017,18 +1016,35 @@ static void sockaddr_text(const struct sockaddr_storage *sa, char *out,
     snprintf(out, len, "%s:%u", addr, (unsigned)ntohs(in->sin_port));
 }
 
-/* Whether some enabled listen endpoint would serve a socket bound to
- * bound, as the shim decides at listen() (ss_policy_listen_serves). */
-static bool some_endpoint_serves(const struct ss_policy *p,
-                                 const struct sockaddr_storage *bound,
-                                 socklen_t len)
+/*
+ * Builds, before any client, the context of every enabled listen endpoint
+ * that would serve a socket bound to bound, as the shim does at listen()
+ * (ss_policy_listen_serves), or of -e's. Returns false after printing why
+ * (none serves it: the shim leaves its clients plaintext; a context that
+ * does not build).
+ */
+static bool serving_endpoints_ready(struct ss_policy *p,
+                                    const struct ss_endpoint *named,
+                                    const struct sockaddr_storage *bound,
+                                    socklen_t len, const char *where)
 {
-    for (size_t i = 0; i < p->n_endpoints; i++)
-        if (ss_policy_listen_serves(p, &p->endpoints[i],
-                                    (const struct sockaddr *)bound, len,
-                                    false))
-            return true;
-    return false;
+    if (named != NULL)
+        return probe_endpoint_ready(p, named);
+    bool any = false;
+    for (size_t i = 0; i < p->n_endpoints; i++) {
+        const struct ss_endpoint *ep = &p->endpoints[i];
+        if (!ss_policy_listen_serves(p, ep, (const struct sockaddr *)bound,
+                                     len, false))
+            continue;
+        if (!probe_endpoint_ready(p, ep))
+            return false;
+        any = true;
+    }
+    if (!any)
+        fprintf(stderr, "secshim: probe: no enabled listen endpoint of %s "
+                "serves %s: the shim leaves its clients plaintext\n",
+                p->path, where);
+    return any;
 }
 
 /* Waits (bounded by --wait) for one client and accepts it; -1 after
@@ -1125,6 +1141,37 @@ static int serve_tls(struct ss_policy *p, const struct ss_endpoint *ep,
     return code;
 }
 
+/* The accepted client fd, answered as ep (or the endpoint its local
+ * address matches). Returns the exit code. */
+static int serve_client(struct ss_policy *p, const struct ss_endpoint *named,
+                        int fd, const struct sockaddr_storage *peer_addr)
+{
+    const struct ss_endpoint *ep = accepted_endpoint(p, named, fd);
+    if (ep == NULL) {
+        fprintf(stderr, "secshim: probe: no enabled listen endpoint matches "
+                "the client's connection: the shim leaves it plaintext\n");
+        return PROBE_USAGE;
+    }
+    if (!probe_endpoint_ready(p, ep))
+        return PROBE_USAGE;
+    char peer[320], proto[128];
+    sockaddr_text(peer_addr, peer, sizeof(peer));
+    printf("endpoint: %s (listen %s, protocol %s, tls-mutual %s)\n",
+           ep->name, ep->address,
+           ss_protocol_describe(&ep->proto, proto, sizeof(proto)),
+           ep->tls_mutual ? "on" : "off");
+    printf("client: %s\n", peer);
+    /* The context is this process's own (nothing else uses it): the
+     * callback records the ClientHello and changes nothing. */
+    SSL_CTX *ctx = ss_endpoint_tls(ep)->ctx;
+    struct hello_report hello;
+    memset(&hello, 0, sizeof(hello));
+    SSL_CTX_set_client_hello_cb(ctx, hello_cb, &hello);
+    int code = serve_tls(p, ep, fd, peer, &hello);
+    SSL_CTX_set_client_hello_cb(ctx, NULL, NULL);
+    return code;
+}
+
 static int probe_serve(struct ss_policy *p, const struct probe_args *a)
 {
     char host[256];
@@ -1143,15 +1190,7 @@ static int probe_serve(struct ss_policy *p, const struct probe_args *a)
         return PROBE_USAGE;
     char where[320];
     sockaddr_text(&bound, where, sizeof(where));
-    if (named == NULL && !some_endpoint_serves(p, &bound, len)) {
-        fprintf(stderr, "secshim: probe: no enabled listen endpoint of %s "
-                "serves %s: the shim leaves its clients plaintext\n",
-                p->path, where);
-        close(lfd);
-        return PROBE_USAGE;
-    }
-    /* With -e, its context is built before any client, as at listen(). */
-    if (named != NULL && !probe_endpoint_ready(p, named)) {
+    if (!serving_endpoints_ready(p, named, &bound, len, where)) {
         close(lfd);
         return PROBE_USAGE;
     }
@@ -1163,27 +1202,7 @@ static int probe_serve(struct ss_policy *p, const struct probe_args *a)
     close(lfd);
     if (fd < 0)
         return PROBE_REFUSED;
-    const struct ss_endpoint *ep = accepted_endpoint(p, named, fd);
-    char peer[320];
-    sockaddr_text(&peer_addr, peer, sizeof(peer));
-    int code = PROBE_USAGE;
-    if (ep == NULL)
-        fprintf(stderr, "secshim: probe: no enabled listen endpoint matches "
-                "the client's connection: the shim leaves it plaintext\n");
-    else if (probe_endpoint_ready(p, ep)) {
-        char proto[128];
-        printf("endpoint: %s (listen %s, protocol %s, tls-mutual %s)\n",
-               ep->name, ep->address,
-               ss_protocol_describe(&ep->proto, proto, sizeof(proto)),
-               ep->tls_mutual ? "on" : "off");
-        printf("client: %s\n", peer);
-        struct hello_report hello;
-        memset(&hello, 0, sizeof(hello));
-        SSL_CTX_set_client_hello_cb(ss_endpoint_tls(ep)->ctx, hello_cb,
-                                    &hello);
-        code = serve_tls(p, ep, fd, peer, &hello);
-        SSL_CTX_set_client_hello_cb(ss_endpoint_tls(ep)->ctx, NULL, NULL);
-    }
+    int code = serve_client(p, named, fd, &peer_addr);
     close(fd);
     return code;
 }

@@ -459,3 +459,29 @@ def probe_serve_waits_bounded(c):
     check(proc.p.returncode == 1 and
           "no client connected within 1 s (--wait)" in proc.out(),
           "probe --serve --wait 1 should end with exit 1 and say why")
+
+
+@case
+def probe_serve_usage_errors(c):
+    """--serve on an address no enabled listen endpoint serves, -e naming
+    a connect endpoint, a bad address, --wait without --serve or out of
+    range: exit 2 with the reason, and nothing listens."""
+    s = c.suite
+    port = free_port()
+    pol = c.policy(server_ep(s, port), client_ep(s, free_port()))
+    other = free_port()
+    for name, args, what in [
+            ("unserved", ["--serve", "127.0.0.1:%d" % other],
+             "no enabled listen endpoint"),
+            ("e-connect", ["--serve", "-e", "cli", "127.0.0.1:0"],
+             "is a connect endpoint"),
+            ("bad-address", ["--serve", "no.such.address:%d" % port],
+             "listens on an address"),
+            ("wait-alone", ["--wait", "5", "localhost:%d" % port],
+             "--wait is for --serve"),
+            ("wait-range", ["--serve", "--wait", "0", "127.0.0.1:%d" % port],
+             "--wait takes 1 to 86400 seconds")]:
+        proc = probe(c, pol, *args, name=name)
+        check(proc.p.returncode == 2 and what in proc.err(),
+              "%s: expected exit 2 with '%s' on stderr" % (name, what))
+        check("listening:" not in proc.out(), "%s: it listened" % name)
