@@ -361,6 +361,10 @@ static void print_relaxations(const struct ss_verify_result *res)
     }
 }
 
+/* How the engine's sentence for our verifier's refusal begins (conn.c);
+ * its other SS_ERR_VERIFY is the peer refusing our certificate. */
+static const char verify_failed[] = "certificate verify failed";
+
 /* What verification decided, as far as the handshake got. */
 static void print_verification(const struct ss_conn *conn, int rc,
                                const char *checked)
@@ -370,8 +374,11 @@ static void print_verification(const struct ss_conn *conn, int rc,
         printf("verification: verified (%s)\n", checked);
     else if (rc == SS_OK)
         printf("verification: not requested (tls-mutual is off)\n");
-    else if (rc == SS_ERR_VERIFY)
+    else if (rc == SS_ERR_VERIFY && strncmp(ss_conn_error(conn), verify_failed,
+                                            strlen(verify_failed)) == 0)
         printf("verification: failed: %s\n", ss_conn_error(conn));
+    else if (rc == SS_ERR_VERIFY) /* the peer refused our certificate */
+        printf("verification: ours refused: %s\n", ss_conn_error(conn));
     else
         printf("verification: not reached\n");
     print_relaxations(res);
