@@ -121,6 +121,33 @@ def probe_success_against_openssl(c):
           "compatibility mode is not reported off")
 
 
+@case
+def probe_ipv6_address_checked_as_ip(c):
+    """probe [::1]:PORT with an address endpoint: no name was resolved, so
+    the address is sent and checked as an IP address (the leaf's IP:::1
+    SAN), and the peer is named [::1]:PORT as the shim names it."""
+    s = c.suite
+    port = free_port(socket.AF_INET6)
+    argv = ["openssl", "s_server", "-accept", "[::1]:%d" % port,
+            "-cert", s.pki("server.pem"), "-key", s.pki("server.key"),
+            "-rev"] + s.chain_args("server.pem")
+    peer = c.start("peer6", argv)
+    check(peer.wait_output(r"ACCEPT", T_START) is not None,
+          "openssl s_server did not start listening on ::1")
+    proc = probe(c, c.policy(client_ep(s, port, host="[::1]")),
+                 "[::1]:%d" % port)
+    check_probe_accepted(proc)
+    out = proc.out()
+    check(re.search(r"^address: ::1 port %d$" % port, out, re.M),
+          "the address is not ::1")
+    check(re.search(r"^server name: ::1 \(the address", out, re.M),
+          "the address was not the name checked")
+    check("verification: verified (chain and name '::1')" in out,
+          "the IP address was not verified")
+    check("a shimmed connection to [::1]:%d would succeed" % port in out,
+          "the peer is not named [::1]:PORT")
+
+
 def probe_refused_case(cert, reason, version=None, verification=True,
                        **opts):
     """probe against s_server presenting cert (pinned to version): exit 1
