@@ -64,7 +64,9 @@ $(BUILD)/libsecshim.so: $(SHIM_OBJ) $(SHIM_ENGINE_OBJ)
 $(BUILD)/libsecshim-tls.so: $(TLSLIB_OBJ) $(TLS_ENGINE_OBJ)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) -Wl,-z,defs -lssl -lcrypto -lpthread
 
-$(CLI): $(BUILD)/obj/tools/secshim.o $(BUILD)/obj/tools/elfinfo.o $(ENGINE_LIB)
+# The command: every tools/*.c, each command in a file of its own.
+TOOLS_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard tools/*.c)))
+$(CLI): $(TOOLS_OBJ) $(ENGINE_LIB)
 	$(CC) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/unit/testutil.o $(ENGINE_LIB)

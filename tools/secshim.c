@@ -6,6 +6,7 @@
  *   secshim verify [-c FILE] [-e ENDPOINT] [--trusted PEM] [--untrusted PEM]
  *                  [--crl PEM] [--host NAME|ADDRESS] [--purpose server|client]
  *                  [--allow-peer ID]... [--at UNIX_TIME] [--compat] CERT.pem
+ *   secshim probe  [--serve] [-c FILE] [-e ENDPOINT] ... (tools/probe.c)
  *
  * Both use the engine exactly as the shim does, so what `check` accepts the
  * shim loads, and what `verify` accepts a handshake accepts.
@@ -35,6 +36,7 @@
 #include "secshim/verify.h"
 
 #include "elfinfo.h"
+#include "probe.h"
 
 enum {
     EXIT_VALID = 0,
@@ -54,6 +56,9 @@ static const char usage_text[] =
     " [--purpose server|client]\n"
     "                      [--allow-peer ID]... [--at UNIX_TIME] [--compat]"
     " CERT.pem\n"
+    "       secshim probe  [-c FILE] [-e ENDPOINT] HOST:PORT\n"
+    "       secshim probe  --serve [-c FILE] [-e ENDPOINT] [--wait SECONDS]"
+    " [HOST:]PORT\n"
     "The policy file is -c FILE, else $SECSHIM_CONFIG, else "
     SS_DEFAULT_CONFIG_PATH ".\n";
 
@@ -659,6 +664,8 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(argv[1], "verify") == 0)
         return cmd_verify(argc - 1, argv + 1);
+    if (strcmp(argv[1], "probe") == 0)
+        return cmd_probe(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage_text, stdout);
         return EXIT_VALID;

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <openssl/ssl.h>
+
 #include "secshim/common.h"
 #include "secshim/policy.h"
 #include "secshim/tlsctx.h"
@@ -190,5 +192,15 @@ const struct ss_verify_result *ss_conn_verify_result(const struct ss_conn *c);
 bool ss_conn_resumed(const struct ss_conn *c);
 
 int ss_conn_handshake_timeout_ms(const struct ss_conn *c);
+
+/*
+ * The connection's SSL, for a tool that reports what a handshake
+ * negotiated and what the peer presented (`secshim probe`: version,
+ * cipher, the peer's chain, what the client offered). Read-only: the
+ * caller reads through OpenSSL's getters and never drives it (no read,
+ * write or shutdown of its own); the conn owns it. Never NULL for a conn
+ * ss_conn_new returned.
+ */
+SSL *ss_conn_ssl(const struct ss_conn *c);
 
 #endif

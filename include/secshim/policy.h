@@ -282,6 +282,40 @@ const struct ss_endpoint *ss_policy_match_connect(const struct ss_policy *p,
                                                   ss_name_has_addr_fn in_set,
                                                   void *arg);
 
+/*
+ * Whether a destination is ep's (a connect endpoint given by name) while
+ * its name cannot be resolved: true for an enabled endpoint, so that the
+ * connection is TLS and verified rather than plaintext (fail closed);
+ * false for a disabled one. What an ss_name_has_addr_fn answers when its
+ * lookup fails and no earlier answer is known (docs/design.md, "Endpoints
+ * and matching").
+ */
+bool ss_endpoint_unresolved_matches(const struct ss_endpoint *ep);
+
+/* Where the name a connect endpoint's handshake sends and checks comes
+ * from (ss_endpoint_tls_name). */
+enum ss_tls_name_source {
+    SS_NAME_TARGET,   /* tls-target-name */
+    SS_NAME_ENDPOINT, /* a name endpoint's own name (never the alias used) */
+    SS_NAME_RESOLVED, /* the one name the program resolved to the address */
+    SS_NAME_ADDRESS   /* none, or several: the address, checked as an IP */
+};
+
+/*
+ * The name a handshake of ep (a connect endpoint) with destination a sends
+ * as SNI and checks, into host (len bytes): tls-target-name when set; a
+ * name endpoint's own name; for an address, prefix or `*` endpoint
+ * resolved (the one name the program resolved to a; NULL when it resolved
+ * none or several different ones), else a's address as text, which the
+ * verifier checks as an IP address. Used by the shim's connect and by
+ * `secshim probe`, so both send and check the same name. Returns where
+ * the name came from.
+ */
+enum ss_tls_name_source ss_endpoint_tls_name(const struct ss_endpoint *ep,
+                                             const char *resolved,
+                                             const struct ss_net_addr *a,
+                                             char *host, size_t len);
+
 /* The same for a socket accepted on local address addr (IPv4-mapped
  * compared as IPv4, like connect). Listen patterns are never names. */
 const struct ss_endpoint *ss_policy_match_listen(const struct ss_policy *p,

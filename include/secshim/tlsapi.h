@@ -43,7 +43,7 @@
 
 /* Changed whenever a table below changes shape; a library of another
  * build is refused rather than called through the wrong table. */
-#define SS_TLS_ABI 5u
+#define SS_TLS_ABI 6u
 
 /*
  * Every engine function libsecshim.so reaches in libsecshim-tls.so:

@@ -1171,3 +1171,8 @@ int ss_conn_handshake_timeout_ms(const struct ss_conn *c)
 {
     return c->ep->handshake_timeout_ms;
 }
+
+SSL *ss_conn_ssl(const struct ss_conn *c)
+{
+    return c->ssl;
+}

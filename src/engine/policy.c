@@ -1621,6 +1621,44 @@ const struct ss_endpoint *ss_policy_match_connect(const struct ss_policy *p,
     return first_match(p, SS_DIR_CONNECT, addr, addr_len, in_set, arg);
 }
 
+/* docs/design.md, "Endpoints and matching": a name that cannot be
+ * resolved fails closed. An enabled endpoint takes the destination, so
+ * the connection is TLS and the peer must prove the endpoint's name; a
+ * disabled one does not (taking it would make destinations of later TLS
+ * endpoints plaintext). */
+bool ss_endpoint_unresolved_matches(const struct ss_endpoint *ep)
+{
+    return ep != NULL && ep->enabled;
+}
+
+/* The address of a as text (IPv4 for a mapped one); "?" when it has none. */
+static void net_addr_text(const struct ss_net_addr *a, char *out, size_t len)
+{
+    if (inet_ntop(a->family, a->bytes, out, (socklen_t)len) == NULL)
+        snprintf(out, len, "?");
+}
+
+enum ss_tls_name_source ss_endpoint_tls_name(const struct ss_endpoint *ep,
+                                             const char *resolved,
+                                             const struct ss_net_addr *a,
+                                             char *host, size_t len)
+{
+    if (ep->target_name != NULL) {
+        snprintf(host, len, "%s", ep->target_name);
+        return SS_NAME_TARGET;
+    }
+    if (ep->match.kind == SS_HOST_NAME) {
+        snprintf(host, len, "%s", ep->match.name);
+        return SS_NAME_ENDPOINT;
+    }
+    if (resolved != NULL && resolved[0] != '\0') {
+        snprintf(host, len, "%s", resolved);
+        return SS_NAME_RESOLVED;
+    }
+    net_addr_text(a, host, len);
+    return SS_NAME_ADDRESS;
+}
+
 const struct ss_endpoint *ss_policy_match_listen(const struct ss_policy *p,
                                                  const struct sockaddr *addr,
                                                  socklen_t addr_len)

@@ -289,18 +289,6 @@ static void list_text(const struct ss_net_addr *list, size_t n, char *out,
 }
 
 /*
- * Whether a destination matches a name endpoint whose name never resolved
- * (yet): fail closed. An enabled endpoint takes it, so the connection is
- * TLS and the peer must prove the endpoint's name; a disabled one does not
- * (taking it would make destinations of later TLS endpoints plaintext).
- * docs/shim.md, "Matching a destination".
- */
-static bool unknown_matches(const struct ss_endpoint *ep)
-{
-    return ep->enabled;
-}
-
-/*
  * Resolves ep's name now (the set was never resolved, or is older than
  * the TTL and no failed lookup is being waited out), publishes the answer
  * in the set when it still belongs to snapshot p, and says whether a is
@@ -334,7 +322,8 @@ static bool refresh(struct ss_policy *p, size_t i, const struct ss_endpoint *ep,
     const struct ss_net_addr *cur = s != NULL ? s->addrs : found;
     size_t cur_n = s != NULL ? s->n : rc == 0 ? n : 0;
     bool known = rc == 0 || (s != NULL && s->fresh_until != 0);
-    hit = known ? list_has(cur, cur_n, a) : unknown_matches(ep);
+    hit = known ? list_has(cur, cur_n, a)
+                : ss_endpoint_unresolved_matches(ep);
     char text[400] = "";
     if (debug)
         list_text(cur, cur_n, text, sizeof(text));
@@ -383,7 +372,7 @@ static bool in_name_set(const struct ss_endpoint *ep,
     /* Waiting out a failed first lookup: fail closed (not for the
      * resolver's own connections, which must reach DNS). */
     if (usable && !in_lookup && s != NULL && s->fresh_until == 0)
-        hit = unknown_matches(ep);
+        hit = ss_endpoint_unresolved_matches(ep);
     pthread_mutex_unlock(&resolve_lock);
     addrsets_free(dropped);
     return usable ? hit : refresh(p, i, ep, a);
@@ -392,44 +381,35 @@ static bool in_name_set(const struct ss_endpoint *ep,
 /* --- the name sent and checked --------------------------------------------- */
 
 /*
- * The name ep's handshake with a sends as SNI and checks, into host:
- * tls-target-name when set; a name endpoint's own name (never the alias
- * the program used); for an address, prefix or `*` endpoint the one name
- * the program resolved to a, else (none, or several: ambiguous) the
- * address text, which the verifier checks as an IP address.
+ * The name ep's handshake with a sends as SNI and checks, into host
+ * (ss_endpoint_tls_name decides): for an address, prefix or `*`
+ * endpoint it is the one name the program resolved to a, from the ring.
  */
 static void choose_name(const struct ss_endpoint *ep,
                         const struct ss_net_addr *a, char *host, size_t len)
 {
-    const char *why;
-    if (ep->target_name != NULL) {
-        snprintf(host, len, "%s", ep->target_name);
-        why = "tls-target-name";
-    } else if (ep->match.kind == SS_HOST_NAME) {
-        snprintf(host, len, "%s", ep->match.name);
-        why = "the endpoint's name";
-    } else {
-        switch (remembered_name(a, host, len)) {
-        case NAMES_ONE:
-            why = "the name the program resolved";
-            break;
-        case NAMES_SEVERAL:
-            addr_text(a, host, len);
-            why = "the program resolved several names to this address";
-            break;
-        case NAMES_NONE:
-        default:
-            addr_text(a, host, len);
-            why = "the program resolved no name to this address";
-            break;
-        }
-    }
-    if (ss_log_enabled(SS_LOG_DEBUG)) {
-        char text[INET6_ADDRSTRLEN];
-        addr_text(a, text, sizeof(text));
-        ss_log(SS_LOG_DEBUG, "endpoint '%s' matches %s port %u: TLS name "
-               "'%s' (%s)", ep->name, text, a->port, host, why);
-    }
+    char name[256];
+    /* The ring is scanned (under its lock) only when its answer counts. */
+    enum remembered_names names =
+        ep->target_name == NULL && ep->match.kind != SS_HOST_NAME
+            ? remembered_name(a, name, sizeof(name))
+            : NAMES_NONE;
+    enum ss_tls_name_source src = ss_endpoint_tls_name(
+        ep, names == NAMES_ONE ? name : NULL, a, host, len);
+    if (!ss_log_enabled(SS_LOG_DEBUG))
+        return;
+    const char *why = src == SS_NAME_TARGET     ? "tls-target-name"
+                      : src == SS_NAME_ENDPOINT ? "the endpoint's name"
+                      : src == SS_NAME_RESOLVED
+                          ? "the name the program resolved"
+                      : names == NAMES_SEVERAL
+                          ? "the program resolved several names to this "
+                            "address"
+                          : "the program resolved no name to this address";
+    char text[INET6_ADDRSTRLEN];
+    addr_text(a, text, sizeof(text));
+    ss_log(SS_LOG_DEBUG, "endpoint '%s' matches %s port %u: TLS name "
+           "'%s' (%s)", ep->name, text, a->port, host, why);
 }
 
 const struct ss_endpoint *resolve_match_connect(struct ss_policy *p,

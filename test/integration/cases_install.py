@@ -318,7 +318,7 @@ def man_pages_say_what_the_docs_say(c):
     usage = subprocess.run([os.path.join(c.suite.build, "secshim"), "--help"],
                            stdout=subprocess.PIPE, timeout=30,
                            env=c.env(preload=False)).stdout.decode()
-    words = set(re.findall(r"--?[a-z]+|\b(?:run|check|verify)\b", usage))
+    words = set(re.findall(r"--?[a-z]+|\b(?:run|check|verify|probe)\b", usage))
     missing = sorted(w for w in words if w not in cmd1)
     check(not missing, "secshim(1) lacks %s" % missing)
     missing = [code for code in ("126", "127") if code not in cmd1]

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/x509.h>
 
 #include "secshim/compat.h"
 #include "secshim/conn.h"
@@ -308,6 +309,37 @@ static void test_handshake_and_bulk_both_ways(void **state)
 
 /* ------------------------------------------------------------------ */
 /* Closing                                                              */
+
+/* ss_conn_ssl: what `secshim probe` reads the negotiated version, the
+ * cipher and the peer's chain from. */
+static void test_conn_ssl_is_the_connections(void **state)
+{
+    (void)state;
+    struct pair pr;
+    pair_open(&pr, "", "");
+    SSL *client = ss_conn_ssl(pr.conn[0]);
+    SSL *server = ss_conn_ssl(pr.conn[1]);
+    assert_non_null(client);
+    assert_non_null(server);
+    assert_false(SSL_is_server(client));
+    assert_true(SSL_is_server(server));
+    handshake_ok(&pr);
+    assert_int_equal(SSL_version(client), TLS1_3_VERSION);
+    char desc[128], expect[160];
+    snprintf(expect, sizeof(expect), "%s %s", SSL_get_version(client),
+             SSL_CIPHER_get_name(SSL_get_current_cipher(client)));
+    assert_string_equal(ss_conn_describe(pr.conn[0], desc, sizeof(desc)),
+                        expect);
+    /* The client's peer chain holds the server's leaf and intermediate. */
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(client);
+    assert_non_null(chain);
+    assert_int_equal(sk_X509_num(chain), 2);
+    char cn[64] = "";
+    X509_NAME_get_text_by_NID(X509_get_subject_name(sk_X509_value(chain, 0)),
+                              NID_commonName, cn, sizeof(cn));
+    assert_string_equal(cn, "secshim-server");
+    pair_close(&pr);
+}
 
 static void test_close_notify_both_ways(void **state)
 {
@@ -1078,6 +1110,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_and_bulk_both_ways),
+        cmocka_unit_test(test_conn_ssl_is_the_connections),
         cmocka_unit_test(test_close_notify_both_ways),
         cmocka_unit_test(test_eof_without_close_notify_is_an_error),
         cmocka_unit_test(test_eof_without_close_notify_eof_option),

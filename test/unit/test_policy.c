@@ -1241,6 +1241,66 @@ static void test_match_name_disabled_shadows(void **state)
     assert_string_equal(asked, "web,dark");
 }
 
+/* The name a handshake sends and checks (ss_endpoint_tls_name): the
+ * shim's connect and `secshim probe` both take it from here. */
+static const char *tls_name(const char *ep_name, const char *resolved,
+                            const char *addr, enum ss_tls_name_source *src)
+{
+    static char host[256];
+    socklen_t len;
+    struct ss_net_addr a;
+    const struct sockaddr *x = sa(addr, 443, &len);
+    assert_true(ss_net_addr_from_sockaddr(x, len, &a));
+    *src = ss_endpoint_tls_name(tu_endpoint(match_policy, ep_name), resolved,
+                                &a, host, sizeof(host));
+    return host;
+}
+
+static void test_tls_name_choice(void **state)
+{
+    (void)state;
+    enum ss_tls_name_source src;
+    /* A name endpoint sends its own name, never the alias resolved. */
+    assert_string_equal(tls_name("name", "alias.example", "203.0.113.5",
+                                 &src), "db.example.com");
+    assert_int_equal(src, SS_NAME_ENDPOINT);
+    /* Address, prefix and `*` endpoints: the one name resolved... */
+    assert_string_equal(tls_name("v4", "host.example", "192.0.2.10", &src),
+                        "host.example");
+    assert_int_equal(src, SS_NAME_RESOLVED);
+    /* ... else the address, IPv4-mapped written as IPv4. */
+    assert_string_equal(tls_name("v4", NULL, "192.0.2.10", &src),
+                        "192.0.2.10");
+    assert_int_equal(src, SS_NAME_ADDRESS);
+    assert_string_equal(tls_name("cidr6", NULL, "fd00::5", &src), "fd00::5");
+    assert_int_equal(src, SS_NAME_ADDRESS);
+    assert_string_equal(tls_name("any", "", "::ffff:10.1.1.1", &src),
+                        "10.1.1.1");
+    assert_int_equal(src, SS_NAME_ADDRESS);
+    /* tls-target-name wins over everything (the test's own snapshot;
+     * put back before the teardown frees it). */
+    struct ss_endpoint *any = (struct ss_endpoint *)tu_endpoint(match_policy,
+                                                                "any");
+    char forced[] = "forced.example";
+    any->target_name = forced;
+    assert_string_equal(tls_name("any", "host.example", "192.0.2.11", &src),
+                        "forced.example");
+    assert_int_equal(src, SS_NAME_TARGET);
+    any->target_name = NULL;
+}
+
+static void test_unresolved_name_fails_closed(void **state)
+{
+    (void)state;
+    /* An enabled name endpoint takes destinations while its name does
+     * not resolve (TLS, verified); a disabled one takes none. */
+    assert_true(ss_endpoint_unresolved_matches(tu_endpoint(match_policy,
+                                                           "web")));
+    assert_false(ss_endpoint_unresolved_matches(tu_endpoint(match_policy,
+                                                            "dark")));
+    assert_false(ss_endpoint_unresolved_matches(NULL));
+}
+
 static void test_match_by_address(void **state)
 {
     (void)state;
@@ -1886,6 +1946,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_match_name_sets_asked_lazily,
                                         match_setup, match_teardown),
         cmocka_unit_test_setup_teardown(test_match_name_disabled_shadows,
+                                        match_setup, match_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_name_choice, match_setup,
+                                        match_teardown),
+        cmocka_unit_test_setup_teardown(test_unresolved_name_fails_closed,
                                         match_setup, match_teardown),
         cmocka_unit_test_setup_teardown(test_match_by_address, match_setup,
                                         match_teardown),
