@@ -6,6 +6,7 @@
  *   secshim verify [-c FILE] [-e ENDPOINT] [--trusted PEM] [--untrusted PEM]
  *                  [--crl PEM] [--host NAME|ADDRESS] [--purpose server|client]
  *                  [--at UNIX_TIME] [--compat] CERT.pem
+ *   secshim status [--json | --prometheus]   (status.c)
  *
  * Both use the engine exactly as the shim does, so what `check` accepts the
  * shim loads, and what `verify` accepts a handshake accepts.
@@ -35,6 +36,7 @@
 #include "secshim/verify.h"
 
 #include "elfinfo.h"
+#include "status.h"
 
 enum {
     EXIT_VALID = 0,
@@ -53,6 +55,7 @@ static const char usage_text[] =
     "                      [--crl PEM] [--host NAME|ADDRESS]"
     " [--purpose server|client]\n"
     "                      [--at UNIX_TIME] [--compat] CERT.pem\n"
+    "       secshim status [--json | --prometheus]\n"
     "The policy file is -c FILE, else $SECSHIM_CONFIG, else "
     SS_DEFAULT_CONFIG_PATH ".\n";
 
@@ -621,6 +624,8 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(argv[1], "verify") == 0)
         return cmd_verify(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage_text, stdout);
         return EXIT_VALID;

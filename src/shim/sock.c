@@ -16,6 +16,7 @@
 #include "linger.h"
 #include "real.h"
 #include "sock.h"
+#include "status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -252,6 +253,7 @@ struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
     s->owner = self();
     sock_sync_init(s);
     s->conn = conn;
+    s->stat = shim_status_endpoint(ss_conn_endpoint(conn));
     s->dir = dir;
     s->priv_fd = priv_fd;
     memcpy(s->peer, peer, peer_len + 1);
@@ -339,6 +341,11 @@ void shim_sock_count_fd(struct shim_sock *s, int delta)
     if (delta < 0 && s->nfds == 0) {
         /* Calls still in flight in other threads now fail with EBADF. */
         s->closed = true;
+        if (s->stat_open_pid == self()) {
+            atomic_fetch_sub_explicit(&s->stat->open, 1,
+                                      memory_order_relaxed);
+            s->stat_open_pid = 0;
+        }
         /* Only the process that used the connection last since a fork
          * sends close_notify: another process that still has the socket
          * may be the one using it, and a close_notify from here would end

@@ -36,6 +36,7 @@
 
 #include "secshim/conn.h"
 #include "secshim/policy.h"
+#include "secshim/status.h"
 
 struct shim_sock;
 
@@ -96,6 +97,13 @@ struct shim_sock {
     bool established;          /* the handshake's end was announced */
     bool tcp_connecting;       /* non-blocking connect: TCP not done yet */
     struct timespec hs_deadline; /* handshake-timeout, from connect/accept */
+    /* Its endpoint's slot in this process's status file (status.c),
+     * never NULL; counted with relaxed atomic adds, no lock. */
+    struct ss_status_endpoint *stat;
+    /* The process whose status file counts it open (0: none): the one
+     * where its handshake ended; only that one counts its close.
+     * Guarded by lock. */
+    pid_t stat_open_pid;
 
     /* Guarded by the list lock in sock.c. */
     struct shim_sock *list_prev, *list_next;
