@@ -99,9 +99,10 @@ static int self_stat(char *comm, size_t comm_len, uint64_t *start)
 
 /*
  * Opens (creating it 0600) the file for pid and start, at least the
- * layout's size, its old contents gone (an exec of the same process
- * rewrites it in place: never shrunk, which would be SIGBUS in a reader
- * that maps it). Returns the descriptor or -1 (why in *what).
+ * layout's size. After an exec the file is the old image's: the new one
+ * rewrites it in place (ss_status_init, then each endpoint's slot whole),
+ * and never shrinks it, which would be SIGBUS in a reader that maps it.
+ * Returns the descriptor or -1 (why in *what).
  */
 static int file_open(pid_t pid, uint64_t start, const char **what)
 {
@@ -124,13 +125,6 @@ static int file_open(pid_t pid, uint64_t start, const char **what)
         REAL(close)(fd);
         return -1;
     }
-    /* The old image's contents read as zeros: not a status file until
-     * the magic is written again. */
-    if (st.st_size > 0 &&
-        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-                  st.st_size) != 0)
-        (void)pwrite(fd, &(struct ss_status_file){0},
-                     sizeof(struct ss_status_file), 0);
     *what = "ftruncate";
     if (st.st_size < (off_t)sizeof(struct ss_status_file) &&
         ftruncate(fd, sizeof(struct ss_status_file)) != 0) {
@@ -217,7 +211,9 @@ void shim_status_start(const struct ss_policy *p, const char *policy_path,
         return; /* every connection counts in `unpublished` */
     }
     status_map = f;
-    /* A fresh file is all zeros (mmap of a new or punched file). */
+    /* Over an old image's file (exec) the header says EXECED, then
+     * STARTING, until the endpoints are written: no reader takes it
+     * meanwhile. Slots beyond n_endpoints are never read. */
     (void)ss_status_init(f, shim_self_pid(), start, geteuid(), compat,
                          policy_path, comm, now_seconds());
     add_endpoints(p);

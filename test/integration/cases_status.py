@@ -16,7 +16,10 @@ import ssl
 # "served" and waits for a line on stdin, then execs itself with "wait"
 # (same pid, a new image under the shim) or, with "leave", python3 without
 # LD_PRELOAD (a new image not under the shim); "wait" says "exec'd" and
-# exits normally at the end of stdin. With "connect PORT LINE N" it makes N
+# exits normally at the end of stdin. With "forkhold PORT" it echoes one
+# line of one connection, forks, and the child echoes the next line on the
+# inherited connection, closes it and says "child PID done"; both wait for
+# the end of stdin, the parent holding its copy. With "connect PORT LINE N" it makes N
 # connections one after the other to 127.0.0.1:PORT, sends LINE on each
 # and reads one line back, says "connected" and holds the last one until
 # the end of stdin. alarm(60) bounds every mode.
@@ -51,6 +54,25 @@ if mode in ("serve", "leave"):
         os.execv(sys.executable, [sys.executable, sys.argv[0], "wait"])
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     os.execve(sys.executable, [sys.executable, sys.argv[0], "wait"], env)
+elif mode == "forkhold":
+    port = int(sys.argv[2])
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", port))
+    lsock.listen(4)
+    print("listening", flush=True)
+    conn, _ = lsock.accept()
+    conn.sendall(read_line(conn))
+    child = os.fork()
+    if child == 0:
+        conn.sendall(read_line(conn))
+        conn.close()
+        print("child %d done" % os.getpid(), flush=True)
+        sys.stdin.read()
+        sys.exit(0)
+    sys.stdin.read()
+    conn.close()
+    os.waitpid(child, 0)
 elif mode == "wait":
     print("exec'd", flush=True)
     sys.stdin.read()
@@ -612,6 +634,35 @@ def status_fork_child_publishes_its_own(c):
           "after it exited")
     check(process_of(status_json(c), server.pid) is not None,
           "the parent is no longer listed")
+
+
+@case
+def status_fork_inherited_connection_counts_where_established(c):
+    """A connection established before a fork counts as open in the
+    process where its handshake ended, never in the child that inherits
+    it: the child's file shows 0 open and 0 handshakes (its close of the
+    copy takes nothing off), but the bytes the child's program moves on it
+    are the child's."""
+    port = free_port()
+    prog = status_prog(c, "forkhold", port)
+    sock = tls_connect(c, port)
+    try:
+        first, second = b"parent line\n", b"the child's longer line\n"
+        echo_round(sock, first)
+        echo_round(sock, second)
+        m = prog.wait_output(r"child (\d+) done", T_RUN)
+        check(m, "the child did not say it was done")
+        kid = int(m.group(1))
+        n1, n2 = len(first), len(second)
+        doc = wait_status(c, "parent and child counts", lambda d:
+                          ep_counts(d, prog.pid) == (1, 1, 0, 0, n1, n1) and
+                          ep_counts(d, kid) == (0, 0, 0, 0, n2, n2))
+        check(process_of(doc, kid)["start_time"] !=
+              process_of(doc, prog.pid)["start_time"], "one start time")
+    finally:
+        tls_close(sock)
+        prog.close_stdin()
+    check(prog.wait(T_RUN) == 0, "the program failed")
 
 
 def status_prog(c, mode, port):
