@@ -809,3 +809,45 @@ def status_usage_and_exit_codes(c):
     check(process_of(doc, server.pid) is not None, "the server is not listed")
     check(process_of(doc, os.getpid()) is None, "the foreign file is listed")
     check(os.path.exists(bogus), "the file of a live process was removed")
+
+
+@case
+def status_exec_relay_leaves_no_file(c):
+    """TLS across exec (test_inetd under the shim: fork, dup2 onto 0 and 1,
+    exec): the relay and the short-lived process of its double fork each
+    publish as fork children do, and remove their files when they end, so
+    once the connection is over only test_inetd's own file is left and
+    nothing is stale."""
+    s = c.suite
+    port = free_port()
+    proc, _ = inetd(c, policy=c.policy(server_ep(s, port)), port=port)
+    sock = tls_connect(c, port)
+    try:
+        sock.sendall(b"names please\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        check(reply == b"esaelp seman\n", "the service replied %r" % reply)
+        m = re.search(r"through relay process (\d+)", proc.err())
+        check(m, "no relay was logged")
+        relay = int(m.group(1))
+        doc = wait_status(c, "the relay listed with the bytes it carried",
+                          lambda d: ep_counts(d, relay) is not None and
+                          ep_counts(d, relay)[4:] == (13, 13))
+    finally:
+        tls_close(sock)
+    deadline = time.monotonic() + T_RUN
+    while (set(status_files(c)) != set(status_files(c, proc.pid)) and
+           time.monotonic() < deadline):
+        time.sleep(0.05)
+    check(set(status_files(c)) == set(status_files(c, proc.pid)) and
+          len(status_files(c, proc.pid)) == 1,
+          "files left: %r (test_inetd is %d, the relay %d)"
+          % (status_files(c), proc.pid, relay))
+    doc = status_json(c)
+    check(doc["stale"] == [] or not [x for x in doc["stale"]
+                                     if x["pid"] != proc.pid],
+          "stale files: %r" % doc["stale"])
