@@ -851,3 +851,40 @@ def status_exec_relay_leaves_no_file(c):
     check(doc["stale"] == [] or not [x for x in doc["stale"]
                                      if x["pid"] != proc.pid],
           "stale files: %r" % doc["stale"])
+
+
+@case
+def status_documented_textfile_line_works(c):
+    """The cron line of docs/operations.md ("Prometheus with
+    node_exporter's textfile collector"), run as written with its
+    directory moved into the case's: it leaves secshim.prom, complete (it
+    parses strictly, with the running server's samples) and no temporary
+    file."""
+    with open(os.path.join(ROOT, "docs", "operations.md")) as f:
+        lines = [l for l in f.read().splitlines()
+                 if l.startswith("* * * * * root ")]
+    check(len(lines) == 1, "docs/operations.md has %d cron lines"
+          % len(lines))
+    textfile = "/var/lib/node_exporter/textfile"
+    command = lines[0][len("* * * * * root "):]
+    check(textfile in command and command.startswith("secshim status "),
+          "the cron line changed shape: %r" % command)
+    out_dir = c.path("textfile")
+    os.makedirs(out_dir)
+    command = command.replace(textfile, out_dir).replace(
+        "secshim status", os.path.join(c.suite.build, "secshim") + " status",
+        1)
+    s = c.suite
+    port = free_port()
+    server, _ = echo_server(c, c.policy(server_ep(s, port)), port=port)
+    wait_status(c, "the server listed", lambda d:
+                process_of(d, server.pid) is not None)
+    run = c.run("cron", ["/bin/sh", "-c", command], env=status_env(c))
+    check(run.p.returncode == 0, "the cron line failed")
+    check(os.listdir(out_dir) == ["secshim.prom"], "files %r"
+          % os.listdir(out_dir))
+    with open(os.path.join(out_dir, "secshim.prom")) as f:
+        m = parse_prometheus(f.read())
+    check(prom_value(m, "secshim_connections_open", pid=str(server.pid),
+                     endpoint="srv", role="listen") == 0,
+          "no sample of the server")
