@@ -152,18 +152,18 @@ static bool listed(const struct listing *l, pid_t pid, uint64_t start)
     return false;
 }
 
-static void note_stale(struct listing *l, const char *dir, const char *name,
+/* A stale file is removed through the directory's descriptor (dfd), so
+ * a directory swapped for a link meanwhile cannot redirect the unlink. */
+static void note_stale(struct listing *l, int dfd, const char *name,
                        const struct stat *st, pid_t pid, uint64_t start,
                        enum ss_status_liveness live)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
     bool may = st->st_uid == geteuid() || geteuid() == 0;
     if (l->n_stale == l->cap_stale)
         l->stale = grow(l->stale, &l->cap_stale, sizeof(*l->stale));
     l->stale[l->n_stale++] = (struct stale_view){
         pid, start, live == SS_PROC_GONE ? "gone" : "reused",
-        may && unlink(path) == 0};
+        may && unlinkat(dfd, name, 0) == 0};
 }
 
 static void unreadable(struct listing *l, const char *dir, const char *name,
@@ -173,16 +173,18 @@ static void unreadable(struct listing *l, const char *dir, const char *name,
     l->rc = STATUS_UNREADABLE;
 }
 
-/* One directory entry: listed, stale, or skipped. */
-static void read_file(struct listing *l, const char *dir, const char *name)
+/* One entry of directory dir (open as dfd): listed, stale, or skipped.
+ * Never a link, and O_NONBLOCK: a FIFO under a status file's name must
+ * not hold the listing. */
+static void read_file(struct listing *l, int dfd, const char *dir,
+                      const char *name)
 {
     pid_t pid;
     uint64_t start;
     if (ss_status_parse_name(name, &pid, &start) != SS_OK)
         return; /* not a status file */
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+                                   O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (fd >= 0 || errno != ENOENT) /* removed meanwhile: gone */
@@ -197,7 +199,7 @@ static void read_file(struct listing *l, const char *dir, const char *name)
         ss_status_liveness(start, proc_stat(pid, text, sizeof(text)));
     if (live == SS_PROC_GONE || live == SS_PROC_REUSED) {
         close(fd);
-        note_stale(l, dir, name, &st, pid, start, live);
+        note_stale(l, dfd, name, &st, pid, start, live);
         return;
     }
     if (live == SS_PROC_UNKNOWN || (size_t)st.st_size <
@@ -235,17 +237,22 @@ static void read_file(struct listing *l, const char *dir, const char *name)
 
 static void read_dir(struct listing *l, const char *dir)
 {
-    DIR *d = opendir(dir);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
     if (d == NULL) {
-        if (errno != ENOENT && errno != ENOTDIR) {
-            fprintf(stderr, "secshim: %s: %s\n", dir, strerror(errno));
+        int e = errno;
+        if (dfd >= 0)
+            close(dfd);
+        /* Missing, or a link (never followed): nothing of ours there. */
+        if (e != ENOENT && e != ENOTDIR && e != ELOOP) {
+            fprintf(stderr, "secshim: %s: %s\n", dir, strerror(e));
             l->rc = STATUS_UNREADABLE;
         }
         return;
     }
     for (struct dirent *de; (de = readdir(d)) != NULL;)
         if (de->d_name[0] != '.')
-            read_file(l, dir, de->d_name);
+            read_file(l, dfd, dir, de->d_name);
     closedir(d);
 }
 
