@@ -261,6 +261,7 @@ int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
     if (ss_endpoint_tls(ep) != NULL)
         return 0; /* the fast path: one acquire load */
     int saved = errno;
+    shim_status_touch(); /* a fork child building a context publishes */
     if (tls_ready() != 0) {
         errno = EPROTO;
         return -1;

@@ -251,6 +251,7 @@ struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
     }
     atomic_init(&s->refs, 1);
     s->owner = self();
+    shim_status_touch(); /* a fork child's first connection publishes it */
     sock_sync_init(s);
     s->conn = conn;
     s->stat = shim_status_endpoint(ss_conn_endpoint(conn));
@@ -326,7 +327,11 @@ static void lock_quiet(struct shim_sock *s)
 void shim_sock_lock(struct shim_sock *s)
 {
     lock_quiet(s);
-    s->owner = self();
+    if (s->owner != self()) {
+        s->owner = self();
+        /* The first use since a fork: a child publishes its status. */
+        shim_status_touch();
+    }
 }
 
 void shim_sock_unlock(struct shim_sock *s)

@@ -289,9 +289,15 @@ static size_t used_size(const struct ss_status_file *f)
            n * sizeof(struct ss_status_endpoint);
 }
 
+/* A child's copy starts where a new process does: its endpoints and what
+ * is known of their certificates, no count (the parent's history is the
+ * parent's; docs/design.md, "Process life"). Not readable (STARTING)
+ * until its file is published with its start time. */
 static void child_reset(struct ss_status_file *f, pid_t pid, uint64_t start,
                         const char *comm)
 {
+    atomic_store_explicit(&f->state, SS_STATUS_STARTING,
+                          memory_order_relaxed);
     f->pid = (int32_t)pid;
     f->start_time = start;
     f->started_at = now_seconds();
@@ -309,47 +315,92 @@ static void child_reset(struct ss_status_file *f, pid_t pid, uint64_t start,
     }
 }
 
+/* What a child learns when it publishes: its start time and command. */
+static void child_reset_identity(struct ss_status_file *f, uint64_t start,
+                                 const char *comm)
+{
+    f->start_time = start;
+    snprintf(f->comm, sizeof(f->comm), "%s", comm);
+    atomic_store_explicit(&f->state, SS_STATUS_RUNNING, memory_order_release);
+}
+
+/* A fork child's file is made at its first use of TLS (shim_status_touch),
+ * not at the fork: see shim_status_fork_child. */
+enum late { LATE_NONE, LATE_PENDING, LATE_DONE };
+static atomic_int late_state; /* LATE_NONE */
+
 void shim_status_fork_child(void)
 {
     if (status_map == NULL)
         return;
-    /* The parent's image, copied before it is replaced. */
-    struct ss_status_file *copy = malloc(sizeof(*copy));
-    char comm[SS_STATUS_COMM_LEN] = "";
-    uint64_t start = 0;
-    struct ss_status_file *f = NULL;
+    status_path[0] = '\0'; /* the parent's: never removed from here */
+    /* Private memory in place of the parent's file, at the same address
+     * (mremap replaces the mapping whole): every pointer the child's
+     * connections inherited counts here from now on, never there. */
     size_t used = used_size(status_map);
-    if (copy != NULL) {
-        memcpy(copy, status_map, used);
-        if (self_stat(comm, sizeof(comm), &start) == 0)
-            f = publish(shim_self_pid(), start, status_map);
-    }
-    if (f == NULL) {
-        status_path[0] = '\0';
-        /* Never the parent's file: private memory at the same address. */
-        f = private_map(status_map);
-        if (f == NULL) {
-            /* Cannot even replace it: the counts would reach the parent's
-             * file. Unmapping makes every pointer into it fault, so do
-             * without counting instead: a read-only private copy would
-             * also fault on the first add. Leave the mapping (the lesser
-             * harm: wrong counts, not a crash) and say so. */
-            ss_log(SS_LOG_WARNING, "status: the fork child %ld cannot "
-                   "replace its parent's status mapping; its counts go to "
-                   "the parent's file", (long)shim_self_pid());
-            free(copy);
-            return;
+    void *fresh = private_map(NULL);
+    if (fresh != NULL) {
+        memcpy(fresh, status_map, used);
+        if (mremap(fresh, sizeof(*status_map), sizeof(*status_map),
+                   MREMAP_MAYMOVE | MREMAP_FIXED, status_map) == MAP_FAILED) {
+            munmap(fresh, sizeof(*status_map));
+            fresh = NULL;
         }
     }
-    if (copy != NULL) {
-        memcpy(f, copy, used); /* a fresh file: zeros beyond */
-        free(copy);
+    if (fresh == NULL) {
+        /* Unmapping would make every pointer into it fault: the lesser
+         * harm is counts that reach the parent's file, said once. */
+        ss_log(SS_LOG_WARNING, "status: the fork child %ld cannot replace "
+               "its parent's status mapping; its counts go to the parent's "
+               "file", (long)shim_self_pid());
+        return;
     }
-    atomic_store_explicit(&f->state, SS_STATUS_STARTING,
-                          memory_order_relaxed);
-    child_reset(f, shim_self_pid(), start, comm);
-    atomic_store_explicit(&f->state, SS_STATUS_RUNNING, memory_order_release);
-    status_map = f;
+    child_reset(status_map, shim_self_pid(), 0, "");
+    atomic_store_explicit(&late_state, LATE_PENDING, memory_order_relaxed);
+}
+
+/* The fork child's first use of TLS: its own file, with what it counted
+ * so far, mapped where the private memory was. */
+static void publish_late(void)
+{
+    int expected = LATE_PENDING;
+    if (!atomic_compare_exchange_strong(&late_state, &expected, LATE_DONE))
+        return; /* another thread does it (its adds meanwhile may be lost) */
+    int saved = errno;
+    char comm[SS_STATUS_COMM_LEN] = "";
+    uint64_t start = 0;
+    const char *what = "/proc/self/stat";
+    int fd = -1;
+    if (self_stat(comm, sizeof(comm), &start) == 0 && choose_dir())
+        fd = file_open(shim_self_pid(), start, &what);
+    else if (start != 0)
+        what = "no usable directory";
+    struct ss_status_file *f = status_map;
+    if (fd >= 0) {
+        child_reset_identity(f, start, comm);
+        what = "write";
+        if (pwrite(fd, f, used_size(f), 0) == (ssize_t)used_size(f)) {
+            what = "mmap";
+            if (file_map(fd, f) == f) {
+                REAL(close)(fd);
+                errno = saved;
+                return;
+            }
+        }
+        REAL(close)(fd);
+        unlink(status_path);
+    }
+    ss_log(SS_LOG_WARNING, "status: %s: %s; this process is not shown by "
+           "`secshim status`", what, strerror(errno));
+    status_path[0] = '\0';
+    errno = saved;
+}
+
+void shim_status_touch(void)
+{
+    if (atomic_load_explicit(&late_state, memory_order_relaxed) ==
+        LATE_PENDING)
+        publish_late();
 }
 
 void shim_status_exit(void)

@@ -45,9 +45,22 @@ void shim_status_fail(struct ss_status_endpoint *e, const char *why);
 void shim_status_exec_begin(void);
 void shim_status_exec_failed(void);
 
-/* fork child: its own file (its own pid and start time), mapped where the
- * parent's was, so no count of the child reaches the parent's file. */
+/*
+ * fork child: private memory in place of the parent's mapping, at the same
+ * address, so no count of the child reaches the parent's file; the child's
+ * own file (its pid and start time) is made at its first use of TLS
+ * (shim_status_touch). A child that never uses it (a shell's, one that
+ * only execs, sshd's privilege-separated child that confines its system
+ * calls with seccomp and would be killed by the unlink at its exit) makes
+ * no file.
+ */
 void shim_status_fork_child(void);
+
+/* A use of TLS by this process (a connection made or accepted, a
+ * connection inherited over fork used for the first time, a context
+ * built): in a fork child that has not published yet, publishes now.
+ * Otherwise one relaxed load. Keeps errno. */
+void shim_status_touch(void);
 
 /* Normal exit: the file is removed. */
 void shim_status_exit(void);

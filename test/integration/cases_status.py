@@ -19,7 +19,9 @@ import ssl
 # exits normally at the end of stdin. With "forkhold PORT" it echoes one
 # line of one connection, forks, and the child echoes the next line on the
 # inherited connection, closes it and says "child PID done"; both wait for
-# the end of stdin, the parent holding its copy. With "connect PORT LINE N" it makes N
+# the end of stdin, the parent holding its copy. With "forkidle" it forks
+# a child that says "child PID" and uses no TLS; both exit normally at the
+# end of stdin. With "connect PORT LINE N" it makes N
 # connections one after the other to 127.0.0.1:PORT, sends LINE on each
 # and reads one line back, says "connected" and holds the last one until
 # the end of stdin. alarm(60) bounds every mode.
@@ -72,6 +74,14 @@ elif mode == "forkhold":
         sys.exit(0)
     sys.stdin.read()
     conn.close()
+    os.waitpid(child, 0)
+elif mode == "forkidle":
+    child = os.fork()
+    if child == 0:
+        print("child %d" % os.getpid(), flush=True)
+        sys.stdin.read()
+        sys.exit(0)
+    sys.stdin.read()
     os.waitpid(child, 0)
 elif mode == "wait":
     print("exec'd", flush=True)
@@ -663,6 +673,32 @@ def status_fork_inherited_connection_counts_where_established(c):
         tls_close(sock)
         prog.close_stdin()
     check(prog.wait(T_RUN) == 0, "the program failed")
+
+
+@case
+def status_fork_child_without_tls_makes_no_file(c):
+    """A fork child that uses no TLS (a shell's, sshd's sandboxed
+    privilege-separated child) makes no status file and is not listed,
+    while its parent is; it leaves nothing stale at its exit. (A file made
+    at the fork would be removed at the child's exit with an unlink that
+    sshd's seccomp sandbox kills: exec_sshd_reexec_is_tls.)"""
+    s = c.suite
+    prog = c.write("status_prog.py", STATUS_PROG)
+    proc = c.start("prog", [sys.executable, prog, "forkidle"],
+                   env=c.env(c.policy(server_ep(s, free_port()))),
+                   stdin=True)
+    m = proc.wait_output(r"child (\d+)", T_RUN)
+    check(m, "the program did not fork")
+    kid = int(m.group(1))
+    doc = wait_status(c, "the parent listed", lambda d:
+                      process_of(d, proc.pid) is not None)
+    check(process_of(doc, kid) is None, "the child is listed")
+    check(status_files(c, kid) == [], "the child made a file: %r"
+          % status_files(c))
+    proc.close_stdin()
+    check(proc.wait(T_RUN) == 0, "the program failed")
+    check(status_files(c) == [], "files left: %r" % status_files(c))
+    check(status_json(c)["stale"] == [], "stale files reported")
 
 
 def status_prog(c, mode, port):
