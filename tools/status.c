@@ -230,7 +230,16 @@ static void read_file(struct listing *l, int dfd, const char *dir,
     if (take) {
         if (l->n_procs == l->cap_procs)
             l->procs = grow(l->procs, &l->cap_procs, sizeof(*l->procs));
-        read_process(f, &l->procs[l->n_procs++]);
+        struct proc_view *p = &l->procs[l->n_procs];
+        int64_t started = f->started_at;
+        read_process(f, p);
+        /* Rewritten meanwhile (an exec of the same process): the copy may
+         * mix two images; the new one is read next time. */
+        if (atomic_load_explicit(&f->state, memory_order_acquire) ==
+                SS_STATUS_RUNNING && f->started_at == started)
+            l->n_procs++;
+        else
+            free(p->eps);
     }
     munmap((void *)f, sizeof(*f));
 }

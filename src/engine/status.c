@@ -111,6 +111,10 @@ int ss_status_init(struct ss_status_file *f, pid_t pid, uint64_t start_time,
                    uid_t uid, bool compat, const char *policy,
                    const char *comm, int64_t now)
 {
+    /* First: over an old image's file (exec) a reader must stop taking
+     * it before anything in it changes. */
+    atomic_store(&f->state, SS_STATUS_STARTING);
+    atomic_thread_fence(memory_order_release);
     f->version = SS_STATUS_VERSION;
     f->size = (uint32_t)sizeof(*f);
     f->pid = (int32_t)pid;
@@ -121,8 +125,6 @@ int ss_status_init(struct ss_status_file *f, pid_t pid, uint64_t start_time,
     put_string(f->comm, sizeof(f->comm), comm);
     put_string(f->policy, sizeof(f->policy), policy);
     atomic_store_explicit(&f->n_endpoints, 0, memory_order_relaxed);
-    atomic_store_explicit(&f->state, SS_STATUS_STARTING,
-                          memory_order_relaxed);
     /* The magic last: a reader that sees it sees the header. */
     atomic_thread_fence(memory_order_release);
     f->magic = SS_STATUS_MAGIC;
