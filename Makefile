@@ -27,9 +27,9 @@ TLSLIB_OBJ := $(TLSLIB_SRC:%.c=$(BUILD)/obj/%.o)
 # that nothing of OpenSSL is left. Every other engine module is built
 # into libsecshim-tls.so, which the shim loads at the first TLS context.
 SHIM_ENGINE_OBJ := $(addprefix $(BUILD)/obj/src/engine/,policy.o log.o \
-                     compat.o common.o protocol.o peerid.o)
+                     compat.o common.o protocol.o peerid.o status.o)
 TLS_ENGINE_OBJ  := $(filter-out $(addprefix $(BUILD)/obj/src/engine/,\
-                     policy.o log.o compat.o),$(ENGINE_OBJ))
+                     policy.o log.o compat.o status.o),$(ENGINE_OBJ))
 UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
 APP_BIN    := $(APP_SRC:test/apps/%.c=$(BUILD)/apps/%)
 BENCH_BIN  := $(BENCH_SRC:test/bench/%.c=$(BUILD)/bench/%)

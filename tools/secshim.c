@@ -7,6 +7,7 @@
  *                  [--crl PEM] [--host NAME|ADDRESS] [--purpose server|client]
  *                  [--allow-peer ID]... [--at UNIX_TIME] [--compat] CERT.pem
  *   secshim probe  [--serve] [-c FILE] [-e ENDPOINT] ... (tools/probe.c)
+ *   secshim status [--json | --prometheus]   (tools/status.c)
  *
  * Both use the engine exactly as the shim does, so what `check` accepts the
  * shim loads, and what `verify` accepts a handshake accepts.
@@ -37,6 +38,7 @@
 
 #include "elfinfo.h"
 #include "probe.h"
+#include "status.h"
 
 enum {
     EXIT_VALID = 0,
@@ -59,6 +61,7 @@ static const char usage_text[] =
     "       secshim probe  [-c FILE] [-e ENDPOINT] HOST:PORT\n"
     "       secshim probe  --serve [-c FILE] [-e ENDPOINT] [--wait SECONDS]"
     " [HOST:]PORT\n"
+    "       secshim status [--json | --prometheus]\n"
     "The policy file is -c FILE, else $SECSHIM_CONFIG, else "
     SS_DEFAULT_CONFIG_PATH ".\n";
 
@@ -666,6 +669,8 @@ int main(int argc, char **argv)
         return cmd_verify(argc - 1, argv + 1);
     if (strcmp(argv[1], "probe") == 0)
         return cmd_probe(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage_text, stdout);
         return EXIT_VALID;

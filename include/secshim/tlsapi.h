@@ -43,7 +43,7 @@
 
 /* Changed whenever a table below changes shape; a library of another
  * build is refused rather than called through the wrong table. */
-#define SS_TLS_ABI 6u
+#define SS_TLS_ABI 7u
 
 /*
  * Every engine function libsecshim.so reaches in libsecshim-tls.so:
@@ -56,6 +56,7 @@
        struct ss_tlsctx **out, struct ss_errbuf *err),                        \
       (path, ep, compat, out, err))                                           \
     V(ss_tlsctx_free, (struct ss_tlsctx *t), (t))                             \
+    X(time_t, ss_tlsctx_not_after, (const struct ss_tlsctx *t), (t))          \
     X(int, ss_conn_new,                                                       \
       (struct ss_policy *policy, const struct ss_endpoint *ep, int fd,        \
        const struct ss_io_ops *io, const char *peer_host,                     \

@@ -57,4 +57,8 @@ const char *ss_tlsctx_default_suites(void);
  * down; 0 when the endpoint has no certificate of its own. */
 int ss_tlsctx_days_left(const struct ss_tlsctx *t, time_t now);
 
+/* The notAfter of own_cert in seconds since the epoch; 0 when the
+ * endpoint has no certificate of its own (or it cannot be read). */
+time_t ss_tlsctx_not_after(const struct ss_tlsctx *t);
+
 #endif

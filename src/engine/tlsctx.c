@@ -591,6 +591,15 @@ void ss_tlsctx_free(struct ss_tlsctx *t)
     free(t);
 }
 
+time_t ss_tlsctx_not_after(const struct ss_tlsctx *t)
+{
+    struct tm tm;
+    if (t == NULL || t->own_cert == NULL ||
+        ASN1_TIME_to_tm(X509_get0_notAfter(t->own_cert), &tm) != 1)
+        return 0;
+    return timegm(&tm);
+}
+
 int ss_tlsctx_days_left(const struct ss_tlsctx *t, time_t now)
 {
     if (t == NULL || t->own_cert == NULL)

@@ -10,6 +10,7 @@
 #include "drive.h"
 #include "real.h"
 #include "sock.h"
+#include "status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +74,16 @@ int shim_errno_of(const struct shim_sock *s, int rc, bool handshake)
     }
 }
 
+/* The endpoint's last failure, for `secshim status`: the log line's
+ * words without the endpoint, which the status names already. */
+static void note_failure(struct shim_sock *s, bool handshake, const char *why)
+{
+    char reason[SS_STATUS_REASON_LEN];
+    snprintf(reason, sizeof(reason), "TLS %s with %s failed: %s",
+             handshake ? "handshake" : "connection", s->peer, why);
+    shim_status_fail(s->stat, reason);
+}
+
 void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
                     const char *why)
 {
@@ -80,6 +91,11 @@ void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
         return;
     s->failed = true;
     s->fail_errno = e;
+    if (why == NULL || *why == '\0')
+        why = "unknown error";
+    if (handshake)
+        ss_status_add(&s->stat->handshakes_failed, 1);
+    note_failure(s, handshake, why);
     if (!handshake && ss_conn_truncated(s->conn) &&
         ss_conn_state(s->conn) == SS_CONN_FAILED)
         /* tls-unexpected-eof = "error": a warning, not a TLS failure. */
@@ -91,7 +107,7 @@ void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
     else
         ss_log(SS_LOG_ERROR, "endpoint '%s': TLS %s with %s failed: %s",
                shim_sock_endpoint(s), handshake ? "handshake" : "connection",
-               s->peer, why != NULL && *why != '\0' ? why : "unknown error");
+               s->peer, why);
     /* Nothing may pass on this socket from now on; but a number that is
      * not the connection any more belongs to someone else. */
     if (shim_sock_private_ours(s))
@@ -128,6 +144,10 @@ void shim_note_established(struct shim_sock *s)
     if (s->established || st == SS_CONN_HANDSHAKING || st == SS_CONN_FAILED)
         return;
     s->established = true;
+    ss_status_add(ss_conn_resumed(s->conn) ? &s->stat->handshakes_resumed
+                                           : &s->stat->handshakes_ok, 1);
+    atomic_fetch_add_explicit(&s->stat->open, 1, memory_order_relaxed);
+    s->stat_open_pid = shim_self_pid();
     if (ss_log_enabled(SS_LOG_INFO))
         log_established(s);
     pthread_cond_broadcast(&s->hs_cond);

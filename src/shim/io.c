@@ -189,6 +189,8 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
 
         if (rc == SS_OK) {
             total += n;
+            if (!peek)
+                ss_status_add(&s->stat->bytes_in, n);
             if (total == len || peek) {
                 events_sock_progress(s); /* plaintext may be left */
                 return (ssize_t)total;
@@ -350,6 +352,7 @@ static ssize_t sock_send_ex(struct shim_sock *s, int fd, const void *buf,
         shim_sock_unlock(s);
         if (rc == SS_OK) {
             total += n;
+            ss_status_add(&s->stat->bytes_out, n);
             continue;
         }
         if (rc < 0) {

@@ -17,6 +17,7 @@
 #include "resolve.h"
 #include "sock.h"
 #include "sockets.h"
+#include "status.h"
 #include "streams.h"
 #include "tlslib.h"
 
@@ -161,6 +162,7 @@ static void reload(const struct ss_policy *in_use, uint64_t seen)
     current = fresh;
     pthread_mutex_unlock(&policy_lock);
     ss_policy_unref(old);
+    shim_status_policy(fresh); /* `reloading` is held: one adder */
     apply_logging(fresh);
     fingerprint = policy_fingerprint(fresh);
     ss_log(SS_LOG_INFO, "policy %s reloaded: %zu endpoints, used by new "
@@ -204,6 +206,7 @@ static void shim_exit(void)
     if (shim_in_vfork_child() || atomic_flag_test_and_set(&exit_done))
         return;
     linger_at_exit();
+    shim_status_exit();
 }
 
 /*
@@ -258,6 +261,7 @@ int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
     if (ss_endpoint_tls(ep) != NULL)
         return 0; /* the fast path: one acquire load */
     int saved = errno;
+    shim_status_touch(); /* a fork child building a context publishes */
     if (tls_ready() != 0) {
         errno = EPROTO;
         return -1;
@@ -266,9 +270,11 @@ int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
     struct ss_errbuf err = {""};
     int rc = ss_policy_tls(p, ep, &built_here, &err);
     if (rc == SS_OK) {
-        if (built_here)
+        if (built_here) {
+            shim_status_built(ep);
             ss_log(SS_LOG_INFO, "endpoint '%s': TLS context built at its "
                    "first use", ep->name);
+        }
         errno = saved;
         return 0;
     }
@@ -277,9 +283,11 @@ int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
     if (rc == SS_ERR_NOMEM)
         ss_log(SS_LOG_ERROR, "endpoint '%s': out of memory building its "
                "TLS context", ep->name); /* not remembered: tried again */
-    else if (built_here)
+    else if (built_here) {
+        shim_status_fail(shim_status_endpoint(ep), err.msg);
         ss_log(SS_LOG_ERROR, "%s; its connections fail until the policy "
                "or its files change", err.msg);
+    }
     errno = rc == SS_ERR_NOMEM ? ENOMEM : EPROTO;
     return -1;
 }
@@ -324,6 +332,7 @@ static void fork_child(void)
     if (tls_loaded())
         ss_session_fork_child(); /* it keeps the sessions and keys */
     shim_sock_fork_child();
+    shim_status_fork_child(); /* after the pid is known anew */
     fdtab_fork_child();
     linger_fork_child(); /* after fdtab: it disowns descriptors */
     resolve_fork_child();
@@ -416,12 +425,19 @@ static int exec_with_relays(const char *name, enum exec_call call,
     struct relay_exec rx;
     relay_exec_prepare(&rx, name);
     exec_check(name, rx.relayed_mask);
-    if (rx.env[0] == '\0' && rx.relayed_mask == 0)
-        return exec_real(call, path, fd, argv, envp);
-    char *env[relay_env_count(envp) + 2];
-    relay_env_build(&rx, envp, env);
-    int rc = exec_real(call, path, fd, argv, env);
-    relay_exec_failed(&rx);
+    shim_status_exec_begin();
+    int rc;
+    if (rx.env[0] == '\0' && rx.relayed_mask == 0) {
+        rc = exec_real(call, path, fd, argv, envp);
+    } else {
+        char *env[relay_env_count(envp) + 2];
+        relay_env_build(&rx, envp, env);
+        rc = exec_real(call, path, fd, argv, env);
+        relay_exec_failed(&rx);
+    }
+    int e = errno;
+    shim_status_exec_failed();
+    errno = e;
     return rc;
 }
 
@@ -879,6 +895,7 @@ __attribute__((constructor)) static void shim_start(void)
     pthread_mutex_lock(&policy_lock);
     current = p;
     pthread_mutex_unlock(&policy_lock);
+    shim_status_start(p, path, compat);
     /* Before the program's own handlers, so after them at exit; OpenSSL
      * is kept alive for it (openssl_start). */
     (void)atexit(shim_exit);

@@ -35,6 +35,7 @@
 #include "relay.h"
 #include "sock.h"
 #include "sockets.h"
+#include "status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -316,6 +317,15 @@ static bool plain_write_all(int fd, const char *buf, size_t len)
  * entirely (POLLHUP): its last close is the connection's end, as the
  * kernel's close of the socket would have been. Ends the process.
  */
+/* Every process the relay's double fork makes ends here: its status file
+ * (each fork child publishes one, src/shim/status.c) goes with it, as at
+ * a normal exit; _exit, because nothing else of the program's may run. */
+static _Noreturn void relay_exit(int code)
+{
+    shim_status_exit();
+    _exit(code);
+}
+
 static void *pump_out(void *arg)
 {
     const struct pump *pu = arg;
@@ -336,7 +346,7 @@ static void *pump_out(void *arg)
     while ((pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) == 0)
         if (REAL(poll)(&pfd, 1, -1) < 0 && errno != EINTR)
             break;
-    _exit(0);
+    relay_exit(0);
 }
 
 /* Peer -> program: the peer's close_notify or EOF (or a failed
@@ -369,7 +379,7 @@ static void relay_main(struct shim_sock *s, int family, int plain,
      * processes (their O_NONBLOCK too). */
     int tls = REAL(socket)(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (tls < 0)
-        _exit(1);
+        relay_exit(1);
     fdtab_install(tls, s);
     int keep[] = {plain, commit, s->priv_fd, ss_log_fd(), tls};
     close_all_but(keep, sizeof(keep) / sizeof(keep[0]));
@@ -379,7 +389,7 @@ static void relay_main(struct shim_sock *s, int family, int plain,
         n = REAL(read)(commit, &b, 1);
     while (n < 0 && errno == EINTR);
     if (n != 0)
-        _exit(0); /* the exec failed: the program keeps its connection */
+        relay_exit(0); /* the exec failed: the program keeps its connection */
     REAL(close)(commit);
     /* The program's timeouts were for its own calls; the relay waits for
      * as long as the connection lives. */
@@ -397,11 +407,11 @@ static void relay_main(struct shim_sock *s, int family, int plain,
         ss_log(SS_LOG_ERROR, "endpoint '%s': relay for %s cannot start: "
                "no thread", shim_sock_endpoint(s), s->peer);
         (void)shim_shutdown(tls, SHUT_RDWR);
-        _exit(1);
+        relay_exit(1);
     }
     pump_in(&pu);
     pthread_join(t, NULL); /* pump_out ends the process */
-    _exit(0);
+    relay_exit(0);
 }
 
 /* --- the exec'ing side ----------------------------------------------------- */
@@ -466,7 +476,7 @@ static int relay_fork(struct shim_sock *s, int family, int *commit,
         pid_t relay = fork();
         if (relay == 0)
             relay_main(s, family, sp[1], cp[0], fds);
-        _exit(relay < 0 ? 1 : 0);
+        relay_exit(relay < 0 ? 1 : 0);
     }
     REAL(close)(sp[1]);
     REAL(close)(cp[0]);

@@ -16,6 +16,7 @@
 #include "linger.h"
 #include "real.h"
 #include "sock.h"
+#include "status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -250,8 +251,10 @@ struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
     }
     atomic_init(&s->refs, 1);
     s->owner = self();
+    shim_status_touch(); /* a fork child's first connection publishes it */
     sock_sync_init(s);
     s->conn = conn;
+    s->stat = shim_status_endpoint(ss_conn_endpoint(conn));
     s->dir = dir;
     s->priv_fd = priv_fd;
     memcpy(s->peer, peer, peer_len + 1);
@@ -324,7 +327,11 @@ static void lock_quiet(struct shim_sock *s)
 void shim_sock_lock(struct shim_sock *s)
 {
     lock_quiet(s);
-    s->owner = self();
+    if (s->owner != self()) {
+        s->owner = self();
+        /* The first use since a fork: a child publishes its status. */
+        shim_status_touch();
+    }
 }
 
 void shim_sock_unlock(struct shim_sock *s)
@@ -339,6 +346,11 @@ void shim_sock_count_fd(struct shim_sock *s, int delta)
     if (delta < 0 && s->nfds == 0) {
         /* Calls still in flight in other threads now fail with EBADF. */
         s->closed = true;
+        if (s->stat_open_pid == self()) {
+            atomic_fetch_sub_explicit(&s->stat->open, 1,
+                                      memory_order_relaxed);
+            s->stat_open_pid = 0;
+        }
         /* Only the process that used the connection last since a fork
          * sends close_notify: another process that still has the socket
          * may be the one using it, and a close_notify from here would end

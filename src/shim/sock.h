@@ -36,6 +36,7 @@
 
 #include "secshim/conn.h"
 #include "secshim/policy.h"
+#include "secshim/status.h"
 
 struct shim_sock;
 
@@ -98,6 +99,13 @@ struct shim_sock {
     bool nagle_window;         /* the shim holds TCP_NODELAY on (nagle.h) */
     bool nodelay_program;      /* the program's TCP_NODELAY meanwhile */
     struct timespec hs_deadline; /* handshake-timeout, from connect/accept */
+    /* Its endpoint's slot in this process's status file (status.c),
+     * never NULL; counted with relaxed atomic adds, no lock. */
+    struct ss_status_endpoint *stat;
+    /* The process whose status file counts it open (0: none): the one
+     * where its handshake ended; only that one counts its close.
+     * Guarded by lock. */
+    pid_t stat_open_pid;
 
     /* Guarded by the list lock in sock.c. */
     struct shim_sock *list_prev, *list_next;

@@ -1051,6 +1051,14 @@ static void test_tlsctx_direct(void **state)
     assert_true(days > 0);
     assert_int_equal(ss_tlsctx_days_left(t, time(NULL) + 86400 * 2L),
                      days - 2);
+    /* The notAfter `secshim status` publishes is the leaf's own. */
+    struct tm tm;
+    assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(t->own_cert), &tm),
+                     1);
+    time_t not_after = ss_tlsctx_not_after(t);
+    assert_int_equal(not_after, timegm(&tm));
+    assert_true(not_after > time(NULL) + 86400L * days);
+    assert_true(not_after <= time(NULL) + 86400L * (days + 1));
     ss_tlsctx_free(t);
 
     /* A client loads no certificate without tls-mutual. */
@@ -1059,6 +1067,7 @@ static void test_tlsctx_direct(void **state)
     assert_int_equal(ss_tlsctx_new("hand.cfg", &ep, false, &t, &err), SS_OK);
     assert_null(t->own_cert);
     assert_int_equal(ss_tlsctx_days_left(t, time(NULL)), 0);
+    assert_int_equal(ss_tlsctx_not_after(t), 0);
     ss_tlsctx_free(t);
 
     /* The checks the policy loader makes too hold here on their own. */
