@@ -45,6 +45,9 @@
  *               descriptors moved, the first deleted, a third dup added:
  *               each of four chunks reaches exactly the registrations
  *               there are, an edge-triggered one once.
+ *   preconnect  the socket joins the set before connect() (nginx's
+ *               upstreams), then the private descriptor moves: two
+ *               chunks, each reported to the one registration.
  *   fork        children that exec or close their copies of the sets do
  *               not disturb the parent's registrations; then a child
  *               takes the connection over on the sets it inherited.
@@ -538,6 +541,35 @@ static int fork_shared(int fd, int ep)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+/* nginx's upstream pattern: the socket joins the set before connect();
+ * the registration moves to the TLS connection at the swap, then the
+ * private descriptor moves. Each chunk still wakes it. */
+static int preconnect(const char *host, const char *port)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai;
+    if (getaddrinfo(host, port, &hints, &ai) != 0) {
+        fprintf(stderr, "ev_epoll_exact: cannot resolve %s\n", host);
+        exit(1);
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (fd < 0 || ep < 0 || add(ep, fd, EPOLLIN, 51) != 0)
+        die("epoll_ctl before connect");
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+        die("connect");
+    freeaddrinfo(ai);
+    nonblock(fd);
+    dump_epoll(ep, "swapped");
+    int one[] = {51};
+    round_of(ep, fd, "swapped", one, 1, NULL, 0);
+    int keep[] = {fd, ep};
+    take_sockets(keep, 2);
+    dump_epoll(ep, "moved");
+    round_of(ep, fd, "moved", one, 1, NULL, 0);
+    return 0;
+}
+
 /* Sleeps ms milliseconds. */
 static void pause_ms(long ms)
 {
@@ -671,6 +703,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     alarm(30);
     const char *mode = argv[1];
+    if (strcmp(mode, "preconnect") == 0)
+        return preconnect(argv[2], argv[3]);
     int fd = connect_to(argv[2], argv[3]);
     if (strcmp(mode, "select-high") == 0)
         return select_high(fd);

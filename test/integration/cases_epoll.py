@@ -517,6 +517,25 @@ def epoll_two_registrations_of_one_connection_in_a_set(c):
 
 
 @case
+def epoll_registration_moved_at_the_swap_watches_the_private_descriptor(c):
+    """A registration made before connect() (nginx's upstreams) moves to
+    the TLS connection at the swap, where the kernel watches the private
+    descriptor itself (one registration, with the shim's token), and
+    follows it when the program takes its number: each of two chunks is
+    reported as over plain TCP."""
+    out = exact_keys(c, "preconnect", {"swapped": 1, "moved": 1},
+                     "--send", "1.0:100,2.0:100")
+    for line in ("swapped: data51 level yes, drained 100, then quiet",
+                 "moved: data51 level yes, drained 100, then quiet"):
+        check(line in out, "plain TCP: %s" % out)
+    procs = {p.name: p for p in c.procs}
+    keys, taken = kernel_keys(procs["shim"])
+    check(len(taken) == 1, "under the shim the program took %s: expected "
+          "the private descriptor alone (a registration's own duplicate "
+          "would be a second socket)" % sorted(taken))
+
+
+@case
 def epoll_sets_shared_with_forked_children(c):
     """A level-triggered and an edge-triggered registration (two sets) of
     a TLS connection; a child execs `true` (the private descriptor is
