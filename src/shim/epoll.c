@@ -275,15 +275,15 @@ void events_release(void)
     pthread_mutex_unlock(&ep_lock);
 }
 
-/* Removes the kernel registrations keyed by (s's socket, fd) that direct
- * registrations watching number keyed_by have, in the sets before stop. */
-static void unkey_direct(struct shim_sock *s, int keyed_by, int fd,
-                         struct ep_set *stop)
+/* Undoes events_private_move's registrations on fresh in the sets before
+ * stop, the set whose ADD failed. */
+static void unmove_direct(struct shim_sock *s, int old, int fresh,
+                          struct ep_set *stop)
 {
     for (struct ep_set *e = ep_sets; e != stop; e = e->next) {
         struct ep_reg *g = direct_reg(e, s);
-        if (g != NULL && g->kfd == keyed_by)
-            (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+        if (g != NULL && g->kfd == old)
+            (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, fresh, NULL);
     }
 }
 
@@ -307,7 +307,7 @@ int events_private_move(struct shim_sock *s, int old, int fresh)
         struct epoll_event ev = reg_kernel_event(g, g->kern_events);
         if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, fresh, &ev) != 0) {
             int saved = errno;
-            unkey_direct(s, old, fresh, e);
+            unmove_direct(s, old, fresh, e);
             errno = saved;
             return -1;
         }

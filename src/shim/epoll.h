@@ -22,8 +22,9 @@ void events_sock_progress(struct shim_sock *s);
  * lock), so that no registration is made, changed or removed until
  * release; then, with s locked, move re-keys every kernel registration
  * that watches s's private descriptor old itself onto fresh, in every
- * set. move returns 0, or -1 with errno when one could not be made
- * (nothing is changed then, and fresh may be closed). */
+ * set. move returns 0 (old may then be closed), or -1 with errno when
+ * a set refused the new registration (nothing has moved then, and fresh
+ * may be closed). */
 void events_hold(void);
 void events_release(void);
 int events_private_move(struct shim_sock *s, int old, int fresh);
