@@ -33,13 +33,17 @@
 
 /*
  * The shim's record of one registration of a managed socket in one epoll
- * set (docs/shim.md, "epoll"). The kernel watches kfd, a private duplicate
- * of the connection's socket made for this registration alone, so two
- * program duplicates of one socket can both be in one set and a
- * registration can outlive the program number it was made with, as the
- * kernel's belongs to the open file. The kernel registration carries a
- * token (TOKEN_TAG | id) in place of the program's epoll_data. Its mode
- * follows the program's:
+ * set (docs/shim.md, "epoll"). The kernel watches kfd: the connection's
+ * private descriptor itself for its first registration in a set (direct),
+ * so that an epoll server holds two descriptors per connection, not three
+ * (issue 9); a private duplicate made for this registration alone for a
+ * further one in the same set, as the kernel keys registrations by open
+ * file and number and two program duplicates of one socket can both be
+ * in one set. Either way a registration can outlive the program number it
+ * was made with, as the kernel's belongs to the open file: the reference
+ * on the sock keeps the private descriptor open as long as it lives. The
+ * kernel registration carries a token (TOKEN_TAG | id) in place of the
+ * program's epoll_data. Its mode follows the program's:
  *  - EPOLLET: the kernel registration is edge-triggered too and asks for
  *    IN|OUT|RDHUP for good, so each kernel edge (new bytes, space freed
  *    after a write hit EAGAIN) reaches the shim and becomes the
@@ -53,8 +57,12 @@ struct ep_reg {
     struct ep_reg *next;
     int fd;                  /* the program's descriptor; -1 once closed */
     struct shim_sock *s;     /* a reference */
-    int kfd;                 /* what the kernel watches: owned, a dup */
-    struct shim_owned own;   /* kfd, for fdtab's owned table */
+    int kfd;                 /* what the kernel watches */
+    /* kfd is s->priv_fd (the sock's, never closed here; it follows a move
+     * of the private descriptor, events_private_move); else kfd is a
+     * duplicate this registration owns. At most one per sock and set. */
+    bool direct;
+    struct shim_owned own;   /* a duplicate kfd, for fdtab's owned table */
     uint64_t token;
     uint32_t events;         /* the program's, flags included */
     epoll_data_t data;       /* the program's */
@@ -158,6 +166,16 @@ static struct ep_set *set_find_locked(int epfd)
 
 static int move_owned(int fd);
 
+/* The registration of s in e that watches s's private descriptor itself,
+ * or NULL (set locked). */
+static struct ep_reg *direct_reg(struct ep_set *e, const struct shim_sock *s)
+{
+    for (struct ep_reg *g = e->regs; g != NULL; g = g->next)
+        if (g->s == s && g->direct)
+            return g;
+    return NULL;
+}
+
 /* A duplicate of fd of the shim's own, above the program's numbers (o
  * records it). Returns it or -1 with errno. */
 static int own_private(int fd, struct shim_owned *o)
@@ -234,13 +252,75 @@ static int move_owned(int fd)
             rc = move_registered(e, &e->wake_fd, &e->wake_own, ev);
         }
         for (struct ep_reg *g = e->regs; g != NULL; g = g->next)
-            if (g->kfd == fd)
+            if (g->kfd == fd && !g->direct)
                 rc = move_registered(e, &g->kfd, &g->own,
                                      reg_kernel_event(g, g->kern_events));
         pthread_mutex_unlock(&e->lock);
     }
     pthread_mutex_unlock(&ep_lock);
     return rc;
+}
+
+void events_hold(void)
+{
+    pthread_mutex_lock(&ep_lock);
+    for (struct ep_set *e = ep_sets; e != NULL; e = e->next)
+        pthread_mutex_lock(&e->lock);
+}
+
+void events_release(void)
+{
+    for (struct ep_set *e = ep_sets; e != NULL; e = e->next)
+        pthread_mutex_unlock(&e->lock);
+    pthread_mutex_unlock(&ep_lock);
+}
+
+/* Undoes events_private_move's registrations on fresh in the sets before
+ * stop, the set whose ADD failed. */
+static void unmove_direct(struct shim_sock *s, int old, int fresh,
+                          struct ep_set *stop)
+{
+    for (struct ep_set *e = ep_sets; e != stop; e = e->next) {
+        struct ep_reg *g = direct_reg(e, s);
+        if (g != NULL && g->kfd == old)
+            (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, fresh, NULL);
+    }
+}
+
+/*
+ * The kernel keys a registration by open file and number, and removes it
+ * only when the file's last reference goes, not when the number is
+ * closed: left keyed by old, a direct registration would stay in the set
+ * after the program's dup2() onto old, reporting under its token and
+ * beyond any EPOLL_CTL_MOD or DEL. So each is registered again on fresh
+ * (every set first, so that a failure undoes the new ones and leaves all
+ * as it was), then removed from old.
+ */
+int events_private_move(struct shim_sock *s, int old, int fresh)
+{
+    if (atomic_load(&s->ep_regs) == 0)
+        return 0;
+    for (struct ep_set *e = ep_sets; e != NULL; e = e->next) {
+        struct ep_reg *g = direct_reg(e, s);
+        if (g == NULL || g->kfd != old)
+            continue;
+        struct epoll_event ev = reg_kernel_event(g, g->kern_events);
+        if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, fresh, &ev) != 0) {
+            int saved = errno;
+            unmove_direct(s, old, fresh, e);
+            errno = saved;
+            return -1;
+        }
+    }
+    for (struct ep_set *e = ep_sets; e != NULL; e = e->next) {
+        struct ep_reg *g = direct_reg(e, s);
+        if (g == NULL || g->kfd != old)
+            continue;
+        (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, old, NULL);
+        g->kfd = fresh;
+        g->kern_armed = true; /* the ADD armed it */
+    }
+    return 0;
 }
 
 /* Wakes the threads sleeping in the kernel on e, if any. Costs nothing
@@ -298,16 +378,27 @@ static struct ep_set *set_get(int epfd, bool create)
     return e;
 }
 
-/* Ends registration g: out of the kernel set (unless the set itself is
- * gone), its descriptor closed, its sock reference dropped. */
+/*
+ * Ends registration g: out of the kernel set (unless the set itself is
+ * gone), its duplicate closed, its sock reference dropped. A direct one
+ * leaves the private descriptor open: the kernel registration is removed
+ * by EPOLL_CTL_DEL, as closing kfd would not do while the connection
+ * lives. A kfd that is no longer the shim's (closed by a raw syscall and
+ * reused) is left alone: the DEL would remove the new file's own
+ * registration of that number.
+ */
 static void reg_free(struct ep_set *e, struct ep_reg *g)
 {
-    if (!e->dead)
-        (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, g->kfd, NULL);
-    if (shim_owned_still(&g->own, g->kfd))
+    if (g->direct) {
+        if (!e->dead && shim_sock_private_ours(g->s))
+            (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, g->kfd, NULL);
+    } else if (shim_owned_still(&g->own, g->kfd)) {
+        if (!e->dead)
+            (void)REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, g->kfd, NULL);
         own_close(g->kfd);
-    else
+    } else {
         fdtab_disown(g->kfd);
+    }
     atomic_fetch_sub(&g->s->ep_regs, 1);
     shim_sock_unref(g->s);
     reg_set_fd(g, -1);
@@ -590,8 +681,22 @@ static int shim_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
     return epoll_any(epfd, ev, max, tmo, mask, true, 0);
 }
 
-/* A managed descriptor enters a set: the kernel gets the token, on a
- * private duplicate of the socket made for this registration. */
+/* Chooses what the kernel watches for new registration g of s in e: the
+ * private descriptor itself when no other registration of s in e watches
+ * it, else a duplicate of it (the kernel refuses a second registration of
+ * one file and number in a set). Set locked. Returns 0 or -1 with errno. */
+static int reg_pick_kfd(struct ep_set *e, struct ep_reg *g,
+                        struct shim_sock *s)
+{
+    shim_sock_lock(s);
+    g->direct = direct_reg(e, s) == NULL;
+    g->kfd = g->direct ? s->priv_fd : own_private(s->priv_fd, &g->own);
+    shim_sock_unlock(s);
+    return g->kfd < 0 ? -1 : 0;
+}
+
+/* A managed descriptor enters a set: the kernel gets the token, on the
+ * private descriptor or a duplicate of it (reg_pick_kfd). */
 static int ctl_add(struct ep_set *e, int fd, struct shim_sock *s,
                    const struct epoll_event *ev)
 {
@@ -605,10 +710,7 @@ static int ctl_add(struct ep_set *e, int fd, struct shim_sock *s,
     g->events = ev->events;
     g->data = ev->data;
     g->armed = true;
-    shim_sock_lock(s);
-    g->kfd = own_private(s->priv_fd, &g->own);
-    shim_sock_unlock(s);
-    if (g->kfd < 0) {
+    if (reg_pick_kfd(e, g, s) != 0) {
         int saved = errno;
         free(g);
         errno = saved;
@@ -620,7 +722,8 @@ static int ctl_add(struct ep_set *e, int fd, struct shim_sock *s,
     struct epoll_event kev = reg_kernel_event(g, os);
     if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, g->kfd, &kev) != 0) {
         int saved = errno;
-        own_close(g->kfd);
+        if (!g->direct)
+            own_close(g->kfd);
         free(g);
         errno = saved;
         return -1;

@@ -17,6 +17,18 @@ void events_fd_closing(int fd);
  * One load when s is in no epoll set. Keeps errno. */
 void events_sock_progress(struct shim_sock *s);
 
+/* the move of a private descriptor (sock.c, the program dup2()s onto its
+ * number). hold takes every epoll lock (ep_lock, then each tracked set's
+ * lock), so that no registration is made, changed or removed until
+ * release; then, with s locked, move re-keys every kernel registration
+ * that watches s's private descriptor old itself onto fresh, in every
+ * set. move returns 0 (old may then be closed), or -1 with errno when
+ * a set refused the new registration (nothing has moved then, and fresh
+ * may be closed). */
+void events_hold(void);
+void events_release(void);
+int events_private_move(struct shim_sock *s, int old, int fresh);
+
 /* epoll registrations made on a TCP socket before connect()
  * (nginx registers upstream sockets so) move with the connection when it
  * becomes managed. socket() notes new TCP sockets; connect() settles them

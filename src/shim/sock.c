@@ -12,6 +12,7 @@
  * raw syscall, io_uring, AIO, an exec'd program, a process it was passed
  * to) meets the stand-in and fails (EPIPE / ENOTCONN): nothing is sent.
  */
+#include "epoll.h"
 #include "fdtab.h"
 #include "linger.h"
 #include "real.h"
@@ -172,25 +173,34 @@ bool shim_sock_private_ours(const struct shim_sock *s)
 
 static int private_move(int fd);
 
-/* Moves s to a new private descriptor (the program dup2'ed onto the old
- * number). Returns 0 or -1 with errno. */
+/*
+ * Moves s to a new private descriptor (the program dup2'ed onto the old
+ * number). The epoll registrations that watch the private descriptor
+ * itself move with it (events_private_move); every epoll lock is held
+ * across the move, so that none is made on the old number meanwhile.
+ * Returns 0 or -1 with errno (s then stays where it was).
+ */
 static int sock_relocate(struct shim_sock *s)
 {
+    events_hold();
     pthread_mutex_lock(&s->lock);
     int old = s->priv_fd;
     int fresh = shim_own_private(old, &s->priv_own, s, private_move, true);
-    if (fresh < 0) {
-        int e = errno;
-        pthread_mutex_unlock(&s->lock);
-        errno = e;
-        return -1;
+    int rc = fresh < 0 ? -1 : events_private_move(s, old, fresh);
+    if (rc == 0) {
+        s->priv_fd = fresh;
+        ss_conn_set_fd(s->conn, fresh);
     }
-    s->priv_fd = fresh;
-    ss_conn_set_fd(s->conn, fresh);
-    fdtab_disown(old);
-    REAL(close)(old);
+    int e = errno;
+    int unused = rc == 0 ? old : fresh;
+    if (unused >= 0) {
+        fdtab_disown(unused);
+        REAL(close)(unused);
+    }
     pthread_mutex_unlock(&s->lock);
-    return 0;
+    events_release();
+    errno = e;
+    return rc;
 }
 
 /* shim_owned.move of a private descriptor. */

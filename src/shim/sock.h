@@ -13,7 +13,11 @@
  *   policy_lock (process.c) and resolve_lock (resolve.c) are leaves;
  *   fdtab stripe locks (fdtab.c) are leaves;
  *   sock_list_lock (sock.c) -> shim_sock.lock   (only at fork and exit)
- *   ep_lock -> an epoll set's lock -> shim_sock.lock (epoll.c)
+ *   ep_lock -> an epoll set's lock -> shim_sock.lock (epoll.c); the move
+ *                     of a private descriptor (sock_relocate in sock.c)
+ *                     holds ep_lock and every set's lock at once, taken in
+ *                     list order, then the sock's lock: nothing else holds
+ *                     two set locks;
  *   shim_sock.lock -> linger_lock (linger.c: a last close hands the
  *                     connection over while holding the sock's lock)
  *   shim_sock.lock -> the engine's session locks (session.c: the client

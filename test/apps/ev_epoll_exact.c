@@ -35,6 +35,22 @@
  *               later: after reading the first chunk, poll() times out
  *               without spinning (CPU time under 0.3 s), then wakes
  *               "later" for the second chunk.
+ *   move-private a level-triggered registration in one set and an
+ *               edge-triggered one in another; the program dup2()s
+ *               /dev/null onto every socket number it did not make (under
+ *               the shim: the private descriptors, which move); two
+ *               chunks must each wake both, once per edge; then
+ *               EPOLL_CTL_DEL. The kernel's registrations go to stderr.
+ *   two-regs    a socket and a dup in one set (level, edge), the private
+ *               descriptors moved, the first deleted, a third dup added:
+ *               each of four chunks reaches exactly the registrations
+ *               there are, an edge-triggered one once.
+ *   preconnect  the socket joins the set before connect() (nginx's
+ *               upstreams), then the private descriptor moves: two
+ *               chunks, each reported to the one registration.
+ *   fork        children that exec or close their copies of the sets do
+ *               not disturb the parent's registrations; then a child
+ *               takes the connection over on the sets it inherited.
  *
  * Exit 0 when the mode ran (its lines say what it saw), 1 on an I/O
  * error, 2 on usage or the 30 s alarm.
@@ -53,6 +69,8 @@
 #include <sys/time.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -300,6 +318,258 @@ static int exclusive(int fd, int ep)
     return 0;
 }
 
+/* --- the private descriptor moved, two registrations in a set, fork --- */
+
+/* Whether fd is one of the n numbers in keep. */
+static int kept(int fd, const int *keep, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (keep[i] == fd)
+            return 1;
+    return fd <= 2;
+}
+
+/*
+ * dup2()s /dev/null onto every open socket number above 2 the program
+ * did not make (keep), as a daemon that takes fixed numbers does: over
+ * plain TCP there is none; under the shim these are its private
+ * descriptors, which must move out of the way. The numbers taken go to
+ * stderr ("took N: ..."), for the case's check of the kernel's keys.
+ */
+static void take_sockets(const int *keep, int n)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0)
+        die("open /dev/null");
+    int taken[64], ntaken = 0;
+    /* The numbers first: a private descriptor moves to a higher one. */
+    for (int fd = 3; fd < 65536 && ntaken < 64; fd++) {
+        struct stat st;
+        if (fd != null && !kept(fd, keep, n) && fstat(fd, &st) == 0 &&
+            S_ISSOCK(st.st_mode))
+            taken[ntaken++] = fd;
+    }
+    for (int i = 0; i < ntaken; i++)
+        if (dup2(null, taken[i]) != taken[i])
+            die("dup2");
+    fprintf(stderr, "took %d:", ntaken);
+    for (int i = 0; i < ntaken; i++)
+        fprintf(stderr, " %d", taken[i]);
+    fprintf(stderr, "\n");
+}
+
+/* The kernel's registrations in ep (/proc/self/fdinfo), to stderr as
+ * "epoll LABEL tfd N data HEX" lines, for the case's checks. */
+static void dump_epoll(int ep, const char *label)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", ep);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        die("fdinfo");
+    int entries = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        int tfd;
+        unsigned events;
+        unsigned long long data;
+        if (sscanf(line, "tfd: %d events: %x data: %llx", &tfd, &events,
+                   &data) != 3)
+            continue;
+        fprintf(stderr, "epoll %s tfd %d data %llx\n", label, tfd, data);
+        entries++;
+    }
+    fprintf(stderr, "epoll %s end %d\n", label, entries);
+    fclose(f);
+}
+
+/* One chunk's round in a set holding level-triggered registrations
+ * (data in lt) and edge-triggered ones (data in et), all of one socket:
+ * three waits without reading, then a drain through rfd and a wait that
+ * must be quiet. Prints whether each level-triggered one was still
+ * reported by the third wait and how many edges each edge-triggered one
+ * had (one, unless a registration is duplicated). */
+static void round_of(int ep, int rfd, const char *name, const int *lt,
+                     int nlt, const int *et, int net)
+{
+    int level[4] = {0}, edges[4] = {0};
+    int ms[3] = {4000, 300, 300};
+    for (int w = 0; w < 3; w++) {
+        struct epoll_event ev[8];
+        int n = wait1(ep, ev, 8, ms[w]);
+        for (int i = 0; i < n; i++) {
+            for (int k = 0; k < nlt; k++)
+                if (ev[i].data.u64 == (uint64_t)lt[k] && w == 2)
+                    level[k] = 1;
+            for (int k = 0; k < net; k++)
+                if (ev[i].data.u64 == (uint64_t)et[k])
+                    edges[k]++;
+        }
+    }
+    printf("%s:", name);
+    for (int k = 0; k < nlt; k++)
+        printf(" data%d level %s", lt[k], level[k] ? "yes" : "no");
+    for (int k = 0; k < net; k++)
+        printf(" data%d edges %d", et[k], edges[k]);
+    long got = drain(rfd);
+    struct epoll_event ev;
+    printf(", drained %ld, then %s\n", got,
+           wait1(ep, &ev, 1, 300) == 0 ? "quiet" : "reported");
+}
+
+/* The private descriptor moves while a level-triggered registration in
+ * one set and an edge-triggered one in another watch it: each keeps
+ * reporting, once per edge, and EPOLL_CTL_DEL still removes it. */
+static int move_private(int fd, int ep)
+{
+    nonblock(fd);
+    int ep2 = epoll_create1(EPOLL_CLOEXEC);
+    if (ep2 < 0 || add(ep, fd, EPOLLIN, 21) != 0 ||
+        add(ep2, fd, EPOLLIN | EPOLLET, 22) != 0)
+        die("epoll_ctl");
+    int keep[] = {fd, ep, ep2};
+    take_sockets(keep, 3);
+    dump_epoll(ep, "lt");
+    dump_epoll(ep2, "et");
+    for (int chunk = 1; chunk <= 2; chunk++) {
+        struct epoll_event ev;
+        double t = now();
+        int n = wait1(ep, &ev, 1, 4000);
+        printf("chunk %d: lt wakes %s data %llu", chunk, bucket(t, n),
+               n == 1 ? (unsigned long long)ev.data.u64 : 0ull);
+        t = now();
+        printf(", unread %s", bucket(t, wait1(ep, &ev, 1, 2000)));
+        /* Room for more than one event: with maxevents 1 the shim can
+         * report an edge twice (docs/shim.md, "Known limits"). */
+        struct epoll_event evs[8];
+        t = now();
+        n = wait1(ep2, evs, 8, 2000);
+        printf(", et edge %s data %llu", bucket(t, n),
+               n == 1 ? (unsigned long long)evs[0].data.u64 : 0ull);
+        t = now();
+        printf(", et again %s", bucket(t, wait1(ep2, evs, 8, 400)));
+        printf(", drained %ld\n", drain(fd));
+    }
+    int a = epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+    int b = epoll_ctl(ep2, EPOLL_CTL_DEL, fd, NULL);
+    printf("del %s %s\n", a == 0 ? "ok" : strerror(errno),
+           b == 0 ? "ok" : strerror(errno));
+    dump_epoll(ep, "lt-deleted");
+    dump_epoll(ep2, "et-deleted");
+    return 0;
+}
+
+/* A socket and a dup in one set (level-triggered data 1, edge-triggered
+ * data 2); the private descriptors move; the first registration goes
+ * (EPOLL_CTL_DEL) and a third duplicate joins (data 3). Each chunk is
+ * reported to exactly the registrations there are. */
+static int two_regs(int fd, int ep)
+{
+    nonblock(fd);
+    int other = dup(fd);
+    if (other < 0 || add(ep, fd, EPOLLIN, 1) != 0 ||
+        add(ep, other, EPOLLIN | EPOLLET, 2) != 0)
+        die("epoll_ctl");
+    int one[] = {1}, two[] = {2}, three[] = {3};
+    dump_epoll(ep, "two");
+    round_of(ep, other, "both", one, 1, two, 1);
+    int keep[] = {fd, other, ep};
+    take_sockets(keep, 3);
+    dump_epoll(ep, "moved");
+    round_of(ep, other, "moved", one, 1, two, 1);
+    if (epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL) != 0)
+        die("epoll_ctl DEL");
+    dump_epoll(ep, "one");
+    round_of(ep, other, "first deleted", NULL, 0, two, 1);
+    int third = dup(fd);
+    if (third < 0 || add(ep, third, EPOLLIN, 3) != 0)
+        die("epoll_ctl third");
+    dump_epoll(ep, "again");
+    round_of(ep, other, "third added", three, 1, two, 1);
+    return 0;
+}
+
+/* A child that execs a program and one that closes its copies of the
+ * sets, then exits; the parent's registrations (level-triggered in ep,
+ * edge-triggered in ep2) go on reporting; then a child takes the
+ * connection over and waits on the set it inherited. */
+static int fork_shared(int fd, int ep)
+{
+    nonblock(fd);
+    int ep2 = epoll_create1(EPOLL_CLOEXEC);
+    if (ep2 < 0 || add(ep, fd, EPOLLIN, 41) != 0 ||
+        add(ep2, fd, EPOLLIN | EPOLLET, 42) != 0)
+        die("epoll_ctl");
+    for (int kind = 0; kind < 2; kind++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            die("fork");
+        if (pid == 0 && kind == 0) {
+            execlp("true", "true", (char *)NULL);
+            _exit(127);
+        }
+        if (pid == 0) {
+            close(ep);
+            close(ep2);
+            exit(0);
+        }
+        int status = -1;
+        if (waitpid(pid, &status, 0) != pid)
+            die("waitpid");
+        printf("child %s exit %d\n", kind == 0 ? "exec" : "closing the sets",
+               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    struct epoll_event ev;
+    double t = now();
+    int n = wait1(ep2, &ev, 1, 4000);
+    printf("parent et edge %s data %llu\n", bucket(t, n),
+           n == 1 ? (unsigned long long)ev.data.u64 : 0ull);
+    round_of(ep, fd, "parent lt", (int[]){41}, 1, NULL, 0);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        t = now();
+        n = wait1(ep2, &ev, 1, 4000);
+        printf("child et edge %s data %llu\n", bucket(t, n),
+               n == 1 ? (unsigned long long)ev.data.u64 : 0ull);
+        round_of(ep, fd, "child lt", (int[]){41}, 1, NULL, 0);
+        exit(0);
+    }
+    int status = -1;
+    if (waitpid(pid, &status, 0) != pid)
+        die("waitpid");
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+/* nginx's upstream pattern: the socket joins the set before connect();
+ * the registration moves to the TLS connection at the swap, then the
+ * private descriptor moves. Each chunk still wakes it. */
+static int preconnect(const char *host, const char *port)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai;
+    if (getaddrinfo(host, port, &hints, &ai) != 0) {
+        fprintf(stderr, "ev_epoll_exact: cannot resolve %s\n", host);
+        exit(1);
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (fd < 0 || ep < 0 || add(ep, fd, EPOLLIN, 51) != 0)
+        die("epoll_ctl before connect");
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+        die("connect");
+    freeaddrinfo(ai);
+    nonblock(fd);
+    dump_epoll(ep, "swapped");
+    int one[] = {51};
+    round_of(ep, fd, "swapped", one, 1, NULL, 0);
+    int keep[] = {fd, ep};
+    take_sockets(keep, 2);
+    dump_epoll(ep, "moved");
+    round_of(ep, fd, "moved", one, 1, NULL, 0);
+    return 0;
+}
+
 /* Sleeps ms milliseconds. */
 static void pause_ms(long ms)
 {
@@ -433,6 +703,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     alarm(30);
     const char *mode = argv[1];
+    if (strcmp(mode, "preconnect") == 0)
+        return preconnect(argv[2], argv[3]);
     int fd = connect_to(argv[2], argv[3]);
     if (strcmp(mode, "select-high") == 0)
         return select_high(fd);
@@ -455,6 +727,12 @@ int main(int argc, char **argv)
         return read_ahead(fd, ep);
     if (strcmp(mode, "split-record") == 0)
         return split_record(fd);
+    if (strcmp(mode, "move-private") == 0)
+        return move_private(fd, ep);
+    if (strcmp(mode, "two-regs") == 0)
+        return two_regs(fd, ep);
+    if (strcmp(mode, "fork") == 0)
+        return fork_shared(fd, ep);
     fprintf(stderr, "ev_epoll_exact: unknown mode %s\n", mode);
     return 2;
 }

@@ -7,10 +7,10 @@
  * Raises its soft RLIMIT_NOFILE to the hard limit, listens on 127.0.0.1,
  * and echoes what each connection sends (level-triggered epoll, or poll
  * with --poll; reads of 64 bytes, non-blocking sockets); connections are
- * never closed by the server. Under the shim an epoll registration holds
- * a descriptor of its own (docs/shim.md, "epoll"), so a managed connection
- * costs three descriptors with epoll and two with poll: --poll reaches
- * more connections under the same limit. On SIGUSR1 it prints one line:
+ * never closed by the server. Under the shim a managed connection costs
+ * two descriptors with epoll and with poll (an epoll registration watches
+ * the connection's private descriptor itself, docs/shim.md, "epoll").
+ * On SIGUSR1 it prints one line:
  *   conns N echoed E rss_kib R heap_in_use_kib U heap_free_kib F
  * (VmRSS from /proc/self/status; glibc's mallinfo2 in-use and free bytes
  * of the heap). On SIGUSR2 it calls malloc_trim(0) first, to show what

@@ -327,3 +327,225 @@ def nginx_reverse_proxy_to_tls_upstream(c):
           % got)
     check(wait_established(proc, "cli"), "nginx's shim logged no TLS "
           "connection to the upstream")
+
+
+# ---- descriptors per connection (issue 9) -----------------------------------
+
+def fd_kinds(pid):
+    """What /proc/PID/fd holds: {kind: count}, kind being the link target
+    without its inode ("socket", "anon_inode:[eventpoll]", a path)."""
+    kinds = {}
+    fd_dir = "/proc/%d/fd" % pid
+    for name in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, name))
+        except OSError:
+            continue  # closed meanwhile
+        kind = re.sub(r":\[\d+\]$", "", target)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+def held_fds(c, server, client, total):
+    """Asks the hold-grow client for total connections and returns the
+    server's descriptor count once it holds them, with their kinds."""
+    client.send(b"%d\n" % total)
+    check(client.wait_output(r"held %d\b" % total, T_RUN) is not None,
+          "the client did not hold %d connections" % total)
+    kinds = fd_kinds(server.pid)
+    return sum(kinds.values()), kinds
+
+
+def descriptors_per_connection(c, preload, first=10, total=60):
+    """bench_epoll_server (level-triggered epoll, one registration per
+    connection) holding first, then total idle connections of
+    bench_client hold-grow, both under the shim (listen and connect
+    endpoints) or both plain. Returns (descriptors per connection, the
+    kinds at first, at total)."""
+    s = c.suite
+    port = free_port()
+    spol = c.policy(server_ep(s, port), name="server.cfg") if preload \
+        else None
+    tag = "shim" if preload else "plain"
+    server, _ = ev_server(c, "bench_epoll_server", spol, port,
+                          name=tag + "-server", preload=preload)
+    cpol = c.policy(client_ep(s, port), name="client.cfg") if preload \
+        else None
+    client = c.start(tag + "-client", [need_app(c, "bench_client"), "localhost",
+                                str(port), "hold-grow", str(first), "4"],
+                     c.env(cpol, preload), stdin=True)
+    check(client.wait_output(r"held %d\b" % first, T_RUN) is not None,
+          "the client did not hold %d connections" % first)
+    n_first, k_first = sum(fd_kinds(server.pid).values()), \
+        fd_kinds(server.pid)
+    n_total, k_total = held_fds(c, server, client, total)
+    c.note("%s server descriptors: %d at %d connections %s, %d at %d %s"
+           % (tag, n_first, first, k_first, n_total, total, k_total))
+    client.close_stdin()
+    client.wait(T_RUN)
+    if preload:
+        check(count_established(server, "srv") == total, "the server's "
+              "shim logged %d TLS connections, expected %d"
+              % (count_established(server, "srv"), total))
+    return (n_total - n_first) / (total - first), k_first, k_total
+
+
+@case
+def epoll_server_holds_two_descriptors_per_connection(c):
+    """An epoll server under the shim holding 60 TLS connections has 2
+    descriptors open per connection (the program's number, the private
+    descriptor, which its epoll registration watches itself), counted in
+    /proc/PID/fd between 10 and 60 connections; plain TCP, the control,
+    holds 1 (before, 3: every registration watched a private duplicate of
+    its own, which capped an epoll server at a third of its descriptor
+    limit)."""
+    plain, _, _ = descriptors_per_connection(c, preload=False)
+    check(plain == 1, "plain TCP: %s descriptors per connection, expected 1 "
+          "(the count itself is wrong)" % plain)
+    shim, k_first, k_total = descriptors_per_connection(c, preload=True)
+    check(shim == 2, "under the shim the epoll server holds %s descriptors "
+          "per connection, expected 2 (server's descriptors at 10 "
+          "connections: %s; at 60: %s)" % (shim, k_first, k_total))
+
+
+# ---- what the kernel watches (issue 9: the private descriptor itself) -------
+
+WAKE_DATA = 0x5ec5000000000000
+
+
+def kernel_keys(proc):
+    """The registrations ev_epoll_exact dumped to stderr, without the
+    shim's wake-up eventfd: {label: ([(tfd, data)], numbers the program
+    had taken over with dup2 by then ("took N: ..."))}."""
+    keys, taken = {}, set()
+    for line in proc.err().splitlines():
+        m = re.match(r"took \d+:([\d ]*)$", line)
+        if m:
+            taken |= {int(x) for x in m.group(1).split()}
+        m = re.match(r"epoll (\S+) (?:tfd (\d+) data ([0-9a-f]+)|end \d+)$",
+                     line)
+        if not m:
+            continue
+        entries = keys.setdefault(m.group(1), ([], set(taken)))[0]
+        if m.group(2) and int(m.group(3), 16) != WAKE_DATA:
+            entries.append((int(m.group(2)), int(m.group(3), 16)))
+    return keys, taken
+
+
+def check_keys(proc, want, shim):
+    """Each dumped set holds want[label] registrations (the same count
+    over plain TCP and under the shim), keyed by distinct numbers, none of
+    them a number the program took over (a registration left keyed by a
+    moved private descriptor would stay in the set, beyond MOD and DEL);
+    under the shim each carries a token, never the program's data."""
+    keys, taken = kernel_keys(proc)
+    for label, count in want.items():
+        check(label in keys, "%s: no dump of set %s" % (proc.name, label))
+        got, taken_then = keys[label]
+        check(len(got) == count, "%s: set %s holds %d kernel registrations "
+              "of the connection, expected %d: %s"
+              % (proc.name, label, len(got), count, got))
+        tfds = [t for t, _ in got]
+        check(len(set(tfds)) == len(tfds), "%s: set %s has two "
+              "registrations on one number: %s" % (proc.name, label, got))
+        check(not set(tfds) & taken_then, "%s: set %s keeps a registration "
+              "keyed by a number the program took over (%s): %s"
+              % (proc.name, label, sorted(taken_then), got))
+        if shim:
+            check(all(d >> 48 == 0x5ec5 for _, d in got), "%s: set %s: a "
+                  "kernel registration without the shim's token: %s"
+                  % (proc.name, label, got))
+    return taken
+
+
+def exact_keys(c, mode, want, *peer_args):
+    """exact_both for a mode that dumps its sets: the same lines over
+    plain TCP and under the shim, the same kernel registrations (counted),
+    and under the shim private descriptors that were taken over. Returns
+    the program's lines."""
+    out = exact_both(c, mode, *peer_args)
+    procs = {p.name: p for p in c.procs}
+    check_keys(procs["plain"], want, False)
+    taken = check_keys(procs["shim"], want, True)
+    check(taken, "the shimmed program took over no private descriptor: "
+          "nothing was moved")
+    return out
+
+
+@case
+def epoll_private_descriptor_moved_keeps_registrations(c):
+    """The program dup2()s over the private descriptor while a
+    level-triggered registration in one set and an edge-triggered one in
+    another watch it (the kernel watches the private descriptor itself):
+    both keep reporting, as over plain TCP, each chunk waking the level
+    one later and giving the edge one exactly one edge; the kernel holds
+    one registration per set, never keyed by the number taken over; DEL
+    then leaves none. Fails when the registration stays keyed by the old
+    number (a duplicate edge, a key beyond DEL) or is lost (the second
+    chunk times out)."""
+    out = exact_keys(c, "move-private", {"lt": 1, "et": 1, "lt-deleted": 0,
+                                         "et-deleted": 0},
+                     "--send", "1.0:100,1.5:100")
+    check("chunk 1: lt wakes later data 21, unread at-once, et edge at-once "
+          "data 22, et again timeout, drained 100" in out and
+          "chunk 2: lt wakes later data 21, unread at-once, et edge at-once "
+          "data 22, et again timeout, drained 100" in out and
+          "del ok ok" in out, "plain TCP: %s" % out)
+
+
+@case
+def epoll_two_registrations_of_one_connection_in_a_set(c):
+    """A socket (level-triggered) and its dup (edge-triggered) in one set:
+    the first registration watches the private descriptor, the second a
+    duplicate; both private descriptors are moved; the first is deleted
+    and a third dup joins (watching the private descriptor again). Each
+    chunk reaches exactly the registrations there are, as over plain TCP
+    (the level one still reported at the third wait, one edge each), and
+    the kernel holds as many registrations as the program made. Fails
+    when one is lost or doubled."""
+    out = exact_keys(c, "two-regs", {"two": 2, "moved": 2, "one": 1,
+                                     "again": 2},
+                     "--send", "1.0:100,2.0:100,2.0:100,2.0:100")
+    for line in ("both: data1 level yes data2 edges 1, drained 100, then "
+                 "quiet",
+                 "moved: data1 level yes data2 edges 1, drained 100, then "
+                 "quiet",
+                 "first deleted: data2 edges 1, drained 100, then quiet",
+                 "third added: data3 level yes data2 edges 1, drained 100, "
+                 "then quiet"):
+        check(line in out, "plain TCP: %s" % out)
+
+
+@case
+def epoll_registration_moved_at_the_swap_watches_the_private_descriptor(c):
+    """A registration made before connect() (nginx's upstreams) moves to
+    the TLS connection at the swap, where the kernel watches the private
+    descriptor itself (one registration, with the shim's token), and
+    follows it when the program takes its number: each of two chunks is
+    reported as over plain TCP."""
+    out = exact_keys(c, "preconnect", {"swapped": 1, "moved": 1},
+                     "--send", "1.0:100,2.0:100")
+    for line in ("swapped: data51 level yes, drained 100, then quiet",
+                 "moved: data51 level yes, drained 100, then quiet"):
+        check(line in out, "plain TCP: %s" % out)
+    procs = {p.name: p for p in c.procs}
+    keys, taken = kernel_keys(procs["shim"])
+    check(len(taken) == 1, "under the shim the program took %s: expected "
+          "the private descriptor alone (a registration's own duplicate "
+          "would be a second socket)" % sorted(taken))
+
+
+@case
+def epoll_sets_shared_with_forked_children(c):
+    """A level-triggered and an edge-triggered registration (two sets) of
+    a TLS connection; a child execs `true` (the private descriptor is
+    close-on-exec), another closes its copies of the sets and exits: the
+    parent's registrations report the next chunk as over plain TCP. Then
+    a child waits on the sets it inherited and gets the chunk after."""
+    out = exact_both(c, "fork", "--send", "1.5:100,2.0:100")
+    for line in ("child exec exit 0", "child closing the sets exit 0",
+                 "parent lt: data41 level yes, drained 100, then quiet",
+                 "parent et edge later data 42",
+                 "child lt: data41 level yes, drained 100, then quiet",
+                 "child et edge later data 42"):
+        check(line in out, "plain TCP: %s" % out)
