@@ -571,7 +571,7 @@ static int collect_ready(struct ep_set *e, struct epoll_event *out, int max,
  * are. Returns the new end. Set locked.
  */
 static int translate(struct ep_set *e, struct epoll_event *out, int from,
-                     int got)
+                     int got, bool *siblings)
 {
     int end = from;
     for (int i = from; i < from + got; i++) {
@@ -593,10 +593,48 @@ static int translate(struct ep_set *e, struct epoll_event *out, int from,
             continue;
         int cap = -1;
         uint32_t rev = reg_look(e, g, (short)ev.events, &cap);
-        if (rev != 0)
-            report_reg(e, g, &out[end++], rev);
+        if (rev == 0)
+            continue;
+        report_reg(e, g, &out[end++], rev);
+        if (atomic_load_explicit(&g->s->ep_regs, memory_order_relaxed) > 1)
+            *siblings = true;
     }
     return end;
+}
+
+/* Whether another registration of g's connection was reported in this
+ * pass. Set locked. */
+static bool sibling_reported(const struct ep_set *e, const struct ep_reg *g)
+{
+    for (const struct ep_reg *h = e->regs; h != NULL; h = h->next)
+        if (h != g && h->s == g->s && h->pass == e->pass)
+            return true;
+    return false;
+}
+
+/*
+ * A connection registered twice in one set (the program added a duplicate
+ * too): the kernel may return from the wait with only one of the two
+ * queued, and the look at that one took the bytes into the engine, so the
+ * kernel will never report the other. Plain TCP reports both, so the
+ * other registrations of each connection reported in this pass are looked
+ * at now. Only connections with more than one registration are searched
+ * for. Returns the new end of out. Set locked.
+ */
+static int report_siblings(struct ep_set *e, struct epoll_event *out, int n,
+                           int max)
+{
+    for (struct ep_reg *g = e->regs; g != NULL && n < max; g = g->next) {
+        if (!g->armed || g->pass == e->pass ||
+            atomic_load_explicit(&g->s->ep_regs, memory_order_relaxed) < 2 ||
+            !sibling_reported(e, g))
+            continue;
+        int cap = -1;
+        uint32_t rev = reg_look(e, g, 0, &cap);
+        if (rev != 0)
+            report_reg(e, g, &out[n++], rev);
+    }
+    return n;
 }
 
 /* The real wait of the epoll family. */
@@ -635,8 +673,11 @@ static int epoll_managed(struct ep_set *e, struct epoll_event *out, int max,
             errno = saved;
             return n > 0 ? n : -1;
         }
+        bool siblings = false;
         pthread_mutex_lock(&e->lock);
-        n = translate(e, out, n, got);
+        n = translate(e, out, n, got, &siblings);
+        if (siblings)
+            n = report_siblings(e, out, n, max);
         pthread_mutex_unlock(&e->lock);
         if (n > 0 || (deadline != NULL && shim_ms_left(deadline) == 0))
             return n;
