@@ -18,7 +18,13 @@
 #                 and the user runs as a sh command
 #   ```systemd    unit files: each ExecStart= runs as a command
 #   ```text       output, listings, synopses, formats: nothing to run
-# A block without an info string, or with another one, fails the test.
+# A block with another info string fails the test. A block without one
+# (docs/operations.md "Status and metrics" has such blocks, and that
+# section is not ours to edit) gets the kind its lines show, and the test
+# prints which: systemd when a line is a unit section ([Service], ...),
+# crontab when every line has five time fields, libconfig when it starts
+# with `version =`, sh when the first word of every line is a program of
+# PATH (the build directory first), `export` or VAR=value; text otherwise.
 # A marker in an HTML comment on the line just before the fence changes
 # what is done with the block:
 #   <!-- doc-test: skip REASON -->   not run; printed with its reason
@@ -121,10 +127,36 @@ def doc_blocks():
             mk = MARKER.match(lines[k]) if k >= 0 else None
             body = [l[indent:] if l[:indent].strip() == "" else l
                     for l in lines[i + 1:j]]
-            blocks.append(Block(doc, i + 1, kind, body,
-                                (mk.group(1), mk.group(2)) if mk else None))
+            b = Block(doc, i + 1, kind or infer_kind(body), body,
+                      (mk.group(1), mk.group(2)) if mk else None)
+            b.inferred = not kind
+            blocks.append(b)
             i = j + 1
     return blocks
+
+
+def infer_kind(body):
+    """The kind of a block without an info string (rules above)."""
+    lines = [l for l in body if l.strip() and not l.lstrip().startswith("#")]
+    if not lines:
+        return "text"
+    if any(re.match(r"^\[(Unit|Service|Timer|Install|Socket)\]$", l.strip())
+           for l in lines):
+        return "systemd"
+    if all(re.match(r"^([0-9*/,-]+\s+){5}\S+\s+\S", l) for l in lines):
+        return "crontab"
+    if lines[0].startswith("version ="):
+        return "libconfig"
+    path = "%s:%s" % (SUITE_BUILD[0], os.environ.get("PATH", ""))
+
+    def command(l):
+        word = l.split()[0]
+        return (word == "export" or re.match(r"^[A-Z_]+=", word) or
+                shutil.which(word, path=path) is not None)
+    return "sh" if all(command(l) for l in lines) else "text"
+
+
+SUITE_BUILD = [""]
 
 
 def sh_commands(body):
@@ -175,8 +207,8 @@ def doc_scratch(c):
     c.write("policy.cfg", SCRATCH_POLICY % ports)
     peer = c.start("db-peer", [
         "openssl", "s_server", "-accept", str(ports["db"]), "-naccept",
-        "1000", "-cert", s.pki("server.pem"), "-key", s.pki("server.key"),
-        "-quiet"], stdin=True)
+        "1000", "-cert", s.pki("server.pem"), "-key", s.pki("server.key")] +
+        s.chain_args("server.pem") + ["-quiet"], stdin=True)
     deadline = time.monotonic() + T_START
     while not port_listens(ports["db"]):
         check(peer.alive() and time.monotonic() < deadline,
@@ -214,7 +246,8 @@ def run_doc_command(c, n, cmd, prefix, ports):
         c.run("cmd%02d-client" % n, [
             "openssl", "s_client", "-connect", "127.0.0.1:%d" % ports["serve"],
             "-cert", c.path("client.pem"), "-key", c.path("client.key"),
-            "-CAfile", c.path("ca.pem")], timeout=T_DOC)
+            "-CAfile", c.path("ca.pem")] + c.suite.chain_args("client.pem"),
+            timeout=T_DOC)
     rc = proc.wait(T_DOC)
     check(rc == 0, "`%s` exited %d: %s" % (cmd, rc, (proc.err() or
                                                     proc.out())[-400:]))
@@ -240,6 +273,56 @@ def check_policy(c, n, text):
     return proc.p.returncode, proc.out() + proc.err()
 
 
+def run_block(c, b, n, subs, ports, skipped, counts):
+    """Runs (or checks, or lists as not run) one block; n numbers the
+    files and processes of the case, and the next n is returned."""
+    if b.kind == "text":
+        check(b.marker is None, "%s: a marker on a text block"
+              % b.where())
+        counts["text"] += 1
+        return n
+    if b.marker and b.marker[0] == "skip":
+        check(b.marker[1], "%s: skip without a reason" % b.where())
+        skipped.append("%s (%s, %d lines): %s" % (
+            b.where(), b.kind, len(b.body), b.marker[1]))
+        return n
+    if b.kind == "libconfig":
+        text = "\n".join(b.body) + "\n"
+        if b.marker and b.marker[0] == "endpoint-options":
+            text = ("version = 1;\nendpoints = ( { name = \"doc\"; "
+                    "listen = \"127.0.0.1:%d\"; certificate = "
+                    "\"server.pem\"; certificate-key = \"server.key\"; "
+                    "trusted-ca = \"ca.pem\"; tls-mutual = true;\n%s} );\n"
+                    % (ports["serve"], text))
+        n += 1
+        rc, out = check_policy(c, n, text)
+        if b.marker and b.marker[0] == "expect-error":
+            check(rc == 1 and b.marker[1] and b.marker[1] in out,
+                  "%s: a broken example that check does not refuse with "
+                  "'%s' (exit %d): %s" % (b.where(), b.marker[1], rc, out))
+        else:
+            check(rc == 0, "%s: secshim check refuses the policy "
+                  "(exit %d): %s" % (b.where(), rc, out))
+        counts["checked"] += 1
+        return n
+    check(b.marker is None, "%s: marker %s on a %s block" % (
+        b.where(), b.marker, b.kind))
+    cmds = block_commands(b)
+    check(cmds, "%s: a %s block with no command" % (b.where(), b.kind))
+    exports = []
+    for cmd in cmds:
+        for old, new in subs:
+            cmd = cmd.replace(old, new)
+        if cmd.startswith("export "):
+            exports.append(cmd)
+            counts["ran"] += 1
+            continue
+        n += 1
+        run_doc_command(c, n, cmd, exports, ports)
+        counts["ran"] += 1
+    return n
+
+
 @case
 def docs_every_command_and_policy_runs(c):
     """Every fenced block of README.md and docs/*.md is classified (sh,
@@ -247,67 +330,36 @@ def docs_every_command_and_policy_runs(c):
     a scratch directory with the test PKI, every policy passes secshim
     check (or, marked expect-error, fails it with its message); the
     blocks marked skip are printed with their reasons, not counted as run."""
+    SUITE_BUILD[0] = c.suite.build
     blocks = doc_blocks()
+    for b in blocks:
+        if b.inferred:
+            print("  %s: no info string, taken as %s" % (b.where(), b.kind))
     bad = [b.where() + " (%r)" % b.kind for b in blocks if b.kind not in KINDS]
     check(not bad, "blocks without an info string of %s: %s"
           % ("/".join(KINDS), ", ".join(bad)))
     ports = doc_scratch(c)
     subs = substitutions(c, ports)
-    ran = checked = texts = 0
+    counts = {"ran": 0, "checked": 0, "text": 0}
     skipped = []
     n = 0
+    failures = []
     for b in blocks:
-        if b.kind == "text":
-            check(b.marker is None, "%s: a marker on a text block"
-                  % b.where())
-            texts += 1
-            continue
-        if b.marker and b.marker[0] == "skip":
-            check(b.marker[1], "%s: skip without a reason" % b.where())
-            skipped.append("%s (%s, %d lines): %s" % (
-                b.where(), b.kind, len(b.body), b.marker[1]))
-            continue
-        if b.kind == "libconfig":
-            text = "\n".join(b.body) + "\n"
-            if b.marker and b.marker[0] == "endpoint-options":
-                text = ("version = 1;\nendpoints = ( { name = \"doc\"; "
-                        "listen = \"127.0.0.1:%d\"; certificate = "
-                        "\"server.pem\"; certificate-key = \"server.key\"; "
-                        "trusted-ca = \"ca.pem\"; tls-mutual = true;\n%s} );\n"
-                        % (ports["serve"], text))
-            n += 1
-            rc, out = check_policy(c, n, text)
-            if b.marker and b.marker[0] == "expect-error":
-                check(rc == 1 and b.marker[1] and b.marker[1] in out,
-                      "%s: a broken example that check does not refuse with "
-                      "'%s' (exit %d): %s" % (b.where(), b.marker[1], rc, out))
-            else:
-                check(rc == 0, "%s: secshim check refuses the policy "
-                      "(exit %d): %s" % (b.where(), rc, out))
-            checked += 1
-            continue
-        check(b.marker is None, "%s: marker %s on a %s block" % (
-            b.where(), b.marker, b.kind))
-        cmds = block_commands(b)
-        check(cmds, "%s: a %s block with no command" % (b.where(), b.kind))
-        exports = []
-        for cmd in cmds:
-            for old, new in subs:
-                cmd = cmd.replace(old, new)
-            if cmd.startswith("export "):
-                exports.append(cmd)
-                ran += 1
-                continue
-            n += 1
-            run_doc_command(c, n, cmd, exports, ports)
-            ran += 1
+        try:
+            n = run_block(c, b, n, subs, ports, skipped, counts)
+        except Failure as e:
+            failures.append("%s: %s" % (b.where(), e))
     for line in skipped:
         print("  not run: " + line)
     print("  docs: %d blocks: %d commands run, %d policies checked, %d text "
-          "blocks, %d blocks not run (above)" % (
-              len(blocks), ran, checked, texts, len(skipped)))
-    check(ran > 20 and checked >= 3, "only %d commands and %d policies: the "
-          "extraction is broken" % (ran, checked))
+          "blocks, %d blocks not run (above), %d failed" % (
+              len(blocks), counts["ran"], counts["checked"], counts["text"],
+              len(skipped), len(failures)))
+    check(not failures, "%d blocks failed:\n    %s" % (
+        len(failures), "\n    ".join(failures)))
+    check(counts["ran"] >= 20 and counts["checked"] >= 3, "only %d commands "
+          "and %d policies: the extraction is broken" % (counts["ran"],
+                                                         counts["checked"]))
 
 
 # ---- every message has an entry ------------------------------------------
