@@ -455,3 +455,37 @@ def docs_every_message_has_a_troubleshooting_entry(c):
     check(not missing, "%d messages have no entry in docs/operations.md "
           "'Troubleshooting by log message':\n    %s"
           % (len(missing), "\n    ".join(missing)))
+
+
+@case
+def docs_every_option_has_a_genesys_counterpart(c):
+    """Every endpoint option of src/engine/policy.c (opt_specs) has a row
+    in docs/policy.md, 'Genesys counterparts', whose second column names
+    the Genesys option or says none."""
+    with open(os.path.join(ROOT, "src", "engine", "policy.c")) as f:
+        src = f.read()
+    table = re.search(r"opt_specs\[SS_OPT_COUNT\] = \{(.*?)\n\};", src, re.S)
+    check(table, "no opt_specs table in src/engine/policy.c")
+    options = re.findall(r'\[SS_OPT_\w+\]\s*=\s*\{"([a-z0-9-]+)"',
+                         table.group(1))
+    check(len(options) >= 20, "only %d options found in opt_specs: %s"
+          % (len(options), options))
+    with open(os.path.join(ROOT, "docs", "policy.md")) as f:
+        doc = f.read()
+    m = re.search(r"^### Genesys counterparts\n(.*?)(?=^##)", doc, re.S | re.M)
+    check(m, "docs/policy.md has no section 'Genesys counterparts'")
+    rows = {}
+    for line in m.group(1).splitlines():
+        cells = [x.strip() for x in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            for name in re.findall(r"`([a-z0-9-]+)`", cells[0]):
+                rows[name] = cells[1]
+    missing = [o for o in options if o not in rows]
+    empty = [o for o in options if o in rows and not rows[o]]
+    check(not missing, "options without a Genesys counterpart row: %s"
+          % missing)
+    check(not empty, "rows with an empty counterpart: %s" % empty)
+    extra = [r for r in rows if r not in options and r not in ("log",)]
+    check(not extra, "rows for options the code does not define: %s" % extra)
+    print("  %d options, each with its counterpart (%d none)" % (
+        len(options), sum(rows[o].startswith("none") for o in options)))
