@@ -489,3 +489,68 @@ def docs_every_option_has_a_genesys_counterpart(c):
     check(not extra, "rows for options the code does not define: %s" % extra)
     print("  %d options, each with its counterpart (%d none)" % (
         len(options), sum(rows[o].startswith("none") for o in options)))
+
+
+# ---- a limit of docs/operations.md, "Limits", shown ----------------------
+
+RAW_CONNECT_C = r"""
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+/* connect(2) through syscall(), then write(): what a program that makes
+ * its own system calls does (Go, a custom runtime). */
+int main(int argc, char **argv)
+{
+    (void)argc;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((unsigned short)atoi(argv[1]))};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (syscall(SYS_connect, fd, &a, sizeof(a)) != 0) {
+        perror("connect");
+        return 1;
+    }
+    ssize_t n = write(fd, "RAW-CONNECT-PLAINTEXT\n", 22);
+    printf("wrote %zd\n", n);
+    return n == 22 ? 0 : 1;
+}
+"""
+
+
+@case
+def docs_limit_raw_connect_is_not_seen(c):
+    """docs/operations.md, 'Limits': a connection the program makes with
+    a raw connect system call is never seen by the shim and stays plain
+    TCP, even to a TLS endpoint (the limit is shown, so that the day it
+    is lifted this case says the docs are stale)."""
+    src = c.write("raw_connect.c", RAW_CONNECT_C)
+    prog = c.path("raw_connect")
+    c.run("cc", ["cc", "-o", prog, src], timeout=60)
+    check(os.path.exists(prog), "could not build raw_connect")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(T_RUN)
+    port = srv.getsockname()[1]
+    try:
+        pol = c.policy(ep("tls", connect="127.0.0.1:%d" % port))
+        proc = c.start("raw_connect", [prog, str(port)], env=c.env(pol))
+        conn, _ = srv.accept()
+        conn.settimeout(T_RUN)
+        got = b""
+        while b"\n" not in got:
+            chunk = conn.recv(100)
+            if not chunk:
+                break
+            got += chunk
+        conn.close()
+        rc = proc.wait(T_RUN)
+    finally:
+        srv.close()
+    check(rc == 0, "raw_connect exited %d" % rc)
+    check(got == b"RAW-CONNECT-PLAINTEXT\n", "the listener got %r: if that is "
+          "TLS now, docs/operations.md 'Limits' and README 'Known limits' "
+          "are stale" % got)
+    check("loaded" in proc.err(), "the shim was not loaded into raw_connect")
