@@ -30,6 +30,8 @@
 #   <!-- doc-test: skip REASON -->   not run; printed with its reason
 #   <!-- doc-test: expect-error TEXT -->   (libconfig) check must refuse
 #                 it, and its message must contain TEXT
+#   <!-- doc-test: expect-exit CODE TEXT -->   (sh) each command must exit
+#                 CODE, with TEXT in its stderr (a refusal the docs show)
 #   <!-- doc-test: endpoint-options -->   (libconfig) the block is options
 #                 of one endpoint: it is checked inside a mutual listen
 #                 endpoint that has the scratch PKI's certificate
@@ -55,7 +57,7 @@ DOCS = ["README.md"] + sorted(
 KINDS = ("sh", "libconfig", "crontab", "systemd", "text")
 
 MARKER = re.compile(r"^\s*<!--\s*doc-test:\s*(skip|expect-error|"
-                    r"endpoint-options)\b\s*(.*?)\s*-->\s*$")
+                    r"expect-exit|endpoint-options)\b\s*(.*?)\s*-->\s*$")
 
 SCRATCH_POLICY = """version = 1;
 log = { level = "info"; file = "stderr"; };
@@ -232,9 +234,10 @@ def doc_env(c):
     return env
 
 
-def run_doc_command(c, n, cmd, prefix, ports):
+def run_doc_command(c, n, cmd, prefix, ports, expect):
     """Runs one command (after the block's exports); a Failure unless it
-    exits 0. `probe --serve` gets its one client."""
+    exits as expected (expect: the exit code and a text its stderr must
+    hold). `probe --serve` gets its one client."""
     script = "\n".join(prefix + [cmd])
     proc = c.start("cmd%02d" % n, ["bash", "-c", script], env=doc_env(c))
     if "probe --serve" in cmd:
@@ -249,8 +252,10 @@ def run_doc_command(c, n, cmd, prefix, ports):
             "-CAfile", c.path("ca.pem")] + c.suite.chain_args("client.pem"),
             timeout=T_DOC)
     rc = proc.wait(T_DOC)
-    check(rc == 0, "`%s` exited %d: %s" % (cmd, rc, (proc.err() or
-                                                    proc.out())[-400:]))
+    check(rc == expect[0], "`%s` exited %d, not %d: %s" % (
+        cmd, rc, expect[0], (proc.err() or proc.out())[-400:]))
+    check(expect[1] in proc.err(), "`%s`: no '%s' on its stderr: %s" % (
+        cmd, expect[1], proc.err()[-400:]))
     return proc
 
 
@@ -305,8 +310,14 @@ def run_block(c, b, n, subs, ports, skipped, counts):
                   "(exit %d): %s" % (b.where(), rc, out))
         counts["checked"] += 1
         return n
-    check(b.marker is None, "%s: marker %s on a %s block" % (
-        b.where(), b.marker, b.kind))
+    expect = (0, "")
+    if b.marker and b.marker[0] == "expect-exit" and b.kind == "sh":
+        m = re.match(r"^(\d+)\s+(.+)$", b.marker[1])
+        check(m, "%s: expect-exit needs CODE and TEXT" % b.where())
+        expect = (int(m.group(1)), m.group(2))
+    else:
+        check(b.marker is None, "%s: marker %s on a %s block" % (
+            b.where(), b.marker, b.kind))
     cmds = block_commands(b)
     check(cmds, "%s: a %s block with no command" % (b.where(), b.kind))
     exports = []
@@ -318,7 +329,7 @@ def run_block(c, b, n, subs, ports, skipped, counts):
             counts["ran"] += 1
             continue
         n += 1
-        run_doc_command(c, n, cmd, exports, ports)
+        run_doc_command(c, n, cmd, exports, ports, expect)
         counts["ran"] += 1
     return n
 
