@@ -43,7 +43,7 @@
 # endpoint `inbound` on a free port and a connect endpoint `database` to
 # an openssl s_server on another free port) and bin/app (a program that
 # exits 0 only when the shim is preloaded into it). PATH starts with the
-# suite's build directory (the `secshim` command) and bin/. SUBSTITUTIONS
+# suite's build directory (the `secshim` command) and bin/. substitutions()
 # below are applied to each command first, in order. A command that runs
 # `secshim probe --serve` gets one TLS client (openssl s_client with the
 # client certificate) once its port listens.
@@ -446,7 +446,7 @@ def troubleshooting_text():
 def docs_every_message_has_a_troubleshooting_entry(c):
     """Every ss_log format string of src/ and every 'secshim: ...' error of
     src/ and tools/ has an entry in docs/operations.md, 'Troubleshooting
-    by log message' (by the longest literal run of the format)."""
+    by log message' (the whole message, each conversion as a word)."""
     doc = troubleshooting_text()
     messages = source_messages()
     check(len(messages) > 60, "only %d messages found: the source scan is "
