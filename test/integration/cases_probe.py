@@ -329,6 +329,25 @@ def probe_agrees_with_shim_accepted(c):
 
 
 @case
+def probe_applies_allow_peer(c):
+    """allow-peer (docs/policy.md): the probe refuses a server whose
+    verified certificate matches none of the endpoint's identities, with
+    the shim's own sentence (a shimmed client is refused alike), and
+    accepts it when one matches."""
+    s = c.suite
+    peer, port = s_server(c)
+    pol = c.policy(client_ep(s, port, allow_peer=["CN=someone-else"]))
+    check_probe_refused(probe(c, pol, "localhost:%d" % port),
+                        r"matches allow-peer")
+    probe_vs_shim(c, "server", allow_peer=["CN=someone-else"])
+    peer, port = s_server(c, name="peer-match")
+    pol = c.policy(client_ep(s, port, allow_peer=["CN=secshim-server"]),
+                   name="match.cfg")
+    check_probe_accepted(probe(c, pol, "localhost:%d" % port,
+                               name="probe-match"))
+
+
+@case
 def probe_agrees_with_shim_wrong_host(c):
     """A wrong host name: both refuse, with the same sentence."""
     probe_vs_shim(c, "wronghost")
