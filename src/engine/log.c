@@ -425,6 +425,8 @@ static void emit(enum ss_log_level level, const char *sentence,
         (void)io->write(log_fd, out, len);
 }
 
+static void flush_summaries(int64_t now);
+
 void ss_log(enum ss_log_level level, const char *fmt, ...)
 {
     if (!ss_log_enabled(level))
@@ -436,6 +438,10 @@ void ss_log(enum ss_log_level level, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     pthread_mutex_lock(&log_lock);
+    if (rate_pending > 0) {
+        struct timespec mono;
+        flush_summaries(now_ms(CLOCK_MONOTONIC, &mono));
+    }
     emit(level, line, "", NULL, "", "");
     pthread_mutex_unlock(&log_lock);
     errno = saved_errno;
