@@ -181,6 +181,12 @@ bool ss_conn_truncated(const struct ss_conn *c);
 /* Negotiated version and cipher, e.g. "TLSv1.3 TLS_AES_128_GCM_SHA256". */
 const char *ss_conn_describe(const struct ss_conn *c, char *buf, size_t len);
 
+/* The peer's certificate's subject in RFC 2253's one-line form
+ * ("CN=client,O=Example"), control bytes escaped. Returns buf, or NULL
+ * when the peer sent none (or before the handshake's end). */
+const char *ss_conn_peer_subject(const struct ss_conn *c, char *buf,
+                                 size_t len);
+
 const struct ss_endpoint *ss_conn_endpoint(const struct ss_conn *c);
 
 /* Verification outcome of the handshake (relaxations used included; for

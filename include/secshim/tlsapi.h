@@ -43,7 +43,7 @@
 
 /* Changed whenever a table below changes shape; a library of another
  * build is refused rather than called through the wrong table. */
-#define SS_TLS_ABI 7u
+#define SS_TLS_ABI 8u
 
 /*
  * Every engine function libsecshim.so reaches in libsecshim-tls.so:
@@ -83,6 +83,9 @@
     X(bool, ss_conn_truncated, (const struct ss_conn *c), (c))                \
     X(const char *, ss_conn_describe,                                         \
       (const struct ss_conn *c, char *buf, size_t len), (c, buf, len))        \
+    X(const char *, ss_conn_peer_subject,                                     \
+      (const struct ss_conn *c, char *buf, size_t len), (c, buf, len))        \
+    X(const char *, ss_verify_error_name, (int x509_error), (x509_error))     \
     X(const struct ss_endpoint *, ss_conn_endpoint,                           \
       (const struct ss_conn *c), (c))                                         \
     X(const struct ss_verify_result *, ss_conn_verify_result,                 \

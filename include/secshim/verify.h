@@ -72,6 +72,10 @@ struct ss_verify_result {
     char relaxed_subject[2][256];
 };
 
+/* The name of an X509_V_ERR_* code as OpenSSL's header spells it
+ * ("X509_V_ERR_CERT_HAS_EXPIRED"); NULL for a code it does not know. */
+const char *ss_verify_error_name(int x509_error);
+
 /*
  * Builds v. trusted_ca and crl are comma-separated PEM file lists (either
  * may be NULL: without trusted_ca the system's default CA paths are

@@ -1149,6 +1149,30 @@ const char *ss_conn_describe(const struct ss_conn *c, char *buf, size_t len)
     return buf;
 }
 
+const char *ss_conn_peer_subject(const struct ss_conn *c, char *buf,
+                                 size_t len)
+{
+    if (c->state == SS_CONN_HANDSHAKING || c->state == SS_CONN_FAILED ||
+        len == 0)
+        return NULL;
+    /* From the session: a resumed handshake has it too. */
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    BIO *mem = peer != NULL ? BIO_new(BIO_s_mem()) : NULL;
+    if (mem == NULL)
+        return NULL;
+    const char *out = NULL;
+    /* RFC 2253's order and escapes; UTF-8 kept, control bytes escaped. */
+    if (X509_NAME_print_ex(mem, X509_get_subject_name(peer), 0,
+                           XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+        int n = BIO_read(mem, buf, (int)(len - 1 > 0x7fffffff ? 0x7fffffff
+                                                               : len - 1));
+        buf[n > 0 ? n : 0] = '\0';
+        out = buf;
+    }
+    BIO_free(mem);
+    return out;
+}
+
 const struct ss_endpoint *ss_conn_endpoint(const struct ss_conn *c)
 {
     return c->ep;

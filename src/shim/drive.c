@@ -84,6 +84,36 @@ static void note_failure(struct shim_sock *s, bool handshake, const char *why)
     shim_status_fail(s->stat, reason);
 }
 
+/* The failure's line: one per (endpoint, reason) and minute at most
+ * under a flood (ss_log_event's rate limit). */
+static void log_failure(const struct shim_sock *s, int e, bool handshake,
+                        const char *why)
+{
+    struct ss_log_fields f;
+    shim_sock_log_fields(&f, s);
+    if (!handshake && ss_conn_truncated(s->conn) &&
+        ss_conn_state(s->conn) == SS_CONN_FAILED) {
+        /* tls-unexpected-eof = "error": a warning, not a TLS failure. */
+        ss_log_field_reason(&f, "closed without close_notify");
+        ss_log_event(SS_LOG_WARNING, "truncated", &f, "endpoint '%s': %s "
+                     "closed the connection without close_notify (the "
+                     "stream may be truncated): the program's next read "
+                     "fails with %s (tls-unexpected-eof = \"eof\" reads it "
+                     "as end of file)", shim_sock_endpoint(s), s->peer,
+                     e == ECONNRESET ? "ECONNRESET" : strerror(e));
+        return;
+    }
+    ss_log_field_reason(&f, why);
+    const struct ss_verify_result *vr = ss_conn_verify_result(s->conn);
+    if (vr != NULL && vr->x509_error != 0)
+        ss_log_field(&f, "verify_error", ss_verify_error_name(vr->x509_error));
+    ss_log_event(SS_LOG_ERROR,
+                 handshake ? "handshake_failed" : "connection_failed", &f,
+                 "endpoint '%s': TLS %s with %s failed: %s",
+                 shim_sock_endpoint(s), handshake ? "handshake" : "connection",
+                 s->peer, why);
+}
+
 void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
                     const char *why)
 {
@@ -96,18 +126,7 @@ void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
     if (handshake)
         ss_status_add(&s->stat->handshakes_failed, 1);
     note_failure(s, handshake, why);
-    if (!handshake && ss_conn_truncated(s->conn) &&
-        ss_conn_state(s->conn) == SS_CONN_FAILED)
-        /* tls-unexpected-eof = "error": a warning, not a TLS failure. */
-        ss_log(SS_LOG_WARNING, "endpoint '%s': %s closed the connection "
-               "without close_notify (the stream may be truncated): the "
-               "program's next read fails with %s (tls-unexpected-eof = "
-               "\"eof\" reads it as end of file)", shim_sock_endpoint(s),
-               s->peer, e == ECONNRESET ? "ECONNRESET" : strerror(e));
-    else
-        ss_log(SS_LOG_ERROR, "endpoint '%s': TLS %s with %s failed: %s",
-               shim_sock_endpoint(s), handshake ? "handshake" : "connection",
-               s->peer, why);
+    log_failure(s, e, handshake, why);
     /* Nothing may pass on this socket from now on; but a number that is
      * not the connection any more belongs to someone else. */
     if (shim_sock_private_ours(s))
@@ -131,11 +150,27 @@ static void log_established(const struct shim_sock *s)
                  vr->relaxations & SS_RELAX_KEY_USAGE
                      ? ss_relaxation_name(SS_RELAX_KEY_USAGE) : "");
     }
+    struct ss_log_fields f;
+    shim_sock_log_fields(&f, s);
+    /* desc is "VERSION CIPHER": the two fields. */
+    char *cipher = strchr(desc, ' ');
+    if (cipher != NULL) {
+        *cipher = '\0';
+        ss_log_field(&f, "version", desc);
+        ss_log_field(&f, "cipher", cipher + 1);
+    }
+    bool resumed = ss_conn_resumed(s->conn);
+    ss_log_field(&f, "resumed", resumed ? "yes" : "no");
+    char subject[512];
+    ss_log_field(&f, "peer_subject",
+                 ss_conn_peer_subject(s->conn, subject, sizeof(subject)));
     /* After a space, never a comma: "PROTO CIPHER" stay two words. */
-    ss_log(SS_LOG_INFO, "endpoint '%s': TLS %s %s established: %s%s%s",
-           shim_sock_endpoint(s), s->dir == SS_DIR_CONNECT ? "to" : "from",
-           s->peer, desc,
-           ss_conn_resumed(s->conn) ? " (resumed session)" : "", relaxed);
+    ss_log_event(SS_LOG_INFO, "established", &f,
+                 "endpoint '%s': TLS %s %s established: %s%s%s%s%s",
+                 shim_sock_endpoint(s),
+                 s->dir == SS_DIR_CONNECT ? "to" : "from", s->peer, desc,
+                 cipher != NULL ? " " : "", cipher != NULL ? cipher + 1 : "",
+                 resumed ? " (resumed session)" : "", relaxed);
 }
 
 void shim_note_established(struct shim_sock *s)
@@ -210,8 +245,12 @@ static int connect_check(struct shim_sock *s)
         return SS_OK;
     s->failed = true;
     s->fail_errno = err;
-    ss_log(SS_LOG_INFO, "endpoint '%s': TCP connect to %s failed: %s",
-           shim_sock_endpoint(s), s->peer, strerror(err));
+    struct ss_log_fields f;
+    shim_sock_log_fields(&f, s);
+    ss_log_field(&f, "reason", strerror(err));
+    ss_log_event(SS_LOG_INFO, "tcp_connect_failed", &f,
+                 "endpoint '%s': TCP connect to %s failed: %s",
+                 shim_sock_endpoint(s), s->peer, strerror(err));
     pthread_cond_broadcast(&s->hs_cond);
     return SS_ERR_SYSCALL;
 }

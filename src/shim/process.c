@@ -55,6 +55,9 @@ static char *policy_path;
 static atomic_llong checked_at;
 static atomic_flag reloading = ATOMIC_FLAG_INIT;
 static uint64_t fingerprint;
+/* When the reload check last looked at certificate expiry (monotonic
+ * seconds); touched only by the thread holding `reloading`. */
+static long long expiry_swept_at;
 
 static long long monotonic_seconds(void)
 {
@@ -117,13 +120,84 @@ static uint64_t policy_fingerprint(const struct ss_policy *p)
     return h;
 }
 
-/* Applies the snapshot's log settings; a log file that cannot be opened
- * leaves logging on stderr, with a warning there. */
+/* Applies the snapshot's log settings (under the environment's word,
+ * ss_log_override); a log file that cannot be opened leaves logging on
+ * stderr, with a warning there. */
 static void apply_logging(const struct ss_policy *p)
 {
     struct ss_errbuf err;
-    if (ss_log_configure(p->log_level, p->log_file, &err) != SS_OK)
-        ss_log(SS_LOG_WARNING, "%s; logging to stderr", err.msg);
+    int rc = ss_log_configure(p->log_level, p->log_file, &err);
+    if (rc == SS_ERR_INVAL)
+        ss_log_event(SS_LOG_WARNING, "env_ignored", NULL, "%s", err.msg);
+    else if (rc != SS_OK)
+        ss_log_event(SS_LOG_WARNING, "log_target_failed", NULL,
+                     "%s; logging to stderr", err.msg);
+}
+
+/* --- certificate expiry ------------------------------------------------- */
+
+/* A certificate this close to its notAfter is warned about; again once a
+ * day, at the first reload check after that (no thread, no timer). */
+#define EXPIRY_WARN_DAYS 30
+#define EXPIRY_REPEAT_S (24 * 60 * 60)
+/* How often the reload check looks: a day's reminder is at most this
+ * late, and the check costs a few loads per endpoint once a minute. */
+#define EXPIRY_SWEEP_S 60
+
+/* Whole days from now to not_after, rounded down (-1 an hour after). */
+static long days_until(time_t not_after, time_t now)
+{
+    long long left = (long long)not_after - (long long)now;
+    return (long)(left >= 0 ? left / 86400 : -((-left + 86399) / 86400));
+}
+
+/*
+ * Warns about ep's own certificate (a listen endpoint's, a connect
+ * endpoint's client certificate) when its context is built and it is
+ * within EXPIRY_WARN_DAYS of its end (fresh: always; else at most once
+ * per EXPIRY_REPEAT_S). An expired certificate is an error: peers that
+ * check it refuse every handshake.
+ */
+static void check_expiry(const struct ss_endpoint *ep, bool fresh)
+{
+    const struct ss_tlsctx *t = ss_endpoint_tls(ep);
+    if (t == NULL || ep->certificate == NULL)
+        return;
+    time_t not_after = ss_tlsctx_not_after(t);
+    time_t now = time(NULL);
+    if (not_after == 0 ||
+        (long long)not_after - now > EXPIRY_WARN_DAYS * 86400LL)
+        return;
+    char key[160];
+    snprintf(key, sizeof(key), "expiry:%s", ep->name);
+    if (!ss_log_reminder_due(key, EXPIRY_REPEAT_S, fresh))
+        return;
+    char when[SS_LOG_TIME_LEN];
+    struct timespec ts = {.tv_sec = not_after, .tv_nsec = 0};
+    ss_log_time(when, &ts);
+    long days = days_until(not_after, now);
+    struct ss_log_fields f;
+    ss_log_fields_init(&f);
+    ss_log_field_endpoint(&f, ep->name);
+    ss_log_field(&f, "file", ep->certificate);
+    ss_log_field(&f, "not_after", when);
+    ss_log_fieldf(&f, "days_left", "%ld", days);
+    if (not_after <= now)
+        ss_log_event(SS_LOG_ERROR, "cert_expired", &f, "endpoint '%s': "
+                     "certificate %s expired at %s: peers that check it "
+                     "refuse every handshake", ep->name, ep->certificate,
+                     when);
+    else
+        ss_log_event(SS_LOG_WARNING, "cert_expiring", &f, "endpoint '%s': "
+                     "certificate %s expires in %ld day%s (at %s)", ep->name,
+                     ep->certificate, days, days == 1 ? "" : "s", when);
+}
+
+/* Every built endpoint of p; fresh as check_expiry's. */
+static void check_expiry_all(const struct ss_policy *p, bool fresh)
+{
+    for (size_t i = 0; p != NULL && i < p->n_endpoints; i++)
+        check_expiry(&p->endpoints[i], fresh);
 }
 
 static struct ss_policy *policy_current_ref(void)
@@ -152,8 +226,13 @@ static void reload(const struct ss_policy *in_use, uint64_t seen)
             SS_OK ||
         ss_policy_build_used(fresh, in_use, &err) != SS_OK) {
         ss_policy_unref(fresh);
-        ss_log(SS_LOG_ERROR, "policy %s changed but does not load, keeping "
-               "the previous one: %s", policy_path, err.msg);
+        struct ss_log_fields f;
+        ss_log_fields_init(&f);
+        ss_log_field(&f, "policy", policy_path);
+        ss_log_field(&f, "reason", err.msg);
+        ss_log_event(SS_LOG_ERROR, "reload_refused", &f, "policy %s changed "
+                     "but does not load, keeping the previous one: %s",
+                     policy_path, err.msg);
         fingerprint = seen; /* retry only when it changes again */
         return;
     }
@@ -165,8 +244,15 @@ static void reload(const struct ss_policy *in_use, uint64_t seen)
     shim_status_policy(fresh); /* `reloading` is held: one adder */
     apply_logging(fresh);
     fingerprint = policy_fingerprint(fresh);
-    ss_log(SS_LOG_INFO, "policy %s reloaded: %zu endpoints, used by new "
-           "connections", policy_path, fresh->n_endpoints);
+    struct ss_log_fields f;
+    ss_log_fields_init(&f);
+    ss_log_field(&f, "policy", policy_path);
+    ss_log_fieldf(&f, "endpoints", "%zu", fresh->n_endpoints);
+    ss_log_event(SS_LOG_INFO, "policy_reloaded", &f, "policy %s reloaded: "
+                 "%zu endpoints, used by new connections", policy_path,
+                 fresh->n_endpoints);
+    /* The contexts rebuilt for the endpoints in use: as at a build. */
+    check_expiry_all(fresh, true);
 }
 
 static void maybe_reload(void)
@@ -184,6 +270,10 @@ static void maybe_reload(void)
     uint64_t seen = policy_fingerprint(p);
     if (seen != fingerprint)
         reload(p, seen);
+    else if (now - expiry_swept_at >= EXPIRY_SWEEP_S) {
+        expiry_swept_at = now;
+        check_expiry_all(p, false);
+    }
     ss_policy_unref(p);
     atomic_flag_clear(&reloading);
 }
@@ -272,8 +362,12 @@ int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
     if (rc == SS_OK) {
         if (built_here) {
             shim_status_built(ep);
-            ss_log(SS_LOG_INFO, "endpoint '%s': TLS context built at its "
-                   "first use", ep->name);
+            struct ss_log_fields f;
+            ss_log_fields_init(&f);
+            ss_log_field_endpoint(&f, ep->name);
+            ss_log_event(SS_LOG_INFO, "context_built", &f, "endpoint '%s': "
+                         "TLS context built at its first use", ep->name);
+            check_expiry(ep, true);
         }
         errno = saved;
         return 0;
@@ -285,8 +379,13 @@ int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
                "TLS context", ep->name); /* not remembered: tried again */
     else if (built_here) {
         shim_status_fail(shim_status_endpoint(ep), err.msg);
-        ss_log(SS_LOG_ERROR, "%s; its connections fail until the policy "
-               "or its files change", err.msg);
+        struct ss_log_fields f;
+        ss_log_fields_init(&f);
+        ss_log_field_endpoint(&f, ep->name);
+        ss_log_field_reason(&f, err.msg);
+        ss_log_event(SS_LOG_ERROR, "context_failed", &f, "%s; its "
+                     "connections fail until the policy or its files "
+                     "change", err.msg);
     }
     errno = rc == SS_ERR_NOMEM ? ENOMEM : EPROTO;
     return -1;
@@ -829,6 +928,16 @@ static bool image_taken_by_another_copy(void)
     return false;
 }
 
+/* SECSHIM_TEST_LOG_WINDOW=SECONDS: a test switch (docs/testing.md) that
+ * shortens the rate limit's window, so a case sees a suppressed count
+ * without waiting a minute. */
+static void log_test_switches(void)
+{
+    const char *w = getenv("SECSHIM_TEST_LOG_WINDOW");
+    if (w != NULL && *w != '\0')
+        ss_log_set_clock(NULL, atoi(w));
+}
+
 /*
  * Runs before main. Fail closed: a policy that exists but does not load,
  * or a policy named by SECSHIM_CONFIG that cannot be read, ends the
@@ -849,6 +958,13 @@ __attribute__((constructor)) static void shim_start(void)
     relay_image_start();
     bool compat = ss_compat_mode(); /* frozen from now on */
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    /* Read once: the environment's log level and file win over the
+     * policy's, across reloads too; a bad value is said once the log is
+     * set up, and ignored. */
+    struct ss_errbuf env_err = {""};
+    int env_rc = ss_log_override(getenv("SECSHIM_LOG_LEVEL"),
+                                 getenv("SECSHIM_LOG_FILE"), &env_err);
+    log_test_switches();
 
     const char *env = getenv("SECSHIM_CONFIG");
     bool asked = env != NULL && *env != '\0';
@@ -866,8 +982,8 @@ __attribute__((constructor)) static void shim_start(void)
             fflush(stderr);
             _exit(1);
         }
-        ss_log(SS_LOG_INFO, "policy %s not found: secshim is inert, no "
-               "connection is changed", path);
+        ss_log_event(SS_LOG_INFO, "inert", NULL, "policy %s not found: "
+                     "secshim is inert, no connection is changed", path);
         return;
     }
 
@@ -888,8 +1004,17 @@ __attribute__((constructor)) static void shim_start(void)
         _exit(1);
     }
     apply_logging(p);
-    ss_log(SS_LOG_INFO, "policy %s loaded: %zu endpoints (compatibility "
-           "mode %s)", path, p->n_endpoints, compat ? "on" : "off");
+    if (env_rc != SS_OK)
+        ss_log_event(SS_LOG_WARNING, "env_ignored", NULL, "%s",
+                     env_err.msg);
+    struct ss_log_fields f;
+    ss_log_fields_init(&f);
+    ss_log_field(&f, "policy", path);
+    ss_log_fieldf(&f, "endpoints", "%zu", p->n_endpoints);
+    ss_log_field(&f, "compat", compat ? "on" : "off");
+    ss_log_event(SS_LOG_INFO, "policy_loaded", &f, "policy %s loaded: %zu "
+                 "endpoints (compatibility mode %s)", path, p->n_endpoints,
+                 compat ? "on" : "off");
     fingerprint = policy_fingerprint(p);
     atomic_store(&checked_at, monotonic_seconds());
     pthread_mutex_lock(&policy_lock);

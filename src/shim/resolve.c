@@ -545,10 +545,18 @@ static bool legacy_to_tls(const char *call, const char *host,
         }
         freeaddrinfo(res);
     }
-    if (ep != NULL)
-        ss_log(SS_LOG_ERROR, "endpoint '%s': %s to %s port %u refused: glibc "
-               "connects it where the shim cannot make it TLS", ep->name,
-               call, host, ntohs(port_net));
+    if (ep != NULL) {
+        struct ss_log_fields f;
+        ss_log_fields_init(&f);
+        ss_log_field_endpoint(&f, ep->name);
+        ss_log_fieldf(&f, "peer", "%s:%u", host, ntohs(port_net));
+        ss_log_field(&f, "direction", "connect");
+        ss_log_fieldf(&f, "reason", "%s cannot be made TLS", call);
+        ss_log_event(SS_LOG_ERROR, "refused", &f, "endpoint '%s': %s to %s "
+                     "port %u refused: glibc connects it where the shim "
+                     "cannot make it TLS", ep->name, call, host,
+                     ntohs(port_net));
+    }
     ss_policy_unref(p);
     return ep != NULL;
 }

@@ -404,6 +404,15 @@ const char *shim_sock_endpoint(const struct shim_sock *s)
     return ep != NULL && ep->name != NULL ? ep->name : "?";
 }
 
+void shim_sock_log_fields(struct ss_log_fields *f, const struct shim_sock *s)
+{
+    ss_log_fields_init(f);
+    ss_log_field_endpoint(f, shim_sock_endpoint(s));
+    ss_log_field(f, "peer", s->peer);
+    ss_log_field(f, "direction",
+                 s->dir == SS_DIR_CONNECT ? "connect" : "accept");
+}
+
 /* The engine's BIO does its I/O on the private descriptor it was given,
  * through the real calls. */
 static ssize_t shim_io_recv(int fd, void *buf, size_t len, int flags)

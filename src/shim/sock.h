@@ -156,6 +156,12 @@ bool shim_sock_private_ours(const struct shim_sock *s);
 /* The endpoint's name, for messages. */
 const char *shim_sock_endpoint(const struct shim_sock *s);
 
+/* Starts f with the fields every line about s has: endpoint (the first
+ * half of the rate limit's key), peer and direction (connect/accept). */
+struct ss_log_fields;
+void shim_sock_log_fields(struct ss_log_fields *f,
+                          const struct shim_sock *s);
+
 /* A close-on-exec duplicate of fd in the private range (above FD_SETSIZE
  * where the limit allows; for_connection: the soft RLIMIT_NOFILE may be
  * raised once for it). Returns the descriptor, or -1 with errno (EMFILE

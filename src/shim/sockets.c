@@ -130,8 +130,16 @@ static struct shim_sock *manage(int fd, struct ss_policy *p,
     struct ss_errbuf err = {""};
     int rc = ss_conn_new(p, ep, priv, &shim_io, host, &conn, &err);
     if (rc != SS_OK) {
-        ss_log(SS_LOG_ERROR, "endpoint '%s': cannot set up TLS with %s: %s",
-               ep->name, peer, err.msg);
+        struct ss_log_fields f;
+        ss_log_fields_init(&f);
+        ss_log_field_endpoint(&f, ep->name);
+        ss_log_field(&f, "peer", peer);
+        ss_log_field(&f, "direction",
+                     dir == SS_DIR_CONNECT ? "connect" : "accept");
+        ss_log_field_reason(&f, err.msg);
+        ss_log_event(SS_LOG_ERROR, "setup_failed", &f, "endpoint '%s': "
+                     "cannot set up TLS with %s: %s", ep->name, peer,
+                     err.msg);
         REAL(close)(priv);
         errno = rc == SS_ERR_NOMEM ? ENOMEM : EPROTO;
         return NULL;

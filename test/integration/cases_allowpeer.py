@@ -92,7 +92,7 @@ def check_one_refusal(proc, endpoint, presented):
     lines = wait_refusal(proc, endpoint)
     check(len(lines) == 1, "expected one allow-peer refusal line for '%s', "
           "got %d" % (endpoint, len(lines)))
-    m = re.search(REFUSED_RX, lines[0])
+    m = re.search(REFUSED_RX, log_sentence(lines[0]))
     check(m.group("presented") == presented, "the refusal names %r, "
           "expected %r" % (m.group("presented"), presented))
     others = [l for l in shim_errors(proc) if l != lines[0]]

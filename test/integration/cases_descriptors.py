@@ -94,7 +94,7 @@ def daemon_closes_descriptors_and_reuses_them(c):
     c.note("--- shim.log:\n" + log)
     check(re.search(r"took [1-9]\d* numbers", proc.out()), "the daemon "
           "found no number of the shim's to take")
-    check(log.count("established") == 2, "the shim's log file lost lines")
+    check(log.count(" established: ") == 2, "the shim's log file lost lines")
     check("reloaded" in log, "the policy was not reloaded")
 
 

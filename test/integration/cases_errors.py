@@ -276,5 +276,5 @@ def handshake_error_prefix_said_once(c):
     check(len(hits) == 1, "want one error line, got %d" % len(hits))
     check(re.search(r"endpoint 'srv': TLS handshake with 127\.0\.0\.1:\d+ "
                     r"failed: the peer closed the connection during the "
-                    r"handshake$", hits[0]),
+                    r"handshake$", log_sentence(hits[0])),
           "unexpected line: %s" % hits[0])

@@ -317,7 +317,8 @@ def probe_vs_shim(c, cert, compat=False, mutual=False, **opts):
     got = probe_result(proc)
     lines = [l for l in shim_errors(client) if "'cli'" in l]
     check(got and lines, "no reason from the probe or the shim")
-    shim_line = re.sub(r"^secshim\[\d+\]: error: ", "", lines[0])
+    shim_line = re.sub(r"^secshim\[\d+\]: error: ", "",
+                       log_sentence(lines[0]))
     check(got[1] == shim_line, "the probe's reason %r is not the shim's %r"
           % (got[1], shim_line))
 

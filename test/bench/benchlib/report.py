@@ -125,7 +125,7 @@ def model_bounds(M, bounds):
     speed = bounds.get("speed", {}).get(cipher) if cipher else None
     if plain and speed:
         target = 0.75 * speed * 8 / 1e9
-        both = 1 / (1 / plain + 8 / (speed / 1e9))
+        both = 1 / (1 / plain + 1 / (speed * 8 / 1e9))  # Gbit/s, both
         out.append(("bulk", f"plain TCP itself carries {plain:.1f} Gbit/s here, the 75 % target asks "
                             f"{target:.1f}; plain TCP's per-byte cost plus one {cipher} pass per side allows "
                             f"about {both:.1f} Gbit/s ({both / (g('bulk.p1', 'stunnel') or float('nan')):.2f}x "
