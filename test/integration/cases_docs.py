@@ -565,3 +565,23 @@ def docs_limit_raw_connect_is_not_seen(c):
           "TLS now, docs/operations.md 'Limits' and README 'Known limits' "
           "are stale" % got)
     check("loaded" in proc.err(), "the shim was not loaded into raw_connect")
+
+
+@case
+def demo_summary_names_protocol_and_cipher(c):
+    """tools/demo (what `make demo` runs after building): exit 0, and its
+    summary names the negotiated protocol and cipher and nothing more (the
+    sentence of the shim's established line, not the key=value fields
+    that follow it since the log carries them)."""
+    if c.suite.preload[:-1]:
+        raise Skip("tools/demo preloads libsecshim.so alone, which a "
+                   "sanitizer build's library cannot be (its runtime must "
+                   "load first); the normal build runs this case")
+    demo = os.path.join(ROOT, "tools", "demo")
+    proc = c.run("demo", [demo, c.suite.build], c.env(preload=False),
+                 timeout=120)
+    check(proc.p.returncode == 0, "tools/demo exited %s" % proc.p.returncode)
+    m = re.search(r"spoke (.*)$", proc.out(), re.M)
+    check(m is not None, "the demo's summary has no 'spoke' line")
+    check(re.fullmatch(r"TLSv1\.[23] TLS_[A-Z0-9_]+", m.group(1).strip()),
+          "the summary says %r, not a protocol and a cipher" % m.group(1))
