@@ -33,10 +33,14 @@ def split_peer(c, name, tls, *args):
     return proc, wait_port_file(proc, port_file)
 
 
-def exact_both(c, mode, *peer_args, peer=sched_peer):
+def exact_both(c, mode, *peer_args, peer=sched_peer, reference_runs=1):
     """Runs ev_epoll_exact MODE over plain TCP and under the shim (against
     the TLS peer) with the same schedule; checks that both saw the same
-    lines. Returns them."""
+    lines. Returns them. reference_runs=2: when they differ, the plain
+    reference is run once more and the shim must match that run; for the
+    modes with two registrations of one socket in a set, where the kernel
+    itself now and then loses one registration's report over plain TCP
+    (seen: "third added: ... data2 edges 0" in plain TCP's own run)."""
     app = need_app(c, "ev_epoll_exact")
     _, pport = peer(c, "plain-peer", False, *peer_args)
     plain = c.run("plain", [app, mode, "localhost", str(pport)],
@@ -47,6 +51,13 @@ def exact_both(c, mode, *peer_args, peer=sched_peer):
     shim = c.run("shim", [app, mode, "localhost", str(tport)], c.env(policy))
     check(shim.p.returncode == 0, "the program fails under the shim")
     check(established(shim, "cli"), "the shim logged no TLS connection")
+    if shim.out() != plain.out() and reference_runs > 1:
+        c.note("plain TCP's run differed from the shim's:\n%s\nrunning the "
+               "plain reference again" % plain.out())
+        _, pport = peer(c, "plain-peer-again", False, *peer_args)
+        plain = c.run("plain-again", [app, mode, "localhost", str(pport)],
+                      c.env(preload=False))
+        check(plain.p.returncode == 0, "the program fails over plain TCP")
     check(shim.out() == plain.out(), "under the shim the program saw\n%s"
           "where over plain TCP it saw\n%s" % (shim.out(), plain.out()))
     return plain.out()
@@ -94,7 +105,7 @@ def epoll_two_dups_in_one_set(c):
     """A socket and its dup both join one epoll set and both are reported,
     as over plain TCP (before, the second EPOLL_CTL_ADD failed with EEXIST:
     both mapped to one private descriptor)."""
-    out = exact_both(c, "two-dups", "--send", "0.3:100")
+    out = exact_both(c, "two-dups", "--send", "0.3:100", reference_runs=2)
     check("reported data1 yes data2 yes" in out, "plain TCP: %s" % out)
 
 
@@ -458,12 +469,12 @@ def check_keys(proc, want, shim):
     return taken
 
 
-def exact_keys(c, mode, want, *peer_args):
+def exact_keys(c, mode, want, *peer_args, reference_runs=1):
     """exact_both for a mode that dumps its sets: the same lines over
     plain TCP and under the shim, the same kernel registrations (counted),
     and under the shim private descriptors that were taken over. Returns
     the program's lines."""
-    out = exact_both(c, mode, *peer_args)
+    out = exact_both(c, mode, *peer_args, reference_runs=reference_runs)
     procs = {p.name: p for p in c.procs}
     check_keys(procs["plain"], want, False)
     taken = check_keys(procs["shim"], want, True)
@@ -505,7 +516,8 @@ def epoll_two_registrations_of_one_connection_in_a_set(c):
     when one is lost or doubled."""
     out = exact_keys(c, "two-regs", {"two": 2, "moved": 2, "one": 1,
                                      "again": 2},
-                     "--send", "1.0:100,2.0:100,2.0:100,2.0:100")
+                     "--send", "1.0:100,2.0:100,2.0:100,2.0:100",
+                     reference_runs=2)
     for line in ("both: data1 level yes data2 edges 1, drained 100, then "
                  "quiet",
                  "moved: data1 level yes data2 edges 1, drained 100, then "
