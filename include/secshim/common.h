@@ -11,6 +11,7 @@
 #define SECSHIM_COMMON_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum ss_err {
@@ -84,6 +85,14 @@ int ss_for_each_file(const char *list,
         if (ss_guard_rc_ < 0)           \
             return ss_guard_rc_;        \
     } while (0)
+
+/*
+ * Whether name[0..len) is a DNS name as the policy and allow-peer take
+ * them: labels of ASCII letters, digits, '-' and '_' (internal names use
+ * it), 1..63 characters each, 253 in all, no trailing dot (callers that
+ * allow one strip it first).
+ */
+bool ss_dns_name_valid(const char *name, size_t len);
 
 /* Return code when cond does not hold. */
 #define SS_ENSURE(cond, code)  \

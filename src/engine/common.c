@@ -114,3 +114,28 @@ int ss_for_each_file(const char *list,
     free(copy);
     return rc;
 }
+
+static bool is_label_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+bool ss_dns_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > 253)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+            continue;
+        }
+        if (!is_label_char(c) || ++label > 63)
+            return false;
+    }
+    return label > 0;
+}

@@ -45,35 +45,6 @@ static int bad(char *why, size_t len, const char *text, const char *what)
     return SS_ERR_CONFIG;
 }
 
-/* A character of a DNS label as the policy allows them (policy.c's
- * valid_dns_name: '_' too, which internal names use). */
-static bool is_ldh(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
-
-/* Labels of letters, digits, '-' and '_', 1..63 each, 253 in all, no
- * trailing dot (a certificate's dNSName has none). */
-static bool valid_name(const char *name, size_t len)
-{
-    if (len == 0 || len > 253)
-        return false;
-    size_t label = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c == '.') {
-            if (label == 0)
-                return false;
-            label = 0;
-            continue;
-        }
-        if (!is_ldh(c) || ++label > 63)
-            return false;
-    }
-    return label > 0;
-}
-
 static int parse_dns(struct ss_peer_id *id, char *why, size_t len)
 {
     const char *v = id->value;
@@ -82,14 +53,14 @@ static int parse_dns(struct ss_peer_id *id, char *why, size_t len)
         /* Only "*." + a name: one whole label, the left-most, and only
          * one; "w*.example.com", "a.*.example.com" and "*" are refused. */
         if (star != v || v[1] != '.' || strchr(v + 1, '*') != NULL ||
-            !valid_name(v + 2, id->value_len - 2))
+            !ss_dns_name_valid(v + 2, id->value_len - 2))
             return bad(why, len, id->text,
                        "a wildcard must be the whole left-most label of a "
                        "DNS name (\"DNS:*.example.com\")");
         id->wildcard = true;
         return SS_OK;
     }
-    if (!valid_name(v, id->value_len))
+    if (!ss_dns_name_valid(v, id->value_len))
         return bad(why, len, id->text,
                    "is not a valid DNS name (labels of letters, digits, "
                    "'-' and '_', no trailing dot)");

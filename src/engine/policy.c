@@ -429,31 +429,12 @@ static int parse_files(const struct scope *s, int line, const char *opt,
     return SS_OK;
 }
 
-/*
- * A DNS name: labels of letters, digits, '-' and '_' (internal names use
- * it), 1..63 characters each, 253 in all; one trailing dot is allowed.
- */
+/* A DNS name (ss_dns_name_valid), with one trailing dot allowed. */
 static bool valid_dns_name(const char *name, size_t len)
 {
     if (len > 0 && name[len - 1] == '.')
         len--;
-    if (len == 0 || len > 253)
-        return false;
-    size_t label = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c == '.') {
-            if (label == 0)
-                return false;
-            label = 0;
-            continue;
-        }
-        if (!isalnum(c) && c != '-' && c != '_')
-            return false;
-        if (++label > 63)
-            return false;
-    }
-    return label > 0;
+    return ss_dns_name_valid(name, len);
 }
 
 /* Only digits and dots: meant as an IPv4 address, never a name. */
