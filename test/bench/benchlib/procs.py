@@ -2,6 +2,7 @@
 descriptor counts read from /proc. Every wait is bounded; every process
 started through Procs is stopped by its PID (never by name)."""
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -68,6 +69,30 @@ def mem_kib(pids):
 
 def pss_kib(pids):
     return mem_kib(pids)[1]
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    """CPU time (user + system) the processes have used, with that of the
+    children they have reaped (socat's per-connection processes), in
+    seconds; a process gone meanwhile counts nothing."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return ticks / CLK_TCK
+
+
+def children_cpu_seconds():
+    """CPU time of this process's reaped children (and what they reaped)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def fd_count(pid):

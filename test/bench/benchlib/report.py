@@ -32,7 +32,12 @@ OTHER_METRICS = {
     "lib.ec.resumed": ("library resumed handshakes, P-256", "hs/s", "higher"),
     "lib.rsa.full": ("library full handshakes, RSA-2048", "hs/s", "higher"),
     "lib.rsa.resumed": ("library resumed handshakes, RSA-2048", "hs/s", "higher"),
+    "cpu.ec.full": ("CPU per connection, P-256, full handshakes", "us", "lower"),
+    "cpu.ec.resumed": ("CPU per connection, P-256, resumption on", "us", "lower"),
+    "cpu.rsa.full": ("CPU per connection, RSA-2048, full handshakes", "us", "lower"),
+    "cpu.rsa.resumed": ("CPU per connection, RSA-2048, resumption on", "us", "lower"),
 }
+CPU_COLUMNS = ["plain", "secshim", "stunnel", "socat", "baseline", "library", "threads"]
 START_COLUMNS = [
     ("none", "no preload"),
     ("empty", "preload, empty policy (no endpoint)"),
@@ -146,6 +151,25 @@ def model_bounds(M, bounds):
     return out
 
 
+def cpu_table(M):
+    """The CPU each setup spends per new connection beside the library's
+    per handshake, and what is left of secshim's once plain TCP's and the
+    threaded library's are taken off: the part neither explains."""
+    rows = [m for m in ("cpu.ec.full", "cpu.ec.resumed", "cpu.rsa.full", "cpu.rsa.resumed") if m in M]
+    if not rows:
+        return []
+    cols = [c for c in CPU_COLUMNS if any(c in M[m] for m in rows)]
+    lines = [f"{'':52}" + "".join(f"{c:>10}" for c in cols) + f"{'secshim-plain-threads':>24}"]
+    for m in rows:
+        med = M[m]
+        parts = [med.get(c) for c in ("secshim", "plain", "threads")]
+        rest = parts[0] - parts[1] - parts[2] if None not in parts else None
+        share = f" ({rest / parts[0] * 100:+.0f} %)" if rest is not None else ""
+        lines.append(f"{OTHER_METRICS[m][0][len('CPU per connection, '):]:52}" + "".join(fmt(med.get(c), 10, 0) for c in cols) +
+                     f"{fmt(rest, 14, 0)}{share:>10}")
+    return lines
+
+
 def status(label, value, op, target, R):
     if value is None:
         return "n/a"
@@ -224,10 +248,15 @@ def print_report(R, kinds, P, bounds, info):
             f"RSA-2048 sign {speed['rsa2048 sign']:.0f}/s verify {speed['rsa2048 verify']:.0f}/s, "
             f"X25519 {speed['ecdhx25519']:.0f}/s")
     lib = [(m, M[m]["library"]) for m in ("lib.ec.full", "lib.ec.resumed", "lib.rsa.full", "lib.rsa.resumed")
-           if m in M]
+           if "library" in M.get(m, {})]
     if lib:
         say(f"   library handshakes (build/bench/hsloop, {os.cpu_count()} processes, BIO pair, "
             f"{P.hs_seconds:g} s a run): " + ", ".join(f"{OTHER_METRICS[m][0][8:]} {v:.0f}/s" for m, v in lib))
+    lib = [(m, M[m]["threads"]) for m in ("lib.ec.full", "lib.ec.resumed", "lib.rsa.full", "lib.rsa.resumed")
+           if "threads" in M.get(m, {})]
+    if lib:
+        say(f"   library handshakes with threads (build/bench/hsloop, 1 process of {scenarios.CLIENTS} threads "
+            "sharing its contexts): " + ", ".join(f"{OTHER_METRICS[m][0][8:]} {v:.0f}/s" for m, v in lib))
     for k in ("secshim", "baseline"):
         suite = R.once.get(f"cipher.{k}")
         if suite:
@@ -240,6 +269,14 @@ def print_report(R, kinds, P, bounds, info):
             f"(two records sealed, two opened) {bounds['record_rtt_ns'] / 1000:.2f} us")
     for label, value in model_bounds(M, bounds):
         say(f"   model: {label}: {value}")
+    cpu = cpu_table(M)
+    if cpu:
+        say("")
+        say("== CPU per new connection, microseconds: every process of a setup (server, proxies, client); "
+            "library: hsloop's client and server, one process per core; threads: hsloop in one process "
+            f"of {scenarios.CLIENTS} threads")
+        for line in cpu:
+            say(line)
 
     say("")
     say("== secshim against its targets (issue 9; a report, nothing is asserted)")

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from .procs import descendants, fd_count, log_tail, mem_kib, run
+from .procs import children_cpu_seconds, cpu_seconds, descendants, fd_count, log_tail, mem_kib, run
 from .setups import Setup
 
 CLIENTS = 16  # concurrent clients of the new-connection scenario
@@ -59,14 +59,25 @@ def new_connections(ctx, kinds, P, R, r):
             runs += [(k, cert, resume) for k in kinds if k != "plain" and not (k == "socat" and resume)]
     for kind, cert, resume in rotated(runs, r):
         with Setup(ctx, kind, "echo", cert, resume) as s:
+            used = setup_cpu(s)
+            client0 = children_cpu_seconds()
             out = bench_client(s, "connect-for", P.newconn_seconds, CLIENTS)
-        rate = float(out[1])
-        if kind == "plain":
-            for c in ("ec", "rsa"):
-                for mode in ("full", "resumed"):
-                    R.add(f"newconn.{c}.{mode}", kind, rate)
-        else:
-            R.add(f"newconn.{cert}.{'resumed' if resume else 'full'}", kind, rate)
+            cpu = used() + children_cpu_seconds() - client0
+        rate, conns = float(out[1]), int(out[3])
+        us = cpu * 1e6 / conns if conns else None
+        rows = ([(c, m) for c in ("ec", "rsa") for m in ("full", "resumed")] if kind == "plain"
+                else [(cert, "resumed" if resume else "full")])
+        for c, mode in rows:
+            R.add(f"newconn.{c}.{mode}", kind, rate)
+            R.add(f"cpu.{c}.{mode}", kind, us)
+
+
+def setup_cpu(s):
+    """A function returning the CPU time the processes of setup s (server,
+    proxies, what they forked) have used since this call, in seconds."""
+    pids = lambda: [d for p in s.server_side + s.client_side for d in descendants(p.pid)]
+    start = cpu_seconds(pids())
+    return lambda: cpu_seconds(pids()) - start
 
 
 # ---- 2. bulk --------------------------------------------------------------
@@ -296,15 +307,26 @@ def process_start(ctx, kinds, P, R, r):
 
 def handshake_bounds(ctx, kinds, P, R, r):
     """The library's own handshake rate (build/bench/hsloop): client and
-    server SSL objects over a BIO pair, one process per core."""
+    server SSL objects over a BIO pair, one process per core ("library",
+    the bound of the targets); and the same loop in one process of CLIENTS
+    threads sharing its two contexts ("threads"), as the new-connection
+    scenario's threaded client and server share theirs. Each also as CPU
+    time per handshake."""
     procs = os.cpu_count() or 1
-    for cert, mode in rotated([(c, m) for c in ("ec", "rsa") for m in ("full", "resumed")], r):
+    loops = [(c, m, t) for c in ("ec", "rsa") for m in ("full", "resumed") for t in ("library", "threads")]
+    for cert, mode, col in rotated(loops, r):
         pem, key = ctx.pki[cert]
-        out = run([f"{ctx.build}/bench/hsloop", mode, str(P.hs_seconds), str(procs), pem, key,
-                   ctx.pki["ca"], "localhost"]).split()
-        R.add(f"lib.{cert}.{mode}", "library", float(out[1]))
-        if mode == "resumed" and int(out[7]) < int(out[5]) - procs:
-            R.note(f"hsloop {cert} resumed: only {out[7]} of {out[5]} handshakes resumed")
+        shape = [str(procs)] if col == "library" else ["1"]
+        extra = [] if col == "library" else [str(CLIENTS)]
+        cpu0 = children_cpu_seconds()
+        out = run([f"{ctx.build}/bench/hsloop", mode, str(P.hs_seconds), *shape, pem, key,
+                   ctx.pki["ca"], "localhost", *extra]).split()
+        cpu = children_cpu_seconds() - cpu0
+        R.add(f"lib.{cert}.{mode}", col, float(out[1]))
+        R.add(f"cpu.{cert}.{mode}", col, cpu * 1e6 / int(out[5]))
+        firsts = int(shape[0]) * (int(extra[0]) if extra else 1)  # each loop's first is full
+        if mode == "resumed" and int(out[7]) < int(out[5]) - firsts:
+            R.note(f"hsloop {cert} resumed ({col}): only {out[7]} of {out[5]} handshakes resumed")
 
 
 MALLOC_HEADER = 16  # glibc: an 8-byte size field, chunks in 16-byte steps
