@@ -170,7 +170,7 @@ int ss_log_move(void);
 /*
  * fork() support for the shim's pthread_atfork handlers: prepare takes the
  * log lock (last, because shim code may log while holding its own locks),
- * parent releases it, child re-initialises it.
+ * parent releases it, and so does the child (its one thread took it).
  */
 void ss_log_fork_prepare(void);
 void ss_log_fork_parent(void);

@@ -210,8 +210,9 @@ int ss_policy_build_used(struct ss_policy *fresh,
 /*
  * fork() support for the shim's pthread_atfork handlers: prepare takes
  * the build lock (first of every lock: it is held across a build, during
- * which only the log lock is taken), parent releases it, child
- * re-initialises it. The child keeps every context built before the fork.
+ * which only the log lock is taken), parent releases it, and so does
+ * the child (its one thread took it). The child keeps every context
+ * built before the fork.
  */
 void ss_policy_fork_prepare(void);
 void ss_policy_fork_parent(void);

@@ -619,7 +619,7 @@ void ss_log_fork_parent(void)
 
 void ss_log_fork_child(void)
 {
-    pthread_mutex_init(&log_lock, NULL);
+    pthread_mutex_unlock(&log_lock); /* taken by this thread in prepare */
     /* The parent's counts are the parent's to report. */
     memset(rate_table, 0, sizeof(rate_table));
     rate_pending = 0;

@@ -1361,7 +1361,7 @@ void ss_policy_fork_parent(void)
 
 void ss_policy_fork_child(void)
 {
-    pthread_mutex_init(&build_lock, NULL);
+    pthread_mutex_unlock(&build_lock); /* taken by this thread in prepare */
 }
 
 /*

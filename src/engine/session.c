@@ -933,6 +933,7 @@ void ss_session_fork_parent(void)
 
 void ss_session_fork_child(void)
 {
-    pthread_mutex_init(&ticket_lock, NULL);
-    pthread_mutex_init(&cache_lock, NULL);
+    /* Taken by this thread in prepare: unlocked, as in the parent. */
+    pthread_mutex_unlock(&ticket_lock);
+    pthread_mutex_unlock(&cache_lock);
 }

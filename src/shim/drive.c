@@ -131,7 +131,7 @@ void shim_sock_fail(struct shim_sock *s, int e, bool handshake,
      * not the connection any more belongs to someone else. */
     if (shim_sock_private_ours(s))
         REAL(shutdown)(s->priv_fd, SHUT_RDWR);
-    pthread_cond_broadcast(&s->hs_cond);
+    shim_sock_step_done(s);
 }
 
 static void log_established(const struct shim_sock *s)
@@ -185,7 +185,7 @@ void shim_note_established(struct shim_sock *s)
     s->stat_open_pid = shim_self_pid();
     if (ss_log_enabled(SS_LOG_INFO))
         log_established(s);
-    pthread_cond_broadcast(&s->hs_cond);
+    shim_sock_step_done(s);
 }
 
 struct timespec shim_deadline_after(int ms)
@@ -251,7 +251,7 @@ static int connect_check(struct shim_sock *s)
     ss_log_event(SS_LOG_INFO, "tcp_connect_failed", &f,
                  "endpoint '%s': TCP connect to %s failed: %s",
                  shim_sock_endpoint(s), s->peer, strerror(err));
-    pthread_cond_broadcast(&s->hs_cond);
+    shim_sock_step_done(s);
     return SS_ERR_SYSCALL;
 }
 
@@ -305,10 +305,10 @@ int shim_close_step(struct shim_sock *s)
 
 /*
  * One thread at a time waits on the socket for the handshake (hs_busy);
- * the others wait on hs_cond, so that a step made by one is seen by all
- * at once rather than after a poll timeout. Every wait ends at the
- * socket's own handshake deadline (set at connect or accept), the one
- * shim_handshake_step enforces. s is locked throughout except while
+ * the others wait for the end of its step (shim_sock_wait_step), so that
+ * a step made by one is seen by all at once rather than after a poll
+ * timeout. Every wait ends at the socket's own handshake deadline (set at
+ * connect or accept), the one shim_handshake_step enforces. s is locked throughout except while
  * waiting. nonblocking: one step, then EAGAIN if not done.
  */
 int shim_handshake_wait(struct shim_sock *s, bool nonblocking)
@@ -331,13 +331,12 @@ int shim_handshake_wait(struct shim_sock *s, bool nonblocking)
         if (!s->tcp_connecting &&
             ss_conn_state(s->conn) != SS_CONN_HANDSHAKING)
             break;
-        if (s->hs_busy) {
+        if (shim_sock_hs_busy(s)) {
             if (nonblocking) {
                 e = EAGAIN;
                 break;
             }
-            if (pthread_cond_timedwait(&s->hs_cond, &s->lock, deadline) ==
-                ETIMEDOUT)
+            if (shim_sock_wait_step(s, deadline) == ETIMEDOUT)
                 fail_timeout(s, timeout_ms);
             continue;
         }
@@ -357,13 +356,13 @@ int shim_handshake_wait(struct shim_sock *s, bool nonblocking)
         }
         struct pollfd pfd = {.fd = s->priv_fd,
                              .events = shim_poll_events(shim_wants(s, rc))};
-        s->hs_busy = true;
+        shim_sock_set_hs_busy(s, true);
         shim_sock_unlock(s);
         /* EINTR or a timeout just loop: the deadline is absolute. */
         (void)REAL(poll)(&pfd, 1, left);
         shim_sock_lock(s);
-        s->hs_busy = false;
-        pthread_cond_broadcast(&s->hs_cond);
+        shim_sock_set_hs_busy(s, false);
+        shim_sock_step_done(s);
     }
     shim_sock_unlock(s);
     if (e == 0)

@@ -15,6 +15,7 @@
 #include "drive.h"
 #include "epoll.h"
 #include "fdtab.h"
+#include "gate.h"
 #include "real.h"
 #include "sock.h"
 
@@ -104,7 +105,8 @@ struct ep_set {
 #define ET_KERNEL (EPOLLIN | EPOLLOUT | EPOLLRDHUP)
 
 /* Guards ep_sets and each set's refs/dead/next. A leaf except that a set
- * lock may be taken under it (set lock -> sock lock). */
+ * lock may be taken under it (set lock -> sock lock). Like every epoll
+ * lock, gated (gate.h): a fork child finds them all unlocked. */
 static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ep_set *ep_sets;
 static atomic_int ep_nsets;
@@ -243,9 +245,9 @@ static struct epoll_event reg_kernel_event(const struct ep_reg *g,
 static int move_owned(int fd)
 {
     int rc = 0;
-    pthread_mutex_lock(&ep_lock);
+    shim_lock(&ep_lock);
     for (struct ep_set *e = ep_sets; e != NULL; e = e->next) {
-        pthread_mutex_lock(&e->lock);
+        shim_lock(&e->lock);
         if (e->wake_fd == fd) {
             struct epoll_event ev = {.events = EPOLLIN,
                                      .data.u64 = WAKE_TOKEN};
@@ -255,24 +257,24 @@ static int move_owned(int fd)
             if (g->kfd == fd && !g->direct)
                 rc = move_registered(e, &g->kfd, &g->own,
                                      reg_kernel_event(g, g->kern_events));
-        pthread_mutex_unlock(&e->lock);
+        shim_unlock(&e->lock);
     }
-    pthread_mutex_unlock(&ep_lock);
+    shim_unlock(&ep_lock);
     return rc;
 }
 
 void events_hold(void)
 {
-    pthread_mutex_lock(&ep_lock);
+    shim_lock(&ep_lock);
     for (struct ep_set *e = ep_sets; e != NULL; e = e->next)
-        pthread_mutex_lock(&e->lock);
+        shim_lock(&e->lock);
 }
 
 void events_release(void)
 {
     for (struct ep_set *e = ep_sets; e != NULL; e = e->next)
-        pthread_mutex_unlock(&e->lock);
-    pthread_mutex_unlock(&ep_lock);
+        shim_unlock(&e->lock);
+    shim_unlock(&ep_lock);
 }
 
 /* Undoes events_private_move's registrations on fresh in the sets before
@@ -348,7 +350,7 @@ static struct ep_set *set_get(int epfd, bool create)
 {
     if (!create && !maybe_tracked(epfd))
         return NULL;
-    pthread_mutex_lock(&ep_lock);
+    shim_lock(&ep_lock);
     struct ep_set *e = set_find_locked(epfd);
     if (e == NULL && create) {
         e = calloc(1, sizeof(*e));
@@ -374,7 +376,7 @@ static struct ep_set *set_get(int epfd, bool create)
     }
     if (e != NULL)
         e->refs++;
-    pthread_mutex_unlock(&ep_lock);
+    shim_unlock(&ep_lock);
     return e;
 }
 
@@ -407,9 +409,9 @@ static void reg_free(struct ep_set *e, struct ep_reg *g)
 
 static void set_put(struct ep_set *e)
 {
-    pthread_mutex_lock(&ep_lock);
+    shim_lock(&ep_lock);
     bool last = --e->refs == 0;
-    pthread_mutex_unlock(&ep_lock);
+    shim_unlock(&ep_lock);
     if (!last)
         return;
     int saved = errno;
@@ -657,10 +659,10 @@ static int epoll_managed(struct ep_set *e, struct epoll_event *out, int max,
     for (;;) {
         int cap = -1;
         atomic_fetch_add(&e->waiters, 1);
-        pthread_mutex_lock(&e->lock);
+        shim_lock(&e->lock);
         e->pass++;
         int n = collect_ready(e, out, max, &cap);
-        pthread_mutex_unlock(&e->lock);
+        shim_unlock(&e->lock);
         int ms = n > 0 ? 0 : shim_ms_min(shim_ms_left(deadline), cap);
         if (n == max) {
             atomic_fetch_sub(&e->waiters, 1);
@@ -674,11 +676,11 @@ static int epoll_managed(struct ep_set *e, struct epoll_event *out, int max,
             return n > 0 ? n : -1;
         }
         bool siblings = false;
-        pthread_mutex_lock(&e->lock);
+        shim_lock(&e->lock);
         n = translate(e, out, n, got, &siblings);
         if (siblings)
             n = report_siblings(e, out, n, max);
-        pthread_mutex_unlock(&e->lock);
+        shim_unlock(&e->lock);
         if (n > 0 || (deadline != NULL && shim_ms_left(deadline) == 0))
             return n;
     }
@@ -891,7 +893,7 @@ static struct events_moved *pending_take(int fd, int epfd)
     if (atomic_load_explicit(&n_pendings, memory_order_relaxed) == 0)
         return NULL;
     struct events_moved *taken = NULL;
-    pthread_mutex_lock(&pending_lock);
+    shim_lock(&pending_lock);
     for (struct events_moved **pp = &pendings; *pp != NULL;) {
         struct events_moved *m = *pp;
         if ((fd >= 0 && m->fd != fd) || (epfd >= 0 && m->epfd != epfd)) {
@@ -903,7 +905,7 @@ static struct events_moved *pending_take(int fd, int epfd)
         taken = m;
         atomic_fetch_sub(&n_pendings, 1);
     }
-    pthread_mutex_unlock(&pending_lock);
+    shim_unlock(&pending_lock);
     return taken;
 }
 
@@ -947,11 +949,11 @@ static void pending_note(int epfd, int op, int fd,
     m->fd = fd;
     m->epfd = epfd;
     m->ev = *ev;
-    pthread_mutex_lock(&pending_lock);
+    shim_lock(&pending_lock);
     m->next = pendings;
     pendings = m;
     atomic_fetch_add(&n_pendings, 1);
-    pthread_mutex_unlock(&pending_lock);
+    shim_unlock(&pending_lock);
 }
 
 struct events_moved *events_take_registrations(int fd)
@@ -975,12 +977,12 @@ void events_restore_registrations(struct events_moved *list, int fd)
         struct ep_set *e = set_get(m->epfd, true);
         if (e == NULL)
             continue;
-        pthread_mutex_lock(&e->lock);
+        shim_lock(&e->lock);
         if (ctl_add(e, fd, s, &m->ev) != 0)
             ss_log(SS_LOG_ERROR, "epoll set %d: cannot move the registration "
                    "of descriptor %d to its TLS connection: %s", m->epfd, fd,
                    strerror(errno));
-        pthread_mutex_unlock(&e->lock);
+        shim_unlock(&e->lock);
         set_put(e);
     }
     shim_sock_unref(s);
@@ -995,13 +997,13 @@ static void drop_stale_reg(int epfd, int fd)
     struct ep_set *e = set_get(epfd, false);
     if (e == NULL)
         return;
-    pthread_mutex_lock(&e->lock);
+    shim_lock(&e->lock);
     struct ep_reg *g = reg_by_fd(e, fd);
     if (g != NULL) {
         reg_unlink(e, g);
         reg_free(e, g);
     }
-    pthread_mutex_unlock(&e->lock);
+    shim_unlock(&e->lock);
     set_put(e);
 }
 
@@ -1037,9 +1039,9 @@ static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
         } else if (e == NULL) {
             rc = -1; /* set_get's errno */
         } else {
-            pthread_mutex_lock(&e->lock);
+            shim_lock(&e->lock);
             rc = ctl_managed(e, op, fd, s, ev);
-            pthread_mutex_unlock(&e->lock);
+            shim_unlock(&e->lock);
             int saved = errno;
             set_put(e);
             errno = saved;
@@ -1110,7 +1112,7 @@ void events_fd_closing(int fd)
         shim_sock_unlock(s);
     }
     struct ep_set *gone = NULL;
-    pthread_mutex_lock(&ep_lock);
+    shim_lock(&ep_lock);
     for (struct ep_set **pp = &ep_sets; *pp != NULL;) {
         struct ep_set *e = *pp;
         if (e->epfd == fd) {
@@ -1123,12 +1125,12 @@ void events_fd_closing(int fd)
             continue;
         }
         /* Lock order: ep_lock -> set lock -> sock lock. */
-        pthread_mutex_lock(&e->lock);
+        shim_lock(&e->lock);
         set_fd_closing(e, fd, s, last);
-        pthread_mutex_unlock(&e->lock);
+        shim_unlock(&e->lock);
         pp = &e->next;
     }
-    pthread_mutex_unlock(&ep_lock);
+    shim_unlock(&ep_lock);
     shim_sock_unref(s);
     while (gone != NULL) {
         struct ep_set *e = gone;
@@ -1147,20 +1149,20 @@ void events_sock_progress(struct shim_sock *s)
     if (atomic_load_explicit(&s->ep_regs, memory_order_relaxed) == 0)
         return;
     int saved = errno;
-    pthread_mutex_lock(&ep_lock);
+    shim_lock(&ep_lock);
     for (struct ep_set *e = ep_sets; e != NULL; e = e->next) {
         if (atomic_load(&e->waiters) == 0)
             continue;
-        pthread_mutex_lock(&e->lock);
+        shim_lock(&e->lock);
         for (struct ep_reg *g = e->regs; g != NULL; g = g->next) {
             if (g->s == s) {
                 set_wake(e);
                 break;
             }
         }
-        pthread_mutex_unlock(&e->lock);
+        shim_unlock(&e->lock);
     }
-    pthread_mutex_unlock(&ep_lock);
+    shim_unlock(&ep_lock);
     errno = saved;
 }
 
@@ -1196,20 +1198,3 @@ SS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
     return shim_epoll_pwait2(epfd, ev, max, tmo, mask);
 }
 
-/* --- fork ------------------------------------------------------------------- */
-
-/* The child has one thread: locks another thread held at fork are re-made
- * (the records they guarded are only read by that thread's wait, which
- * does not exist in the child). */
-static void events_fork_child(void)
-{
-    pthread_mutex_init(&pending_lock, NULL);
-    pthread_mutex_init(&ep_lock, NULL);
-    for (struct ep_set *e = ep_sets; e != NULL; e = e->next)
-        pthread_mutex_init(&e->lock, NULL);
-}
-
-__attribute__((constructor)) static void events_init(void)
-{
-    pthread_atfork(NULL, NULL, events_fork_child);
-}

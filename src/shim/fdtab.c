@@ -11,6 +11,7 @@
  * be freed between the load and the reference.
  */
 #include "fdtab.h"
+#include "gate.h"
 #include "sock.h"
 
 #include <errno.h>
@@ -45,7 +46,7 @@ static struct table owned = {.low = fdtab_owned_low};
 
 /* Stripe i guards the transitions (set, clear, take a reference) of every
  * slot, in both tables, whose fd % STRIPES == i. Leaf locks: nothing is
- * taken under them. */
+ * taken under them. Gated (gate.h): fork never takes them. */
 static pthread_mutex_t stripe_lock[STRIPES];
 static pthread_once_t stripe_once = PTHREAD_ONCE_INIT;
 
@@ -107,9 +108,9 @@ static bool slot_swap(struct table *t, int fd, void *v, void **old)
     if (slot == NULL)
         return v == NULL;
     pthread_mutex_t *m = stripe_of(fd);
-    pthread_mutex_lock(m);
+    shim_lock(m);
     *old = atomic_exchange(slot, v);
-    pthread_mutex_unlock(m);
+    shim_unlock(m);
     return true;
 }
 
@@ -121,13 +122,13 @@ static struct shim_sock *slot_get_sock(struct table *t, int fd)
         return NULL;
     slot_t *slot = slot_of(t, fd, false);
     pthread_mutex_t *m = stripe_of(fd);
-    pthread_mutex_lock(m);
+    shim_lock(m);
     void *v = atomic_load_explicit(slot, memory_order_acquire);
     struct shim_sock *s = t == &owned && v != NULL
                               ? ((struct shim_owned *)v)->sock : v;
     if (s != NULL)
         shim_sock_ref(s);
-    pthread_mutex_unlock(m);
+    shim_unlock(m);
     return s;
 }
 
@@ -250,12 +251,12 @@ bool fdtab_ours_slow(int fd)
         return false;
     slot_t *slot = slot_of(&owned, fd, false);
     pthread_mutex_t *m = stripe_of(fd);
-    pthread_mutex_lock(m);
+    shim_lock(m);
     struct shim_owned *o = atomic_load_explicit(slot, memory_order_acquire);
     bool ours = o != NULL && shim_owned_still(o, fd);
     if (o != NULL && !ours)
         atomic_store_explicit(slot, NULL, memory_order_release);
-    pthread_mutex_unlock(m);
+    shim_unlock(m);
     return ours;
 }
 
@@ -265,10 +266,10 @@ int fdtab_move_owned(int fd)
         return 0;
     slot_t *slot = slot_of(&owned, fd, false);
     pthread_mutex_t *m = stripe_of(fd);
-    pthread_mutex_lock(m);
+    shim_lock(m);
     struct shim_owned *o = atomic_load_explicit(slot, memory_order_acquire);
     int (*move)(int) = o != NULL ? o->move : NULL;
-    pthread_mutex_unlock(m);
+    shim_unlock(m);
     /* The owner finds its record again by number, under its own lock:
      * the record itself may be gone by now. */
     return move != NULL ? move(fd) : 0;
@@ -297,23 +298,3 @@ int fdtab_next_owned(int from)
     return -1;
 }
 
-/* --- fork ------------------------------------------------------------------ */
-
-void fdtab_fork_prepare(void)
-{
-    pthread_once(&stripe_once, stripes_init);
-    for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_lock(&stripe_lock[i]);
-}
-
-void fdtab_fork_parent(void)
-{
-    for (int i = STRIPES - 1; i >= 0; i--)
-        pthread_mutex_unlock(&stripe_lock[i]);
-}
-
-void fdtab_fork_child(void)
-{
-    for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_init(&stripe_lock[i], NULL);
-}

@@ -95,8 +95,4 @@ int fdtab_move_owned(int fd);
 /* The first owned descriptor >= from, or -1. */
 int fdtab_next_owned(int from);
 
-void fdtab_fork_prepare(void);
-void fdtab_fork_parent(void);
-void fdtab_fork_child(void);
-
 #endif

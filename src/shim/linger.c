@@ -383,10 +383,10 @@ void linger_close_wait(struct shim_sock *s)
  * socket: only the owner (the fork rule) delivers and sends close_notify. */
 static void exit_close(struct shim_sock *s)
 {
-    pthread_mutex_lock(&s->lock);
-    if (!s->closed && !s->failed && s->owner == shim_self_pid())
+    shim_sock_lock_quiet(s);
+    if (!s->closed && !s->failed && shim_sock_owned_here(s))
         linger_last_close(s);
-    pthread_mutex_unlock(&s->lock);
+    shim_sock_unlock(s);
     shim_sock_unref(s);
 }
 
@@ -426,7 +426,7 @@ void linger_fork_parent(void)
  * threads that do not exist in the child). */
 void linger_fork_child(void)
 {
-    pthread_mutex_init(&linger_lock, NULL);
+    pthread_mutex_unlock(&linger_lock); /* the child's thread took it */
     conds_init(); /* a waiter of the parent's is not here */
     for (struct shim_sock *s = lingering; s != NULL; s = s->linger_next) {
         s->linger = LINGER_DONE;

@@ -9,6 +9,7 @@
  */
 #include "epoll.h"
 #include "fdtab.h"
+#include "gate.h"
 #include "linger.h"
 #include "logfd.h"
 #include "process.h"
@@ -393,16 +394,17 @@ int shim_endpoint_ready(struct ss_policy *p, const struct ss_endpoint *ep)
 
 /* --- fork ------------------------------------------------------------------ */
 
-/* Takes every shim lock in the documented order (sock.h), so the child
- * never inherits one held by a thread it does not have. */
+/* Takes the process-wide shim locks in the documented order (sock.h) and
+ * closes the gate (gate.h), so that the child never inherits a lock held
+ * by a thread it does not have, at a cost that does not grow with the
+ * connections: no sock is touched. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&tls_lock);  /* waits for a load under way */
     ss_policy_fork_prepare();       /* and for a build */
+    shim_gate_fork_prepare();       /* every gated lock is free */
     pthread_mutex_lock(&policy_lock);
     resolve_fork_prepare();
-    fdtab_fork_prepare();
-    shim_sock_fork_prepare();
     linger_fork_prepare();
     /* The TLS half's state exists once it is loaded; tls_lock, held from
      * here to the end of fork, keeps that answer the same throughout. */
@@ -417,27 +419,30 @@ static void fork_parent(void)
     if (tls_loaded())
         ss_session_fork_parent();
     linger_fork_parent();
-    shim_sock_fork_parent();
-    fdtab_fork_parent();
     resolve_fork_parent();
     pthread_mutex_unlock(&policy_lock);
+    shim_gate_fork_parent();
     ss_policy_fork_parent();
     pthread_mutex_unlock(&tls_lock);
 }
 
+/* The child's one thread is the one that took every lock in
+ * fork_prepare: it unlocks them, as the parent does. The gate opens
+ * first, since the handlers after it take gated locks (linger closes its
+ * copies of descriptors through the fdtab). */
 static void fork_child(void)
 {
+    shim_gate_fork_child();
     ss_log_fork_child();
     if (tls_loaded())
         ss_session_fork_child(); /* it keeps the sessions and keys */
     shim_sock_fork_child();
     shim_status_fork_child(); /* after the pid is known anew */
-    fdtab_fork_child();
-    linger_fork_child(); /* after fdtab: it disowns descriptors */
+    linger_fork_child();
     resolve_fork_child();
-    pthread_mutex_init(&policy_lock, NULL);
+    pthread_mutex_unlock(&policy_lock);
     ss_policy_fork_child();
-    pthread_mutex_init(&tls_lock, NULL);
+    pthread_mutex_unlock(&tls_lock);
     atomic_flag_clear(&reloading);
 }
 

@@ -565,9 +565,9 @@ static void relay_one(struct relay_exec *rx, struct shim_sock *s,
 
 static bool sock_failed(struct shim_sock *s)
 {
-    pthread_mutex_lock(&s->lock); /* not a use: no claim on the connection */
+    shim_sock_lock_quiet(s); /* not a use: no claim on the connection */
     bool failed = s->failed || s->closed;
-    pthread_mutex_unlock(&s->lock);
+    shim_sock_unlock(s);
     return failed;
 }
 

@@ -440,7 +440,7 @@ void resolve_fork_parent(void)
 
 void resolve_fork_child(void)
 {
-    pthread_mutex_init(&resolve_lock, NULL);
+    pthread_mutex_unlock(&resolve_lock); /* taken by this thread in prepare */
 }
 
 /* --- interposed ------------------------------------------------------------ */

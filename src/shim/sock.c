@@ -14,6 +14,7 @@
  */
 #include "epoll.h"
 #include "fdtab.h"
+#include "gate.h"
 #include "linger.h"
 #include "real.h"
 #include "sock.h"
@@ -21,12 +22,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "secshim/log.h"
@@ -38,8 +42,8 @@
  * raised towards the hard limit, up to this (private_raise). */
 #define PRIVATE_RAISE_TO (4 * FD_SETSIZE)
 
-/* Guards the list of live socks (for the fork handlers). Taken before any
- * sock lock, and only at fork time together with them. */
+/* Guards the list of live socks (for the exit handler). Gated; taken
+ * before a sock lock, and only at exit together with one. */
 static pthread_mutex_t sock_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shim_sock *sock_list;
 
@@ -183,7 +187,7 @@ static int private_move(int fd);
 static int sock_relocate(struct shim_sock *s)
 {
     events_hold();
-    pthread_mutex_lock(&s->lock);
+    shim_sock_lock_quiet(s);
     int old = s->priv_fd;
     int fresh = shim_own_private(old, &s->priv_own, s, private_move, true);
     int rc = fresh < 0 ? -1 : events_private_move(s, old, fresh);
@@ -197,7 +201,7 @@ static int sock_relocate(struct shim_sock *s)
         fdtab_disown(unused);
         REAL(close)(unused);
     }
-    pthread_mutex_unlock(&s->lock);
+    shim_sock_unlock(s);
     events_release();
     errno = e;
     return rc;
@@ -236,18 +240,6 @@ int shim_standin_install(int fd, int family)
 
 /* --- shim_sock life ------------------------------------------------------------ */
 
-/* The sock's lock and handshake condition, fresh (also in a fork child,
- * where the parent's may have been held by a thread that is not there). */
-static void sock_sync_init(struct shim_sock *s)
-{
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->hs_cond, &ca);
-    pthread_condattr_destroy(&ca);
-}
-
 struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
                                 const char *peer, int priv_fd)
 {
@@ -261,8 +253,10 @@ struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
     }
     atomic_init(&s->refs, 1);
     s->owner = self();
+    s->owner_epoch = shim_fork_epoch();
     shim_status_touch(); /* a fork child's first connection publishes it */
-    sock_sync_init(s);
+    pthread_mutex_init(&s->lock, NULL);
+    atomic_init(&s->hs_steps, 0);
     s->conn = conn;
     s->stat = shim_status_endpoint(ss_conn_endpoint(conn));
     s->dir = dir;
@@ -271,12 +265,12 @@ struct shim_sock *shim_sock_new(struct ss_conn *conn, enum ss_direction dir,
     s->priv_own.move = private_move;
     fdtab_own(priv_fd, &s->priv_own);
 
-    pthread_mutex_lock(&sock_list_lock);
+    shim_lock(&sock_list_lock);
     s->list_next = sock_list;
     if (sock_list != NULL)
         sock_list->list_prev = s;
     sock_list = s;
-    pthread_mutex_unlock(&sock_list_lock);
+    shim_unlock(&sock_list_lock);
     return s;
 }
 
@@ -308,37 +302,42 @@ void shim_sock_unref(struct shim_sock *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     int saved = errno;
-    pthread_mutex_lock(&sock_list_lock);
+    shim_lock(&sock_list_lock);
     if (s->list_prev != NULL)
         s->list_prev->list_next = s->list_next;
     else
         sock_list = s->list_next;
     if (s->list_next != NULL)
         s->list_next->list_prev = s->list_prev;
-    pthread_mutex_unlock(&sock_list_lock);
+    shim_unlock(&sock_list_lock);
     ss_conn_free(s->conn); /* sends nothing */
     private_close(s);
-    pthread_cond_destroy(&s->hs_cond);
     pthread_mutex_destroy(&s->lock);
     free(s);
     errno = saved;
 }
 
-/* Locks s without claiming the connection: for bookkeeping that is not a
- * use (a close must not make its process the owner). */
-static void lock_quiet(struct shim_sock *s)
+void shim_sock_lock_quiet(struct shim_sock *s)
 {
-    pthread_mutex_lock(&s->lock);
+    shim_lock(&s->lock);
+}
+
+bool shim_sock_owned_here(const struct shim_sock *s)
+{
+    return s->owner == self() && s->owner_epoch == shim_fork_epoch();
 }
 
 /* Every engine call goes through here, so this is where the process that
  * uses the connection claims it: after a fork, the first process to drive
- * the conn becomes the one whose last close sends close_notify. */
+ * the conn becomes the one whose last close sends close_notify. A fork
+ * changes the epoch on both sides, so neither owns it until then, and
+ * fork itself touches no sock. */
 void shim_sock_lock(struct shim_sock *s)
 {
-    lock_quiet(s);
-    if (s->owner != self()) {
+    shim_sock_lock_quiet(s);
+    if (!shim_sock_owned_here(s)) {
         s->owner = self();
+        s->owner_epoch = shim_fork_epoch();
         /* The first use since a fork: a child publishes its status. */
         shim_status_touch();
     }
@@ -346,12 +345,51 @@ void shim_sock_lock(struct shim_sock *s)
 
 void shim_sock_unlock(struct shim_sock *s)
 {
-    pthread_mutex_unlock(&s->lock);
+    shim_unlock(&s->lock);
+}
+
+bool shim_sock_hs_busy(const struct shim_sock *s)
+{
+    return s->hs_busy && s->hs_busy_gen == shim_child_generation();
+}
+
+void shim_sock_set_hs_busy(struct shim_sock *s, bool busy)
+{
+    s->hs_busy = busy;
+    s->hs_busy_gen = shim_child_generation();
+}
+
+void shim_sock_step_done(struct shim_sock *s)
+{
+    atomic_fetch_add_explicit(&s->hs_steps, 1, memory_order_relaxed);
+    if (s->hs_waiters > 0)
+        (void)syscall(SYS_futex, &s->hs_steps, FUTEX_WAKE_PRIVATE, INT_MAX,
+                      NULL, NULL, 0);
+}
+
+/* A futex rather than a condition variable: the wait holds no lock, so
+ * fork need not wait for it (gate.h), and a fork child finds nothing of
+ * the parent's sleepers to re-make. The word is read under s's lock and
+ * only changes under it, so a step that ends between the unlock and the
+ * sleep makes the sleep return at once. */
+int shim_sock_wait_step(struct shim_sock *s, const struct timespec *deadline)
+{
+    unsigned seen = atomic_load_explicit(&s->hs_steps, memory_order_relaxed);
+    s->hs_waiters++;
+    shim_sock_unlock(s);
+    int e = 0;
+    if (syscall(SYS_futex, &s->hs_steps,
+                FUTEX_WAIT_BITSET_PRIVATE, seen, deadline, NULL,
+                FUTEX_BITSET_MATCH_ANY) != 0)
+        e = errno;
+    shim_sock_lock(s);
+    s->hs_waiters--;
+    return e == ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
 void shim_sock_count_fd(struct shim_sock *s, int delta)
 {
-    lock_quiet(s);
+    shim_sock_lock_quiet(s);
     s->nfds += delta;
     if (delta < 0 && s->nfds == 0) {
         /* Calls still in flight in other threads now fail with EBADF. */
@@ -367,32 +405,32 @@ void shim_sock_count_fd(struct shim_sock *s, int delta)
          * its stream (docs/design.md, "Process life"). What the program
          * wrote is delivered first, by the linger if the socket cannot
          * take it now ("Close without loss"). */
-        if (!s->failed && s->owner == self())
+        if (!s->failed && shim_sock_owned_here(s))
             linger_last_close(s);
     }
-    pthread_mutex_unlock(&s->lock);
+    shim_sock_unlock(s);
 }
 
 void shim_sock_for_each_open(void (*fn)(struct shim_sock *s))
 {
     size_t n = 0, cap = 0;
     struct shim_sock **open = NULL;
-    pthread_mutex_lock(&sock_list_lock);
+    shim_lock(&sock_list_lock);
     for (struct shim_sock *s = sock_list; s != NULL; s = s->list_next)
         cap++;
     if (cap > 0)
         open = malloc(cap * sizeof(*open));
     for (struct shim_sock *s = sock_list; open != NULL && s != NULL;
          s = s->list_next) {
-        lock_quiet(s);
+        shim_sock_lock_quiet(s);
         bool take = !s->closed && !s->failed;
-        pthread_mutex_unlock(&s->lock);
+        shim_sock_unlock(s);
         if (!take)
             continue;
         shim_sock_ref(s);
         open[n++] = s;
     }
-    pthread_mutex_unlock(&sock_list_lock);
+    shim_unlock(&sock_list_lock);
     for (size_t i = 0; i < n; i++)
         fn(open[i]);
     free(open);
@@ -429,36 +467,10 @@ const struct ss_io_ops shim_io = {shim_io_recv, shim_io_send};
 
 /* --- fork ------------------------------------------------------------------ */
 
-void shim_sock_fork_prepare(void)
-{
-    pthread_mutex_lock(&sock_list_lock);
-    for (struct shim_sock *s = sock_list; s != NULL; s = s->list_next)
-        pthread_mutex_lock(&s->lock);
-}
-
-/* After a fork two processes hold every connection and neither has used
- * it since: the first to use it claims it (shim_sock_lock). */
-void shim_sock_fork_parent(void)
-{
-    for (struct shim_sock *s = sock_list; s != NULL; s = s->list_next) {
-        s->owner = 0;
-        pthread_mutex_unlock(&s->lock);
-    }
-    pthread_mutex_unlock(&sock_list_lock);
-}
-
-/* The child has one thread, the one that forked: every lock is re-made
- * rather than unlocked, and a handshake wait that belonged to a thread
- * that does not exist here is forgotten. References held by calls in
- * flight in those threads are never dropped here: such a sock outlives
- * its last close in the child (a small leak, never a use after free). */
+/* Nothing of any sock is touched at fork (its cost does not grow with
+ * the connections): the gate guarantees no sock lock is held, the epochs
+ * make the owner and the handshake's waiter the parent's (gate.h). */
 void shim_sock_fork_child(void)
 {
     atomic_store_explicit(&self_pid, getpid(), memory_order_relaxed);
-    for (struct shim_sock *s = sock_list; s != NULL; s = s->list_next) {
-        s->owner = 0;
-        sock_sync_init(s);
-        s->hs_busy = false;
-    }
-    pthread_mutex_init(&sock_list_lock, NULL);
 }

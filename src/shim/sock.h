@@ -2,7 +2,8 @@
  * sock.h - the managed socket: its private descriptor, the stand-in that
  * takes the program's number, its lifetime (sock.c).
  *
- * Lock order (no shim lock is held while waiting for the OS):
+ * Lock order (no shim lock is held while waiting for the OS or for
+ * another thread):
  *   tls_lock (process.c) -> the engine's log lock: held across the one
  *                     load of libsecshim-tls.so and OpenSSL's start, with
  *                     no other lock held;
@@ -12,22 +13,25 @@
  *                     listen(), a reload);
  *   policy_lock (process.c) and resolve_lock (resolve.c) are leaves;
  *   fdtab stripe locks (fdtab.c) are leaves;
- *   sock_list_lock (sock.c) -> shim_sock.lock   (only at fork and exit)
+ *   sock_list_lock (sock.c) -> shim_sock.lock   (only at exit)
  *   ep_lock -> an epoll set's lock -> shim_sock.lock (epoll.c); the move
  *                     of a private descriptor (sock_relocate in sock.c)
  *                     holds ep_lock and every set's lock at once, taken in
  *                     list order, then the sock's lock: nothing else holds
  *                     two set locks;
  *   shim_sock.lock -> linger_lock (linger.c: a last close hands the
- *                     connection over while holding the sock's lock)
+ *                     connection over while holding the sock's lock;
+ *                     nothing takes a gated lock while holding it)
  *   shim_sock.lock -> the engine's session locks (session.c: the client
  *                     cache and the ticket keys, leaves taken during a
  *                     handshake or a read that brings a ticket)
  *   shim_sock.lock -> the engine's log lock
- * pthread_atfork takes them all in that order, tls_lock and the build
- * lock first (so fork waits for a load or a build under way), linger_lock
- * after every sock lock, then the session locks, and the log lock last
- * (fork_prepare in process.c).
+ * The stripe, list, sock and epoll locks are gated (gate.h): taken only
+ * through shim_lock, never by fork. fork_prepare (process.c) takes
+ * tls_lock and the build lock first (so fork waits for a load or a build
+ * under way), then closes the gate (so no gated lock is held), then
+ * policy_lock, resolve_lock, linger_lock, the session locks and the log
+ * lock: a fixed number, whatever the number of connections.
  */
 #ifndef SECSHIM_SHIM_SOCK_H
 #define SECSHIM_SHIM_SOCK_H
@@ -78,20 +82,31 @@ bool shim_owned_still(const struct shim_owned *o, int fd);
 struct shim_sock {
     /* One per fdtab slot plus one per call in flight; the last frees. */
     atomic_int refs;
-    /* The process that used the connection last since the last fork (0:
-     * none yet): only it sends close_notify. Guarded by lock. */
+    /* The process that used the connection last since the last fork:
+     * owner, when owner_epoch is the current fork epoch (gate.h); nobody
+     * after a fork, in parent and child alike, until one of them uses it.
+     * Only the owner sends close_notify. Guarded by lock. */
     pid_t owner;
+    unsigned owner_epoch;
 
-    /* Guards every field below. Never held across a wait; only the
-     * engine's log lock is taken while holding it. */
+    /* Guards every field below. Gated (gate.h); never held across a wait. */
     pthread_mutex_t lock;
-    pthread_cond_t hs_cond;    /* the handshake driver finished a step */
+    /* Ends of handshake steps, a futex word: a thread waiting for another
+     * thread's step sleeps on it with the lock released
+     * (shim_sock_wait_step); the driver counts a step and wakes them
+     * (shim_sock_step_done). hs_waiters counts the sleepers. */
+    atomic_uint hs_steps;
+    unsigned hs_waiters;
     struct ss_conn *conn;      /* owned */
     int priv_fd;               /* the TCP socket; owned, close-on-exec */
     struct shim_owned priv_own; /* what priv_fd is, for fdtab's owned table */
     enum ss_direction dir;
     int nfds;                  /* program descriptors pointing here */
-    bool hs_busy;              /* a thread is waiting for the handshake */
+    /* A thread is waiting on the socket for the handshake: hs_busy, when
+     * hs_busy_gen is the current child generation (gate.h); in a fork
+     * child that thread is not there, and nobody is busy. */
+    bool hs_busy;
+    unsigned hs_busy_gen;
     bool failed;               /* never again carries data */
     int fail_errno;            /* what I/O returns once failed */
     bool so_error_read;        /* SO_ERROR reported fail_errno once: like
@@ -142,7 +157,26 @@ void shim_sock_unref(struct shim_sock *s);
 /* Locks s for an engine call (the caller's process then owns the
  * connection, see the fork rule in docs/shim.md). */
 void shim_sock_lock(struct shim_sock *s);
+/* Locks s without claiming the connection: bookkeeping that is not a use
+ * (a close, a look at its state, the move of its descriptor). */
+void shim_sock_lock_quiet(struct shim_sock *s);
 void shim_sock_unlock(struct shim_sock *s);
+
+/* Whether this process owns the connection (the fork rule). s locked. */
+bool shim_sock_owned_here(const struct shim_sock *s);
+
+/* The handshake's waiting thread (s locked): whether one is waiting on
+ * the socket in this process, and its arrival and departure. */
+bool shim_sock_hs_busy(const struct shim_sock *s);
+void shim_sock_set_hs_busy(struct shim_sock *s, bool busy);
+/* s locked: a handshake step ended (or the connection failed); wakes the
+ * threads in shim_sock_wait_step. */
+void shim_sock_step_done(struct shim_sock *s);
+/* s locked: sleeps, with s unlocked, until the next shim_sock_step_done
+ * or the absolute CLOCK_MONOTONIC deadline; s locked again on return.
+ * Returns ETIMEDOUT once the deadline has passed, else 0 (a wake-up, a
+ * signal, a fork: the caller looks at s again in any case). */
+int shim_sock_wait_step(struct shim_sock *s, const struct timespec *deadline);
 
 /* Counts a program descriptor in (+1) or out (-1). The last one out marks
  * s closed and, in the owning process, sends close_notify (best effort,
@@ -183,8 +217,7 @@ pid_t shim_self_pid(void);
  * Takes no lock and writes nothing. */
 bool shim_in_vfork_child(void);
 
-void shim_sock_fork_prepare(void);
-void shim_sock_fork_parent(void);
+/* The fork child's handler: the cached pid, anew. */
 void shim_sock_fork_child(void);
 
 /* The engine I/O used for every conn the shim makes (real recv/send on the
