@@ -30,7 +30,14 @@
  *                             time, one round trip on each, and prints
  *                             "held COUNT"; then reads a line from stdin:
  *                             a larger total opens more the same way and
- *                             prints "held TOTAL"; EOF or anything else
+ *                             prints "held TOTAL"; "fork M" forks M times
+ *                             one after the other, each child exiting at
+ *                             once, and prints "fork_us F cycle_us C held
+ *                             N": F the median time fork() took to return
+ *                             in this process, C the median from the fork
+ *                             to waitpid's return (the child's side, its
+ *                             exit included), in microseconds, with N
+ *                             connections open; EOF or anything else
  *                             closes them all and exits
  */
 #include <errno.h>
@@ -41,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -317,18 +325,62 @@ static void open_range(int *fds, long from, long to, int clients)
         pthread_join(t[i], NULL);
 }
 
-/* Reads one line of stdin: the next total count, or 0 at EOF or on a
- * line that is not a number. */
-static long next_count(void)
+static int by_value(const void *a, const void *b)
 {
-    char line[64];
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* "fork M": see the header. */
+static void time_forks(long m, long held)
+{
+    enum { FORKS_MAX = 1000 };
+    static double fork_us[FORKS_MAX], cycle_us[FORKS_MAX];
+    if (m < 1 || m > FORKS_MAX)
+        m = FORKS_MAX;
+    for (long i = 0; i < m; i++) {
+        double t0 = now_seconds();
+        pid_t pid = fork();
+        if (pid < 0)
+            die("fork");
+        if (pid == 0)
+            _exit(0);
+        double t1 = now_seconds();
+        int st;
+        if (waitpid(pid, &st, 0) != pid)
+            die("waitpid");
+        fork_us[i] = (t1 - t0) * 1e6;
+        cycle_us[i] = (now_seconds() - t0) * 1e6;
+    }
+    qsort(fork_us, (size_t)m, sizeof(double), by_value);
+    qsort(cycle_us, (size_t)m, sizeof(double), by_value);
+    printf("fork_us %.1f cycle_us %.1f held %ld\n", fork_us[m / 2],
+           cycle_us[m / 2], held);
+    fflush(stdout);
+}
+
+/* Reads one line of stdin into line (cut to its size); "" at EOF. */
+static void next_line(char *line, size_t size)
+{
     size_t len = 0;
     char c;
     while (read(STDIN_FILENO, &c, 1) == 1 && c != '\n')
-        if (len + 1 < sizeof(line))
+        if (len + 1 < size)
             line[len++] = c;
     line[len] = '\0';
-    return atol(line);
+}
+
+/* The next total count from stdin, after timing the forks asked for on
+ * the way; 0 at EOF or on a line that is neither. */
+static long next_count(long held)
+{
+    char line[64];
+    for (;;) {
+        next_line(line, sizeof(line));
+        if (strncmp(line, "fork ", 5) != 0)
+            return atol(line);
+        time_forks(atol(line + 5), held);
+    }
 }
 
 static int run_hold_grow(long count, int clients)
@@ -344,7 +396,7 @@ static int run_hold_grow(long count, int clients)
         held = count;
         printf("held %ld\n", held);
         fflush(stdout);
-        count = next_count();
+        count = next_count(held);
     }
     for (long i = 0; i < held; i++)
         close(fds[i]);

@@ -228,6 +228,19 @@ def print_report(R, kinds, P, bounds, info):
             say(f"{OTHER_METRICS[mid][0]:52}" + "".join(fmt(M[mid].get(c), 12) for c in cols) +
                 fmt(ratio(M[mid].get("secshim"), M[mid].get("none")), 14, 3))
 
+    if "fork.few" in M:
+        say("")
+        say("== fork() in the memory scenario's holder (bench_client hold-grow, the connecting side), "
+            f"median of {P.forks} forks, microseconds: fork's return in the parent / fork to waitpid")
+        cols = [c for c in scenarios.FORK_KINDS if c in M["fork.few"]]
+        say(f"{'':52}" + "".join(f"{c:>20}" for c in cols))
+        for mid in ("fork.few", "fork.max"):
+            if mid not in M:
+                continue
+            held = R.once.get(mid + ".held", {})
+            say(f"{'connections open: ' + ', '.join(f'{c} {held.get(c)}' for c in cols):52}" +
+                "".join(f"{fmt(M[mid].get(c), 9)} /{fmt(M.get(mid + '.cycle', {}).get(c), 9)}" for c in cols))
+
     if "start" in M:
         say("")
         say(f"== Process start: {P.start_runs} runs of /bin/true a round (build/bench/startloop), ms per run")

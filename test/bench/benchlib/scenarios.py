@@ -190,6 +190,27 @@ def memory(ctx, kinds, P, R, r):
             [round(t1 - t0, 1), round(time.monotonic() - t0, 1)])
 
 
+FORK_FEW = 10  # connections the holder opens first, for the fork figure
+FORK_KINDS = ("plain", "secshim", "baseline")  # setups whose holder runs the shim (or nothing)
+
+
+def time_forks(holder, s, P, R, metric):
+    """The holder's fork() with what it holds open (bench_client hold-grow
+    "fork M"): the median time fork() takes to return in the holder, and
+    to waitpid's return. Only where the holder itself is under the shim
+    (or plain): a proxy's holder is a plain process."""
+    if s.kind not in FORK_KINDS:
+        return
+    holder.stdin.write(f"fork {P.forks}\n")
+    holder.stdin.flush()
+    f = read_line(holder, 300).split()
+    if len(f) != 6 or f[0] != "fork_us":
+        raise RuntimeError(f"{s.kind}: the holder's forks failed: {log_tail(holder)}")
+    R.add(metric, s.kind, float(f[1]))
+    R.add(metric + ".cycle", s.kind, float(f[3]))
+    R.once.setdefault(metric + ".held", {})[s.kind] = int(f[5])
+
+
 def hold(ctx, s, P, R):
     kind = s.kind
     bench_client(s, "connect", 1)
@@ -199,10 +220,15 @@ def hold(ctx, s, P, R):
     rss0, pss0 = mem_kib(server())
     fds0 = {p: fd_count(p) for p in watched()}
     holder = s.procs.start([f"{ctx.build}/apps/bench_client", "localhost", str(s.port),
-                            "hold-grow", str(P.mem_first), str(OPENERS)],
+                            "hold-grow", str(FORK_FEW), str(OPENERS)],
                            env=s.client_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         if not read_line(holder, 300).startswith("held"):
+            raise RuntimeError(f"{kind}: the holder failed: {log_tail(holder)}")
+        time_forks(holder, s, P, R, "fork.few")
+        holder.stdin.write(f"{P.mem_first}\n")
+        holder.stdin.flush()
+        if not read_line(holder, 300).startswith(f"held {P.mem_first}"):
             raise RuntimeError(f"{kind}: the holder failed: {log_tail(holder)}")
         time.sleep(0.3)
         rss1, pss1 = mem_kib(server())
@@ -230,6 +256,7 @@ def hold(ctx, s, P, R):
         rss2, pss2 = mem_kib(server())
         R.add("mem.max", kind, (rss2 - rss0) / n)
         R.add("mem.max.pss", kind, (pss2 - pss0) / n)
+        time_forks(holder, s, P, R, "fork.max")
     finally:
         holder.stdin.close()
         holder.wait(timeout=120)
