@@ -573,10 +573,10 @@ def demo_summary_names_protocol_and_cipher(c):
     summary names the negotiated protocol and cipher and nothing more (the
     sentence of the shim's established line, not the key=value fields
     that follow it since the log carries them)."""
-    if c.suite.preload[:-1]:
+    if c.suite.sanitized:
         raise Skip("tools/demo preloads libsecshim.so alone, which a "
                    "sanitizer build's library cannot be (its runtime must "
-                   "load first); the normal build runs this case")
+                   "be preloaded too); the normal build runs this case")
     demo = os.path.join(ROOT, "tools", "demo")
     proc = c.run("demo", [demo, c.suite.build], c.env(preload=False),
                  timeout=120)

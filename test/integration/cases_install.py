@@ -114,8 +114,8 @@ def installed_env(c, root, policy=None):
     libconfig, as they would on a real host."""
     env = c.env(preload=False)
     env.pop("LD_LIBRARY_PATH", None)
-    env["LD_PRELOAD"] = ":".join(c.suite.preload[:-1] + [
-        os.path.join(root, "usr/lib/secshim/libsecshim.so")])
+    env["LD_PRELOAD"] = ":".join(c.suite.runtime + [
+        os.path.join(root, "usr/lib/secshim/libsecshim.so")] + c.suite.after)
     env["ASAN_OPTIONS"] = "detect_leaks=0"
     if policy:
         env["SECSHIM_CONFIG"] = policy
@@ -219,7 +219,7 @@ def deb_installed_run_finds_installed_library(c):
     root = unpacked_deb(c)
     server, port, cpol = shim_pair(c, mutual=False)
     env = installed_env(c, root)
-    env["LD_PRELOAD"] = ":".join(s.preload[:-1])
+    env["LD_PRELOAD"] = ":".join(s.runtime)
     if not env["LD_PRELOAD"]:
         del env["LD_PRELOAD"]
     proc = c.run("installed-run", [

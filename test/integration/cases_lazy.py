@@ -572,7 +572,7 @@ def lazy_missing_tls_library_fails_closed(c):
     peer, port, prefix = recording_peer(c)
     pol = c.policy(client_ep(s, port))
     env = c.env(pol)
-    env["LD_PRELOAD"] = ":".join(s.preload[:-1] + [lib])
+    env["LD_PRELOAD"] = ":".join(s.runtime + [lib] + s.after)
     true = c.run("true", ["/bin/true"], env)
     check(true.p.returncode == 0 and not shim_errors(true),
           "/bin/true did not run cleanly")
@@ -602,8 +602,8 @@ def lazy_relative_preload_path_finds_tls_library(c):
     s = c.suite
     peer, port = s_server(c)
     env = c.env(c.policy(client_ep(s, port)))
-    env["LD_PRELOAD"] = ":".join(s.preload[:-1] +
-                                 [os.path.relpath(s.shim, c.dir)])
+    env["LD_PRELOAD"] = ":".join(s.runtime +
+                                 [os.path.relpath(s.shim, c.dir)] + s.after)
     # Deeper than the relative path climbs: from here it names nothing.
     elsewhere = c.path("/".join("d%d" % i for i in range(12)))
     os.makedirs(elsewhere)
