@@ -469,14 +469,18 @@ static const struct strict_rule *strict_rule_for(int error)
 }
 
 /* An invalid CA (X509_V_ERR_INVALID_CA): why this one is not a CA. The
- * hint only where x509-strict = false would accept it, a trust anchor
- * that OpenSSL's lax mode still takes as a CA (X509_check_ca > 1). */
+ * hint only where x509-strict = false would accept it: the trust anchor
+ * (top of the chain) that OpenSSL's lax mode still takes as a CA
+ * (X509_check_ca > 1: a version 1 root, keyUsage keyCertSign without
+ * basicConstraints). Lax mode refuses such an intermediate as well. */
 static void invalid_ca_reason(const struct about *a, const char *role,
                               char *buf, size_t len)
 {
     long version = X509_get_version(a->cert) + 1;
-    int kind = X509_check_ca(a->cert);
-    const char *hint = kind > 1 ? strict_hint : "";
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(a->ctx);
+    bool anchor = chain != NULL && a->depth == sk_X509_num(chain) - 1;
+    const char *hint = anchor && X509_check_ca(a->cert) > 1 ? strict_hint
+                                                             : "";
     uint32_t flags = X509_get_extension_flags(a->cert);
     if (version < 3) {
         say(buf, len, "%s is a version %ld certificate, which cannot "
