@@ -411,52 +411,54 @@ static void cert_role(const struct ss_verifier *v, X509_STORE_CTX *ctx,
 static const char strict_hint[] =
     "; set x509-strict = false to accept a legacy chain";
 
-/* The RFC 5280 rules OpenSSL checks under X509_V_FLAG_X509_STRICT: the
- * code, what the certificate does wrong, and the section. */
+/* The RFC 5280 rules OpenSSL checks under X509_V_FLAG_X509_STRICT (and
+ * one it checks in every chain of two or more: explicit EC parameters):
+ * the code, what the certificate does wrong, and the section. */
 struct strict_rule {
     int error;
     const char *what;
     const char *section;
+    bool always; /* OpenSSL checks it without the flag too: no hint */
 };
 
 static const struct strict_rule strict_rules[] = {
     {X509_V_ERR_CA_BCONS_NOT_CRITICAL,
      "has a basicConstraints extension that is not marked critical",
-     "4.2.1.9"},
+     "4.2.1.9", false},
     {X509_V_ERR_CA_CERT_MISSING_KEY_USAGE,
-     "is a CA without a keyUsage extension", "4.2.1.3"},
+     "is a CA without a keyUsage extension", "4.2.1.3", false},
     {X509_V_ERR_KU_KEY_CERT_SIGN_INVALID_FOR_NON_CA,
-     "is not a CA but its keyUsage asserts keyCertSign", "4.2.1.3"},
+     "is not a CA but its keyUsage asserts keyCertSign", "4.2.1.3", false},
     {X509_V_ERR_PATHLEN_INVALID_FOR_NON_CA,
-     "has a pathLenConstraint but is not a CA", "4.2.1.9"},
+     "has a pathLenConstraint but is not a CA", "4.2.1.9", false},
     {X509_V_ERR_PATHLEN_WITHOUT_KU_KEY_CERT_SIGN,
      "has a pathLenConstraint but its keyUsage does not assert keyCertSign",
-     "4.2.1.9"},
-    {X509_V_ERR_ISSUER_NAME_EMPTY, "has an empty issuer name", "4.1.2.4"},
+     "4.2.1.9", false},
+    {X509_V_ERR_ISSUER_NAME_EMPTY, "has an empty issuer name", "4.1.2.4", false},
     {X509_V_ERR_SUBJECT_NAME_EMPTY,
      "has an empty subject name (a CA, a CRL signer or a certificate "
-     "without subjectAltName needs one)", "4.1.2.6"},
+     "without subjectAltName needs one)", "4.1.2.6", false},
     {X509_V_ERR_EMPTY_SUBJECT_SAN_NOT_CRITICAL,
      "has an empty subject name and a subjectAltName that is not marked "
-     "critical", "4.2.1.6"},
+     "critical", "4.2.1.6", false},
     {X509_V_ERR_EMPTY_SUBJECT_ALT_NAME,
-     "has a subjectAltName extension without any name", "4.2.1.6"},
+     "has a subjectAltName extension without any name", "4.2.1.6", false},
     {X509_V_ERR_SIGNATURE_ALGORITHM_INCONSISTENCY,
      "names one signature algorithm in its signed part and another outside "
-     "it", "4.1.1.2"},
+     "it", "4.1.1.2", false},
     {X509_V_ERR_AUTHORITY_KEY_IDENTIFIER_CRITICAL,
-     "has an authorityKeyIdentifier marked critical", "4.2.1.1"},
+     "has an authorityKeyIdentifier marked critical", "4.2.1.1", false},
     {X509_V_ERR_SUBJECT_KEY_IDENTIFIER_CRITICAL,
-     "has a subjectKeyIdentifier marked critical", "4.2.1.2"},
+     "has a subjectKeyIdentifier marked critical", "4.2.1.2", false},
     {X509_V_ERR_MISSING_AUTHORITY_KEY_IDENTIFIER,
-     "has no authorityKeyIdentifier with a keyIdentifier", "4.2.1.1"},
+     "has no authorityKeyIdentifier with a keyIdentifier", "4.2.1.1", false},
     {X509_V_ERR_MISSING_SUBJECT_KEY_IDENTIFIER,
-     "has no subjectKeyIdentifier", "4.2.1.2"},
+     "has no subjectKeyIdentifier", "4.2.1.2", false},
     {X509_V_ERR_EXTENSIONS_REQUIRE_VERSION_3,
-     "has extensions but is not a version 3 certificate", "4.1.2.1"},
+     "has extensions but is not a version 3 certificate", "4.1.2.1", false},
     {X509_V_ERR_EC_KEY_EXPLICIT_PARAMS,
      "has an EC key with explicit curve parameters instead of a named "
-     "curve", "4.1.2.7, RFC 5480 2.1.1"},
+     "curve", "4.1.2.7, RFC 5480 2.1.1", true},
 };
 
 static const struct strict_rule *strict_rule_for(int error)
@@ -834,7 +836,7 @@ static bool profile_reason(const struct about *a, int error, char *buf,
     const struct strict_rule *rule = strict_rule_for(error);
     if (rule != NULL) {
         say(buf, len, "%s %s (RFC 5280 %s)%s", role, rule->what,
-                 rule->section, strict_hint);
+            rule->section, rule->always ? "" : strict_hint);
         return true;
     }
     switch (error) {

@@ -1603,6 +1603,38 @@ static void test_strict_empty_subject(void **state)
     built_free(&b);
 }
 
+/* An EC key with explicit curve parameters: OpenSSL 3.0 refuses it in
+ * any chain of two or more, so the reason offers no x509-strict. */
+static void test_strict_ec_explicit_params(void **state)
+{
+    (void)state;
+    /* The openssl command writes explicit parameters (OpenSSL's API keeps
+     * the curve's name in what it encodes). */
+    const char *path = tu_pki_file("explicit-ec.key");
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "openssl ecparam -name prime256v1 "
+             "-param_enc explicit -genkey -noout -out '%s'", path);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    EVP_PKEY *explicit_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(explicit_key);
+    struct built b;
+    built_default(&b);
+    b.l.key = explicit_key;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_EC_KEY_EXPLICIT_PARAMS, 0,
+                "the server certificate 'CN = strict-leaf' has an EC key "
+                "with explicit curve parameters instead of a named curve",
+                false);
+    struct ss_verify_result res;
+    verify_built(&b, (struct how){true, false, -1}, &res);
+    assert_null(strstr(res.reason, "x509-strict"));
+    built_free(&b);
+    EVP_PKEY_free(explicit_key);
+}
+
 /* RFC 5280 4.1.2.2, which OpenSSL does not check: zero, negative, longer
  * than 20 octets. 20 octets exactly (the top bit clear) is fine. */
 static void test_strict_serial_numbers(void **state)
@@ -2022,6 +2054,7 @@ int main(void)
         cmocka_unit_test(test_strict_ca_without_key_usage),
         cmocka_unit_test(test_strict_leaf_key_cert_sign),
         cmocka_unit_test(test_strict_empty_subject),
+        cmocka_unit_test(test_strict_ec_explicit_params),
         cmocka_unit_test(test_strict_serial_numbers),
         cmocka_unit_test(test_strict_version_1),
         cmocka_unit_test(test_level_rsa_1024),
