@@ -1,0 +1,165 @@
+# Cases for the RFC 5280 profile (docs/verification.md, "The RFC 5280
+# profile (x509-strict)"; issue 11). Run by test/integration/run, in its
+# namespace: Case, check, client_ep, echo_client, expect_refused, ... and,
+# from cases_failclosed.py, recorded, fc_writer, fc_outcome.
+#
+# The legacy chain: an intermediate CA signed by the test root that has
+# no subjectKeyIdentifier (RFC 5280 4.2.1.2 requires one in every CA
+# certificate), and a server leaf it issued, otherwise correct (its
+# authorityKeyIdentifier carries the SHA-1 of the intermediate's key, as a
+# CA that computes key identifiers writes it). OpenSSL's lax mode accepts
+# the chain; the profile, on by default, refuses it.
+
+LEGACY_CA_CN = "secshim Legacy Intermediate CA"
+# The sentence after the shim's "certificate verify failed: ".
+LEGACY_RX = (r"intermediate CA 'CN = secshim Legacy Intermediate CA' has no "
+             r"subjectKeyIdentifier \(RFC 5280 4\.2\.1\.2\); set x509-strict "
+             r"= false to accept a legacy chain")
+
+
+def spki_key_id(c, key_path):
+    """The SHA-1 of the public key's bits (RFC 5280 4.2.1.2, method 1) of
+    a P-256 key: its SubjectPublicKeyInfo ends with the 65-byte point."""
+    der = c.path("spki.der")
+    proc = c.run("pkey-pub", ["openssl", "pkey", "-in", key_path, "-pubout",
+                              "-outform", "DER", "-out", der], timeout=T_RUN)
+    check(proc.p.returncode == 0, "openssl pkey -pubout failed")
+    data = read_file(der)
+    check(len(data) == 91 and data[-65] == 4, "not an uncompressed P-256 "
+          "key (%d bytes)" % len(data))
+    return hashlib.sha1(data[-65:]).hexdigest()
+
+
+def legacy_chain(c):
+    """Makes the legacy intermediate and its server leaf in the case's
+    directory; returns (chain file: leaf then intermediate, leaf key,
+    intermediate file)."""
+    s = c.suite
+
+    def openssl(name, *args):
+        proc = c.run(name, ["openssl"] + list(args), timeout=T_RUN)
+        check(proc.p.returncode == 0, "openssl %s failed" % args[0])
+
+    ca, leaf = c.path("legacy-ca"), c.path("legacy-leaf")
+    for base in (ca, leaf):
+        openssl("genpkey-" + os.path.basename(base), "genpkey", "-algorithm",
+                "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-out", base + ".key")
+    with open(ca + ".ext", "w") as f:
+        f.write("basicConstraints = critical, CA:TRUE\n"
+                "keyUsage = critical, keyCertSign, cRLSign\n"
+                "authorityKeyIdentifier = keyid:always\n"
+                # openssl x509 -req adds one unless told not to
+                "subjectKeyIdentifier = none\n")
+    openssl("req-ca", "req", "-new", "-key", ca + ".key", "-subj",
+            "/CN=" + LEGACY_CA_CN, "-out", ca + ".csr")
+    openssl("x509-ca", "x509", "-req", "-in", ca + ".csr",
+            "-CA", s.pki("root-ca.pem"), "-CAkey", s.pki("root-ca.key"),
+            "-set_serial", "0x5" + os.urandom(8).hex(), "-days", "30",
+            "-extfile", ca + ".ext", "-out", ca + ".pem")
+    proc = c.run("ca-skid", ["openssl", "x509", "-in", ca + ".pem", "-noout",
+                             "-ext", "subjectKeyIdentifier"], timeout=T_RUN)
+    check("Subject Key Identifier" not in proc.out(), "the legacy CA has a "
+          "subjectKeyIdentifier after all: the case would prove nothing")
+    # AuthorityKeyIdentifier ::= SEQUENCE { [0] keyIdentifier (20 bytes) }
+    akid = "3016" + "8014" + spki_key_id(c, ca + ".key")
+    with open(leaf + ".ext", "w") as f:
+        f.write("basicConstraints = critical, CA:FALSE\n"
+                "keyUsage = critical, digitalSignature\n"
+                "extendedKeyUsage = serverAuth\n"
+                "subjectKeyIdentifier = hash\n"
+                "authorityKeyIdentifier = DER:%s\n"
+                "subjectAltName = DNS:localhost, IP:127.0.0.1\n" % akid)
+    openssl("req-leaf", "req", "-new", "-key", leaf + ".key", "-subj",
+            "/CN=secshim-legacy-server", "-out", leaf + ".csr")
+    openssl("x509-leaf", "x509", "-req", "-in", leaf + ".csr",
+            "-CA", ca + ".pem", "-CAkey", ca + ".key",
+            "-set_serial", "0x5" + os.urandom(8).hex(), "-days", "30",
+            "-extfile", leaf + ".ext", "-out", leaf + ".crt")
+    chain = leaf + ".pem"
+    with open(chain, "w") as f:
+        f.write(read_file(leaf + ".crt").decode() +
+                read_file(ca + ".pem").decode())
+    return chain, leaf + ".key", ca + ".pem"
+
+
+def legacy_recording_peer(c, chain, key, name="recorder"):
+    """recording_peer.py (cases_failclosed.py) presenting the legacy
+    chain; returns (proc, port, recording prefix)."""
+    port_file, prefix = c.path(name + ".port"), c.path(name)
+    argv = [sys.executable, os.path.join(ROOT, "test", "integration",
+                                         "recording_peer.py"),
+            port_file, chain, key, prefix, str(FC_BOUND)]
+    proc = c.start(name, argv)
+    return proc, wait_port_file(proc, port_file), prefix
+
+
+@case
+def strict_connect_refuses_legacy_chain_nothing_sent(c):
+    """A server whose intermediate CA has no subjectKeyIdentifier: the
+    shimmed client (x509-strict by default) fails connect() with EPROTO,
+    one error line gives the reason a PKI owner can act on (the CA, the
+    rule, the RFC section, the option), a Fast Open send that hands the
+    shim data with the connect fails, and the recording peer received a
+    handshake but no program data, in clear or decrypted. `secshim verify
+    -e` says the same sentence for the same endpoint."""
+    s = c.suite
+    chain, key, _ = legacy_chain(c)
+    peer, port, prefix = legacy_recording_peer(c, chain, key)
+    pol = c.policy(client_ep(s, port))
+    secret = "SECSHIM-SECRET-%s" % os.urandom(8).hex()
+    proc = echo_client(c, port, "--line", secret, policy=pol)
+    expect_refused(c, proc, "cli", LEGACY_RX)
+    lines = [l for l in shim_errors(proc) if re.search(LEGACY_RX, l)]
+    check(len(lines) == 1, "expected one line with the reason, got %d"
+          % len(lines))
+    fc = fc_writer(c, port, "fastopen", secret, pol)
+    check(fc_outcome(fc, "fastopen") == "failed", "the Fast Open send did "
+          "not fail")
+    raw, plain = recorded(c, peer, prefix, conns=2)
+    check(raw, "nothing reached the peer (no handshake at all)")
+    check(secret.encode() not in raw, "program data is on the wire in "
+          "clear")
+    check(plain == b"", "the peer decrypted program data: %r" % plain[:64])
+    verify = secshim_cmd(c, "verify", "verify", "-c", pol, "-e", "cli",
+                         chain)
+    check(verify.p.returncode == 1 and
+          re.search(r"^FAIL: " + LEGACY_RX, verify.out(), re.M),
+          "secshim verify -e cli does not refuse the chain with the same "
+          "reason")
+
+
+@case
+def strict_off_accepts_legacy_chain_with_warning(c):
+    """The same server with x509-strict = false on the endpoint: the
+    client's line reaches the peer (decrypted there) and comes back, and
+    the shim logs one warning naming the policy file, the option's line
+    and the option; compatibility mode alone (x509-strict left on) does
+    not accept the chain."""
+    s = c.suite
+    chain, key, _ = legacy_chain(c)
+    peer, port, prefix = legacy_recording_peer(c, chain, key)
+    pol = c.policy(client_ep(s, port, x509_strict=False), name="lax.cfg")
+    proc = echo_client(c, port, "--line", "legacy ok", policy=pol)
+    check(proc.p.returncode == 0 and "legacy ok" in proc.out(),
+          "echo_client did not get its line back through the lax endpoint")
+    check(established(proc, "cli"), "the shim logged no TLS connection")
+    line_no = next(n for n, text in enumerate(read_file(pol).decode()
+                                              .splitlines(), 1)
+                   if "x509-strict" in text)
+    warn = [l for l in proc.err().splitlines()
+            if re.match(r"secshim\[\d+\]: (?i:warning):", l) and
+            "x509-strict" in l]
+    check(len(warn) == 1, "expected one x509-strict warning, got %d" %
+          len(warn))
+    check("%s:%d: endpoint 'cli': option 'x509-strict': the RFC 5280 "
+          "profile is off" % (pol, line_no) in warn[0],
+          "the warning does not name file:line and option: %s" % warn[0])
+    strict = c.policy(client_ep(s, port), name="strict.cfg")
+    proc = echo_client(c, port, "--line", "compat", policy=strict,
+                       compat=True, name="client-compat")
+    expect_refused(c, proc, "cli", LEGACY_RX)
+    raw, plain = recorded(c, peer, prefix, conns=2)
+    check(plain == b"legacy ok\n" or plain == b"legacy ok",
+          "the peer decrypted %r, expected only the lax client's line"
+          % plain[:64])
