@@ -332,13 +332,18 @@ static void print_endpoint(const struct ss_endpoint *ep, time_t now)
 {
     char proto[128];
     char days[32] = "-";
+    /* The level peer chains are held to: the built context's. */
+    char level[16] = "-";
+    if (ep->tls != NULL)
+        snprintf(level, sizeof(level), "%d", ep->tls->verifier.security_level);
     if (ep->tls != NULL && ep->tls->own_cert != NULL)
         snprintf(days, sizeof(days), "%d",
                  ss_tlsctx_days_left(ep->tls, now));
     printf("%s: %s %s %s protocol=%s mutual=%s name-check=%s"
            " target-name=%s certificate=%s days-left=%s trusted-ca=%s"
            " crl=%s cipher-list=%s cipher-suites=%s"
-           " handshake-timeout=%ds session-resumption=%s\n",
+           " handshake-timeout=%ds session-resumption=%s x509-strict=%s"
+           " security-level=%s\n",
            ep->name, ep->enabled ? "enabled" : "disabled",
            ep->direction == SS_DIR_CONNECT ? "connect" : "listen",
            ep->address, ss_protocol_describe(&ep->proto, proto, sizeof(proto)),
@@ -350,7 +355,8 @@ static void print_endpoint(const struct ss_endpoint *ep, time_t now)
            or_dash(ep->trusted_ca), or_dash(ep->tls_crl),
            or_dash(ep->cipher_list), or_dash(ep->cipher_suites),
            ep->handshake_timeout_ms / 1000,
-           ep->session_resumption ? "yes" : "no");
+           ep->session_resumption ? "yes" : "no",
+           ep->x509_strict ? "yes" : "no", level);
 }
 
 static int cmd_check(int argc, char **argv)

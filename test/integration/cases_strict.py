@@ -163,3 +163,70 @@ def strict_off_accepts_legacy_chain_with_warning(c):
     check(plain == b"legacy ok\n" or plain == b"legacy ok",
           "the peer decrypted %r, expected only the lax client's line"
           % plain[:64])
+
+
+RSA1024_RX = (r"the key of the server certificate 'CN = secshim-rsa1024' is "
+              r"RSA 1024 bits, below security level 2 \(at least 2048 "
+              r"bits\)")
+
+
+@case
+def strict_level_same_in_handshake_and_verify(c):
+    """A server leaf of the test intermediate with an RSA 1024 key (served
+    by openssl s_server at level 0): a default connect endpoint (level 2)
+    refuses it with the sentence naming the key and the level, and one
+    whose cipher-list says @SECLEVEL=1 accepts it; `secshim verify -e`
+    decides the same for each endpoint, its level taken from the
+    endpoint's context as the handshake's is."""
+    s = c.suite
+    base = c.path("rsa1024")
+
+    def openssl(name, *args):
+        proc = c.run(name, ["openssl"] + list(args), timeout=T_RUN)
+        check(proc.p.returncode == 0, "openssl %s failed" % args[0])
+    openssl("genpkey", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+            "rsa_keygen_bits:1024", "-out", base + ".key")
+    with open(base + ".ext", "w") as f:
+        f.write("basicConstraints = critical, CA:FALSE\n"
+                "keyUsage = critical, digitalSignature, keyEncipherment\n"
+                "extendedKeyUsage = serverAuth\n"
+                "subjectKeyIdentifier = hash\n"
+                "authorityKeyIdentifier = keyid:always\n"
+                "subjectAltName = DNS:localhost, IP:127.0.0.1\n")
+    openssl("req", "req", "-new", "-key", base + ".key", "-subj",
+            "/CN=secshim-rsa1024", "-out", base + ".csr")
+    openssl("x509", "x509", "-req", "-in", base + ".csr",
+            "-CA", s.pki("inter-ca.pem"), "-CAkey", s.pki("inter-ca.key"),
+            "-set_serial", "0x5" + os.urandom(8).hex(), "-days", "30",
+            "-extfile", base + ".ext", "-out", base + ".crt")
+    with open(base + ".pem", "w") as f:
+        f.write(read_file(base + ".crt").decode() +
+                read_file(s.pki("inter-ca.pem")).decode())
+    port = free_port()
+    peer = c.start("peer", ["openssl", "s_server", "-accept",
+                            "127.0.0.1:%d" % port, "-cipher",
+                            "DEFAULT:@SECLEVEL=0", "-cert", base + ".crt",
+                            "-key", base + ".key", "-cert_chain",
+                            s.pki("inter-ca.pem"), "-rev"])
+    check(peer.wait_output(r"ACCEPT", T_START) is not None,
+          "openssl s_server did not start listening")
+    strict = c.policy(client_ep(s, port), name="level2.cfg")
+    proc = echo_client(c, port, "--line", "level two", policy=strict)
+    expect_refused(c, proc, "cli", RSA1024_RX)
+    lax = c.policy(client_ep(s, port, cipher_list="DEFAULT:@SECLEVEL=1"),
+                   name="level1.cfg")
+    proc = echo_client(c, port, "--line", "level one", policy=lax,
+                       name="client-level1")
+    check_reversed(proc, "level one")
+    for pol, ok in ((strict, False), (lax, True)):
+        verify = secshim_cmd(c, "verify-" + os.path.basename(pol), "verify",
+                             "-c", pol, "-e", "cli", base + ".pem")
+        if ok:
+            check(verify.p.returncode == 0 and "OK" in verify.out(),
+                  "secshim verify refuses what the level-1 endpoint's "
+                  "handshake accepts")
+        else:
+            check(verify.p.returncode == 1 and
+                  re.search(r"^FAIL: " + RSA1024_RX, verify.out(), re.M),
+                  "secshim verify does not refuse what the default "
+                  "endpoint's handshake refuses, with the same reason")
