@@ -1517,6 +1517,15 @@ static void test_strict_ca_bc_not_critical(void **state)
                 "has a basicConstraints extension that is not marked "
                 "critical (RFC 5280 4.2.1.9)", true);
     built_free(&b);
+    /* The trust anchor is held to the profile too (as some roots of the
+     * system's store are not: docs/verification.md). */
+    built_default(&b);
+    b.r.bc = "CA:TRUE";
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_CA_BCONS_NOT_CRITICAL, 2,
+                "root CA 'CN = Strict Root CA' has a basicConstraints "
+                "extension that is not marked critical", true);
+    built_free(&b);
 }
 
 /* A root without basicConstraints (its keyUsage allows keyCertSign):
