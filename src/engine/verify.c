@@ -297,6 +297,7 @@ static void name_line(const X509_NAME *name, char *buf, size_t len)
     BIO *mem = BIO_new(BIO_s_mem());
     if (mem == NULL)
         return;
+    /* Keep UTF-8 readable instead of escaping every high byte. */
     unsigned long flags = XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB;
     if (X509_NAME_print_ex(mem, name, 0, flags) >= 0) {
         char *data = NULL;
@@ -397,15 +398,15 @@ static void cert_role(const struct ss_verifier *v, X509_STORE_CTX *ctx,
 {
     if (depth == 0) {
         say(buf, len, "the %s certificate '%s'",
-                 v->purpose == SS_PURPOSE_CLIENT ? "client" : "server",
-                 subject);
+            v->purpose == SS_PURPOSE_CLIENT ? "client" : "server",
+            subject);
         return;
     }
     STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
     bool top = chain != NULL && depth == sk_X509_num(chain) - 1;
     bool root = top && cert != NULL && X509_self_signed(cert, 0) == 1;
     say(buf, len, "%s CA '%s'", root ? "root" : "intermediate",
-             subject);
+        subject);
 }
 
 static const char strict_hint[] =
@@ -434,7 +435,8 @@ static const struct strict_rule strict_rules[] = {
     {X509_V_ERR_PATHLEN_WITHOUT_KU_KEY_CERT_SIGN,
      "has a pathLenConstraint but its keyUsage does not assert keyCertSign",
      "4.2.1.9", false},
-    {X509_V_ERR_ISSUER_NAME_EMPTY, "has an empty issuer name", "4.1.2.4", false},
+    {X509_V_ERR_ISSUER_NAME_EMPTY, "has an empty issuer name", "4.1.2.4",
+     false},
     {X509_V_ERR_SUBJECT_NAME_EMPTY,
      "has an empty subject name (a CA, a CRL signer or a certificate "
      "without subjectAltName needs one)", "4.1.2.6", false},
@@ -486,21 +488,21 @@ static void invalid_ca_reason(const struct about *a, const char *role,
     uint32_t flags = X509_get_extension_flags(a->cert);
     if (version < 3) {
         say(buf, len, "%s is a version %ld certificate, which cannot "
-                 "be a CA (RFC 5280 4.1.2.1)%s", role, version, hint);
+            "be a CA (RFC 5280 4.1.2.1)%s", role, version, hint);
         return;
     }
     if ((flags & EXFLAG_BCONS) == 0) {
         say(buf, len, "%s has no basicConstraints extension, so it is "
-                 "not a CA (RFC 5280 4.2.1.9)%s", role, hint);
+            "not a CA (RFC 5280 4.2.1.9)%s", role, hint);
         return;
     }
     if ((flags & EXFLAG_CA) == 0) {
         say(buf, len, "%s issues certificates but its basicConstraints "
-                 "says CA:FALSE (RFC 5280 4.2.1.9)", role);
+            "says CA:FALSE (RFC 5280 4.2.1.9)", role);
         return;
     }
     say(buf, len, "%s is not a valid CA: its keyUsage does not allow "
-             "keyCertSign (RFC 5280 4.2.1.3)", role);
+        "keyCertSign (RFC 5280 4.2.1.3)", role);
 }
 
 /* Bits of security of each level (SSL_CTX_set_security_level(3)). */
@@ -563,9 +565,9 @@ static void level_reason(const struct about *a, int error, const char *role,
             ERR_clear_error();
         const char *md = mdnid != NID_undef ? OBJ_nid2sn(mdnid) : "?";
         say(buf, len, "%s is signed with %s (%d bits of security), "
-                 "below security level %d (at least %d bits); reissue it "
-                 "with SHA-256 or better", role, md, secbits, level,
-                 level_bits(level));
+            "below security level %d (at least %d bits); reissue it "
+            "with SHA-256 or better", role, md, secbits, level,
+            level_bits(level));
         return;
     }
     char what[96] = "?", need[96] = "?";
@@ -574,7 +576,7 @@ static void level_reason(const struct about *a, int error, const char *role,
         key_words(key, level, what, sizeof(what), need, sizeof(need));
     ERR_clear_error();
     say(buf, len, "the key of %s is %s, below security level %d (%s); "
-             "reissue it with a stronger key", role, what, level, need);
+        "reissue it with a stronger key", role, what, level, need);
 }
 
 /* ---- name constraints ------------------------------------------------ */
@@ -603,7 +605,7 @@ static void gen_line(const GENERAL_NAME *g, bool base, char *buf, size_t len)
     case GEN_URI: {
         const ASN1_IA5STRING *s = g->d.ia5;
         say(buf, len, "%.*s", ASN1_STRING_length(s),
-                 (const char *)ASN1_STRING_get0_data(s));
+            (const char *)ASN1_STRING_get0_data(s));
         return;
     }
     case GEN_DIRNAME:
@@ -803,17 +805,17 @@ static bool name_constraint_reason(const struct about *a, const char *role,
         cert_role(a->v, a->ctx, ca, j, ca_subject, ca_role, sizeof(ca_role));
         if (!f.found)
             say(buf, len, "%s violates the nameConstraints of %s "
-                     "(RFC 5280 4.2.1.10)", role, ca_role);
+                "(RFC 5280 4.2.1.10)", role, ca_role);
         else if (f.excluded)
             say(buf, len, "%s has %s '%s', which is inside the "
-                     "excluded %s subtree '%s' of the nameConstraints of %s "
-                     "(RFC 5280 4.2.1.10)", role, gen_type_name(f.type),
-                     f.name, gen_type_name(f.type), f.subtrees, ca_role);
+                "excluded %s subtree '%s' of the nameConstraints of %s "
+                "(RFC 5280 4.2.1.10)", role, gen_type_name(f.type),
+                f.name, gen_type_name(f.type), f.subtrees, ca_role);
         else
             say(buf, len, "%s has %s '%s', which is outside the "
-                     "permitted %s subtrees (%s) of the nameConstraints of "
-                     "%s (RFC 5280 4.2.1.10)", role, gen_type_name(f.type),
-                     f.name, gen_type_name(f.type), f.subtrees, ca_role);
+                "permitted %s subtrees (%s) of the nameConstraints of "
+                "%s (RFC 5280 4.2.1.10)", role, gen_type_name(f.type),
+                f.name, gen_type_name(f.type), f.subtrees, ca_role);
         ERR_clear_error();
         return true;
     }
@@ -836,7 +838,7 @@ static bool profile_reason(const struct about *a, int error, char *buf,
     const struct strict_rule *rule = strict_rule_for(error);
     if (rule != NULL) {
         say(buf, len, "%s %s (RFC 5280 %s)%s", role, rule->what,
-            rule->section, rule->always ? "" : strict_hint);
+       rule->section, rule->always ? "" : strict_hint);
         return true;
     }
     switch (error) {
@@ -894,14 +896,14 @@ static bool own_rules_hold(const struct about *a, char *buf, size_t len)
     const char *serial = serial_problem(X509_get0_serialNumber(a->cert));
     if (serial != NULL) {
         say(buf, len, "%s %s (RFC 5280 4.1.2.2: a positive integer of "
-                 "at most 20 octets)%s", role, serial, strict_hint);
+            "at most 20 octets)%s", role, serial, strict_hint);
         return false;
     }
     long version = X509_get_version(a->cert) + 1;
     if (version != 3) {
         say(buf, len, "%s is a version %ld certificate; the profile "
-                 "takes only version 3 (RFC 5280 4.1.2.1)%s", role, version,
-                 strict_hint);
+            "takes only version 3 (RFC 5280 4.1.2.1)%s", role, version,
+            strict_hint);
         return false;
     }
     return true;
