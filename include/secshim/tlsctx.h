@@ -30,8 +30,8 @@ struct ss_tlsctx {
     /* SHA-256 over everything that decides whether a peer is accepted
      * (direction, trusted-ca, tls-crl, names, mutual TLS and our
      * certificate, allow-peer, x509-strict, protocols, ciphers, FIPS,
-     * compatibility mode; files by
-     * path and content): sessions and ticket keys are shared only between
+     * compatibility mode; files by path and content): sessions and
+     * ticket keys are shared only between
      * contexts with the same digest (docs/protocols.md, "Sessions"). */
     unsigned char trust_digest[SS_TRUST_DIGEST_LEN];
     struct ss_ticket_keys *tickets; /* listen endpoints resuming; a ref */

@@ -155,6 +155,13 @@ def strict_off_accepts_legacy_chain_with_warning(c):
     check("%s:%d: endpoint 'cli': option 'x509-strict': the RFC 5280 "
           "profile is off" % (pol, line_no) in warn[0],
           "the warning does not name file:line and option: %s" % warn[0])
+    check_cmd = secshim_cmd(c, "check", "check", "-c", pol)
+    check(check_cmd.p.returncode == 0 and
+          re.search(r"^cli: .* x509-strict=no security-level=2$",
+                    check_cmd.out(), re.M) and
+          "option 'x509-strict': the RFC 5280 profile is off" in
+          check_cmd.err(), "secshim check does not show x509-strict=no "
+          "with its warning")
     strict = c.policy(client_ep(s, port), name="strict.cfg")
     proc = echo_client(c, port, "--line", "compat", policy=strict,
                        compat=True, name="client-compat")
