@@ -1236,7 +1236,7 @@ static void test_handshake_allow_peer(void **state)
 /* How one certificate is made. NULL extension values: no extension. */
 struct spec {
     const char *cn;        /* subject CN; NULL: an empty subject */
-    int version;           /* X509_VERSION_3 or X509_VERSION_1 (no exts) */
+    int version;           /* X509_VERSION_3, _2, or _1 (no extensions) */
     const char *serial;    /* hex, "-" for negative; NULL: a fresh one */
     const char *bc, *ku, *eku, *san, *nc, *skid, *akid;
     const EVP_MD *md;      /* NULL: SHA-256 */
@@ -1356,7 +1356,7 @@ static X509 *make_cert(const struct spec *sp, X509 *issuer,
     assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(signer)),
                      1);
     assert_int_equal(X509_set_pubkey(x, sp->key), 1);
-    if (sp->version == X509_VERSION_3) {
+    if (sp->version != X509_VERSION_1) {
         add_ext(x, signer, NID_basic_constraints, sp->bc);
         add_ext(x, signer, NID_key_usage, sp->ku);
         add_ext(x, signer, NID_ext_key_usage, sp->eku);
@@ -1525,6 +1525,50 @@ static void test_strict_ca_bc_not_critical(void **state)
     assert_rule(&b, X509_V_ERR_CA_BCONS_NOT_CRITICAL, 2,
                 "root CA 'CN = Strict Root CA' has a basicConstraints "
                 "extension that is not marked critical", true);
+    built_free(&b);
+}
+
+/* The other rules of OpenSSL's strict mode that a CA can get wrong in
+ * its own extensions. */
+static void test_strict_other_extension_rules(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.l.akid = "critical,keyid:always";
+    built_make(&b);
+    /* OpenSSL 3.0 handles no critical authorityKeyIdentifier: refused in
+     * every mode before the strict rule (AUTHORITY_KEY_IDENTIFIER_CRITICAL)
+     * is reached. */
+    assert_rule(&b, X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION, 0,
+                "unhandled critical extension at depth 0 (subject CN = "
+                "strict-leaf)", false);
+    built_free(&b);
+
+    built_default(&b);
+    b.i.skid = "critical,hash";
+    built_make(&b);
+    /* The same for a critical subjectKeyIdentifier. */
+    assert_rule(&b, X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION, 1,
+                "unhandled critical extension at depth 1 (subject CN = "
+                "Strict Intermediate CA)", false);
+    built_free(&b);
+
+    built_default(&b);
+    b.l.bc = "critical,CA:FALSE,pathlen:0";
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_PATHLEN_INVALID_FOR_NON_CA, 0,
+                "has a pathLenConstraint but is not a CA (RFC 5280 "
+                "4.2.1.9)", true);
+    built_free(&b);
+
+    /* A version 2 leaf with extensions: OpenSSL's rule comes first. */
+    built_default(&b);
+    b.l.version = X509_VERSION_2;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_EXTENSIONS_REQUIRE_VERSION_3, 0,
+                "has extensions but is not a version 3 certificate (RFC 5280 "
+                "4.1.2.1)", true);
     built_free(&b);
 }
 
@@ -2058,6 +2102,7 @@ int main(void)
         cmocka_unit_test(test_strict_leaf_without_akid),
         cmocka_unit_test(test_strict_inter_without_akid),
         cmocka_unit_test(test_strict_ca_bc_not_critical),
+        cmocka_unit_test(test_strict_other_extension_rules),
         cmocka_unit_test(test_strict_root_without_bc),
         cmocka_unit_test(test_strict_inter_without_bc_always),
         cmocka_unit_test(test_strict_ca_without_key_usage),
