@@ -1572,6 +1572,39 @@ static void test_strict_other_extension_rules(void **state)
     built_free(&b);
 }
 
+/* The intermediate in ways no mode accepts, and an intermediate with
+ * an empty subject (so its leaf's issuer is empty). */
+static void test_strict_inter_not_a_ca(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.i.bc = "critical,CA:FALSE";
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_INVALID_CA, 1,
+                "intermediate CA 'CN = Strict Intermediate CA' issues "
+                "certificates but its basicConstraints says CA:FALSE (RFC "
+                "5280 4.2.1.9)", false);
+    built_free(&b);
+
+    built_default(&b);
+    b.i.version = X509_VERSION_1;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_INVALID_CA, 1,
+                "intermediate CA 'CN = Strict Intermediate CA' is a version "
+                "1 certificate, which cannot be a CA (RFC 5280 4.1.2.1)",
+                false);
+    built_free(&b);
+
+    built_default(&b);
+    b.i.cn = NULL;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_ISSUER_NAME_EMPTY, 0,
+                "the server certificate 'CN = strict-leaf' has an empty "
+                "issuer name (RFC 5280 4.1.2.4)", true);
+    built_free(&b);
+}
+
 /* A root without basicConstraints (its keyUsage allows keyCertSign):
  * OpenSSL's lax mode still takes it as a CA, the profile does not. */
 static void test_strict_root_without_bc(void **state)
@@ -2103,6 +2136,7 @@ int main(void)
         cmocka_unit_test(test_strict_inter_without_akid),
         cmocka_unit_test(test_strict_ca_bc_not_critical),
         cmocka_unit_test(test_strict_other_extension_rules),
+        cmocka_unit_test(test_strict_inter_not_a_ca),
         cmocka_unit_test(test_strict_root_without_bc),
         cmocka_unit_test(test_strict_inter_without_bc_always),
         cmocka_unit_test(test_strict_ca_without_key_usage),
