@@ -127,6 +127,10 @@ def strict_connect_refuses_legacy_chain_nothing_sent(c):
           re.search(r"^FAIL: " + LEGACY_RX, verify.out(), re.M),
           "secshim verify -e cli does not refuse the chain with the same "
           "reason")
+    lax = secshim_cmd(c, "verify-lax", "verify", "-c", pol, "-e", "cli",
+                      "--no-x509-strict", chain)
+    check(lax.p.returncode == 0 and "OK" in lax.out(), "secshim verify "
+          "--no-x509-strict does not accept the legacy chain")
 
 
 @case
@@ -237,3 +241,16 @@ def strict_level_same_in_handshake_and_verify(c):
                   re.search(r"^FAIL: " + RSA1024_RX, verify.out(), re.M),
                   "secshim verify does not refuse what the default "
                   "endpoint's handshake refuses, with the same reason")
+    # Without an endpoint: a new context's level, or --security-level.
+    base_args = ["verify", "--trusted", s.pki("ca.pem"), "--host",
+                 "localhost"]
+    plain = secshim_cmd(c, "verify-default", *(base_args + [base + ".pem"]))
+    check(plain.p.returncode == 1 and re.search(RSA1024_RX, plain.out()),
+          "secshim verify without -e does not hold the key to level 2")
+    one = secshim_cmd(c, "verify-level1", *(base_args + [
+        "--security-level", "1", base + ".pem"]))
+    check(one.p.returncode == 0, "--security-level 1 does not accept it")
+    bad = secshim_cmd(c, "verify-level9", *(base_args + [
+        "--security-level", "9", base + ".pem"]))
+    check(bad.p.returncode == 2 and "--security-level is 0, 1, 2, 3, 4 or "
+          "5" in bad.err(), "--security-level 9 is not a usage error")
