@@ -5,7 +5,8 @@
  *   secshim check  [-c FILE]
  *   secshim verify [-c FILE] [-e ENDPOINT] [--trusted PEM] [--untrusted PEM]
  *                  [--crl PEM] [--host NAME|ADDRESS] [--purpose server|client]
- *                  [--allow-peer ID]... [--at UNIX_TIME] [--compat] CERT.pem
+ *                  [--allow-peer ID]... [--at UNIX_TIME] [--compat]
+ *                  [--no-x509-strict] [--security-level N] CERT.pem
  *   secshim probe  [--serve] [-c FILE] [-e ENDPOINT] ... (tools/probe.c)
  *   secshim status [--json | --prometheus]   (tools/status.c)
  *
@@ -56,7 +57,8 @@ static const char usage_text[] =
     " [--untrusted PEM]\n"
     "                      [--crl PEM] [--host NAME|ADDRESS]"
     " [--purpose server|client]\n"
-    "                      [--allow-peer ID]... [--at UNIX_TIME] [--compat]"
+    "                      [--allow-peer ID]... [--at UNIX_TIME] [--compat]\n"
+    "                      [--no-x509-strict] [--security-level N]"
     " CERT.pem\n"
     "       secshim probe  [-c FILE] [-e ENDPOINT] HOST:PORT\n"
     "       secshim probe  --serve [-c FILE] [-e ENDPOINT] [--wait SECONDS]"
@@ -330,13 +332,18 @@ static void print_endpoint(const struct ss_endpoint *ep, time_t now)
 {
     char proto[128];
     char days[32] = "-";
+    /* The level peer chains are held to: the built context's. */
+    char level[16] = "-";
+    if (ep->tls != NULL)
+        snprintf(level, sizeof(level), "%d", ep->tls->verifier.security_level);
     if (ep->tls != NULL && ep->tls->own_cert != NULL)
         snprintf(days, sizeof(days), "%d",
                  ss_tlsctx_days_left(ep->tls, now));
     printf("%s: %s %s %s protocol=%s mutual=%s name-check=%s"
            " target-name=%s certificate=%s days-left=%s trusted-ca=%s"
            " crl=%s cipher-list=%s cipher-suites=%s"
-           " handshake-timeout=%ds session-resumption=%s\n",
+           " handshake-timeout=%ds session-resumption=%s x509-strict=%s"
+           " security-level=%s\n",
            ep->name, ep->enabled ? "enabled" : "disabled",
            ep->direction == SS_DIR_CONNECT ? "connect" : "listen",
            ep->address, ss_protocol_describe(&ep->proto, proto, sizeof(proto)),
@@ -348,7 +355,8 @@ static void print_endpoint(const struct ss_endpoint *ep, time_t now)
            or_dash(ep->trusted_ca), or_dash(ep->tls_crl),
            or_dash(ep->cipher_list), or_dash(ep->cipher_suites),
            ep->handshake_timeout_ms / 1000,
-           ep->session_resumption ? "yes" : "no");
+           ep->session_resumption ? "yes" : "no",
+           ep->x509_strict ? "yes" : "no", level);
 }
 
 static int cmd_check(int argc, char **argv)
@@ -389,6 +397,8 @@ struct verify_args {
     const char *purpose;
     const char *at;
     bool compat;
+    bool not_strict;        /* --no-x509-strict */
+    const char *level;      /* --security-level, or NULL */
     const char *cert;
     /* --allow-peer, parsed; replaces the endpoint's allow-peer when given
      * (n > 0). Owned: freed by cmd_verify. */
@@ -444,6 +454,8 @@ static int parse_verify_args(int argc, char **argv, struct verify_args *a)
         {"at", required_argument, NULL, 'a'},
         {"compat", no_argument, NULL, 'C'},
         {"allow-peer", required_argument, NULL, 'P'},
+        {"no-x509-strict", no_argument, NULL, 'S'},
+        {"security-level", required_argument, NULL, 'L'},
         {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "c:e:", longopts, NULL)) != -1) {
@@ -457,6 +469,8 @@ static int parse_verify_args(int argc, char **argv, struct verify_args *a)
         case 'p': a->purpose = optarg; break;
         case 'a': a->at = optarg; break;
         case 'C': a->compat = true; break;
+        case 'S': a->not_strict = true; break;
+        case 'L': a->level = optarg; break;
         case 'P':
             if (add_allow_peer(&a->allow, optarg) != EXIT_VALID)
                 return EXIT_USAGE;
@@ -472,6 +486,9 @@ static int parse_verify_args(int argc, char **argv, struct verify_args *a)
         return usage("--purpose is server or client");
     if (a->config != NULL && a->endpoint == NULL)
         return usage("-c needs -e ENDPOINT to say which endpoint's settings");
+    if (a->level != NULL &&
+        (strlen(a->level) != 1 || a->level[0] < '0' || a->level[0] > '5'))
+        return usage("--security-level is 0, 1, 2, 3, 4 or 5");
     return EXIT_VALID;
 }
 
@@ -545,6 +562,8 @@ struct verify_settings {
     const char *host;
     enum ss_purpose purpose;
     bool compat;
+    bool x509_strict;
+    int security_level; /* -1: a new context's (ss_verifier_init's) */
     const struct ss_peer_allow *allow; /* borrowed; NULL: none */
     char host_buf[256];
 };
@@ -558,6 +577,14 @@ static void settings_from_endpoint(struct verify_settings *s,
     s->purpose = ep->direction == SS_DIR_CONNECT ? SS_PURPOSE_SERVER
                                                  : SS_PURPOSE_CLIENT;
     s->allow = &ep->allow_peer;
+    /* The profile exactly as the endpoint's handshakes apply it: the
+     * policy loaded with every context built, so the level is the one
+     * its context has (protocols, cipher-list; tlsctx.c). A disabled
+     * endpoint has no context and does no handshake: a new context's. */
+    s->x509_strict = ep->x509_strict;
+    const struct ss_tlsctx *t = ss_endpoint_tls(ep);
+    if (t != NULL)
+        s->security_level = t->verifier.security_level;
 }
 
 static void settings_from_flags(struct verify_settings *s,
@@ -573,6 +600,10 @@ static void settings_from_flags(struct verify_settings *s,
         s->purpose = strcmp(a->purpose, "client") == 0 ? SS_PURPOSE_CLIENT
                                                        : SS_PURPOSE_SERVER;
     s->compat = a->compat || ss_compat_mode();
+    if (a->not_strict)
+        s->x509_strict = false;
+    if (a->level != NULL)
+        s->security_level = a->level[0] - '0';
     if (a->allow.n > 0)
         s->allow = &a->allow;
 }
@@ -587,8 +618,12 @@ static int run_verify(const struct verify_settings *s, STACK_OF(X509) *chain,
         fprintf(stderr, "secshim: %s\n", err.msg);
         return EXIT_USAGE;
     }
-    /* allow-peer as the endpoint's context applies it (tlsctx.c). */
+    /* allow-peer and the profile as the endpoint's context applies them
+     * (tlsctx.c). */
     verifier.allow_peer = s->allow;
+    verifier.x509_strict = s->x509_strict;
+    if (s->security_level >= 0)
+        verifier.security_level = s->security_level;
     /* The leaf is the first certificate; the rest of its file and the
      * --untrusted file are the intermediates a peer would send. */
     X509 *leaf = sk_X509_shift(chain);
@@ -617,7 +652,7 @@ static int verify_with_args(const struct verify_args *a)
     if (a->at != NULL && !parse_time(a->at, &at))
         return usage("--at takes seconds since the epoch");
 
-    struct verify_settings s = {0};
+    struct verify_settings s = {.x509_strict = true, .security_level = -1};
     struct ss_policy *policy = NULL;
     if (a->endpoint != NULL) {
         policy = load_policy(policy_path(a->config));

@@ -50,6 +50,7 @@ enum ss_opt {
     SS_OPT_TLS_UNEXPECTED_EOF,
     SS_OPT_SESSION_RESUMPTION,
     SS_OPT_ALLOW_PEER,
+    SS_OPT_X509_STRICT,
     SS_OPT_COUNT
 };
 
@@ -112,6 +113,10 @@ struct ss_endpoint {
      * after chain verification, in handshakes and by `secshim verify`
      * (ss_verify_allow_peer; docs/verification.md). */
     struct ss_peer_allow allow_peer;
+    /* x509-strict (default true): peer chains must follow the RFC 5280
+     * profile (docs/verification.md); false accepts a legacy PKI, with a
+     * warning when the endpoint's context is built. */
+    bool x509_strict;
 
     /* Where each option came from: the line in the endpoint, or in
      * defaults when inherited; 0 when not set at all. */

@@ -29,8 +29,9 @@ struct ss_tlsctx {
     bool resume;                   /* session-resumption (session.h) */
     /* SHA-256 over everything that decides whether a peer is accepted
      * (direction, trusted-ca, tls-crl, names, mutual TLS and our
-     * certificate, allow-peer, protocols, ciphers, FIPS, compatibility mode; files by
-     * path and content): sessions and ticket keys are shared only between
+     * certificate, allow-peer, x509-strict, protocols, ciphers, FIPS,
+     * compatibility mode; files by path and content): sessions and
+     * ticket keys are shared only between
      * contexts with the same digest (docs/protocols.md, "Sessions"). */
     unsigned char trust_digest[SS_TRUST_DIGEST_LEN];
     struct ss_ticket_keys *tickets; /* listen endpoints resuming; a ref */

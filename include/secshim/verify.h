@@ -13,6 +13,13 @@
  * Everything else is fatal with or without it. After the chain is
  * accepted, an endpoint's allow-peer is checked on the leaf
  * (ss_verify_allow_peer), which compatibility mode never relaxes.
+ *
+ * The RFC 5280 profile (x509_strict, on by default): OpenSSL's
+ * X509_V_FLAG_X509_STRICT plus our own serial-number and version checks;
+ * keys and signatures are held to the verifier's security_level, the
+ * level of the endpoint's context. docs/verification.md has the table of
+ * every rule, who checks it and the sentence a rejection reads. Neither
+ * is touched by compatibility mode.
  */
 #ifndef SECSHIM_VERIFY_H
 #define SECSHIM_VERIFY_H
@@ -47,6 +54,15 @@ struct ss_verifier {
     enum ss_purpose purpose;
     bool crl_check;                  /* tls-crl set: check the whole chain */
     bool compat;                     /* the two relaxations are allowed */
+    /* The RFC 5280 profile (x509-strict): true after ss_verifier_init;
+     * the owner may turn it off (an endpoint's x509-strict = false). */
+    bool x509_strict;
+    /* The OpenSSL security level keys and signatures of the chain are
+     * held to, in handshakes and offline alike (the verify callback sets
+     * it on every verification). ss_verifier_init sets the level a new
+     * SSL_CTX gets; the owner sets its context's (tlsctx.c) and `secshim
+     * verify` the endpoint's. 0 checks nothing. */
+    int security_level;
     /* allow-peer, checked once the chain is accepted: borrowed (the
      * endpoint's, or the caller's), NULL or empty for none. Set by the
      * owner after ss_verifier_init; it must outlive the verifier. */

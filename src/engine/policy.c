@@ -84,6 +84,7 @@ static const struct opt_spec opt_specs[SS_OPT_COUNT] = {
     [SS_OPT_TLS_UNEXPECTED_EOF] = {"tls-unexpected-eof", T_STRING, false},
     [SS_OPT_SESSION_RESUMPTION] = {"session-resumption", T_BOOL, false},
     [SS_OPT_ALLOW_PEER] = {"allow-peer", T_PEER_IDS, false},
+    [SS_OPT_X509_STRICT] = {"x509-strict", T_BOOL, false},
 };
 
 const char *ss_opt_name(enum ss_opt opt)
@@ -976,6 +977,10 @@ static int build_endpoint(const struct scope *s, struct optset *o, int line,
                                  : true;
     ep->allow_peer = o->allow;
     memset(&o->allow, 0, sizeof(o->allow));
+    /* The secure choice is the default: only an explicit false relaxes. */
+    ep->x509_strict = o->line[SS_OPT_X509_STRICT]
+                          ? o->flag[SS_OPT_X509_STRICT]
+                          : true;
     SS_GUARD(resolve_protocol(o, s, &ep->proto, err));
     return check_cross_rules(s->path, ep, err);
 }

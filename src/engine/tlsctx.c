@@ -171,6 +171,18 @@ static int find_in_msg(const char *file, size_t index, void *arg)
     return SS_OK;
 }
 
+/* x509-strict = false: one warning per context built (once per policy
+ * snapshot), naming file, line and option like an error would. */
+static void warn_not_strict(struct ctx_build *b)
+{
+    struct ss_errbuf msg = {{0}};
+    (void)ss_endpoint_fail(&msg, SS_OK, b->path, b->ep, SS_OPT_X509_STRICT,
+                           "the RFC 5280 profile is off for this endpoint: "
+                           "peer chains that break it are accepted "
+                           "(docs/verification.md)");
+    ss_log(SS_LOG_WARNING, "%s", msg.msg);
+}
+
 static int setup_verification(struct ctx_build *b, bool compat)
 {
     const struct ss_endpoint *ep = b->ep;
@@ -198,6 +210,14 @@ static int setup_verification(struct ctx_build *b, bool compat)
     }
     /* The endpoint owns its allow-peer and outlives this context. */
     b->t->verifier.allow_peer = &ep->allow_peer;
+    /* The profile: x509-strict, and the level this context has now that
+     * its protocols and ciphers are set (set_protocol, set_ciphers run
+     * first; cipher-list may hold @SECLEVEL). The verify callback applies
+     * both, as `secshim verify` does with this verifier's values. */
+    b->t->verifier.x509_strict = ep->x509_strict;
+    b->t->verifier.security_level = SSL_CTX_get_security_level(b->t->ctx);
+    if (!ep->x509_strict)
+        warn_not_strict(b);
     rc = ss_verifier_attach(b->t->ctx, &b->t->verifier, &sub);
     if (rc < 0)
         return fail_opt(b, rc, SS_OPT_TRUSTED_CA, sub.msg);
@@ -398,6 +418,9 @@ static int digest_fields(struct digest *d, bool compat)
     digest_int(d, "tls-target-name-check", ep->target_name_check);
     digest_int(d, "tls-mutual", ep->tls_mutual);
     digest_allow_peer(d, &ep->allow_peer);
+    /* A reload that turns x509-strict back on must not resume a session
+     * whose chain only the lax profile accepted. */
+    digest_int(d, "x509-strict", ep->x509_strict);
     /* Our own certificate only where it is presented (build()). */
     if (d->b->t->role == SS_ROLE_SERVER || ep->tls_mutual) {
         SS_GUARD(digest_files(d, SS_OPT_CERTIFICATE, ep->certificate));

@@ -21,6 +21,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -186,6 +188,31 @@ static int x509_purpose(enum ss_purpose purpose)
     }
 }
 
+/* The security level OpenSSL gives a new SSL_CTX (its build default, or
+ * the system's openssl.cnf): what a handshake of an endpoint with default
+ * protocol settings applies. -1 when no context could be made. Found once
+ * per process. */
+static pthread_once_t level_once = PTHREAD_ONCE_INIT;
+static int new_ctx_level = -1;
+
+static void level_find(void)
+{
+    SSL_CTX *probe = SSL_CTX_new(TLS_method());
+    if (probe != NULL)
+        new_ctx_level = SSL_CTX_get_security_level(probe);
+    SSL_CTX_free(probe);
+    ERR_clear_error();
+}
+
+static int default_security_level(struct ss_errbuf *err)
+{
+    pthread_once(&level_once, level_find);
+    if (new_ctx_level < 0)
+        return ss_fail(err, SS_ERR_TLS, "verify: cannot find OpenSSL's "
+                       "default security level");
+    return new_ctx_level;
+}
+
 /* Fills the store of a verifier whose fields are already set. Returns SS_OK
  * or a negative error with err filled. */
 static int verifier_build(struct ss_verifier *v, const char *trusted_ca,
@@ -232,10 +259,14 @@ int ss_verifier_init(struct ss_verifier *v, const char *trusted_ca,
     if (x509_purpose(purpose) < 0)
         return ss_fail(err, SS_ERR_INVAL, "verify: unknown purpose %d",
                        (int)purpose);
+    int level = default_security_level(err);
+    SS_GUARD(level);
     struct ss_verifier built = {
         .purpose = purpose,
         .crl_check = crl != NULL,
         .compat = compat,
+        .x509_strict = true,
+        .security_level = level,
     };
     int rc = verifier_build(&built, trusted_ca, crl, err);
     if (rc < 0) {
@@ -259,24 +290,30 @@ void ss_verifier_free(struct ss_verifier *v)
 /* ------------------------------------------------------------------ */
 /* The verify callback                                                  */
 
-/* "CN = name, O = org" of cert into buf ("(no certificate)" for NULL). */
-static void subject_line(X509 *cert, char *buf, size_t len)
+/* "CN = name, O = org" of name into buf ("(empty)" for an empty one). */
+static void name_line(const X509_NAME *name, char *buf, size_t len)
 {
-    snprintf(buf, len, "(no certificate)");
-    if (cert == NULL)
-        return;
+    snprintf(buf, len, "(empty)");
     BIO *mem = BIO_new(BIO_s_mem());
     if (mem == NULL)
         return;
     /* Keep UTF-8 readable instead of escaping every high byte. */
     unsigned long flags = XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB;
-    if (X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, flags) >= 0) {
+    if (X509_NAME_print_ex(mem, name, 0, flags) >= 0) {
         char *data = NULL;
         long n = BIO_get_mem_data(mem, &data);
-        if (n >= 0 && data != NULL)
+        if (n > 0 && data != NULL)
             snprintf(buf, len, "%.*s", (int)n, data);
     }
     BIO_free(mem);
+}
+
+/* "CN = name, O = org" of cert into buf ("(no certificate)" for NULL). */
+static void subject_line(X509 *cert, char *buf, size_t len)
+{
+    snprintf(buf, len, "(no certificate)");
+    if (cert != NULL)
+        name_line(X509_get_subject_name(cert), buf, len);
 }
 
 static bool is_trusted_listed(const struct ss_verifier *v, X509 *cert)
@@ -327,6 +364,551 @@ static unsigned relaxation_for(const struct ss_verifier *v,
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* The RFC 5280 profile, the security level and name constraints:       */
+/* the sentences of their rejections (docs/verification.md, the table)  */
+
+/* snprintf for sentences that may be cut at the end of buf: a reason is
+ * one bounded line, and its start says what matters. */
+static void say(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+/* What a reason needs to know about the certificate it is about. */
+struct about {
+    const struct ss_verifier *v;
+    X509_STORE_CTX *ctx;
+    X509 *cert;
+    int depth;
+    const char *subject;
+};
+
+/* "the server certificate 'CN = a'", "intermediate CA 'CN = b'" or "root
+ * CA 'CN = c'": what a PKI owner calls the certificate at depth. */
+static void cert_role(const struct ss_verifier *v, X509_STORE_CTX *ctx,
+                      X509 *cert, int depth, const char *subject,
+                      char *buf, size_t len)
+{
+    if (depth == 0) {
+        say(buf, len, "the %s certificate '%s'",
+            v->purpose == SS_PURPOSE_CLIENT ? "client" : "server",
+            subject);
+        return;
+    }
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+    bool top = chain != NULL && depth == sk_X509_num(chain) - 1;
+    bool root = top && cert != NULL && X509_self_signed(cert, 0) == 1;
+    say(buf, len, "%s CA '%s'", root ? "root" : "intermediate",
+        subject);
+}
+
+static const char strict_hint[] =
+    "; set x509-strict = false to accept a legacy chain";
+
+/* The RFC 5280 rules OpenSSL checks under X509_V_FLAG_X509_STRICT (and
+ * one it checks in every chain of two or more: explicit EC parameters):
+ * the code, what the certificate does wrong, and the section. */
+struct strict_rule {
+    int error;
+    const char *what;
+    const char *section;
+    bool always; /* OpenSSL checks it without the flag too: no hint */
+};
+
+static const struct strict_rule strict_rules[] = {
+    {X509_V_ERR_CA_BCONS_NOT_CRITICAL,
+     "has a basicConstraints extension that is not marked critical",
+     "4.2.1.9", false},
+    {X509_V_ERR_CA_CERT_MISSING_KEY_USAGE,
+     "is a CA without a keyUsage extension", "4.2.1.3", false},
+    {X509_V_ERR_KU_KEY_CERT_SIGN_INVALID_FOR_NON_CA,
+     "is not a CA but its keyUsage asserts keyCertSign", "4.2.1.3", false},
+    {X509_V_ERR_PATHLEN_INVALID_FOR_NON_CA,
+     "has a pathLenConstraint but is not a CA", "4.2.1.9", false},
+    {X509_V_ERR_PATHLEN_WITHOUT_KU_KEY_CERT_SIGN,
+     "has a pathLenConstraint but its keyUsage does not assert keyCertSign",
+     "4.2.1.9", false},
+    {X509_V_ERR_ISSUER_NAME_EMPTY, "has an empty issuer name", "4.1.2.4",
+     false},
+    {X509_V_ERR_SUBJECT_NAME_EMPTY,
+     "has an empty subject name (a CA, a CRL signer or a certificate "
+     "without subjectAltName needs one)", "4.1.2.6", false},
+    {X509_V_ERR_EMPTY_SUBJECT_SAN_NOT_CRITICAL,
+     "has an empty subject name and a subjectAltName that is not marked "
+     "critical", "4.2.1.6", false},
+    {X509_V_ERR_EMPTY_SUBJECT_ALT_NAME,
+     "has a subjectAltName extension without any name", "4.2.1.6", false},
+    {X509_V_ERR_SIGNATURE_ALGORITHM_INCONSISTENCY,
+     "names one signature algorithm in its signed part and another outside "
+     "it", "4.1.1.2", false},
+    {X509_V_ERR_AUTHORITY_KEY_IDENTIFIER_CRITICAL,
+     "has an authorityKeyIdentifier marked critical", "4.2.1.1", false},
+    {X509_V_ERR_SUBJECT_KEY_IDENTIFIER_CRITICAL,
+     "has a subjectKeyIdentifier marked critical", "4.2.1.2", false},
+    {X509_V_ERR_MISSING_AUTHORITY_KEY_IDENTIFIER,
+     "has no authorityKeyIdentifier with a keyIdentifier", "4.2.1.1", false},
+    {X509_V_ERR_MISSING_SUBJECT_KEY_IDENTIFIER,
+     "has no subjectKeyIdentifier", "4.2.1.2", false},
+    {X509_V_ERR_EXTENSIONS_REQUIRE_VERSION_3,
+     "has extensions but is not a version 3 certificate", "4.1.2.1", false},
+    {X509_V_ERR_EC_KEY_EXPLICIT_PARAMS,
+     "has an EC key with explicit curve parameters instead of a named "
+     "curve", "4.1.2.7, RFC 5480 2.1.1", true},
+};
+
+static const struct strict_rule *strict_rule_for(int error)
+{
+    for (size_t i = 0; i < sizeof(strict_rules) / sizeof(strict_rules[0]);
+         i++)
+        if (strict_rules[i].error == error)
+            return &strict_rules[i];
+    return NULL;
+}
+
+/* An invalid CA (X509_V_ERR_INVALID_CA): why this one is not a CA. The
+ * hint only where x509-strict = false would accept it: the trust anchor
+ * (top of the chain) that OpenSSL's lax mode still takes as a CA
+ * (X509_check_ca > 1: a version 1 root, keyUsage keyCertSign without
+ * basicConstraints). Lax mode refuses such an intermediate as well. */
+static void invalid_ca_reason(const struct about *a, const char *role,
+                              char *buf, size_t len)
+{
+    long version = X509_get_version(a->cert) + 1;
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(a->ctx);
+    bool anchor = chain != NULL && a->depth == sk_X509_num(chain) - 1;
+    const char *hint = anchor && X509_check_ca(a->cert) > 1 ? strict_hint
+                                                             : "";
+    uint32_t flags = X509_get_extension_flags(a->cert);
+    if (version < 3) {
+        say(buf, len, "%s is a version %ld certificate, which cannot "
+            "be a CA (RFC 5280 4.1.2.1)%s", role, version, hint);
+        return;
+    }
+    if ((flags & EXFLAG_BCONS) == 0) {
+        say(buf, len, "%s has no basicConstraints extension, so it is "
+            "not a CA (RFC 5280 4.2.1.9)%s", role, hint);
+        return;
+    }
+    if ((flags & EXFLAG_CA) == 0) {
+        say(buf, len, "%s issues certificates but its basicConstraints "
+            "says CA:FALSE (RFC 5280 4.2.1.9)", role);
+        return;
+    }
+    say(buf, len, "%s is not a valid CA: its keyUsage does not allow "
+        "keyCertSign (RFC 5280 4.2.1.3)", role);
+}
+
+/* Bits of security of each level (SSL_CTX_set_security_level(3)). */
+static int level_bits(int level)
+{
+    static const int bits[] = {0, 80, 112, 128, 192, 256};
+    if (level < 0)
+        return 0;
+    return level > 5 ? 256 : bits[level];
+}
+
+/* Smallest RSA / DSA modulus of a level, in bits. */
+static int level_modulus(int level)
+{
+    static const int modulus[] = {0, 1024, 2048, 3072, 7680, 15360};
+    if (level < 0)
+        return 0;
+    return level > 5 ? 15360 : modulus[level];
+}
+
+/* "RSA 1024 bits", "EC prime192v1 (192 bits)", "DSA 1024 bits" ... and the
+ * smallest key of that kind the level takes. */
+static void key_words(EVP_PKEY *key, int level, char *what, size_t wlen,
+                      char *need, size_t nlen)
+{
+    int bits = EVP_PKEY_get_bits(key);
+    int id = EVP_PKEY_get_base_id(key);
+    if (id == EVP_PKEY_EC) {
+        char curve[64] = "?";
+        size_t n = 0;
+        if (EVP_PKEY_get_group_name(key, curve, sizeof(curve), &n) != 1)
+            snprintf(curve, sizeof(curve), "with explicit parameters");
+        snprintf(what, wlen, "EC %s (%d bits)", curve, bits);
+        snprintf(need, nlen, "a curve of at least %d bits",
+                 2 * level_bits(level));
+        return;
+    }
+    const char *name = id == EVP_PKEY_RSA   ? "RSA"
+                       : id == EVP_PKEY_DSA ? "DSA"
+                       : id == EVP_PKEY_DH  ? "DH"
+                                            : EVP_PKEY_get0_type_name(key);
+    snprintf(what, wlen, "%s %d bits", name != NULL ? name : "?", bits);
+    if (id == EVP_PKEY_RSA || id == EVP_PKEY_DSA || id == EVP_PKEY_DH)
+        snprintf(need, nlen, "at least %d bits", level_modulus(level));
+    else
+        snprintf(need, nlen, "at least %d bits of security",
+                 level_bits(level));
+}
+
+/* A key (EE_KEY_TOO_SMALL, CA_KEY_TOO_SMALL) or a signature
+ * (CA_MD_TOO_WEAK) below the verifier's security level. */
+static void level_reason(const struct about *a, int error, const char *role,
+                         char *buf, size_t len)
+{
+    int level = a->v->security_level;
+    if (error == X509_V_ERR_CA_MD_TOO_WEAK) {
+        int mdnid = NID_undef, secbits = -1;
+        if (X509_get_signature_info(a->cert, &mdnid, NULL, &secbits, NULL)
+            != 1)
+            ERR_clear_error();
+        const char *md = mdnid != NID_undef ? OBJ_nid2sn(mdnid) : "?";
+        say(buf, len, "%s is signed with %s (%d bits of security), "
+            "below security level %d (at least %d bits); reissue it "
+            "with SHA-256 or better", role, md, secbits, level,
+            level_bits(level));
+        return;
+    }
+    char what[96] = "?", need[96] = "?";
+    EVP_PKEY *key = X509_get0_pubkey(a->cert);
+    if (key != NULL)
+        key_words(key, level, what, sizeof(what), need, sizeof(need));
+    ERR_clear_error();
+    say(buf, len, "the key of %s is %s, below security level %d (%s); "
+        "reissue it with a stronger key", role, what, level, need);
+}
+
+/* ---- name constraints ------------------------------------------------ */
+
+/* The names OpenSSL compares with constraints: one GENERAL_NAME of the
+ * SAN, or the subject as a directoryName. */
+static const char *gen_type_name(int type)
+{
+    switch (type) {
+    case GEN_DNS: return "DNS name";
+    case GEN_IPADD: return "IP address";
+    case GEN_DIRNAME: return "directory name";
+    case GEN_EMAIL: return "email address";
+    case GEN_URI: return "URI";
+    default: return "name";
+    }
+}
+
+/* Writes one name (base: a constraint, whose IP form is address/mask). */
+static void gen_line(const GENERAL_NAME *g, bool base, char *buf, size_t len)
+{
+    say(buf, len, "?");
+    switch (g->type) {
+    case GEN_DNS:
+    case GEN_EMAIL:
+    case GEN_URI: {
+        const ASN1_IA5STRING *s = g->d.ia5;
+        say(buf, len, "%.*s", ASN1_STRING_length(s),
+            (const char *)ASN1_STRING_get0_data(s));
+        return;
+    }
+    case GEN_DIRNAME:
+        name_line(g->d.directoryName, buf, len);
+        return;
+    case GEN_IPADD: {
+        const unsigned char *p = ASN1_STRING_get0_data(g->d.iPAddress);
+        int n = ASN1_STRING_length(g->d.iPAddress);
+        int alen = base ? n / 2 : n;
+        int af = alen == 4 ? AF_INET : alen == 16 ? AF_INET6 : -1;
+        char addr[INET6_ADDRSTRLEN] = "?", mask[INET6_ADDRSTRLEN] = "?";
+        if (af < 0)
+            return;
+        inet_ntop(af, p, addr, sizeof(addr));
+        if (!base) {
+            say(buf, len, "%s", addr);
+            return;
+        }
+        inet_ntop(af, p + alen, mask, sizeof(mask));
+        say(buf, len, "%s/%s", addr, mask);
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+/* RFC 5280 4.2.1.10 for one name and one base of the same type, as
+ * OpenSSL compares them (crypto/x509/v3_ncons.c): DNS by whole trailing
+ * labels, IP by address and mask, directory names by leading RDNs. Only
+ * used to say which name broke which constraint: OpenSSL decides. */
+/* ASCII only, whatever the program's locale (DNS names are ASCII). */
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static bool dns_within(const ASN1_IA5STRING *name, const ASN1_IA5STRING *base)
+{
+    int n = ASN1_STRING_length(name), b = ASN1_STRING_length(base);
+    const char *np = (const char *)ASN1_STRING_get0_data(name);
+    const char *bp = (const char *)ASN1_STRING_get0_data(base);
+    if (b == 0)
+        return true;
+    if (n < b)
+        return false;
+    const char *tail = np + (n - b);
+    if (n > b && bp[0] != '.' && tail[-1] != '.')
+        return false;
+    for (int i = 0; i < b; i++)
+        if (ascii_lower(tail[i]) != ascii_lower(bp[i]))
+            return false;
+    return true;
+}
+
+static bool ip_within(const ASN1_OCTET_STRING *ip,
+                      const ASN1_OCTET_STRING *base)
+{
+    int n = ASN1_STRING_length(ip);
+    if (ASN1_STRING_length(base) != 2 * n)
+        return false;
+    const unsigned char *a = ASN1_STRING_get0_data(ip);
+    const unsigned char *b = ASN1_STRING_get0_data(base);
+    for (int i = 0; i < n; i++)
+        if ((a[i] & b[n + i]) != b[i])
+            return false;
+    return true;
+}
+
+static bool dn_within(const X509_NAME *name, const X509_NAME *base)
+{
+    int nb = X509_NAME_entry_count(base);
+    if (nb > X509_NAME_entry_count(name))
+        return false;
+    X509_NAME *head = X509_NAME_dup(name);
+    if (head == NULL)
+        return false;
+    while (X509_NAME_entry_count(head) > nb)
+        X509_NAME_ENTRY_free(X509_NAME_delete_entry(
+            head, X509_NAME_entry_count(head) - 1));
+    bool within = X509_NAME_cmp(head, base) == 0;
+    X509_NAME_free(head);
+    return within;
+}
+
+/* Whether name lies within base; false for types we do not compare. */
+static bool gen_within(const GENERAL_NAME *name, const GENERAL_NAME *base)
+{
+    if (name->type != base->type)
+        return false;
+    switch (name->type) {
+    case GEN_DNS: return dns_within(name->d.dNSName, base->d.dNSName);
+    case GEN_IPADD: return ip_within(name->d.iPAddress, base->d.iPAddress);
+    case GEN_DIRNAME:
+        return dn_within(name->d.directoryName, base->d.directoryName);
+    default: return false;
+    }
+}
+
+/* What one name does against one CA's constraints. */
+struct nc_finding {
+    bool found;
+    bool excluded;              /* inside an excluded subtree */
+    char name[256];
+    int type;
+    char subtrees[256];         /* the permitted ones of its type, or the
+                                 * excluded one it falls in */
+};
+
+/* Fills f when name breaks nc: within an excluded subtree, or outside
+ * every permitted subtree of its type (when there are some). */
+static void nc_judge(const NAME_CONSTRAINTS *nc, const GENERAL_NAME *name,
+                     struct nc_finding *f)
+{
+    if (f->found || name->type == GEN_OTHERNAME)
+        return;
+    for (int i = 0; i < sk_GENERAL_SUBTREE_num(nc->excludedSubtrees); i++) {
+        const GENERAL_NAME *base =
+            sk_GENERAL_SUBTREE_value(nc->excludedSubtrees, i)->base;
+        if (gen_within(name, base)) {
+            f->found = f->excluded = true;
+            gen_line(base, true, f->subtrees, sizeof(f->subtrees));
+            break;
+        }
+    }
+    if (!f->found) {
+        size_t used = 0;
+        bool typed = false, inside = false;
+        f->subtrees[0] = '\0';
+        for (int i = 0; i < sk_GENERAL_SUBTREE_num(nc->permittedSubtrees);
+             i++) {
+            const GENERAL_NAME *base =
+                sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, i)->base;
+            if (base->type != name->type)
+                continue;
+            typed = true;
+            inside = inside || gen_within(name, base);
+            char one[128];
+            gen_line(base, true, one, sizeof(one));
+            if (used < sizeof(f->subtrees))
+                used += (size_t)snprintf(f->subtrees + used,
+                                         sizeof(f->subtrees) - used, "%s%s",
+                                         used > 0 ? ", " : "", one);
+        }
+        f->found = typed && !inside;
+    }
+    if (f->found) {
+        f->type = name->type;
+        gen_line(name, false, f->name, sizeof(f->name));
+    }
+}
+
+/* The name of cert that breaks nc: its SAN entries, then its subject. */
+static void nc_find(X509 *cert, const NAME_CONSTRAINTS *nc,
+                    struct nc_finding *f)
+{
+    GENERAL_NAMES *san = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL,
+                                          NULL);
+    for (int i = 0; i < sk_GENERAL_NAME_num(san) && !f->found; i++)
+        nc_judge(nc, sk_GENERAL_NAME_value(san, i), f);
+    GENERAL_NAMES_free(san);
+    const X509_NAME *subject = X509_get_subject_name(cert);
+    if (!f->found && X509_NAME_entry_count(subject) > 0) {
+        GENERAL_NAME dn = {.type = GEN_DIRNAME};
+        dn.d.directoryName = (X509_NAME *)subject;
+        nc_judge(nc, &dn, f);
+    }
+    ERR_clear_error();
+}
+
+/*
+ * X509_V_ERR_PERMITTED_VIOLATION / EXCLUDED_VIOLATION: OpenSSL reports the
+ * certificate whose name breaks a constraint, not the CA that set it nor
+ * the name. The CA is the one above whose constraints OpenSSL itself
+ * refuses the certificate with (NAME_CONSTRAINTS_check); the name is found
+ * by comparing each one with that CA's subtrees.
+ */
+static bool name_constraint_reason(const struct about *a, const char *role,
+                                   char *buf, size_t len)
+{
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(a->ctx);
+    for (int j = sk_X509_num(chain) - 1; j > a->depth; j--) {
+        X509 *ca = sk_X509_value(chain, j);
+        NAME_CONSTRAINTS *nc = X509_get_ext_d2i(ca, NID_name_constraints,
+                                                NULL, NULL);
+        if (nc == NULL)
+            continue;
+        if (NAME_CONSTRAINTS_check(a->cert, nc) == X509_V_OK) {
+            NAME_CONSTRAINTS_free(nc);
+            continue;
+        }
+        struct nc_finding f = {0};
+        nc_find(a->cert, nc, &f);
+        NAME_CONSTRAINTS_free(nc);
+        char ca_subject[256], ca_role[320];
+        subject_line(ca, ca_subject, sizeof(ca_subject));
+        cert_role(a->v, a->ctx, ca, j, ca_subject, ca_role, sizeof(ca_role));
+        if (!f.found)
+            say(buf, len, "%s violates the nameConstraints of %s "
+                "(RFC 5280 4.2.1.10)", role, ca_role);
+        else if (f.excluded)
+            say(buf, len, "%s has %s '%s', which is inside the "
+                "excluded %s subtree '%s' of the nameConstraints of %s "
+                "(RFC 5280 4.2.1.10)", role, gen_type_name(f.type),
+                f.name, gen_type_name(f.type), f.subtrees, ca_role);
+        else
+            say(buf, len, "%s has %s '%s', which is outside the "
+                "permitted %s subtrees (%s) of the nameConstraints of "
+                "%s (RFC 5280 4.2.1.10)", role, gen_type_name(f.type),
+                f.name, gen_type_name(f.type), f.subtrees, ca_role);
+        ERR_clear_error();
+        return true;
+    }
+    ERR_clear_error();
+    return false;
+}
+
+/*
+ * The sentence of a profile, level or name-constraint rejection into buf;
+ * false for other errors (the caller says it OpenSSL's way).
+ */
+static bool profile_reason(const struct about *a, int error, char *buf,
+                           size_t len)
+{
+    if (a->cert == NULL)
+        return false;
+    char role[320];
+    cert_role(a->v, a->ctx, a->cert, a->depth, a->subject, role,
+              sizeof(role));
+    const struct strict_rule *rule = strict_rule_for(error);
+    if (rule != NULL) {
+        say(buf, len, "%s %s (RFC 5280 %s)%s", role, rule->what,
+       rule->section, rule->always ? "" : strict_hint);
+        return true;
+    }
+    switch (error) {
+    case X509_V_ERR_INVALID_CA:
+        invalid_ca_reason(a, role, buf, len);
+        return true;
+    case X509_V_ERR_EE_KEY_TOO_SMALL:
+    case X509_V_ERR_CA_KEY_TOO_SMALL:
+    case X509_V_ERR_CA_MD_TOO_WEAK:
+        level_reason(a, error, role, buf, len);
+        return true;
+    case X509_V_ERR_PERMITTED_VIOLATION:
+    case X509_V_ERR_EXCLUDED_VIOLATION:
+        return name_constraint_reason(a, role, buf, len);
+    default:
+        return false;
+    }
+}
+
+/* ---- checks OpenSSL does not make ------------------------------------ */
+
+/* RFC 5280 4.1.2.2: a positive integer of at most 20 octets. Returns
+ * NULL when serial complies, else what is wrong with it. */
+static const char *serial_problem(const ASN1_INTEGER *serial)
+{
+    if (serial == NULL)
+        return "has no serial number";
+    if (ASN1_STRING_type(serial) == V_ASN1_NEG_INTEGER)
+        return "has a negative serial number";
+    const unsigned char *p = ASN1_STRING_get0_data(serial);
+    int n = ASN1_STRING_length(serial);
+    bool zero = true;
+    for (int i = 0; i < n; i++)
+        zero = zero && p[i] == 0;
+    if (zero)
+        return "has serial number 0";
+    /* DER content octets: the magnitude, plus a leading 0x00 when its top
+     * bit is set (so that it does not read as negative). */
+    int octets = n + ((p[0] & 0x80) != 0 ? 1 : 0);
+    if (octets > 20)
+        return "has a serial number longer than 20 octets";
+    return NULL;
+}
+
+/*
+ * Our own rules of the profile on one certificate (docs/verification.md):
+ * its serial number, and version 3. Returns true when cert complies, else
+ * false with the sentence in buf.
+ */
+static bool own_rules_hold(const struct about *a, char *buf, size_t len)
+{
+    char role[320];
+    cert_role(a->v, a->ctx, a->cert, a->depth, a->subject, role,
+              sizeof(role));
+    const char *serial = serial_problem(X509_get0_serialNumber(a->cert));
+    if (serial != NULL) {
+        say(buf, len, "%s %s (RFC 5280 4.1.2.2: a positive integer of "
+            "at most 20 octets)%s", role, serial, strict_hint);
+        return false;
+    }
+    long version = X509_get_version(a->cert) + 1;
+    if (version != 3) {
+        say(buf, len, "%s is a version %ld certificate; the profile "
+            "takes only version 3 (RFC 5280 4.1.2.1)%s", role, version,
+            strict_hint);
+        return false;
+    }
+    return true;
+}
+
 /* The sentence for a name mismatch, naming what was expected. */
 static void mismatch_reason(X509_STORE_CTX *ctx, int error,
                             const char *subject, char *buf, size_t len)
@@ -347,7 +929,8 @@ static void mismatch_reason(X509_STORE_CTX *ctx, int error,
 }
 
 /* Records the first fatal error; later ones are consequences. */
-static void record_fatal(struct ss_verify_result *res, X509_STORE_CTX *ctx,
+static void record_fatal(const struct ss_verifier *v,
+                         struct ss_verify_result *res, X509_STORE_CTX *ctx,
                          int error, int depth, const char *subject)
 {
     if (res == NULL)
@@ -363,6 +946,10 @@ static void record_fatal(struct ss_verify_result *res, X509_STORE_CTX *ctx,
                         sizeof(res->reason));
         return;
     }
+    struct about a = {v, ctx, X509_STORE_CTX_get_current_cert(ctx), depth,
+                      subject};
+    if (profile_reason(&a, error, res->reason, sizeof(res->reason)))
+        return;
     snprintf(res->reason, sizeof(res->reason), "%s at depth %d (subject %s)",
              X509_verify_cert_error_string(error), depth, subject);
 }
@@ -419,7 +1006,7 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *ctx)
                  sizeof(subject));
     unsigned relax = relaxation_for(st.v, ctx, error, depth);
     if (relax == 0) {
-        record_fatal(st.res, ctx, error, depth, subject);
+        record_fatal(st.v, st.res, ctx, error, depth, subject);
         return 0;
     }
     record_relaxation(st.res, (enum ss_relaxation)relax, subject);
@@ -600,16 +1187,73 @@ int ss_verify_allow_peer(const struct ss_peer_allow *allow, X509 *leaf,
 }
 
 /*
- * X509_verify_cert, then, when the chain is accepted and v has
- * allow-peer, the check of the leaf. A refusal is recorded like the
- * callback's fatal errors (X509_V_ERR_CERT_REJECTED at depth 0, which
- * libssl answers with a bad_certificate alert); compatibility mode never
- * reaches it. Returns 1 (accepted) or 0.
+ * The profile of v on one verification, set by the one function both
+ * paths run (verify_then_authorize): X509_V_FLAG_X509_STRICT with
+ * x509-strict, and v's security level for keys and signatures. In a
+ * handshake this replaces what libssl set from the SSL's own level,
+ * which the owner made v's (tlsctx.c), so the two cannot differ.
+ */
+static void apply_profile(X509_STORE_CTX *ctx, const struct ss_verifier *v)
+{
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+    if (v->x509_strict)
+        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT);
+    else
+        X509_VERIFY_PARAM_clear_flags(param, X509_V_FLAG_X509_STRICT);
+    X509_VERIFY_PARAM_set_auth_level(param, v->security_level);
+}
+
+/* Refuses the verified chain for cert at depth: error into ctx (libssl
+ * answers it with its alert) and, with why, into the result. Returns 0. */
+static int refuse(X509_STORE_CTX *ctx, const struct verify_state *st,
+                  int error, int depth, X509 *cert, const char *why)
+{
+    X509_STORE_CTX_set_error_depth(ctx, depth);
+    X509_STORE_CTX_set_current_cert(ctx, cert);
+    X509_STORE_CTX_set_error(ctx, error);
+    struct ss_verify_result *res = st->res;
+    if (res != NULL) {
+        res->ok = false;
+        res->x509_error = error;
+        res->error_depth = depth;
+        snprintf(res->reason, sizeof(res->reason), "%s", why);
+    }
+    return 0;
+}
+
+/* Our own rules of the profile (own_rules_hold) on every certificate of
+ * the verified chain, the leaf first. Returns 1 or, refused, 0. */
+static int own_rules(X509_STORE_CTX *ctx, const struct verify_state *st)
+{
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+    for (int depth = 0; depth < sk_X509_num(chain); depth++) {
+        X509 *cert = sk_X509_value(chain, depth);
+        char subject[256], why[sizeof(st->res->reason)];
+        subject_line(cert, subject, sizeof(subject));
+        struct about a = {st->v, ctx, cert, depth, subject};
+        if (!own_rules_hold(&a, why, sizeof(why)))
+            return refuse(ctx, st, X509_V_ERR_APPLICATION_VERIFICATION,
+                          depth, cert, why);
+    }
+    return 1;
+}
+
+/*
+ * X509_verify_cert under v's profile; then, when the chain is accepted,
+ * our own rules of the profile (with x509-strict) and, when v has
+ * allow-peer, the check of the leaf. A refusal after X509_verify_cert is
+ * recorded like the callback's fatal errors (allow-peer:
+ * X509_V_ERR_CERT_REJECTED at depth 0, which libssl answers with a
+ * bad_certificate alert; our rules: X509_V_ERR_APPLICATION_VERIFICATION);
+ * compatibility mode never reaches them. Returns 1 (accepted) or 0.
  */
 static int verify_then_authorize(X509_STORE_CTX *ctx,
                                  const struct verify_state *st)
 {
+    apply_profile(ctx, st->v);
     if (X509_verify_cert(ctx) <= 0)
+        return 0;
+    if (st->v->x509_strict && own_rules(ctx, st) == 0)
         return 0;
     const struct ss_peer_allow *allow = st->v->allow_peer;
     if (allow == NULL || allow->n == 0)
@@ -622,17 +1266,7 @@ static int verify_then_authorize(X509_STORE_CTX *ctx,
     if (rc != SS_ERR_VERIFY)
         snprintf(why, sizeof(why), "allow-peer could not be checked: %s",
                  ss_strerror(rc));
-    X509_STORE_CTX_set_error_depth(ctx, 0);
-    X509_STORE_CTX_set_current_cert(ctx, leaf);
-    X509_STORE_CTX_set_error(ctx, X509_V_ERR_CERT_REJECTED);
-    struct ss_verify_result *res = st->res;
-    if (res != NULL) {
-        res->ok = false;
-        res->x509_error = X509_V_ERR_CERT_REJECTED;
-        res->error_depth = 0;
-        snprintf(res->reason, sizeof(res->reason), "%s", why);
-    }
-    return 0;
+    return refuse(ctx, st, X509_V_ERR_CERT_REJECTED, 0, leaf, why);
 }
 
 /*

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "secshim/compat.h"
+#include "secshim/log.h"
 #include "secshim/policy.h"
 #include "secshim/tlsctx.h"
 #include "testutil.h"
@@ -961,6 +962,89 @@ static void test_session_resumption_option(void **state)
                      "endpoints = ( );\n",
                 ":3: defaults: option 'session-resumption': expected a "
                 "boolean (true or false)");
+}
+
+/* x509-strict: a boolean, true by default, per endpoint or from
+ * defaults; any other type is a file:line:option error. */
+static void test_x509_strict_option(void **state)
+{
+    (void)state;
+    assert_string_equal(ss_opt_name(SS_OPT_X509_STRICT), "x509-strict");
+    struct ss_policy *p = load_ok(one("connect = \"*:443\";"));
+    assert_true(p->endpoints[0].x509_strict);
+    assert_int_equal(p->endpoints[0].opt_line[SS_OPT_X509_STRICT], 0);
+    ss_policy_unref(p);
+    p = load_ok(one("connect = \"*:443\"; x509-strict = false;"));
+    assert_false(p->endpoints[0].x509_strict);
+    assert_int_equal(p->endpoints[0].opt_line[SS_OPT_X509_STRICT], 4);
+    ss_policy_unref(p);
+    p = load_ok(HEAD "defaults = {\n  x509-strict = false;\n};\n"
+                     "endpoints = (\n"
+                     "  { name = \"a\"; enabled = false; connect = \"*:1\"; },\n"
+                     "  { name = \"b\"; enabled = false; connect = \"*:2\";\n"
+                     "    x509-strict = true; }\n"
+                     ");\n");
+    assert_false(p->endpoints[0].x509_strict);
+    assert_int_equal(p->endpoints[0].opt_line[SS_OPT_X509_STRICT], 3);
+    assert_true(p->endpoints[1].x509_strict);
+    ss_policy_unref(p);
+    expect_fail(SS_ERR_CONFIG,
+                one("connect = \"*:443\"; x509-strict = \"no\";"),
+                ":4: endpoint 'e': option 'x509-strict': expected a "
+                "boolean (true or false)");
+    expect_fail(SS_ERR_CONFIG,
+                HEAD "defaults = {\n  x509-strict = 0;\n};\n"
+                     "endpoints = ( );\n",
+                ":3: defaults: option 'x509-strict': expected a "
+                "boolean (true or false)");
+}
+
+/* The log file's text (static buffer). */
+static const char *log_text(const char *path)
+{
+    static char text[8192];
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+/* x509-strict = false: the endpoint's context is built with the profile
+ * off, and one warning names file, line and option; on (the default),
+ * nothing is said. */
+static void test_x509_strict_warning(void **state)
+{
+    (void)state;
+    const char *log = tu_write_file("strict.log", "%s", "");
+    struct ss_errbuf lerr = {{0}};
+    assert_int_equal(ss_log_configure(SS_LOG_WARNING, log, &lerr), SS_OK);
+    static const char fmt[] = HEAD "endpoints = (\n"
+                                   "  { name = \"e\";\n"
+                                   "    connect = \"localhost:443\";\n"
+                                   "    trusted-ca = \"%s\";\n"
+                                   "    %s\n"
+                                   "  }\n);\n";
+    struct ss_policy *p = load_ok(cfg(fmt, in_pki("ca.pem", NULL),
+                                      "x509-strict = false;"));
+    assert_false(tu_endpoint(p, "e")->tls->verifier.x509_strict);
+    ss_policy_unref(p);
+    char want[1200];
+    snprintf(want, sizeof(want), "warning: %s:6: endpoint 'e': option "
+             "'x509-strict': the RFC 5280 profile is off for this endpoint: "
+             "peer chains that break it are accepted", cfg_path);
+    p = load_ok(cfg(fmt, in_pki("ca.pem", NULL), ""));
+    assert_true(tu_endpoint(p, "e")->tls->verifier.x509_strict);
+    ss_policy_unref(p);
+    assert_int_equal(ss_log_configure(SS_LOG_WARNING, "stderr", &lerr),
+                     SS_OK);
+    const char *text = log_text(log);
+    const char *at = strstr(text, want);
+    if (at == NULL)
+        fail_msg("no \"%s\" in the log:\n%s", want, text);
+    /* Once: the second policy, strict, says nothing. */
+    assert_null(strstr(at + strlen(want), "x509-strict"));
 }
 
 static void test_target_name_errors(void **state)
@@ -1933,6 +2017,8 @@ int main(void)
         cmocka_unit_test(test_target_name_errors),
         cmocka_unit_test(test_unexpected_eof_option),
         cmocka_unit_test(test_session_resumption_option),
+        cmocka_unit_test(test_x509_strict_option),
+        cmocka_unit_test(test_x509_strict_warning),
         cmocka_unit_test(test_protocol_errors),
         cmocka_unit_test(test_include_refused),
         cmocka_unit_test(test_ref_unref),

@@ -725,6 +725,7 @@ static void test_trust_digest_fields(void **state)
         "cipher-list = \"ECDHE-RSA-AES128-GCM-SHA256\";",
         "cipher-suites = \"TLS_AES_128_GCM_SHA256\";",
         "allow-peer = ( \"CN=secshim-server\" );",
+        "x509-strict = false;",
         NULL,
     };
     char extra[1200];

@@ -21,6 +21,10 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <openssl/bn.h>
+#include <openssl/conf.h>
+#include <openssl/rsa.h>
+#include <openssl/dsa.h>
 
 #include "secshim/log.h"
 #include "secshim/verify.h"
@@ -1019,15 +1023,14 @@ static bool step(SSL *ssl, bool *ok)
 }
 
 /*
- * A client with our verifier (trusted, crl, compat; purpose server; host
- * localhost) against a plain OpenSSL server presenting cert_file. Both
- * sides are non-blocking and alternate in this thread, so every wait is
- * bounded by the loop count.
+ * A client with verifier v (purpose server; host localhost) against a
+ * plain OpenSSL server presenting cert_path / key_path at security level
+ * server_level (-1: its default). Both sides are non-blocking and
+ * alternate in this thread, so every wait is bounded by the loop count.
  */
-static void handshake_run_allow(const char *cert_file, const char *key_file,
-                                const char *trusted, bool compat, int version,
-                                const struct ss_peer_allow *allow,
-                                struct handshake *out)
+static void handshake_with(const char *cert_path, const char *key_path,
+                           int server_level, const struct ss_verifier *v,
+                           int version, struct handshake *out)
 {
     memset(out, 0, sizeof(*out));
     int sv[2];
@@ -1035,21 +1038,18 @@ static void handshake_run_allow(const char *cert_file, const char *key_file,
 
     SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
     assert_non_null(sctx);
-    assert_int_equal(SSL_CTX_use_certificate_chain_file(
-                         sctx, tu_pki_file(cert_file)), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey_file(
-                         sctx, tu_pki_file(key_file), SSL_FILETYPE_PEM), 1);
+    if (server_level >= 0)
+        SSL_CTX_set_security_level(sctx, server_level);
+    assert_int_equal(SSL_CTX_use_certificate_chain_file(sctx, cert_path), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(sctx, key_path,
+                                                 SSL_FILETYPE_PEM), 1);
 
-    struct ss_verifier v;
-    verifier_make(&v, tu_pki_file(trusted), tu_pki_file("crl.pem"),
-                  SS_PURPOSE_SERVER, compat);
-    v.allow_peer = allow;
     SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(cctx);
     assert_int_equal(SSL_CTX_set_min_proto_version(cctx, version), 1);
     assert_int_equal(SSL_CTX_set_max_proto_version(cctx, version), 1);
     struct ss_errbuf err = {{0}};
-    assert_int_equal(ss_verifier_attach(cctx, &v, &err), SS_OK);
+    assert_int_equal(ss_verifier_attach(cctx, v, &err), SS_OK);
 
     SSL *server = SSL_new(sctx);
     SSL *client = SSL_new(cctx);
@@ -1076,9 +1076,25 @@ static void handshake_run_allow(const char *cert_file, const char *key_file,
     SSL_free(server);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
-    ss_verifier_free(&v);
     close(sv[0]);
     close(sv[1]);
+}
+
+/* handshake_with a verifier of trusted, the PKI's CRLs, compat and allow,
+ * against the PKI's cert_file / key_file. */
+static void handshake_run_allow(const char *cert_file, const char *key_file,
+                                const char *trusted, bool compat, int version,
+                                const struct ss_peer_allow *allow,
+                                struct handshake *out)
+{
+    struct ss_verifier v;
+    verifier_make(&v, tu_pki_file(trusted), tu_pki_file("crl.pem"),
+                  SS_PURPOSE_SERVER, compat);
+    v.allow_peer = allow;
+    char cert_path[4096];
+    snprintf(cert_path, sizeof(cert_path), "%s", tu_pki_file(cert_file));
+    handshake_with(cert_path, tu_pki_file(key_file), -1, &v, version, out);
+    ss_verifier_free(&v);
 }
 
 static void handshake_run(const char *cert_file, const char *key_file,
@@ -1210,6 +1226,829 @@ static void test_handshake_allow_peer(void **state)
 
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+/* The RFC 5280 profile, security levels and name constraints (issue 11) */
+/*                                                                      */
+/* Every rule gets a chain made here with OpenSSL's API (nothing with a  */
+/* key is committed): a compliant root, intermediate and leaf, P-256     */
+/* keys and SHA-256 signatures, with exactly one thing changed.          */
+
+/* How one certificate is made. NULL extension values: no extension. */
+struct spec {
+    const char *cn;        /* subject CN; NULL: an empty subject */
+    int version;           /* X509_VERSION_3, _2, or _1 (no extensions) */
+    const char *serial;    /* hex, "-" for negative; NULL: a fresh one */
+    const char *bc, *ku, *eku, *san, *nc, *skid, *akid;
+    const EVP_MD *md;      /* NULL: SHA-256 */
+    EVP_PKEY *key;         /* the certificate's key */
+};
+
+/* Keys made once per program: P-256 is fast; the weak ones on demand. */
+static EVP_PKEY *root_key, *inter_key, *leaf_key;
+
+static void strict_keys(void)
+{
+    if (root_key != NULL)
+        return;
+    root_key = EVP_EC_gen("P-256");
+    inter_key = EVP_EC_gen("P-256");
+    leaf_key = EVP_EC_gen("P-256");
+    assert_non_null(root_key);
+    assert_non_null(inter_key);
+    assert_non_null(leaf_key);
+}
+
+static struct spec root_spec(void)
+{
+    strict_keys();
+    return (struct spec){
+        .cn = "Strict Root CA", .version = X509_VERSION_3,
+        .bc = "critical,CA:TRUE", .ku = "critical,keyCertSign,cRLSign",
+        .skid = "hash", .akid = "keyid:always", .key = root_key};
+}
+
+static struct spec inter_spec(void)
+{
+    struct spec s = root_spec();
+    s.cn = "Strict Intermediate CA";
+    s.key = inter_key;
+    return s;
+}
+
+static struct spec leaf_spec(void)
+{
+    strict_keys();
+    return (struct spec){
+        .cn = "strict-leaf", .version = X509_VERSION_3, .bc = "CA:FALSE",
+        .ku = "critical,digitalSignature", .eku = "serverAuth",
+        .san = "DNS:localhost", .skid = "hash", .akid = "keyid:always",
+        .key = leaf_key};
+}
+
+/* The authorityKeyIdentifier of RFC 5280 4.2.1.2 (1), the SHA-1 of the
+ * issuer's public key: what openssl's "keyid:always" writes, also when
+ * the issuer has no subjectKeyIdentifier of its own to copy. */
+static void add_akid(X509 *x, X509 *issuer)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    assert_int_equal(X509_pubkey_digest(issuer, EVP_sha1(), md, &n), 1);
+    AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
+    assert_non_null(akid);
+    akid->keyid = ASN1_OCTET_STRING_new();
+    assert_non_null(akid->keyid);
+    assert_int_equal(ASN1_OCTET_STRING_set(akid->keyid, md, (int)n), 1);
+    assert_int_equal(X509_add1_ext_i2d(x, NID_authority_key_identifier, akid,
+                                       0, 0), 1);
+    AUTHORITY_KEYID_free(akid);
+}
+
+/* Adds one extension in openssl's configuration syntax ("critical,..."),
+ * directoryName sections from the [dir] section of conf. */
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+    if (value == NULL)
+        return;
+    if (nid == NID_authority_key_identifier &&
+        strcmp(value, "keyid:always") == 0) {
+        add_akid(x, issuer);
+        return;
+    }
+    static const char dir_section[] = "[dir]\nO = Strict Org\n";
+    CONF *conf = NCONF_new(NULL);
+    BIO *mem = BIO_new_mem_buf(dir_section, -1);
+    long eline = 0;
+    assert_int_equal(NCONF_load_bio(conf, mem, &eline), 1);
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+    X509V3_set_nconf(&v3, conf);
+    X509_EXTENSION *e = X509V3_EXT_nconf_nid(conf, &v3, nid, value);
+    if (e == NULL)
+        fail_msg("extension %s = %s does not build", OBJ_nid2sn(nid), value);
+    assert_int_equal(X509_add_ext(x, e, -1), 1);
+    X509_EXTENSION_free(e);
+    BIO_free(mem);
+    NCONF_free(conf);
+}
+
+static long next_serial = 0x1000;
+
+/* Makes the certificate of sp, signed by issuer (NULL: self-signed). */
+static X509 *make_cert(const struct spec *sp, X509 *issuer,
+                       EVP_PKEY *issuer_key)
+{
+    X509 *x = X509_new();
+    assert_non_null(x);
+    assert_int_equal(X509_set_version(x, sp->version), 1);
+    BIGNUM *bn = NULL;
+    char fresh[32];
+    snprintf(fresh, sizeof(fresh), "%lX", next_serial++);
+    assert_true(BN_hex2bn(&bn, sp->serial != NULL ? sp->serial : fresh) > 0);
+    assert_non_null(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)));
+    BN_free(bn);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    if (sp->cn != NULL)
+        assert_int_equal(X509_NAME_add_entry_by_txt(
+                             X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+                             (const unsigned char *)sp->cn, -1, -1, 0), 1);
+    X509 *signer = issuer != NULL ? issuer : x;
+    assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(signer)),
+                     1);
+    assert_int_equal(X509_set_pubkey(x, sp->key), 1);
+    if (sp->version != X509_VERSION_1) {
+        add_ext(x, signer, NID_basic_constraints, sp->bc);
+        add_ext(x, signer, NID_key_usage, sp->ku);
+        add_ext(x, signer, NID_ext_key_usage, sp->eku);
+        add_ext(x, signer, NID_subject_alt_name, sp->san);
+        add_ext(x, signer, NID_name_constraints, sp->nc);
+        add_ext(x, signer, NID_subject_key_identifier, sp->skid);
+        add_ext(x, signer, NID_authority_key_identifier, sp->akid);
+    }
+    EVP_PKEY *key = issuer != NULL ? issuer_key : sp->key;
+    assert_true(X509_sign(x, key, sp->md != NULL ? sp->md : EVP_sha256())
+                > 0);
+    return x;
+}
+
+/* A root, an intermediate and a leaf. */
+struct built {
+    X509 *root, *inter, *leaf;
+    struct spec r, i, l;
+};
+
+static void built_default(struct built *b)
+{
+    memset(b, 0, sizeof(*b));
+    b->r = root_spec();
+    b->i = inter_spec();
+    b->l = leaf_spec();
+}
+
+static void built_make(struct built *b)
+{
+    b->root = make_cert(&b->r, NULL, NULL);
+    b->inter = make_cert(&b->i, b->root, b->r.key);
+    b->leaf = make_cert(&b->l, b->inter, b->i.key);
+}
+
+static void built_free(struct built *b)
+{
+    X509_free(b->root);
+    X509_free(b->inter);
+    X509_free(b->leaf);
+}
+
+static const char *write_cert(const char *name, X509 *x)
+{
+    const char *path = tu_pki_file(name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, x), 1);
+    fclose(f);
+    return path;
+}
+
+/* How one verification of a built chain is set up. */
+struct how {
+    bool strict;
+    bool compat;
+    int level; /* -1: the verifier's default (a new context's) */
+};
+
+static int verify_built(const struct built *b, struct how how,
+                        struct ss_verify_result *res)
+{
+    struct ss_verifier v;
+    verifier_make(&v, write_cert("strict-root.pem", b->root), NULL,
+                  SS_PURPOSE_SERVER, how.compat);
+    v.x509_strict = how.strict;
+    if (how.level >= 0)
+        v.security_level = how.level;
+    STACK_OF(X509) *untrusted = sk_X509_new_null();
+    assert_non_null(untrusted);
+    assert_true(sk_X509_push(untrusted, b->inter) > 0);
+    int rc = ss_verify_chain(&v, b->leaf, untrusted, "localhost", 0, res);
+    sk_X509_free(untrusted);
+    ss_verifier_free(&v);
+    return rc;
+}
+
+/* Rejected with error at depth, the reason holding words, with the
+ * profile on, compatibility mode off and on; with x509-strict = false
+ * accepted when lax_ok (the rule is the profile's), else rejected the
+ * same way. */
+static void assert_rule(const struct built *b, int error, int depth,
+                        const char *words, bool lax_ok)
+{
+    struct ss_verify_result res;
+    for (int compat = 0; compat <= 1; compat++) {
+        int rc = verify_built(b, (struct how){true, compat, -1}, &res);
+        assert_rejected(rc, &res, error, depth, words, "");
+    }
+    int rc = verify_built(b, (struct how){false, false, -1}, &res);
+    if (lax_ok)
+        assert_accepted(rc, &res, 0);
+    else
+        assert_rejected(rc, &res, error, depth, words, "");
+}
+
+static void test_strict_compliant_chain(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    built_make(&b);
+    struct ss_verify_result res;
+    assert_accepted(verify_built(&b, (struct how){true, false, -1}, &res),
+                    &res, 0);
+    built_free(&b);
+}
+
+static void test_strict_inter_without_skid(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.i.skid = NULL;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_MISSING_SUBJECT_KEY_IDENTIFIER, 1,
+                "intermediate CA 'CN = Strict Intermediate CA' has no "
+                "subjectKeyIdentifier (RFC 5280 4.2.1.2); set x509-strict = "
+                "false to accept a legacy chain", true);
+    built_free(&b);
+}
+
+static void test_strict_leaf_without_akid(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.l.akid = NULL;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_MISSING_AUTHORITY_KEY_IDENTIFIER, 0,
+                "the server certificate 'CN = strict-leaf' has no "
+                "authorityKeyIdentifier with a keyIdentifier (RFC 5280 "
+                "4.2.1.1)", true);
+    built_free(&b);
+}
+
+static void test_strict_inter_without_akid(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.i.akid = NULL;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_MISSING_AUTHORITY_KEY_IDENTIFIER, 1,
+                "intermediate CA 'CN = Strict Intermediate CA' has no "
+                "authorityKeyIdentifier", true);
+    built_free(&b);
+}
+
+static void test_strict_ca_bc_not_critical(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.i.bc = "CA:TRUE";
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_CA_BCONS_NOT_CRITICAL, 1,
+                "has a basicConstraints extension that is not marked "
+                "critical (RFC 5280 4.2.1.9)", true);
+    built_free(&b);
+    /* The trust anchor is held to the profile too (as some roots of the
+     * system's store are not: docs/verification.md). */
+    built_default(&b);
+    b.r.bc = "CA:TRUE";
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_CA_BCONS_NOT_CRITICAL, 2,
+                "root CA 'CN = Strict Root CA' has a basicConstraints "
+                "extension that is not marked critical", true);
+    built_free(&b);
+}
+
+/* The other rules of OpenSSL's strict mode that a CA can get wrong in
+ * its own extensions. */
+static void test_strict_other_extension_rules(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.l.akid = "critical,keyid:always";
+    built_make(&b);
+    /* OpenSSL 3.0 handles no critical authorityKeyIdentifier: refused in
+     * every mode before the strict rule (AUTHORITY_KEY_IDENTIFIER_CRITICAL)
+     * is reached. */
+    assert_rule(&b, X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION, 0,
+                "unhandled critical extension at depth 0 (subject CN = "
+                "strict-leaf)", false);
+    built_free(&b);
+
+    built_default(&b);
+    b.i.skid = "critical,hash";
+    built_make(&b);
+    /* The same for a critical subjectKeyIdentifier. */
+    assert_rule(&b, X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION, 1,
+                "unhandled critical extension at depth 1 (subject CN = "
+                "Strict Intermediate CA)", false);
+    built_free(&b);
+
+    built_default(&b);
+    b.l.bc = "critical,CA:FALSE,pathlen:0";
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_PATHLEN_INVALID_FOR_NON_CA, 0,
+                "has a pathLenConstraint but is not a CA (RFC 5280 "
+                "4.2.1.9)", true);
+    built_free(&b);
+
+    /* A version 2 leaf with extensions: OpenSSL's rule comes first. */
+    built_default(&b);
+    b.l.version = X509_VERSION_2;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_EXTENSIONS_REQUIRE_VERSION_3, 0,
+                "has extensions but is not a version 3 certificate (RFC 5280 "
+                "4.1.2.1)", true);
+    built_free(&b);
+}
+
+/* The intermediate in ways no mode accepts, and an intermediate with
+ * an empty subject (so its leaf's issuer is empty). */
+static void test_strict_inter_not_a_ca(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.i.bc = "critical,CA:FALSE";
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_INVALID_CA, 1,
+                "intermediate CA 'CN = Strict Intermediate CA' issues "
+                "certificates but its basicConstraints says CA:FALSE (RFC "
+                "5280 4.2.1.9)", false);
+    built_free(&b);
+
+    built_default(&b);
+    b.i.version = X509_VERSION_1;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_INVALID_CA, 1,
+                "intermediate CA 'CN = Strict Intermediate CA' is a version "
+                "1 certificate, which cannot be a CA (RFC 5280 4.1.2.1)",
+                false);
+    built_free(&b);
+
+    built_default(&b);
+    b.i.cn = NULL;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_ISSUER_NAME_EMPTY, 0,
+                "the server certificate 'CN = strict-leaf' has an empty "
+                "issuer name (RFC 5280 4.1.2.4)", true);
+    built_free(&b);
+}
+
+/* A root without basicConstraints (its keyUsage allows keyCertSign):
+ * OpenSSL's lax mode still takes it as a CA, the profile does not. */
+static void test_strict_root_without_bc(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.r.bc = NULL;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_INVALID_CA, 2,
+                "root CA 'CN = Strict Root CA' has no basicConstraints "
+                "extension, so it is not a CA (RFC 5280 4.2.1.9); set "
+                "x509-strict = false", true);
+    built_free(&b);
+}
+
+/* An intermediate without basicConstraints is no CA in either mode:
+ * x509-strict = false does not help, and the reason does not offer it. */
+static void test_strict_inter_without_bc_always(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.i.bc = NULL;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_INVALID_CA, 1,
+                "intermediate CA 'CN = Strict Intermediate CA' has no "
+                "basicConstraints extension, so it is not a CA (RFC 5280 "
+                "4.2.1.9)", false);
+    struct ss_verify_result res;
+    verify_built(&b, (struct how){true, false, -1}, &res);
+    assert_null(strstr(res.reason, "x509-strict"));
+    built_free(&b);
+}
+
+static void test_strict_ca_without_key_usage(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.i.ku = NULL;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_CA_CERT_MISSING_KEY_USAGE, 1,
+                "is a CA without a keyUsage extension (RFC 5280 4.2.1.3)",
+                true);
+    built_free(&b);
+}
+
+static void test_strict_leaf_key_cert_sign(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.l.ku = "critical,digitalSignature,keyCertSign";
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_KU_KEY_CERT_SIGN_INVALID_FOR_NON_CA, 0,
+                "the server certificate 'CN = strict-leaf' is not a CA but "
+                "its keyUsage asserts keyCertSign (RFC 5280 4.2.1.3)", true);
+    built_free(&b);
+}
+
+/* An empty subject needs a critical subjectAltName. */
+static void test_strict_empty_subject(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.l.cn = NULL;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_EMPTY_SUBJECT_SAN_NOT_CRITICAL, 0,
+                "has an empty subject name and a subjectAltName that is not "
+                "marked critical (RFC 5280 4.2.1.6)", true);
+    built_free(&b);
+
+    built_default(&b);
+    b.l.cn = NULL;
+    b.l.san = "critical,DNS:localhost";
+    built_make(&b);
+    struct ss_verify_result res;
+    assert_accepted(verify_built(&b, (struct how){true, false, -1}, &res),
+                    &res, 0);
+    built_free(&b);
+}
+
+/* An EC key with explicit curve parameters: OpenSSL 3.0 refuses it in
+ * any chain of two or more, so the reason offers no x509-strict. */
+static void test_strict_ec_explicit_params(void **state)
+{
+    (void)state;
+    /* The openssl command writes explicit parameters (OpenSSL's API keeps
+     * the curve's name in what it encodes). */
+    const char *path = tu_pki_file("explicit-ec.key");
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "openssl ecparam -name prime256v1 "
+             "-param_enc explicit -genkey -noout -out '%s'", path);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    EVP_PKEY *explicit_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(explicit_key);
+    struct built b;
+    built_default(&b);
+    b.l.key = explicit_key;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_EC_KEY_EXPLICIT_PARAMS, 0,
+                "the server certificate 'CN = strict-leaf' has an EC key "
+                "with explicit curve parameters instead of a named curve",
+                false);
+    struct ss_verify_result res;
+    verify_built(&b, (struct how){true, false, -1}, &res);
+    assert_null(strstr(res.reason, "x509-strict"));
+    built_free(&b);
+    EVP_PKEY_free(explicit_key);
+}
+
+/* RFC 5280 4.1.2.2, which OpenSSL does not check: zero, negative, longer
+ * than 20 octets. 20 octets exactly (the top bit clear) is fine. */
+static void test_strict_serial_numbers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *serial;
+        const char *words;
+    } bad[] = {
+        {"0", "has serial number 0 (RFC 5280 4.1.2.2"},
+        {"-1A", "has a negative serial number (RFC 5280 4.1.2.2"},
+        /* 21 octets */
+        {"0102030405060708090A0B0C0D0E0F101112131415",
+         "has a serial number longer than 20 octets"},
+        /* 20 octets of magnitude with the top bit set: 21 in DER */
+        {"8102030405060708090A0B0C0D0E0F1011121314",
+         "has a serial number longer than 20 octets"},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        struct built b;
+        built_default(&b);
+        b.l.serial = bad[k].serial;
+        built_make(&b);
+        assert_rule(&b, X509_V_ERR_APPLICATION_VERIFICATION, 0,
+                    bad[k].words, true);
+        built_free(&b);
+        /* The same on a CA of the chain. */
+        built_default(&b);
+        b.i.serial = bad[k].serial;
+        built_make(&b);
+        assert_rule(&b, X509_V_ERR_APPLICATION_VERIFICATION, 1,
+                    "intermediate CA 'CN = Strict Intermediate CA' has ",
+                    true);
+        built_free(&b);
+    }
+    struct built b;
+    built_default(&b);
+    b.l.serial = "7102030405060708090A0B0C0D0E0F1011121314";
+    built_make(&b);
+    struct ss_verify_result res;
+    assert_accepted(verify_built(&b, (struct how){true, false, -1}, &res),
+                    &res, 0);
+    built_free(&b);
+}
+
+/* Version 1: a leaf (OpenSSL takes it: no extensions to check) and a
+ * root (OpenSSL's strict mode refuses it as a CA). */
+static void test_strict_version_1(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.l.version = X509_VERSION_1;
+    b.l.cn = "localhost"; /* no subjectAltName: the name is the CN */
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_APPLICATION_VERIFICATION, 0,
+                "the server certificate 'CN = localhost' is a version 1 "
+                "certificate; the profile takes only version 3 (RFC 5280 "
+                "4.1.2.1); set x509-strict = false", true);
+    built_free(&b);
+
+    built_default(&b);
+    b.r.version = X509_VERSION_1;
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_INVALID_CA, 2,
+                "root CA 'CN = Strict Root CA' is a version 1 certificate, "
+                "which cannot be a CA (RFC 5280 4.1.2.1); set x509-strict",
+                true);
+    built_free(&b);
+}
+
+/* Rejected below the level with error at depth and words, whatever
+ * x509-strict and compatibility mode say; accepted at ok_level. */
+static void assert_level(const struct built *b, int level, int error,
+                         int depth, const char *words, int ok_level)
+{
+    struct ss_verify_result res;
+    for (int mode = 0; mode < 3; mode++) {
+        struct how how = {mode != 1, mode == 2, level};
+        int rc = verify_built(b, how, &res);
+        assert_rejected(rc, &res, error, depth, words, "");
+    }
+    int rc = verify_built(b, (struct how){true, false, ok_level}, &res);
+    assert_accepted(rc, &res, 0);
+}
+
+static void test_level_rsa_1024(void **state)
+{
+    (void)state;
+    EVP_PKEY *rsa = EVP_RSA_gen(1024);
+    assert_non_null(rsa);
+    struct built b;
+    built_default(&b);
+    b.l.key = rsa;
+    built_make(&b);
+    /* The default level is a new context's: 2 on Debian 12. */
+    assert_level(&b, -1, X509_V_ERR_EE_KEY_TOO_SMALL, 0,
+                 "the key of the server certificate 'CN = strict-leaf' is "
+                 "RSA 1024 bits, below security level 2 (at least 2048 "
+                 "bits)", 1);
+    built_free(&b);
+    /* As a CA's key. */
+    built_default(&b);
+    b.i.key = rsa;
+    built_make(&b);
+    assert_level(&b, 2, X509_V_ERR_CA_KEY_TOO_SMALL, 1,
+                 "the key of intermediate CA 'CN = Strict Intermediate CA' "
+                 "is RSA 1024 bits, below security level 2", 1);
+    built_free(&b);
+    EVP_PKEY_free(rsa);
+}
+
+static void test_level_p192(void **state)
+{
+    (void)state;
+    EVP_PKEY *p192 = EVP_EC_gen("P-192");
+    assert_non_null(p192);
+    struct built b;
+    built_default(&b);
+    b.l.key = p192;
+    built_make(&b);
+    assert_level(&b, 2, X509_V_ERR_EE_KEY_TOO_SMALL, 0,
+                 "is EC prime192v1 (192 bits), below security level 2 (a "
+                 "curve of at least 224 bits)", 1);
+    built_free(&b);
+    EVP_PKEY_free(p192);
+}
+
+static void test_level_sha1(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.l.md = EVP_sha1();
+    built_make(&b);
+    assert_level(&b, 2, X509_V_ERR_CA_MD_TOO_WEAK, 0,
+                 "the server certificate 'CN = strict-leaf' is signed with "
+                 "SHA1 (63 bits of security), below security level 2 (at "
+                 "least 112 bits)", 0);
+    built_free(&b);
+}
+
+static void test_level_dsa_1024(void **state)
+{
+    (void)state;
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "DSA", NULL);
+    EVP_PKEY *params = NULL, *dsa = NULL;
+    assert_non_null(pctx);
+    assert_int_equal(EVP_PKEY_paramgen_init(pctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_dsa_paramgen_bits(pctx, 1024), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_dsa_paramgen_q_bits(pctx, 160), 1);
+    assert_int_equal(EVP_PKEY_paramgen(pctx, &params), 1);
+    EVP_PKEY_CTX_free(pctx);
+    pctx = EVP_PKEY_CTX_new(params, NULL);
+    assert_int_equal(EVP_PKEY_keygen_init(pctx), 1);
+    assert_int_equal(EVP_PKEY_keygen(pctx, &dsa), 1);
+    EVP_PKEY_CTX_free(pctx);
+    EVP_PKEY_free(params);
+    struct built b;
+    built_default(&b);
+    b.i.key = dsa;
+    built_make(&b);
+    assert_level(&b, 2, X509_V_ERR_CA_KEY_TOO_SMALL, 1,
+                 "is DSA 1024 bits, below security level 2 (at least 2048 "
+                 "bits)", 1);
+    built_free(&b);
+    EVP_PKEY_free(dsa);
+}
+
+/* Name constraints, which OpenSSL checks: the reason names the CA, the
+ * type, the name and the subtrees. */
+static void test_name_constraints_dns(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.i.nc = "critical,permitted;DNS:example.com";
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_PERMITTED_VIOLATION, 0,
+                "the server certificate 'CN = strict-leaf' has DNS name "
+                "'localhost', which is outside the permitted DNS name "
+                "subtrees (example.com) of the nameConstraints of "
+                "intermediate CA 'CN = Strict Intermediate CA' (RFC 5280 "
+                "4.2.1.10)", false);
+    built_free(&b);
+    /* Inside: accepted. */
+    built_default(&b);
+    b.i.nc = "critical,permitted;DNS:localhost";
+    built_make(&b);
+    struct ss_verify_result res;
+    assert_accepted(verify_built(&b, (struct how){true, false, -1}, &res),
+                    &res, 0);
+    built_free(&b);
+}
+
+static void test_name_constraints_ip(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.r.nc = "critical,excluded;IP:127.0.0.0/255.0.0.0";
+    b.l.san = "DNS:localhost, IP:127.0.0.1";
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_EXCLUDED_VIOLATION, 0,
+                "has IP address '127.0.0.1', which is inside the excluded "
+                "IP address subtree '127.0.0.0/255.0.0.0' of the "
+                "nameConstraints of root CA 'CN = Strict Root CA'", false);
+    built_free(&b);
+}
+
+static void test_name_constraints_dirname(void **state)
+{
+    (void)state;
+    struct built b;
+    built_default(&b);
+    b.i.nc = "critical,permitted;dirName:dir";
+    built_make(&b);
+    assert_rule(&b, X509_V_ERR_PERMITTED_VIOLATION, 0,
+                "has directory name 'CN = strict-leaf', which is outside the "
+                "permitted directory name subtrees (O = Strict Org) of the "
+                "nameConstraints of intermediate CA", false);
+    built_free(&b);
+}
+
+/* The profile is the default of every verifier. */
+static void test_strict_is_default(void **state)
+{
+    (void)state;
+    struct ss_verifier v;
+    verifier_make(&v, tu_pki_file("ca.pem"), NULL, SS_PURPOSE_SERVER, false);
+    assert_true(v.x509_strict);
+    SSL_CTX *probe = SSL_CTX_new(TLS_method());
+    assert_non_null(probe);
+    assert_int_equal(v.security_level, SSL_CTX_get_security_level(probe));
+    SSL_CTX_free(probe);
+    ss_verifier_free(&v);
+}
+
+/* Writes b's leaf + intermediate and key as a server's files. */
+static void write_server(const struct built *b, EVP_PKEY *key,
+                         char *cert_path, char *key_path, size_t len)
+{
+    snprintf(cert_path, len, "%s", tu_pki_file("strict-server.pem"));
+    snprintf(key_path, len, "%s", tu_pki_file("strict-server.key"));
+    FILE *f = fopen(cert_path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, b->leaf), 1);
+    assert_int_equal(PEM_write_X509(f, b->inter), 1);
+    fclose(f);
+    f = fopen(key_path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL),
+                     1);
+    fclose(f);
+}
+
+/* In a handshake the same callback applies the profile and the level:
+ * the same codes and sentences as offline, in TLS 1.2 and 1.3. */
+static void test_handshake_strict_and_level(void **state)
+{
+    (void)state;
+    char cert_path[4096], key_path[4096];
+    const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    struct built b;
+    built_default(&b);
+    b.i.skid = NULL;
+    built_make(&b);
+    write_server(&b, b.l.key, cert_path, key_path, sizeof(cert_path));
+    for (size_t k = 0; k < 2; k++) {
+        for (int strict = 0; strict <= 1; strict++) {
+            struct ss_verifier v;
+            verifier_make(&v, write_cert("strict-root.pem", b.root), NULL,
+                          SS_PURPOSE_SERVER, false);
+            v.x509_strict = strict;
+            struct handshake h;
+            handshake_with(cert_path, key_path, -1, &v, versions[k], &h);
+            ss_verifier_free(&v);
+            if (!strict) {
+                assert_true(h.client_ok);
+                assert_true(h.res.ok);
+                continue;
+            }
+            assert_false(h.client_ok);
+            assert_int_equal(h.verify_result,
+                             X509_V_ERR_MISSING_SUBJECT_KEY_IDENTIFIER);
+            assert_contains(h.res.reason, "intermediate CA 'CN = Strict "
+                            "Intermediate CA' has no subjectKeyIdentifier");
+        }
+    }
+    built_free(&b);
+
+    /* A serial number of 0: our own rule, in the handshake too. */
+    built_default(&b);
+    b.l.serial = "0";
+    built_make(&b);
+    write_server(&b, b.l.key, cert_path, key_path, sizeof(cert_path));
+    struct ss_verifier v;
+    verifier_make(&v, write_cert("strict-root.pem", b.root), NULL,
+                  SS_PURPOSE_SERVER, true);
+    struct handshake h;
+    handshake_with(cert_path, key_path, -1, &v, TLS1_3_VERSION, &h);
+    assert_false(h.client_ok);
+    assert_false(h.res.ok);
+    assert_int_equal(h.verify_result, X509_V_ERR_APPLICATION_VERIFICATION);
+    assert_contains(h.res.reason, "has serial number 0");
+    ss_verifier_free(&v);
+    built_free(&b);
+
+    /* RSA 1024 from a server at level 0: the client's level 2 refuses it
+     * in verification, with the sentence of `secshim verify`. */
+    EVP_PKEY *rsa = EVP_RSA_gen(1024);
+    assert_non_null(rsa);
+    built_default(&b);
+    b.l.key = rsa;
+    built_make(&b);
+    write_server(&b, rsa, cert_path, key_path, sizeof(cert_path));
+    verifier_make(&v, write_cert("strict-root.pem", b.root), NULL,
+                  SS_PURPOSE_SERVER, false);
+    v.security_level = 2;
+    handshake_with(cert_path, key_path, 0, &v, TLS1_2_VERSION, &h);
+    assert_false(h.client_ok);
+    assert_int_equal(h.verify_result, X509_V_ERR_EE_KEY_TOO_SMALL);
+    assert_contains(h.res.reason, "is RSA 1024 bits, below security level 2");
+    ss_verifier_free(&v);
+    built_free(&b);
+    EVP_PKEY_free(rsa);
+}
+
 /* The compat warnings of the matrix go to a file, not the test output. */
 static const char *quiet_log(void)
 {
@@ -1231,6 +2070,9 @@ static int group_teardown(void **state)
     struct ss_errbuf err = {{0}};
     ss_log_configure(SS_LOG_WARNING, "stderr", &err);
     EVP_PKEY_free(cert_key);
+    EVP_PKEY_free(root_key);
+    EVP_PKEY_free(inter_key);
+    EVP_PKEY_free(leaf_key);
     tu_cleanup();
     return 0;
 }
@@ -1287,6 +2129,30 @@ int main(void)
         cmocka_unit_test(test_allow_peer_arguments),
         cmocka_unit_test(test_allow_peer_after_chain),
         cmocka_unit_test(test_handshake_allow_peer),
+        cmocka_unit_test(test_strict_compliant_chain),
+        cmocka_unit_test(test_strict_is_default),
+        cmocka_unit_test(test_strict_inter_without_skid),
+        cmocka_unit_test(test_strict_leaf_without_akid),
+        cmocka_unit_test(test_strict_inter_without_akid),
+        cmocka_unit_test(test_strict_ca_bc_not_critical),
+        cmocka_unit_test(test_strict_other_extension_rules),
+        cmocka_unit_test(test_strict_inter_not_a_ca),
+        cmocka_unit_test(test_strict_root_without_bc),
+        cmocka_unit_test(test_strict_inter_without_bc_always),
+        cmocka_unit_test(test_strict_ca_without_key_usage),
+        cmocka_unit_test(test_strict_leaf_key_cert_sign),
+        cmocka_unit_test(test_strict_empty_subject),
+        cmocka_unit_test(test_strict_ec_explicit_params),
+        cmocka_unit_test(test_strict_serial_numbers),
+        cmocka_unit_test(test_strict_version_1),
+        cmocka_unit_test(test_level_rsa_1024),
+        cmocka_unit_test(test_level_p192),
+        cmocka_unit_test(test_level_sha1),
+        cmocka_unit_test(test_level_dsa_1024),
+        cmocka_unit_test(test_name_constraints_dns),
+        cmocka_unit_test(test_name_constraints_ip),
+        cmocka_unit_test(test_name_constraints_dirname),
+        cmocka_unit_test(test_handshake_strict_and_level),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
