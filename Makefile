@@ -38,8 +38,8 @@ ENGINE_LIB := $(BUILD)/libsecshim-engine.a
 SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so $(BUILD)/libsecshim-tls.so)
 CLI        := $(BUILD)/secshim
 
-.PHONY: all deps test test-unit test-integration test-asan asan test-tsan tsan demo bench \
-        bench-quick lint \
+.PHONY: all deps test test-unit test-integration test-scan test-asan asan test-tsan tsan demo \
+        bench bench-quick lint \
         check-old-headers clean install uninstall deb
 
 all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN) $(BENCH_BIN)
@@ -93,6 +93,7 @@ test: deps
 	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) test-integration
+	$(MAKE) test-scan
 	$(MAKE) test-asan
 
 test-unit: $(UNIT_BIN)
@@ -100,6 +101,11 @@ test-unit: $(UNIT_BIN)
 
 test-integration: all
 	@test/integration/run $(BUILD)
+
+# testssl.sh against a shimmed server with the default policy, offline
+# (docs/protocols.md, "Defaults and the external scan"); about a minute.
+test-scan: all
+	@test/scan/run $(BUILD)
 
 # The same library and programs built with AddressSanitizer into
 # build-asan/; the harness preloads libasan ahead of the shim.

@@ -74,6 +74,17 @@ int ss_protocol_apply(SSL_CTX *ctx, const struct ss_proto *proto,
  */
 unsigned ss_protocol_client_versions(const struct ss_proto *proto);
 
+/*
+ * The OpenSSL cipher string (TLS 1.2) of an endpoint whose policy sets no
+ * cipher-list: ECDHE with AES-GCM or ChaCha20-Poly1305 only, AES-128-GCM
+ * first when aes_first (the CPU has AES instructions, cpu.h), else
+ * ChaCha20-Poly1305 first. NULL when proto allows TLS 1.0 or 1.1: those
+ * versions have no such suite, and OpenSSL's own default stays. A static
+ * string.
+ */
+const char *ss_protocol_default_cipher_list(const struct ss_proto *proto,
+                                            bool aes_first);
+
 /* Writes e.g. "TLSv1.2-TLSv1.3 (default)" or "TLSv1.1 only (strict)". */
 const char *ss_protocol_describe(const struct ss_proto *proto, char *buf,
                                  size_t len);

@@ -224,6 +224,35 @@ int ss_protocol_apply(SSL_CTX *ctx, const struct ss_proto *proto,
     return SS_OK;
 }
 
+/*
+ * The TLS 1.2 suites of an endpoint without cipher-list: ECDHE key
+ * exchange (forward secrecy) and AEAD encryption only, ECDSA and RSA
+ * certificates alike, in the order the TLS 1.3 suites have
+ * (ss_tlsctx_default_suites): AES-128-GCM first where the CPU has AES
+ * instructions, ChaCha20-Poly1305 first where it has not. OpenSSL's own
+ * default also offers CBC suites and RSA key transport (no forward
+ * secrecy), which an external scan reports (docs/protocols.md, "Defaults
+ * and the external scan"). No DHE: OpenSSL's server has no DH parameters
+ * unless told, and finite-field DH adds nothing ECDHE lacks.
+ */
+#define ECDHE_AES128 \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+#define ECDHE_AES256 \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+#define ECDHE_CHACHA \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+const char *ss_protocol_default_cipher_list(const struct ss_proto *proto,
+                                            bool aes_first)
+{
+    /* TLS 1.0 and 1.1 have no AEAD suite at all: a legacy endpoint keeps
+     * OpenSSL's default, whose SHA-1 CBC suites they need. */
+    if (proto == NULL || proto->legacy)
+        return NULL;
+    return aes_first ? ECDHE_AES128 ":" ECDHE_AES256 ":" ECDHE_CHACHA
+                     : ECDHE_CHACHA ":" ECDHE_AES128 ":" ECDHE_AES256;
+}
+
 const char *ss_protocol_describe(const struct ss_proto *proto, char *buf,
                                  size_t len)
 {

@@ -254,14 +254,33 @@ const char *ss_tlsctx_default_suites(void)
                  "TLS_AES_256_GCM_SHA384";
 }
 
-static int set_ciphers(struct ctx_build *b)
+/* TLS 1.2 and below: the operator's cipher-list, else the endpoint's
+ * default (ECDHE with AEAD only, ss_protocol_default_cipher_list), else,
+ * for an endpoint that allows TLS 1.0 or 1.1, OpenSSL's own default. */
+static int set_cipher_list(struct ctx_build *b)
 {
     const struct ss_endpoint *ep = b->ep;
     ERR_clear_error();
-    if (ep->cipher_list != NULL && ep->cipher_list[0] != '\0' &&
-        SSL_CTX_set_cipher_list(b->t->ctx, ep->cipher_list) != 1)
-        return fail_opt_openssl(b, SS_ERR_CONFIG, SS_OPT_CIPHER_LIST,
-                                "OpenSSL accepts no cipher of this list");
+    if (ep->cipher_list != NULL && ep->cipher_list[0] != '\0') {
+        if (SSL_CTX_set_cipher_list(b->t->ctx, ep->cipher_list) != 1)
+            return fail_opt_openssl(b, SS_ERR_CONFIG, SS_OPT_CIPHER_LIST,
+                                    "OpenSSL accepts no cipher of this "
+                                    "list");
+        return SS_OK;
+    }
+    const char *list = ss_protocol_default_cipher_list(&ep->proto,
+                                                       ss_cpu_has_aes());
+    if (list == NULL)
+        return SS_OK;
+    SS_GUARD_OSSL(SSL_CTX_set_cipher_list(b->t->ctx, list), b->err,
+                  SS_ERR_TLS, "cannot set the default TLS 1.2 cipher list");
+    return SS_OK;
+}
+
+static int set_ciphers(struct ctx_build *b)
+{
+    const struct ss_endpoint *ep = b->ep;
+    SS_GUARD(set_cipher_list(b));
     ERR_clear_error();
     if (ep->cipher_suites != NULL && ep->cipher_suites[0] != '\0') {
         if (SSL_CTX_set_ciphersuites(b->t->ctx, ep->cipher_suites) != 1)

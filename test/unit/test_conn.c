@@ -1099,6 +1099,74 @@ static void test_tlsctx_direct(void **state)
         fail_msg("%s", err.msg);
 }
 
+/* Whether ctx offers the TLS 1.2 suite name. */
+static bool offers(SSL_CTX *ctx, const char *name)
+{
+    STACK_OF(SSL_CIPHER) *suites = SSL_CTX_get_ciphers(ctx);
+    for (int i = 0; i < sk_SSL_CIPHER_num(suites); i++)
+        if (strcmp(SSL_CIPHER_get_name(sk_SSL_CIPHER_value(suites, i)),
+                   name) == 0)
+            return true;
+    return false;
+}
+
+/* The TLS 1.2 suites ss_tlsctx_new gives an endpoint without cipher-list
+ * (docs/protocols.md, "Defaults and the external scan"): ECDHE with AEAD
+ * only, in both directions; OpenSSL's default, CBC included, where TLS
+ * 1.0/1.1 are allowed; the operator's cipher-list whenever it is set. */
+static void test_tlsctx_default_ciphers(void **state)
+{
+    (void)state;
+    struct ss_endpoint ep;
+    memset(&ep, 0, sizeof(ep));
+    ep.name = "hand";
+    ep.line = 7;
+    ep.enabled = true;
+    ep.certificate = (char *)tu_pki_file("server.pem");
+    char key[512];
+    snprintf(key, sizeof(key), "%s", tu_pki_file("server.key"));
+    ep.certificate_key = key;
+    ep.trusted_ca = (char *)tu_pki_file("ca.pem");
+    const char *first = ss_cpu_has_aes() ? "ECDHE-RSA-AES128-GCM-SHA256"
+                                         : "ECDHE-RSA-CHACHA20-POLY1305";
+    struct ss_errbuf err = {{0}};
+    struct ss_tlsctx *t = NULL;
+    static const enum ss_direction dirs[] = {SS_DIR_LISTEN, SS_DIR_CONNECT};
+    for (size_t i = 0; i < 2; i++) {
+        ep.direction = dirs[i];
+        assert_int_equal(ss_protocol_parse(NULL, NULL, NULL, 0, &ep.proto,
+                                           NULL), SS_OK);
+        if (ss_tlsctx_new("hand.cfg", &ep, false, &t, &err) != SS_OK)
+            fail_msg("%s", err.msg);
+        assert_true(offers(t->ctx, first));
+        assert_true(offers(t->ctx, "ECDHE-ECDSA-AES256-GCM-SHA384"));
+        assert_false(offers(t->ctx, "ECDHE-RSA-AES128-SHA256"));
+        assert_false(offers(t->ctx, "ECDHE-RSA-AES256-SHA"));
+        assert_false(offers(t->ctx, "AES128-GCM-SHA256"));
+        assert_false(offers(t->ctx, "DHE-RSA-AES128-GCM-SHA256"));
+        ss_tlsctx_free(t);
+
+        /* SSLv23 allows TLS 1.0: OpenSSL's SHA-1 CBC suites stay. */
+        assert_int_equal(ss_protocol_parse("SSLv23", NULL, NULL, 0,
+                                           &ep.proto, NULL), SS_OK);
+        assert_int_equal(ss_tlsctx_new("hand.cfg", &ep, false, &t, &err),
+                         SS_OK);
+        assert_true(offers(t->ctx, "ECDHE-RSA-AES256-SHA"));
+        ss_tlsctx_free(t);
+
+        /* The operator's list wins, whatever the protocol mode. */
+        assert_int_equal(ss_protocol_parse(NULL, NULL, NULL, 0, &ep.proto,
+                                           NULL), SS_OK);
+        ep.cipher_list = (char *)"AES128-SHA";
+        assert_int_equal(ss_tlsctx_new("hand.cfg", &ep, false, &t, &err),
+                         SS_OK);
+        assert_true(offers(t->ctx, "AES128-SHA"));
+        assert_false(offers(t->ctx, first));
+        ss_tlsctx_free(t);
+        ep.cipher_list = NULL;
+    }
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1140,6 +1208,7 @@ int main(void)
         cmocka_unit_test(test_mutual_tls),
         cmocka_unit_test(test_tlsctx_errors),
         cmocka_unit_test(test_tlsctx_direct),
+        cmocka_unit_test(test_tlsctx_default_ciphers),
     };
     return cmocka_run_group_tests(tests, group_setup, tu_group_teardown);
 }

@@ -275,8 +275,10 @@ static bool step_done(SSL *ssl, bool *done, bool *failed)
 }
 
 /* Runs a handshake over a non-blocking socketpair; returns the version
- * both sides agreed on, or 0 when it failed. Bounded: no waiting. */
-static int handshake_version(SSL_CTX *client_ctx, SSL_CTX *server_ctx)
+ * both sides agreed on, or 0 when it failed, and the suite's name in
+ * cipher (when not NULL; "" on failure). Bounded: no waiting. */
+static int handshake(SSL_CTX *client_ctx, SSL_CTX *server_ctx, char *cipher,
+                     size_t cipher_len)
 {
     int sv[2];
     tu_socketpair_nonblock(sv);
@@ -296,9 +298,13 @@ static int handshake_version(SSL_CTX *client_ctx, SSL_CTX *server_ctx)
             break;
     }
     int version = 0;
+    if (cipher != NULL)
+        cipher[0] = '\0';
     if (c_done && s_done && !c_failed && !s_failed) {
         assert_int_equal(SSL_version(c), SSL_version(s));
         version = SSL_version(c);
+        if (cipher != NULL)
+            snprintf(cipher, cipher_len, "%s", SSL_get_cipher_name(c));
     }
     ERR_clear_error();
     SSL_free(c);
@@ -306,6 +312,11 @@ static int handshake_version(SSL_CTX *client_ctx, SSL_CTX *server_ctx)
     close(sv[0]);
     close(sv[1]);
     return version;
+}
+
+static int handshake_version(SSL_CTX *client_ctx, SSL_CTX *server_ctx)
+{
+    return handshake(client_ctx, server_ctx, NULL, 0);
 }
 
 static int connect_modes(const char *client, const char *server)
@@ -413,6 +424,145 @@ static void test_list_with_hole(void **state)
     SSL_CTX_free(s11);
 }
 
+/* ------------------------------------------------------------------ */
+/* The default TLS 1.2 cipher list                                      */
+
+static struct ss_proto parsed(const char *sec, const char *const *list,
+                              size_t n)
+{
+    struct ss_proto p;
+    struct ss_errbuf err = {{0}};
+    if (ss_protocol_parse(sec, NULL, list, n, &p, &err) != SS_OK)
+        fail_msg("parse %s: %s", sec ? sec : "(list)", err.msg);
+    return p;
+}
+
+static void test_default_cipher_list_by_mode(void **state)
+{
+    (void)state;
+    static const char *const modern[] = {NULL, "TLSv12", "TLSv13"};
+    for (size_t i = 0; i < 3; i++) {
+        struct ss_proto p = parsed(modern[i], NULL, 0);
+        const char *aes = ss_protocol_default_cipher_list(&p, true);
+        const char *chacha = ss_protocol_default_cipher_list(&p, false);
+        assert_non_null(aes);
+        assert_non_null(chacha);
+        /* The per-CPU order of the TLS 1.3 suites, in TLS 1.2 too. */
+        assert_true(strncmp(aes, "ECDHE-ECDSA-AES128-GCM-SHA256:", 30) == 0);
+        assert_true(strncmp(chacha, "ECDHE-ECDSA-CHACHA20-POLY1305:", 30) ==
+                    0);
+    }
+    const char *list[] = {"TLSv1.2", "TLSv1.3"};
+    struct ss_proto p = parsed(NULL, list, 2);
+    assert_non_null(ss_protocol_default_cipher_list(&p, true));
+    /* Legacy versions keep OpenSSL's default: they have no AEAD suite. */
+    static const char *const legacy[] = {"SSLv23", "TLSv1", "TLSv11"};
+    for (size_t i = 0; i < 3; i++) {
+        p = parsed(legacy[i], NULL, 0);
+        assert_null(ss_protocol_default_cipher_list(&p, true));
+    }
+    const char *with_legacy[] = {"TLSv1.1", "TLSv1.3"};
+    p = parsed(NULL, with_legacy, 2);
+    assert_null(ss_protocol_default_cipher_list(&p, false));
+    assert_null(ss_protocol_default_cipher_list(NULL, true));
+}
+
+/* Every suite of ctx below TLS 1.3 is ECDHE with an AEAD cipher;
+ * returns how many there are. */
+static int count_fs_aead_tls12(SSL_CTX *ctx)
+{
+    STACK_OF(SSL_CIPHER) *suites = SSL_CTX_get_ciphers(ctx);
+    int n = 0;
+    for (int i = 0; i < sk_SSL_CIPHER_num(suites); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(suites, i);
+        if (strcmp(SSL_CIPHER_get_version(c), "TLSv1.3") == 0)
+            continue;
+        if (SSL_CIPHER_get_kx_nid(c) != NID_kx_ecdhe ||
+            !SSL_CIPHER_is_aead(c))
+            fail_msg("%s is not ECDHE with AEAD", SSL_CIPHER_get_name(c));
+        n++;
+    }
+    return n;
+}
+
+static SSL_CTX *default_list_ctx(bool server, const char *sec,
+                                 bool aes_first)
+{
+    struct ss_proto p = parsed(sec, NULL, 0);
+    SSL_CTX *ctx = make_ctx(server, sec, NULL, 0);
+    assert_int_equal(SSL_CTX_set_cipher_list(
+                         ctx, ss_protocol_default_cipher_list(&p, aes_first)),
+                     1);
+    if (server)
+        SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    return ctx;
+}
+
+static void test_default_cipher_list_is_ecdhe_aead(void **state)
+{
+    (void)state;
+    for (int aes = 0; aes < 2; aes++) {
+        SSL_CTX *ctx = default_list_ctx(true, NULL, aes);
+        /* AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305, for ECDSA and
+         * for RSA certificates. */
+        assert_int_equal(count_fs_aead_tls12(ctx), 6);
+        SSL_CTX_free(ctx);
+    }
+}
+
+/* A TLS 1.2 client offering exactly suites against a server with the
+ * default list: the suite negotiated, "" when refused. */
+static void tls12_pick(SSL_CTX *server, const char *suites, char *got,
+                       size_t len)
+{
+    SSL_CTX *client = make_ctx(false, "TLSv12", NULL, 0);
+    assert_int_equal(SSL_CTX_set_cipher_list(client, suites), 1);
+    handshake(client, server, got, len);
+    SSL_CTX_free(client);
+}
+
+static void test_default_cipher_list_handshakes(void **state)
+{
+    (void)state;
+    SSL_CTX *server = default_list_ctx(true, NULL, true);
+    char got[64];
+    /* OpenSSL's own default serves each of these; ours refuses them. */
+    static const char *const refused[] = {
+        "AES128-GCM-SHA256",       /* RSA key transport */
+        "AES256-SHA256",           /* RSA key transport, CBC */
+        "ECDHE-RSA-AES128-SHA256", /* CBC */
+        "ECDHE-RSA-AES256-SHA",    /* CBC with SHA-1 */
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        tls12_pick(server, refused[i], got, sizeof(got));
+        if (got[0] != '\0')
+            fail_msg("%s was served", refused[i]);
+    }
+    /* The server's order decides, whatever the client's. */
+    tls12_pick(server, "ECDHE-RSA-CHACHA20-POLY1305:"
+               "ECDHE-RSA-AES128-GCM-SHA256", got, sizeof(got));
+    assert_string_equal(got, "ECDHE-RSA-AES128-GCM-SHA256");
+    tls12_pick(server, "ECDHE-RSA-AES256-GCM-SHA384:"
+               "ECDHE-RSA-CHACHA20-POLY1305", got, sizeof(got));
+    assert_string_equal(got, "ECDHE-RSA-AES256-GCM-SHA384");
+    SSL_CTX_free(server);
+
+    server = default_list_ctx(true, NULL, false);
+    tls12_pick(server, "ECDHE-RSA-AES128-GCM-SHA256:"
+               "ECDHE-RSA-CHACHA20-POLY1305", got, sizeof(got));
+    assert_string_equal(got, "ECDHE-RSA-CHACHA20-POLY1305");
+    SSL_CTX_free(server);
+
+    /* Two endpoints with the defaults meet at TLS 1.2. */
+    SSL_CTX *client = default_list_ctx(false, "TLSv12", true);
+    server = default_list_ctx(true, NULL, true);
+    assert_int_equal(handshake(client, server, got, sizeof(got)),
+                     TLS1_2_VERSION);
+    assert_string_equal(got, "ECDHE-RSA-AES128-GCM-SHA256");
+    SSL_CTX_free(client);
+    SSL_CTX_free(server);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +578,9 @@ int main(void)
         cmocka_unit_test(test_flexible_meets_each_strict),
         cmocka_unit_test(test_default_mode),
         cmocka_unit_test(test_list_with_hole),
+        cmocka_unit_test(test_default_cipher_list_by_mode),
+        cmocka_unit_test(test_default_cipher_list_is_ecdhe_aead),
+        cmocka_unit_test(test_default_cipher_list_handshakes),
     };
     return cmocka_run_group_tests(tests, tu_group_setup, tu_group_teardown);
 }
