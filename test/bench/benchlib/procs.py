@@ -75,24 +75,27 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pids):
-    """CPU time (user + system) the processes have used, with that of the
-    children they have reaped (socat's per-connection processes), in
-    seconds; a process gone meanwhile counts nothing."""
-    ticks = 0
+    """CPU time the processes have used, with that of the children they
+    have reaped (socat's per-connection processes), in seconds, as (user,
+    system); a process gone meanwhile counts nothing."""
+    user = system = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-    return ticks / CLK_TCK
+        utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+        user += utime + cutime
+        system += stime + cstime
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def children_cpu_seconds():
-    """CPU time of this process's reaped children (and what they reaped)."""
+    """CPU time of this process's reaped children (and what they reaped),
+    as (user, system) seconds."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
+    return ru.ru_utime, ru.ru_stime
 
 
 def fd_count(pid):

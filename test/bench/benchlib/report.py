@@ -161,12 +161,14 @@ def cpu_table(M):
     cols = [c for c in CPU_COLUMNS if any(c in M[m] for m in rows)]
     lines = [f"{'':52}" + "".join(f"{c:>10}" for c in cols) + f"{'secshim-plain-threads':>24}"]
     for m in rows:
-        med = M[m]
-        parts = [med.get(c) for c in ("secshim", "plain", "threads")]
-        rest = parts[0] - parts[1] - parts[2] if None not in parts else None
-        share = f" ({rest / parts[0] * 100:+.0f} %)" if rest is not None else ""
-        lines.append(f"{OTHER_METRICS[m][0][len('CPU per connection, '):]:52}" + "".join(fmt(med.get(c), 10, 0) for c in cols) +
-                     f"{fmt(rest, 14, 0)}{share:>10}")
+        for sub, what in (("", "all"), ("sys", "of it the kernel's")):
+            med = M.get(m.replace("cpu.", f"cpu{sub}."), {})
+            parts = [med.get(c) for c in ("secshim", "plain", "threads")]
+            rest = parts[0] - parts[1] - parts[2] if None not in parts else None
+            share = f" ({rest / parts[0] * 100:+.0f} %)" if rest and parts[0] else ""
+            title = f"{OTHER_METRICS[m][0][len('CPU per connection, '):]}, {what}"
+            lines.append(f"{title:52}" + "".join(fmt(med.get(c), 10, 0) for c in cols) +
+                         f"{fmt(rest, 14, 0)}{share:>10}")
     return lines
 
 

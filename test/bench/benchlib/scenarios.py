@@ -62,22 +62,30 @@ def new_connections(ctx, kinds, P, R, r):
             used = setup_cpu(s)
             client0 = children_cpu_seconds()
             out = bench_client(s, "connect-for", P.newconn_seconds, CLIENTS)
-            cpu = used() + children_cpu_seconds() - client0
+            server_user, server_sys = used()
+            client1 = children_cpu_seconds()
         rate, conns = float(out[1]), int(out[3])
-        us = cpu * 1e6 / conns if conns else None
+        user = server_user + client1[0] - client0[0]
+        system = server_sys + client1[1] - client0[1]
+        per = (lambda x: x * 1e6 / conns) if conns else (lambda x: None)
         rows = ([(c, m) for c in ("ec", "rsa") for m in ("full", "resumed")] if kind == "plain"
                 else [(cert, "resumed" if resume else "full")])
         for c, mode in rows:
             R.add(f"newconn.{c}.{mode}", kind, rate)
-            R.add(f"cpu.{c}.{mode}", kind, us)
+            R.add(f"cpu.{c}.{mode}", kind, per(user + system))
+            R.add(f"cpusys.{c}.{mode}", kind, per(system))
 
 
 def setup_cpu(s):
-    """A function returning the CPU time the processes of setup s (server,
-    proxies, what they forked) have used since this call, in seconds."""
+    """A function returning the CPU time (user, system) the processes of
+    setup s (server, proxies, what they forked) have used since this call,
+    in seconds."""
     pids = lambda: [d for p in s.server_side + s.client_side for d in descendants(p.pid)]
     start = cpu_seconds(pids())
-    return lambda: cpu_seconds(pids()) - start
+    def since():
+        now = cpu_seconds(pids())
+        return now[0] - start[0], now[1] - start[1]
+    return since
 
 
 # ---- 2. bulk --------------------------------------------------------------
@@ -348,9 +356,10 @@ def handshake_bounds(ctx, kinds, P, R, r):
         cpu0 = children_cpu_seconds()
         out = run([f"{ctx.build}/bench/hsloop", mode, str(P.hs_seconds), *shape, pem, key,
                    ctx.pki["ca"], "localhost", *extra]).split()
-        cpu = children_cpu_seconds() - cpu0
+        cpu1 = children_cpu_seconds()
         R.add(f"lib.{cert}.{mode}", col, float(out[1]))
-        R.add(f"cpu.{cert}.{mode}", col, cpu * 1e6 / int(out[5]))
+        R.add(f"cpu.{cert}.{mode}", col, (sum(cpu1) - sum(cpu0)) * 1e6 / int(out[5]))
+        R.add(f"cpusys.{cert}.{mode}", col, (cpu1[1] - cpu0[1]) * 1e6 / int(out[5]))
         firsts = int(shape[0]) * (int(extra[0]) if extra else 1)  # each loop's first is full
         if mode == "resumed" and int(out[7]) < int(out[5]) - firsts:
             R.note(f"hsloop {cert} resumed ({col}): only {out[7]} of {out[5]} handshakes resumed")
