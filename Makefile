@@ -38,7 +38,7 @@ ENGINE_LIB := $(BUILD)/libsecshim-engine.a
 SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so $(BUILD)/libsecshim-tls.so)
 CLI        := $(BUILD)/secshim
 
-.PHONY: all deps test test-unit test-integration test-asan asan demo bench bench-quick lint \
+.PHONY: all deps test test-unit test-integration interop test-asan asan demo bench bench-quick lint \
         check-old-headers clean install uninstall deb
 
 all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN) $(BENCH_BIN)
@@ -92,6 +92,7 @@ test: deps
 	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) test-integration
+	$(MAKE) interop
 	$(MAKE) test-asan
 
 test-unit: $(UNIT_BIN)
@@ -99,6 +100,12 @@ test-unit: $(UNIT_BIN)
 
 test-integration: all
 	@test/integration/run $(BUILD)
+
+# The interop matrix (docs/interop.md): every peer stack in both
+# directions; the table goes to $(BUILD)/interop.txt. Java's peer is
+# compiled into $(BUILD)/interop/ by the runner.
+interop: all
+	@test/interop/run $(BUILD)
 
 # The same library and programs built with AddressSanitizer into
 # build-asan/; the harness preloads libasan ahead of the shim.
