@@ -38,8 +38,8 @@ ENGINE_LIB := $(BUILD)/libsecshim-engine.a
 SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so $(BUILD)/libsecshim-tls.so)
 CLI        := $(BUILD)/secshim
 
-.PHONY: all deps test test-unit test-integration test-scan test-asan asan test-tsan tsan demo \
-        bench bench-quick lint \
+.PHONY: all deps test test-unit test-integration test-scan interop test-asan asan test-tsan \
+        tsan demo bench bench-quick lint \
         check-old-headers clean install uninstall deb
 
 all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN) $(BENCH_BIN)
@@ -102,6 +102,7 @@ test: deps
 	$(MAKE) test-unit
 	@test/run-together $(BUILD)/test-logs \
 	    integration="test/integration/run $(BUILD)" \
+	    interop="test/interop/run $(BUILD)" \
 	    scan="test/scan/run $(BUILD)" \
 	    asan="test/integration/run build-asan" \
 	    tsan="test/integration/run build-tsan"
@@ -116,6 +117,12 @@ test-integration: all
 # (docs/protocols.md, "Defaults and the external scan"); about a minute.
 test-scan: all
 	@test/scan/run $(BUILD)
+
+# The interop matrix (docs/interop.md): every peer stack in both
+# directions; the table goes to $(BUILD)/interop.txt. Java's peer is
+# compiled into $(BUILD)/interop/ by the runner.
+interop: all
+	@test/interop/run $(BUILD)
 
 # The same library and programs built with AddressSanitizer into
 # build-asan/; the harness preloads libasan ahead of the shim.

@@ -150,7 +150,8 @@ bool ss_conn_input_drained(const struct ss_conn *c);
  */
 void ss_conn_idle(struct ss_conn *c);
 
-/* Ciphertext bytes waiting in the outbound buffer. */
+/* Ciphertext bytes waiting in the outbound buffer to be sent; 0 once a
+ * send failed (the peer is gone: they never will be). */
 size_t ss_conn_unsent(const struct ss_conn *c);
 
 /* Plaintext bytes accepted before the end of the handshake and not yet

@@ -1087,7 +1087,11 @@ void ss_conn_idle(struct ss_conn *c)
 
 size_t ss_conn_unsent(const struct ss_conn *c)
 {
-    return buf_used(&c->out);
+    /* What a dead write side holds (the peer reset, or is gone) will
+     * never go: none of it is waiting. Counted, it would make a reader
+     * wait for the socket to be writable as well, which a reset socket
+     * is at once, and go round again without reading (a busy loop). */
+    return c->write_err != 0 ? 0 : buf_used(&c->out);
 }
 
 size_t ss_conn_early_unsent(const struct ss_conn *c)

@@ -278,3 +278,61 @@ def handshake_error_prefix_said_once(c):
                     r"failed: the peer closed the connection during the "
                     r"handshake$", log_sentence(hits[0])),
           "unexpected line: %s" % hits[0])
+
+
+# A TLS server (Python's ssl, no shim) that completes the handshake and
+# then resets the connection (SO_LINGER {1, 0}, close): what a server that
+# refuses a client after the TLS 1.3 handshake may look like from the
+# client, whose write then cannot be sent. Prints "reset" once it closed:
+# over loopback the reset has then reached the client's socket.
+RESET_PEER = r'''
+import os, signal, socket, ssl, struct, sys
+signal.alarm(20)
+port_file, cert, key = sys.argv[1:4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(1)
+with open(port_file + ".tmp", "w") as f:
+    f.write("%d\n" % l.getsockname()[1])
+os.rename(port_file + ".tmp", port_file)
+conn, _ = l.accept()
+tls = ctx.wrap_socket(conn, server_side=True)
+tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+tls.close()  # no close_notify (that is unwrap's): the reset alone
+print("reset", flush=True)
+sys.stdin.read()
+'''
+
+
+@case
+def read_after_reset_with_unsent_ciphertext_ends(c):
+    """The peer resets right after the handshake; the program then writes
+    (its record cannot be sent: it stays in the conn's outbound buffer
+    with the write side dead) and reads. The read must end, with an error
+    or EOF. Before: the shim counted the dead buffer as wanting the socket
+    writable, polled for POLLOUT|POLLIN (at once ready on a reset socket)
+    and went round again without reading: a busy loop until the program's
+    alarm (found by the interop matrix, docs/interop.md)."""
+    s = c.suite
+    need_app(c, "reset_writer")
+    peer = c.start("peer", [sys.executable, c.write("reset_peer.py",
+                                                     RESET_PEER),
+                            c.path("peer.port"), s.pki("server.pem"),
+                            s.pki("server.key")], stdin=True)
+    port = wait_port_file(peer, c.path("peer.port"))
+    client = c.start("client", [s.app("reset_writer"), "localhost",
+                                str(port)],
+                     c.env(c.policy(client_ep(s, port))), stdin=True)
+    check(client.wait_output(r"^connected$", T_RUN // 2) is not None,
+          "reset_writer did not connect")
+    check(peer.wait_output(r"^reset$", T_RUN // 2) is not None,
+          "the peer did not reset the connection")
+    client.send(b"go\n")
+    client.wait(T_RUN)
+    check("timed out" not in client.out(), "the read after the reset never "
+          "returned (reset_writer's alarm ended it)")
+    check(re.search(r"^read: (eof|error \S+)$", client.out(), re.M),
+          "the read after the reset should fail or say EOF")
+    check(established(client, "cli"), "the shim logged no TLS connection")
