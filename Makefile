@@ -38,7 +38,7 @@ ENGINE_LIB := $(BUILD)/libsecshim-engine.a
 SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so $(BUILD)/libsecshim-tls.so)
 CLI        := $(BUILD)/secshim
 
-.PHONY: all deps test test-unit test-integration test-asan asan demo bench bench-quick lint \
+.PHONY: all deps test test-unit test-integration test-fips test-asan asan demo bench bench-quick lint \
         check-old-headers clean install uninstall deb
 
 all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN) $(BENCH_BIN)
@@ -92,6 +92,7 @@ test: deps
 	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) test-integration
+	$(MAKE) test-fips
 	$(MAKE) test-asan
 
 test-unit: $(UNIT_BIN)
@@ -99,6 +100,20 @@ test-unit: $(UNIT_BIN)
 
 test-integration: all
 	@test/integration/run $(BUILD)
+
+# make test-fips: OpenSSL's FIPS provider of the linked version, built
+# from Debian's source package into $(BUILD)/fips/ (tools/build-fips;
+# reused when it is there), then fips140-enabled endpoints against it
+# (test/fips/run; docs/fips.md). own_openssl links OpenSSL: it is the
+# program whose own use of OpenSSL the shim must not change.
+FIPS_TEST_BIN := $(BUILD)/fips-test/own_openssl
+$(FIPS_TEST_BIN): test/fips/own_openssl.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -o $@ $< -lcrypto
+
+test-fips: all $(FIPS_TEST_BIN)
+	@tools/build-fips $(BUILD)
+	@test/fips/run $(BUILD)
 
 # The same library and programs built with AddressSanitizer into
 # build-asan/; the harness preloads libasan ahead of the shim.
