@@ -16,6 +16,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 
 #include "secshim/cpu.h"
@@ -249,6 +250,41 @@ const char *ss_tlsctx_default_suites(void)
                  "TLS_AES_256_GCM_SHA384";
 }
 
+/* Whether the endpoint's library context has the cipher of a suite.
+ * libssl takes a FIPS endpoint's TLS_CHACHA20_POLY1305_SHA256 by name and
+ * leaves it out only at the handshake. */
+static bool suite_usable(const struct ss_tlsctx *t, const SSL_CIPHER *c)
+{
+    const char *name = OBJ_nid2sn(SSL_CIPHER_get_cipher_nid(c));
+    EVP_CIPHER *cipher = name != NULL
+                             ? EVP_CIPHER_fetch(t->libctx, name, t->propq)
+                             : NULL;
+    EVP_CIPHER_free(cipher);
+    return cipher != NULL;
+}
+
+/* A FIPS endpoint's cipher-suites must name at least one suite its
+ * provider offers: a list of ChaCha20 alone would otherwise load and then
+ * refuse every TLS 1.3 peer. */
+static int check_fips_suites(struct ctx_build *b)
+{
+    STACK_OF(SSL_CIPHER) *all = SSL_CTX_get_ciphers(b->t->ctx);
+    int usable = 0;
+    for (int i = 0; i < sk_SSL_CIPHER_num(all); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(all, i);
+        /* TLS 1.3 suites are 0x13XX (RFC 8446, B.4). */
+        if ((SSL_CIPHER_get_protocol_id(c) >> 8) == 0x13 &&
+            suite_usable(b->t, c))
+            usable++;
+    }
+    ERR_clear_error();
+    if (usable == 0)
+        return fail_opt(b, SS_ERR_CONFIG, SS_OPT_CIPHER_SUITES,
+                        "fips140-enabled: the FIPS provider offers none "
+                        "of these TLS 1.3 cipher suites");
+    return SS_OK;
+}
+
 static int set_ciphers(struct ctx_build *b)
 {
     const struct ss_endpoint *ep = b->ep;
@@ -263,7 +299,7 @@ static int set_ciphers(struct ctx_build *b)
             return fail_opt_openssl(b, SS_ERR_CONFIG, SS_OPT_CIPHER_SUITES,
                                     "OpenSSL rejects this TLS 1.3 cipher "
                                     "suite list");
-        return SS_OK;
+        return b->ep->fips140_enabled ? check_fips_suites(b) : SS_OK;
     }
     SS_GUARD_OSSL(SSL_CTX_set_ciphersuites(b->t->ctx,
                                            ss_tlsctx_default_suites()),
@@ -519,10 +555,11 @@ static int set_sessions(struct ctx_build *b)
     return rc < 0 ? fail_opt(b, rc, SS_OPT_SESSION_RESUMPTION, sub.msg) : rc;
 }
 
-/* FIPS: the endpoint's everything comes from the FIPS library context
+/* FIPS: everything of the endpoint comes from the FIPS library context
  * (fips.h), fetched with "fips=yes"; when it cannot be made, the build
  * fails: there is no silent non-FIPS fallback. The process's default
- * context is left alone (docs/design.md, "FIPS"). */
+ * context is left alone (docs/design.md, "FIPS in a library context of
+ * its own"). */
 static int use_fips(struct ctx_build *b)
 {
     struct ss_errbuf sub = {{0}};
