@@ -60,14 +60,15 @@ static int source_init(struct fips_source *src, struct ss_errbuf *err)
 /*
  * OpenSSL's queue after a failed step, as words an operator can act on:
  * the module that cannot be opened (with the path dlopen tried, from the
- * error's data), or a self-test that failed (a module changed since
- * fipsinstall, or a module-mac that is not its own), else OpenSSL's
- * first reason. Empties the queue.
+ * error's data), a configuration without the module's fips section, or a
+ * self-test that failed (a module changed since fipsinstall, or a
+ * module-mac that is not its own), else OpenSSL's first reason. Empties
+ * the queue.
  */
 static void describe_queue(char *buf, size_t len)
 {
     char dso_data[300] = "";
-    bool dso = false, self_test = false;
+    bool dso = false, self_test = false, no_config = false;
     const char *first = NULL;
     const char *data = NULL;
     int flags = 0;
@@ -83,10 +84,17 @@ static void describe_queue(char *buf, size_t len)
         if (ERR_GET_LIB(e) == ERR_LIB_PROV &&
             ERR_GET_REASON(e) == PROV_R_SELF_TEST_POST_FAILURE)
             self_test = true;
+        if (ERR_GET_LIB(e) == ERR_LIB_PROV &&
+            ERR_GET_REASON(e) == PROV_R_MISSING_CONFIG_DATA)
+            no_config = true;
     }
     if (dso)
         snprintf(buf, len, "the module cannot be loaded (%s)",
                  dso_data[0] != '\0' ? dso_data : "no detail");
+    else if (no_config)
+        snprintf(buf, len, "the configuration holds no fips section (the "
+                 "module-mac that openssl fipsinstall writes into "
+                 "fipsmodule.cnf; missing config data)");
     else if (self_test)
         snprintf(buf, len, "its self-test failed: the module is corrupted "
                  "or is not the one its configuration's module-mac was "
