@@ -31,6 +31,7 @@
 #include <openssl/x509.h>
 
 #include "secshim/compat.h"
+#include "secshim/fips.h"
 #include "secshim/policy.h"
 #include "secshim/tlsapi.h"
 #include "secshim/tlsctx.h"
@@ -326,6 +327,18 @@ static const char *or_dash(const char *s)
     return s != NULL ? s : "-";
 }
 
+/* fips140=no, or yes and the provider the context was built with (the
+ * last fields of print_endpoint's line). */
+static void print_fips(const struct ss_endpoint *ep)
+{
+    const char *provider = ss_fips_provider();
+    if (!ep->fips140_enabled || ep->tls == NULL || provider == NULL) {
+        printf("fips140=no");
+        return;
+    }
+    printf("fips140=yes fips-provider=\"%s\"", provider);
+}
+
 static void print_endpoint(const struct ss_endpoint *ep, time_t now)
 {
     char proto[128];
@@ -336,7 +349,7 @@ static void print_endpoint(const struct ss_endpoint *ep, time_t now)
     printf("%s: %s %s %s protocol=%s mutual=%s name-check=%s"
            " target-name=%s certificate=%s days-left=%s trusted-ca=%s"
            " crl=%s cipher-list=%s cipher-suites=%s"
-           " handshake-timeout=%ds session-resumption=%s\n",
+           " handshake-timeout=%ds session-resumption=%s ",
            ep->name, ep->enabled ? "enabled" : "disabled",
            ep->direction == SS_DIR_CONNECT ? "connect" : "listen",
            ep->address, ss_protocol_describe(&ep->proto, proto, sizeof(proto)),
@@ -349,6 +362,8 @@ static void print_endpoint(const struct ss_endpoint *ep, time_t now)
            or_dash(ep->cipher_list), or_dash(ep->cipher_suites),
            ep->handshake_timeout_ms / 1000,
            ep->session_resumption ? "yes" : "no");
+    print_fips(ep);
+    putchar('\n');
 }
 
 static int cmd_check(int argc, char **argv)

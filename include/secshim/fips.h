@@ -33,4 +33,8 @@
  */
 int ss_fips_libctx(OSSL_LIB_CTX **out, struct ss_errbuf *err);
 
+/* The FIPS provider's name and version ("OpenSSL FIPS Provider 3.0.22")
+ * once the context is made, else NULL. A static string. */
+const char *ss_fips_provider(void);
+
 #endif

@@ -14,7 +14,9 @@
 #include <openssl/conf.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/proverr.h>
 #include <openssl/provider.h>
 
@@ -28,6 +30,9 @@
  */
 static pthread_mutex_t fips_lock = PTHREAD_MUTEX_INITIALIZER;
 static OSSL_LIB_CTX *fips_ctx;
+/* The loaded provider's name and version ("OpenSSL FIPS Provider
+ * 3.0.22"), for `secshim check`; set with fips_ctx, never changed. */
+static char fips_description[128];
 
 /* Where the configuration and the module come from, for messages: a
  * wrong path in one of them is the usual cause of a load failure. */
@@ -127,18 +132,34 @@ static int fips_fail(struct ss_errbuf *err, const struct fips_source *src,
  * keeps any provider the configuration activated besides them from being
  * fetched.
  */
+/* What the provider says it is (OSSL_PROV_PARAM_NAME and _VERSION). */
+static void describe_provider(OSSL_PROVIDER *prov, char *buf, size_t len)
+{
+    const char *name = NULL, *version = NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_NAME, &name, 0),
+        OSSL_PARAM_utf8_ptr(OSSL_PROV_PARAM_VERSION, &version, 0),
+        OSSL_PARAM_END,
+    };
+    if (OSSL_PROVIDER_get_params(prov, params) != 1)
+        name = version = NULL;
+    snprintf(buf, len, "%s %s", name != NULL ? name : "fips",
+             version != NULL ? version : "(version unknown)");
+}
+
 static int fips_ctx_new(OSSL_LIB_CTX **out, struct ss_errbuf *err)
 {
     struct fips_source src = {NULL, NULL, NULL, NULL};
     SS_GUARD(source_init(&src, err));
     int rc = SS_OK;
+    OSSL_PROVIDER *fips = NULL;
     ERR_clear_error();
     OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
     if (ctx == NULL) {
         rc = ss_fail(err, SS_ERR_NOMEM, "out of memory");
     } else if (OSSL_LIB_CTX_load_config(ctx, src.conf) != 1) {
         rc = fips_fail(err, &src, "its configuration does not load");
-    } else if (OSSL_PROVIDER_load(ctx, "fips") == NULL) {
+    } else if ((fips = OSSL_PROVIDER_load(ctx, "fips")) == NULL) {
         rc = fips_fail(err, &src, "the provider does not load");
     } else if (OSSL_PROVIDER_load(ctx, "base") == NULL) {
         rc = fips_fail(err, &src, "the base provider does not load");
@@ -151,8 +172,17 @@ static int fips_ctx_new(OSSL_LIB_CTX **out, struct ss_errbuf *err)
         OSSL_LIB_CTX_free(ctx);
         return rc;
     }
+    describe_provider(fips, fips_description, sizeof(fips_description));
     *out = ctx;
     return SS_OK;
+}
+
+const char *ss_fips_provider(void)
+{
+    pthread_mutex_lock(&fips_lock);
+    const char *d = fips_ctx != NULL ? fips_description : NULL;
+    pthread_mutex_unlock(&fips_lock);
+    return d;
 }
 
 int ss_fips_libctx(OSSL_LIB_CTX **out, struct ss_errbuf *err)
