@@ -38,8 +38,8 @@ ENGINE_LIB := $(BUILD)/libsecshim-engine.a
 SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so $(BUILD)/libsecshim-tls.so)
 CLI        := $(BUILD)/secshim
 
-.PHONY: all deps test test-unit test-integration test-scan interop test-asan asan test-tsan \
-        tsan demo bench bench-quick lint \
+.PHONY: all deps test test-unit test-integration test-scan interop test-fips fips-provider \
+        test-asan asan test-tsan tsan demo bench bench-quick lint \
         check-old-headers clean install uninstall deb
 
 all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN) $(BENCH_BIN)
@@ -90,20 +90,22 @@ $(BUILD)/bench/%: test/bench/%.c
 	    $(if $(filter $(BENCH_OPENSSL),$*),-lssl -lcrypto)
 
 # The three integration passes (the build, AddressSanitizer's,
-# ThreadSanitizer's) and the scan run at once (test/run-together): they
-# mostly wait on peers and handshakes, so together they take about as
-# long as the slowest alone; each log is printed whole once all have
-# ended.
+# ThreadSanitizer's), the interop matrix, the scan and the FIPS suite run
+# at once (test/run-together): they mostly wait on peers and handshakes,
+# so together they take about as long as the slowest alone; each log is
+# printed whole once all have ended.
 test: deps
 	$(MAKE) all
 	$(MAKE) asan
 	$(MAKE) tsan
 	$(MAKE) lint
 	$(MAKE) test-unit
+	$(MAKE) fips-provider $(FIPS_TEST_BIN)
 	@test/run-together $(BUILD)/test-logs \
 	    integration="test/integration/run $(BUILD)" \
 	    interop="test/interop/run $(BUILD)" \
 	    scan="test/scan/run $(BUILD)" \
+	    fips="test/fips/run $(BUILD)" \
 	    asan="test/integration/run build-asan" \
 	    tsan="test/integration/run build-tsan"
 
@@ -123,6 +125,24 @@ test-scan: all
 # compiled into $(BUILD)/interop/ by the runner.
 interop: all
 	@test/interop/run $(BUILD)
+
+# make test-fips: OpenSSL's FIPS provider of the linked version, built
+# from Debian's source package into $(BUILD)/fips/ (tools/build-fips;
+# reused when it is there), then fips140-enabled endpoints against it
+# (test/fips/run; docs/fips.md). own_openssl links OpenSSL: it is the
+# program whose own use of OpenSSL the shim must not change.
+FIPS_TEST_BIN := $(BUILD)/fips-test/own_openssl
+$(FIPS_TEST_BIN): test/fips/own_openssl.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -o $@ $< -lcrypto
+
+# The provider is built before make test's suites start (it takes the
+# two cores for about a minute); fips-provider alone builds or reuses it.
+fips-provider: all
+	@tools/build-fips $(BUILD)
+
+test-fips: fips-provider $(FIPS_TEST_BIN)
+	@test/fips/run $(BUILD)
 
 # The same library and programs built with AddressSanitizer into
 # build-asan/; the harness preloads libasan ahead of the shim.

@@ -32,6 +32,7 @@
 #include <openssl/x509.h>
 
 #include "secshim/compat.h"
+#include "secshim/fips.h"
 #include "secshim/policy.h"
 #include "secshim/tlsapi.h"
 #include "secshim/tlsctx.h"
@@ -328,6 +329,18 @@ static const char *or_dash(const char *s)
     return s != NULL ? s : "-";
 }
 
+/* fips140=no, or yes and the provider the context was built with (the
+ * last fields of print_endpoint's line). */
+static void print_fips(const struct ss_endpoint *ep)
+{
+    const char *provider = ss_fips_provider();
+    if (!ep->fips140_enabled || ep->tls == NULL || provider == NULL) {
+        printf("fips140=no");
+        return;
+    }
+    printf("fips140=yes fips-provider=\"%s\"", provider);
+}
+
 static void print_endpoint(const struct ss_endpoint *ep, time_t now)
 {
     char proto[128];
@@ -343,7 +356,7 @@ static void print_endpoint(const struct ss_endpoint *ep, time_t now)
            " target-name=%s certificate=%s days-left=%s trusted-ca=%s"
            " crl=%s cipher-list=%s cipher-suites=%s"
            " handshake-timeout=%ds session-resumption=%s x509-strict=%s"
-           " security-level=%s\n",
+           " security-level=%s ",
            ep->name, ep->enabled ? "enabled" : "disabled",
            ep->direction == SS_DIR_CONNECT ? "connect" : "listen",
            ep->address, ss_protocol_describe(&ep->proto, proto, sizeof(proto)),
@@ -357,6 +370,8 @@ static void print_endpoint(const struct ss_endpoint *ep, time_t now)
            ep->handshake_timeout_ms / 1000,
            ep->session_resumption ? "yes" : "no",
            ep->x509_strict ? "yes" : "no", level);
+    print_fips(ep);
+    putchar('\n');
 }
 
 static int cmd_check(int argc, char **argv)

@@ -167,11 +167,13 @@ void ss_session_handshake_done(SSL *ssl, struct ss_verify_result *res);
 /*
  * The ticket keys of endpoint with trust digest (SS_TRUST_DIGEST_LEN
  * bytes), shared with every other holder of the same pair, with one
- * reference for the caller; fips: fetch the ticket cipher with
- * "fips=yes". Returns SS_OK with *out, SS_ERR_NOMEM or SS_ERR_TLS.
+ * reference for the caller; libctx: where the keys are drawn, derived
+ * and used (a FIPS endpoint's context, fips.h; NULL: OpenSSL's default),
+ * which is part of what is shared. Returns SS_OK with *out, SS_ERR_NOMEM
+ * or SS_ERR_TLS.
  */
 int ss_ticket_keys_get(const char *endpoint, const unsigned char *digest,
-                       bool fips, struct ss_ticket_keys **out,
+                       OSSL_LIB_CTX *libctx, struct ss_ticket_keys **out,
                        struct ss_errbuf *err);
 
 /* Drops a reference. A ring nobody holds is kept for two epochs (the

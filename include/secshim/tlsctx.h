@@ -25,7 +25,11 @@ struct ss_tlsctx {
     enum ss_role role;
     struct ss_verifier verifier;   /* attached to ctx */
     X509 *own_cert;                /* our leaf (for `check`), or NULL */
-    OSSL_PROVIDER *fips;           /* loaded for fips140-enabled, or NULL */
+    /* Where every algorithm of this endpoint is fetched from: the FIPS
+     * context (fips.h) for fips140-enabled, with propq "fips=yes";
+     * NULL and NULL, OpenSSL's default context, otherwise. Borrowed. */
+    OSSL_LIB_CTX *libctx;
+    const char *propq;
     bool resume;                   /* session-resumption (session.h) */
     /* SHA-256 over everything that decides whether a peer is accepted
      * (direction, trusted-ca, tls-crl, names, mutual TLS and our
@@ -41,8 +45,12 @@ struct ss_tlsctx {
  * Builds the context for ep. path is the policy file, for messages. A
  * missing file, a key that does not match its certificate, an unusable
  * cipher list, a mutual listen endpoint without trusted-ca, or a FIPS
- * request without the FIPS provider is an error naming path, line and
- * option (ss_endpoint_fail). Returns SS_OK with *out set, or the error.
+ * request whose provider does not load (missing, failing its self-test
+ * or MAC check) is an error naming path, line and option
+ * (ss_endpoint_fail). A fips140-enabled endpoint's context, certificates,
+ * keys, stores and ticket keys all live in the FIPS library context
+ * (fips.h), so nothing of it falls back to the default provider. Returns
+ * SS_OK with *out set, or the error.
  */
 int ss_tlsctx_new(const char *path, const struct ss_endpoint *ep,
                   bool compat, struct ss_tlsctx **out,

@@ -63,6 +63,11 @@ struct ss_verifier {
      * SSL_CTX gets; the owner sets its context's (tlsctx.c) and `secshim
      * verify` the endpoint's. 0 checks nothing. */
     int security_level;
+    /* Where the CAs and CRLs are decoded and the offline check fetches
+     * its algorithms (a FIPS endpoint's context, fips.h); NULL, NULL:
+     * OpenSSL's default. Borrowed: it outlives the verifier. */
+    OSSL_LIB_CTX *libctx;
+    const char *propq;
     /* allow-peer, checked once the chain is accepted: borrowed (the
      * endpoint's, or the caller's), NULL or empty for none. Set by the
      * owner after ss_verifier_init; it must outlive the verifier. */
@@ -101,6 +106,11 @@ const char *ss_verify_error_name(int x509_error);
 int ss_verifier_init(struct ss_verifier *v, const char *trusted_ca,
                      const char *crl, enum ss_purpose purpose, bool compat,
                      struct ss_errbuf *err);
+/* The same in libctx with propq (both may be NULL: the default). */
+int ss_verifier_init_ex(struct ss_verifier *v, OSSL_LIB_CTX *libctx,
+                        const char *propq, const char *trusted_ca,
+                        const char *crl, enum ss_purpose purpose,
+                        bool compat, struct ss_errbuf *err);
 void ss_verifier_free(struct ss_verifier *v);
 
 /*

@@ -420,6 +420,26 @@ static bool is_cipher_mismatch(int reason)
            reason == SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM;
 }
 
+/* No key exchange group both sides allow (a FIPS endpoint allows fewer:
+ * docs/fips.md). */
+static bool is_group_mismatch(int reason)
+{
+    return reason == SSL_R_NO_SUITABLE_KEY_SHARE ||
+           reason == SSL_R_NO_SHARED_GROUPS ||
+           reason == SSL_R_BAD_KEY_SHARE;
+}
+
+/* What a FIPS endpoint adds to a mismatch: why it offers less. */
+static const char *fips_note(const struct ss_conn *c, const char *what)
+{
+    if (!c->ep->fips140_enabled)
+        return "";
+    return strcmp(what, "group") == 0
+               ? " (fips140-enabled: only P-256, P-384, P-521 and the "
+                 "ffdhe groups)"
+               : " (fips140-enabled: only the FIPS provider's suites)";
+}
+
 /*
  * The failure of a verification we ran, or 0 when ours did not fail. The
  * verifier's own record decides (SSL_get_verify_result keeps an error the
@@ -544,8 +564,13 @@ static int classify_failure(struct ss_conn *c, int ssl_error,
         return SS_ERR_PROTOCOL;
     }
     if (is_cipher_mismatch(reason)) {
-        set_error(c, "no cipher suite in common with %s: %s", c->peer_host,
-                  queue);
+        set_error(c, "no cipher suite in common with %s: %s%s", c->peer_host,
+                  queue, fips_note(c, "suite"));
+        return SS_ERR_PROTOCOL;
+    }
+    if (is_group_mismatch(reason)) {
+        set_error(c, "no key exchange group in common with %s: %s%s",
+                  c->peer_host, queue, fips_note(c, "group"));
         return SS_ERR_PROTOCOL;
     }
     if (is_peer_cert_rejection(reason)) {

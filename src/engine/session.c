@@ -411,7 +411,7 @@ struct ss_ticket_keys {
     time_t idle_since;                /* when refs fell to 0 */
     char *endpoint;
     unsigned char digest[SS_TRUST_DIGEST_LEN];
-    bool fips;
+    OSSL_LIB_CTX *libctx;             /* NULL: the default; borrowed */
     EVP_CIPHER *cipher;               /* fetched once */
     long long epoch;                  /* of cur */
     unsigned char ratchet[32];        /* the chain's state at epoch */
@@ -451,7 +451,7 @@ static bool hmac_label(const struct ss_ticket_keys *k,
                        unsigned char out[32])
 {
     size_t len = 0;
-    return EVP_Q_mac(NULL, "HMAC", k->fips ? "fips=yes" : NULL, "SHA256",
+    return EVP_Q_mac(k->libctx, "HMAC", NULL, "SHA256",
                      NULL, key, 32, (const unsigned char *)label,
                      strlen(label), out, 32, &len) != NULL &&
            len == 32;
@@ -500,7 +500,8 @@ static void advance(struct ss_ticket_keys *k, time_t now)
         return;
     bool ok = true;
     if (target - k->epoch > RATCHET_WALK_MAX) {
-        ok = RAND_priv_bytes(k->ratchet, sizeof(k->ratchet)) == 1 &&
+        ok = RAND_priv_bytes_ex(k->libctx, k->ratchet, sizeof(k->ratchet),
+                                0) == 1 &&
              derive(k, &k->cur);
         k->epoch = target - 1;
     }
@@ -530,7 +531,7 @@ static void keys_free(struct ss_ticket_keys *k)
 /* A new ring with one reference: a random chain, its first key. Returns
  * SS_OK with *out, SS_ERR_NOMEM or SS_ERR_TLS. */
 static int keys_new(const char *endpoint, const unsigned char *digest,
-                    bool fips, struct ss_ticket_keys **out,
+                    OSSL_LIB_CTX *libctx, struct ss_ticket_keys **out,
                     struct ss_errbuf *err)
 {
     struct ss_ticket_keys *k = OPENSSL_zalloc(sizeof(*k));
@@ -539,15 +540,15 @@ static int keys_new(const char *endpoint, const unsigned char *digest,
         return ss_fail(err, SS_ERR_NOMEM, "out of memory");
     }
     k->refs = 1;
-    k->fips = fips;
+    k->libctx = libctx;
     memcpy(k->digest, digest, SS_TRUST_DIGEST_LEN);
     k->epoch = epoch_of(ticket_now());
     k->usable = true;
     ERR_clear_error();
-    k->cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC",
-                                 fips ? "fips=yes" : NULL);
+    /* The FIPS context fetches with "fips=yes" by default (fips.h). */
+    k->cipher = EVP_CIPHER_fetch(libctx, "AES-256-CBC", NULL);
     if (k->cipher == NULL ||
-        RAND_priv_bytes(k->ratchet, sizeof(k->ratchet)) != 1 ||
+        RAND_priv_bytes_ex(libctx, k->ratchet, sizeof(k->ratchet), 0) != 1 ||
         !derive(k, &k->cur)) {
         keys_free(k);
         return ss_fail_openssl(err, SS_ERR_TLS,
@@ -567,10 +568,10 @@ static int keys_new(const char *endpoint, const unsigned char *digest,
  * ticket_lock held. */
 static struct ss_ticket_keys *registry_find(const char *endpoint,
                                             const unsigned char *digest,
-                                            bool fips)
+                                            OSSL_LIB_CTX *libctx)
 {
     for (struct ss_ticket_keys *k = registry; k != NULL; k = k->next) {
-        if (strcmp(k->endpoint, endpoint) == 0 && k->fips == fips &&
+        if (strcmp(k->endpoint, endpoint) == 0 && k->libctx == libctx &&
             memcmp(k->digest, digest, SS_TRUST_DIGEST_LEN) == 0) {
             k->refs++;
             return k;
@@ -607,7 +608,7 @@ static void keys_free_list(struct ss_ticket_keys *k)
 }
 
 int ss_ticket_keys_get(const char *endpoint, const unsigned char *digest,
-                       bool fips, struct ss_ticket_keys **out,
+                       OSSL_LIB_CTX *libctx, struct ss_ticket_keys **out,
                        struct ss_errbuf *err)
 {
     *out = NULL;
@@ -615,7 +616,7 @@ int ss_ticket_keys_get(const char *endpoint, const unsigned char *digest,
         return ss_fail(err, SS_ERR_INVAL, "ticket keys need an endpoint");
     pthread_mutex_lock(&ticket_lock);
     struct ss_ticket_keys *dead = registry_sweep(ticket_now());
-    *out = registry_find(endpoint, digest, fips);
+    *out = registry_find(endpoint, digest, libctx);
     pthread_mutex_unlock(&ticket_lock);
     keys_free_list(dead);
     if (*out != NULL)
@@ -623,9 +624,9 @@ int ss_ticket_keys_get(const char *endpoint, const unsigned char *digest,
     /* Made unlocked (RAND, fetches); a ring another builder registered
      * meanwhile wins, so one endpoint never has two. */
     struct ss_ticket_keys *k = NULL;
-    SS_GUARD(keys_new(endpoint, digest, fips, &k, err));
+    SS_GUARD(keys_new(endpoint, digest, libctx, &k, err));
     pthread_mutex_lock(&ticket_lock);
-    *out = registry_find(endpoint, digest, fips);
+    *out = registry_find(endpoint, digest, libctx);
     if (*out == NULL) {
         k->next = registry;
         registry = k;
@@ -730,7 +731,9 @@ static int ticket_key_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
     int rc = found;
     if (enc && found != 0) {
         memcpy(name, key.name, SS_TICKET_KEY_NAME_LEN);
-        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(k->cipher)) != 1 ||
+        if (RAND_bytes_ex(k->libctx, iv,
+                          (size_t)EVP_CIPHER_get_iv_length(k->cipher),
+                          0) != 1 ||
             EVP_EncryptInit_ex2(cctx, k->cipher, key.aes, iv, NULL) != 1 ||
             !mac_init(hctx, key.hmac))
             rc = -1;

@@ -16,10 +16,11 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
-#include <openssl/provider.h>
 
 #include "secshim/cpu.h"
+#include "secshim/fips.h"
 #include "secshim/log.h"
 #include "secshim/protocol.h"
 
@@ -54,6 +55,20 @@ struct chain_load {
     int n_leaf;  /* certificates taken as the leaf so far (0 or 1) */
 };
 
+/* The next PEM certificate of in, made in the endpoint's library context
+ * (its public key then is decoded there too), or NULL. */
+static X509 *read_cert(const struct ss_tlsctx *t, BIO *in)
+{
+    X509 *x = X509_new_ex(t->libctx, t->propq);
+    if (x == NULL)
+        return NULL;
+    if (PEM_read_bio_X509(in, &x, NULL, NULL) == NULL) {
+        X509_free(x);
+        return NULL;
+    }
+    return x;
+}
+
 /* Reads every certificate of one PEM file: the very first one of the
  * first file is the leaf, all others are the chain, in file order. */
 static int load_cert_file(const char *file, size_t index, void *arg)
@@ -70,7 +85,7 @@ static int load_cert_file(const char *file, size_t index, void *arg)
     int rc = SS_OK;
     int n_read = 0;
     X509 *x;
-    while ((x = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL) {
+    while ((x = read_cert(b->t, in)) != NULL) {
         n_read++;
         if (index == 0 && cl->n_leaf == 0) {
             cl->n_leaf = 1;
@@ -197,8 +212,9 @@ static int setup_verification(struct ctx_build *b, bool compat)
     enum ss_purpose purpose = server ? SS_PURPOSE_CLIENT : SS_PURPOSE_SERVER;
     struct ss_errbuf sub;
     sub.msg[0] = '\0';
-    int rc = ss_verifier_init(&b->t->verifier, ep->trusted_ca, ep->tls_crl,
-                              purpose, compat, &sub);
+    int rc = ss_verifier_init_ex(&b->t->verifier, b->t->libctx,
+                                 b->t->propq, ep->trusted_ca, ep->tls_crl,
+                                 purpose, compat, &sub);
     if (rc < 0) {
         /* ss_verifier_init names the file; attribute it to tls-crl when it
          * is one of the CRL files, else to trusted-ca. */
@@ -254,6 +270,41 @@ const char *ss_tlsctx_default_suites(void)
                  "TLS_AES_256_GCM_SHA384";
 }
 
+/* Whether the endpoint's library context has the cipher of a suite.
+ * libssl takes a FIPS endpoint's TLS_CHACHA20_POLY1305_SHA256 by name and
+ * leaves it out only at the handshake. */
+static bool suite_usable(const struct ss_tlsctx *t, const SSL_CIPHER *c)
+{
+    const char *name = OBJ_nid2sn(SSL_CIPHER_get_cipher_nid(c));
+    EVP_CIPHER *cipher = name != NULL
+                             ? EVP_CIPHER_fetch(t->libctx, name, t->propq)
+                             : NULL;
+    EVP_CIPHER_free(cipher);
+    return cipher != NULL;
+}
+
+/* A FIPS endpoint's cipher-suites must name at least one suite its
+ * provider offers: a list of ChaCha20 alone would otherwise load and then
+ * refuse every TLS 1.3 peer. */
+static int check_fips_suites(struct ctx_build *b)
+{
+    STACK_OF(SSL_CIPHER) *all = SSL_CTX_get_ciphers(b->t->ctx);
+    int usable = 0;
+    for (int i = 0; i < sk_SSL_CIPHER_num(all); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(all, i);
+        /* TLS 1.3 suites are 0x13XX (RFC 8446, B.4). */
+        if ((SSL_CIPHER_get_protocol_id(c) >> 8) == 0x13 &&
+            suite_usable(b->t, c))
+            usable++;
+    }
+    ERR_clear_error();
+    if (usable == 0)
+        return fail_opt(b, SS_ERR_CONFIG, SS_OPT_CIPHER_SUITES,
+                        "fips140-enabled: the FIPS provider offers none "
+                        "of these TLS 1.3 cipher suites");
+    return SS_OK;
+}
+
 /* TLS 1.2 and below: the operator's cipher-list, else the endpoint's
  * default (ECDHE with AEAD only, ss_protocol_default_cipher_list), else,
  * for an endpoint that allows TLS 1.0 or 1.1, OpenSSL's own default. */
@@ -287,7 +338,7 @@ static int set_ciphers(struct ctx_build *b)
             return fail_opt_openssl(b, SS_ERR_CONFIG, SS_OPT_CIPHER_SUITES,
                                     "OpenSSL rejects this TLS 1.3 cipher "
                                     "suite list");
-        return SS_OK;
+        return b->ep->fips140_enabled ? check_fips_suites(b) : SS_OK;
     }
     SS_GUARD_OSSL(SSL_CTX_set_ciphersuites(b->t->ctx,
                                            ss_tlsctx_default_suites()),
@@ -458,13 +509,24 @@ static int digest_fields(struct digest *d, bool compat)
     return SS_OK;
 }
 
+/* SHA-256 from the endpoint's library context: a FIPS endpoint hashes
+ * with the FIPS provider too. NULL on failure (OpenSSL's queue says why);
+ * EVP_MD_free it. */
+static EVP_MD *fetch_sha256(const struct ss_tlsctx *t)
+{
+    return EVP_MD_fetch(t->libctx, "SHA2-256", t->propq);
+}
+
 static int compute_trust_digest(struct ctx_build *b, bool compat)
 {
     struct digest d = {.md = EVP_MD_CTX_new(), .b = b, .ok = true};
     unsigned int len = 0;
     ERR_clear_error();
-    if (d.md == NULL || EVP_DigestInit_ex(d.md, EVP_sha256(), NULL) != 1) {
+    EVP_MD *sha256 = fetch_sha256(b->t);
+    if (d.md == NULL || sha256 == NULL ||
+        EVP_DigestInit_ex(d.md, sha256, NULL) != 1) {
         EVP_MD_CTX_free(d.md);
+        EVP_MD_free(sha256);
         return ss_fail_openssl(b->err, SS_ERR_TLS,
                                "cannot hash the trust settings");
     }
@@ -475,6 +537,7 @@ static int compute_trust_digest(struct ctx_build *b, bool compat)
         rc = ss_fail_openssl(b->err, SS_ERR_TLS,
                              "cannot hash the trust settings");
     EVP_MD_CTX_free(d.md);
+    EVP_MD_free(sha256);
     return rc;
 }
 
@@ -489,9 +552,13 @@ static int set_session_id_context(struct ctx_build *b)
     unsigned int sid_len = 0;
     const char *name = b->ep->name != NULL ? b->ep->name : "";
     ERR_clear_error();
-    if (EVP_Digest(name, strlen(name), sid_ctx, &sid_len, EVP_sha256(),
-                   NULL) != 1 ||
-        sid_len > SSL_MAX_SID_CTX_LENGTH)
+    EVP_MD *sha256 = fetch_sha256(b->t);
+    int ok = sha256 != NULL &&
+             EVP_Digest(name, strlen(name), sid_ctx, &sid_len, sha256,
+                        NULL) == 1 &&
+             sid_len <= SSL_MAX_SID_CTX_LENGTH;
+    EVP_MD_free(sha256);
+    if (!ok)
         return ss_fail_openssl(b->err, SS_ERR_TLS,
                                "cannot derive a session id context");
     SS_GUARD_OSSL(SSL_CTX_set_session_id_context(b->t->ctx, sid_ctx,
@@ -505,7 +572,7 @@ static int set_session_id_context(struct ctx_build *b)
 static int set_server_tickets(struct ctx_build *b, struct ss_errbuf *sub)
 {
     SS_GUARD(ss_ticket_keys_get(b->ep->name != NULL ? b->ep->name : "",
-                                b->t->trust_digest, b->ep->fips140_enabled,
+                                b->t->trust_digest, b->t->libctx,
                                 &b->t->tickets, sub));
     return ss_session_server_ctx(b->t->ctx, b->t->tickets, sub);
 }
@@ -530,18 +597,39 @@ static int set_sessions(struct ctx_build *b)
     return rc < 0 ? fail_opt(b, rc, SS_OPT_SESSION_RESUMPTION, sub.msg) : rc;
 }
 
-/* FIPS: the provider must load, and then every algorithm of this context
- * is fetched with "fips=yes"; there is no silent non-FIPS fallback. */
-static int load_fips(struct ctx_build *b)
+/* FIPS: everything of the endpoint comes from the FIPS library context
+ * (fips.h), fetched with "fips=yes"; when it cannot be made, the build
+ * fails: there is no silent non-FIPS fallback. The process's default
+ * context is left alone (docs/design.md, "FIPS in a library context of
+ * its own"). */
+static int use_fips(struct ctx_build *b)
+{
+    struct ss_errbuf sub = {{0}};
+    int rc = ss_fips_libctx(&b->t->libctx, &sub);
+    if (rc < 0)
+        return fail_opt(b, rc, SS_OPT_FIPS140_ENABLED, sub.msg);
+    b->t->propq = SS_FIPS_PROPQ;
+    return SS_OK;
+}
+
+/*
+ * The key exchange groups of a FIPS endpoint: the NIST curves and the
+ * RFC 7919 finite-field groups, the SP 800-56A schemes. OpenSSL 3.0's
+ * FIPS provider also implements X25519 and X448 (and would negotiate
+ * them first), which SP 800-56A does not list; they are left out here
+ * (docs/fips.md).
+ */
+#define FIPS_GROUPS "P-256:P-384:P-521:ffdhe2048:ffdhe3072:ffdhe4096:" \
+                    "ffdhe6144:ffdhe8192"
+
+static int set_fips_groups(struct ctx_build *b)
 {
     ERR_clear_error();
-    b->t->fips = OSSL_PROVIDER_load(NULL, "fips");
-    if (b->t->fips == NULL) {
-        ERR_clear_error();
-        return fail_opt(b, SS_ERR_UNSUPPORTED, SS_OPT_FIPS140_ENABLED,
-                        "fips140-enabled: the OpenSSL FIPS provider is not "
-                        "installed");
-    }
+    if (SSL_CTX_set1_groups_list(b->t->ctx, FIPS_GROUPS) != 1)
+        return fail_opt_openssl(b, SS_ERR_UNSUPPORTED,
+                                SS_OPT_FIPS140_ENABLED,
+                                "the FIPS provider offers none of the "
+                                "approved key exchange groups");
     return SS_OK;
 }
 
@@ -551,9 +639,7 @@ static int create_ctx(struct ctx_build *b)
                                    ? TLS_server_method()
                                    : TLS_client_method();
     ERR_clear_error();
-    b->t->ctx = SSL_CTX_new_ex(NULL, b->ep->fips140_enabled ? "fips=yes"
-                                                            : NULL,
-                               method);
+    b->t->ctx = SSL_CTX_new_ex(b->t->libctx, b->t->propq, method);
     if (b->t->ctx == NULL)
         return ss_fail_openssl(b->err, SS_ERR_TLS,
                                "cannot create an SSL_CTX");
@@ -580,8 +666,10 @@ static int create_ctx(struct ctx_build *b)
 static int build(struct ctx_build *b, bool compat)
 {
     if (b->ep->fips140_enabled)
-        SS_GUARD(load_fips(b));
+        SS_GUARD(use_fips(b));
     SS_GUARD(create_ctx(b));
+    if (b->ep->fips140_enabled)
+        SS_GUARD(set_fips_groups(b));
     SS_GUARD(set_protocol(b));
     SS_GUARD(set_ciphers(b));
     /* Servers always present a certificate; clients only for tls-mutual
@@ -628,8 +716,7 @@ void ss_tlsctx_free(struct ss_tlsctx *t)
     if (t->verifier.store != NULL || t->verifier.trusted_listed != NULL)
         ss_verifier_free(&t->verifier);
     X509_free(t->own_cert);
-    if (t->fips != NULL)
-        OSSL_PROVIDER_unload(t->fips);
+    /* libctx is the process's FIPS context: kept (fips.h). */
     free(t);
 }
 

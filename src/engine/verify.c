@@ -126,8 +126,8 @@ static int load_pem_file(struct ss_verifier *v, const char *path,
         return ss_fail(err, SS_ERR_NOMEM, "%s: out of memory", option);
     }
     ERR_clear_error();
-    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(bio, NULL, NULL,
-                                                        NULL);
+    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio_ex(
+        bio, NULL, NULL, NULL, v->libctx, v->propq);
     BIO_free(bio);
     if (infos == NULL)
         return ss_fail_openssl(err, SS_ERR_IO, "%s: cannot read %s", option,
@@ -227,7 +227,8 @@ static int verifier_build(struct ss_verifier *v, const char *trusted_ca,
         SS_GUARD(load_pem_list(v, trusted_ca, PEM_CERTS, err));
     } else {
         ERR_clear_error();
-        SS_GUARD_OSSL(X509_STORE_set_default_paths(v->store), err,
+        SS_GUARD_OSSL(X509_STORE_set_default_paths_ex(v->store, v->libctx,
+                                                      v->propq), err,
                       SS_ERR_TLS, "cannot load the system's default CAs");
     }
     if (v->crl_check) {
@@ -254,6 +255,15 @@ int ss_verifier_init(struct ss_verifier *v, const char *trusted_ca,
                      const char *crl, enum ss_purpose purpose, bool compat,
                      struct ss_errbuf *err)
 {
+    return ss_verifier_init_ex(v, NULL, NULL, trusted_ca, crl, purpose,
+                               compat, err);
+}
+
+int ss_verifier_init_ex(struct ss_verifier *v, OSSL_LIB_CTX *libctx,
+                        const char *propq, const char *trusted_ca,
+                        const char *crl, enum ss_purpose purpose,
+                        bool compat, struct ss_errbuf *err)
+{
     SS_ENSURE(v != NULL, SS_ERR_INVAL);
     memset(v, 0, sizeof(*v));
     if (x509_purpose(purpose) < 0)
@@ -267,6 +277,8 @@ int ss_verifier_init(struct ss_verifier *v, const char *trusted_ca,
         .compat = compat,
         .x509_strict = true,
         .security_level = level,
+        .libctx = libctx,
+        .propq = propq,
     };
     int rc = verifier_build(&built, trusted_ca, crl, err);
     if (rc < 0) {
@@ -1357,7 +1369,7 @@ int ss_verify_chain(const struct ss_verifier *v, X509 *leaf,
     SS_ENSURE(v != NULL && v->store != NULL && leaf != NULL, SS_ERR_INVAL);
     struct ss_errbuf err = {{0}};
     SS_GUARD(index_ready(&err));
-    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new_ex(v->libctx, v->propq);
     if (ctx == NULL)
         return SS_ERR_NOMEM;
     struct verify_state st = {.v = v, .res = res};

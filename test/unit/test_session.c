@@ -288,7 +288,7 @@ static void test_ticket_keys_rotate(void **state)
     (void)state;
     const time_t t = epoch_start(), I = SS_TICKET_ROTATE_S;
     struct ss_ticket_keys *k = NULL;
-    assert_int_equal(ss_ticket_keys_get("rotating", digest_a, false, &k,
+    assert_int_equal(ss_ticket_keys_get("rotating", digest_a, NULL, &k,
                                         NULL), SS_OK);
     unsigned char n0[16], n1[16], n2[16], other[16] = {0};
     ss_ticket_keys_name(k, t, n0);
@@ -315,13 +315,13 @@ static void test_ticket_keys_shared_per_endpoint_and_digest(void **state)
 {
     (void)state;
     struct ss_ticket_keys *a1, *a2, *b, *other;
-    assert_int_equal(ss_ticket_keys_get("ep", digest_a, false, &a1, NULL),
+    assert_int_equal(ss_ticket_keys_get("ep", digest_a, NULL, &a1, NULL),
                      SS_OK);
-    assert_int_equal(ss_ticket_keys_get("ep", digest_a, false, &a2, NULL),
+    assert_int_equal(ss_ticket_keys_get("ep", digest_a, NULL, &a2, NULL),
                      SS_OK);
-    assert_int_equal(ss_ticket_keys_get("ep", digest_b, false, &b, NULL),
+    assert_int_equal(ss_ticket_keys_get("ep", digest_b, NULL, &b, NULL),
                      SS_OK);
-    assert_int_equal(ss_ticket_keys_get("other", digest_a, false, &other,
+    assert_int_equal(ss_ticket_keys_get("other", digest_a, NULL, &other,
                                         NULL), SS_OK);
     assert_ptr_equal(a1, a2);
     assert_ptr_not_equal(a1, b);
@@ -336,7 +336,7 @@ static void test_ticket_keys_shared_per_endpoint_and_digest(void **state)
      * taken up again with its keys. */
     ss_ticket_keys_put(a1);
     ss_ticket_keys_put(a2);
-    assert_int_equal(ss_ticket_keys_get("ep", digest_a, false, &a2, NULL),
+    assert_int_equal(ss_ticket_keys_get("ep", digest_a, NULL, &a2, NULL),
                      SS_OK);
     assert_int_equal(ss_ticket_keys_find(a2, na, t), 1);
     ss_ticket_keys_put(a2);
@@ -351,7 +351,7 @@ static void test_ticket_keys_ratchet_agrees_after_fork(void **state)
     (void)state;
     const time_t t = epoch_start(), I = SS_TICKET_ROTATE_S;
     struct ss_ticket_keys *k = NULL;
-    assert_int_equal(ss_ticket_keys_get("forked", digest_a, false, &k, NULL),
+    assert_int_equal(ss_ticket_keys_get("forked", digest_a, NULL, &k, NULL),
                      SS_OK);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
