@@ -39,6 +39,7 @@ SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so $(BUILD)/libsecshim-tls.so
 CLI        := $(BUILD)/secshim
 
 .PHONY: all deps test test-unit test-integration test-scan interop test-fips fips-provider \
+        mutants test-mutants \
         test-asan asan test-tsan tsan demo bench bench-quick lint \
         check-old-headers clean install uninstall deb
 
@@ -90,8 +91,8 @@ $(BUILD)/bench/%: test/bench/%.c
 	    $(if $(filter $(BENCH_OPENSSL),$*),-lssl -lcrypto)
 
 # The three integration passes (the build, AddressSanitizer's,
-# ThreadSanitizer's), the interop matrix, the scan and the FIPS suite run
-# at once (test/run-together): they mostly wait on peers and handshakes,
+# ThreadSanitizer's), the interop matrix, the scan, the FIPS suite and
+# the curated mutants run at once (test/run-together): they mostly wait on peers and handshakes,
 # so together they take about as long as the slowest alone; each log is
 # printed whole once all have ended.
 test: deps
@@ -106,6 +107,7 @@ test: deps
 	    interop="test/interop/run $(BUILD)" \
 	    scan="test/scan/run $(BUILD)" \
 	    fips="test/fips/run $(BUILD)" \
+	    mutants="test/mutants/run $(BUILD) --curated" \
 	    asan="test/integration/run build-asan" \
 	    tsan="test/integration/run build-tsan"
 
@@ -135,6 +137,14 @@ FIPS_TEST_BIN := $(BUILD)/fips-test/own_openssl
 $(FIPS_TEST_BIN): test/fips/own_openssl.c
 	@mkdir -p $(dir $@)
 	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -o $@ $< -lcrypto
+
+# Mutants (test/mutants/mutants.py): named changes that break one rule
+# each, which the tests must notice; make test runs the curated ones.
+mutants: all
+	@test/mutants/run $(BUILD)
+
+test-mutants: all
+	@test/mutants/run $(BUILD) --curated
 
 # The provider is built before make test's suites start (it takes the
 # two cores for about a minute); fips-provider alone builds or reuses it.

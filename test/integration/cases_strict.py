@@ -161,7 +161,7 @@ def strict_off_accepts_legacy_chain_with_warning(c):
           "the warning does not name file:line and option: %s" % warn[0])
     check_cmd = secshim_cmd(c, "check", "check", "-c", pol)
     check(check_cmd.p.returncode == 0 and
-          re.search(r"^cli: .* x509-strict=no security-level=2$",
+          re.search(r"^cli: .* x509-strict=no security-level=2 fips140=no$",
                     check_cmd.out(), re.M) and
           "option 'x509-strict': the RFC 5280 profile is off" in
           check_cmd.err(), "secshim check does not show x509-strict=no "
