@@ -2,6 +2,8 @@
 # program's descriptor never reaches the wire"). Run by test/integration/run,
 # in its namespace: Case, check, echo_server, client_ep, server_ep ...
 
+import ssl
+
 def descriptor_pair(c):
     """A shimmed echo server; returns (port, client policy path)."""
     s = c.suite
@@ -120,6 +122,73 @@ def connect_without_a_private_descriptor_fails_emfile(c):
           "not connect again once descriptors were free")
     check(count_established(proc, "cli") == 2, "expected exactly two TLS "
           "connections (before and after)")
+
+
+def emfile_server_clients(c, port, tls):
+    """Three clients, one after the other, of ev_emfile_server: each sends
+    a line and reads until the echo or EOF. Returns what each got back
+    (b"" for a connection closed, None for one refused at its handshake)."""
+    ctx = ssl.create_default_context(cafile=c.suite.pki("ca.pem"))
+    got = []
+    for i in range(3):
+        line = b"line %d\n" % i
+        raw = socket.create_connection(("127.0.0.1", port), timeout=T_RUN)
+        try:
+            sock = ctx.wrap_socket(raw, server_hostname="localhost") \
+                if tls else raw
+            sock.sendall(line)
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            got.append(data)
+            if tls and data:
+                sock.unwrap()  # close_notify both ways: the echo's EOF
+        except (ssl.SSLError, OSError):
+            got.append(None)
+        finally:
+            raw.close()
+    return got
+
+
+@case
+def accept_without_a_private_descriptor_fails_emfile(c):
+    """accept() when the process has one descriptor left (the accepted
+    socket takes it): under the shim the private descriptor cannot be had,
+    so accept fails with EMFILE and the connection is closed, unserved and
+    never left unmanaged (docs/shim.md); once descriptors are free again
+    the next client is served. Plain TCP, which needs no second
+    descriptor, accepts and echoes (the control)."""
+    s = c.suite
+    app = s.app("ev_emfile_server")
+
+    def server(name, env, port):
+        port_file = c.path(name + ".port")
+        proc = c.start(name, [app, "-4", str(port), "--port-file", port_file,
+                              "--timeout", str(T_RUN)], env)
+        wait_port_file(proc, port_file)
+        return proc
+
+    plain = server("plain-server", c.env(preload=False), 0)
+    plain_port = int(open(c.path("plain-server.port")).read())
+    got = emfile_server_clients(c, plain_port, tls=False)
+    plain.wait(T_RUN)
+    check(plain.p.returncode == 0 and re.search(r"accept: \d+\n", plain.out())
+          and got == [b"line 0\n", b"line 1\n", b"line 2\n"],
+          "the program fails over plain TCP: %r" % got)
+    port = free_port()
+    shim = server("server", c.env(c.policy(server_ep(s, port))), port)
+    got = emfile_server_clients(c, port, tls=True)
+    shim.wait(T_RUN)
+    check("accept: -1 EMFILE" in shim.out(), "accept did not fail with "
+          "EMFILE without a private descriptor")
+    check(got[0] == b"line 0\n" and got[1] in (None, b"") and
+          got[2] == b"line 2\n", "clients got %r: the second must be "
+          "closed unserved, the others echoed" % got)
+    check(shim.p.returncode == 0 and "ok" in shim.out(), "the server could "
+          "not accept again once descriptors were free")
 
 
 # A TLS line peer that answers one line, then writes bytes that are no
