@@ -242,6 +242,8 @@ def print_report(R, kinds, P, bounds, info):
             held = R.once.get(mid + ".held", {})
             say(f"{'connections open: ' + ', '.join(f'{c} {held.get(c)}' for c in cols):52}" +
                 "".join(f"{fmt(M[mid].get(c), 9)} /{fmt(M.get(mid + '.cycle', {}).get(c), 9)}" for c in cols))
+            rss = R.once.get(mid + ".rss_mib", {})
+            say(f"{'   the holder resident, MiB':52}" + "".join(f"{fmt(rss.get(c), 20)}" for c in cols))
 
     if "start" in M:
         say("")

@@ -217,6 +217,8 @@ def time_forks(holder, s, P, R, metric):
     R.add(metric, s.kind, float(f[1]))
     R.add(metric + ".cycle", s.kind, float(f[3]))
     R.once.setdefault(metric + ".held", {})[s.kind] = int(f[5])
+    # What fork copies the page tables of: the holder's resident memory.
+    R.once.setdefault(metric + ".rss_mib", {})[s.kind] = round(mem_kib([holder.pid])[0] / 1024, 1)
 
 
 def hold(ctx, s, P, R):
