@@ -1,6 +1,7 @@
 /* fuzzutil.c - see fuzzutil.h. */
 #include "fuzzutil.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ static void remove_dir(void)
         fprintf(stderr, "fuzz: could not remove %s\n", dir);
 }
 
-const char *fz_dir(void)
+const char *fz_empty_dir(void)
 {
     if (dir[0] != '\0')
         return dir;
@@ -43,6 +44,16 @@ const char *fz_dir(void)
         abort();
     }
     atexit(remove_dir);
+    return dir;
+}
+
+const char *fz_dir(void)
+{
+    static bool made;
+    if (made)
+        return dir;
+    made = true;
+    fz_empty_dir();
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "'%s/tools/secshim-pki' '%s' >'%s/pki.log' 2>&1",
              FZ_ROOT, dir, dir);
@@ -57,7 +68,7 @@ const char *fz_dir(void)
 const char *fz_file(const char *name)
 {
     char *buf = rotating[next_slot++ % ROTATING];
-    snprintf(buf, sizeof(rotating[0]), "%s/%s", fz_dir(), name);
+    snprintf(buf, sizeof(rotating[0]), "%s/%s", fz_empty_dir(), name);
     return buf;
 }
 

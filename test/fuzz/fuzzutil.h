@@ -16,6 +16,9 @@
  * cannot be made, since every input after would test nothing. */
 const char *fz_dir(void);
 
+/* The same directory without the PKI (fz_dir adds it later if called). */
+const char *fz_empty_dir(void);
+
 /* "<dir>/<name>" in one of a few rotating static buffers. */
 const char *fz_file(const char *name);
 
