@@ -5,7 +5,8 @@
  * Each harness works in one temporary directory of its own, made once per
  * process and removed at exit, holding the throw-away PKI of
  * tools/secshim-pki (docs/pki.md) so that policies can name files that
- * exist and contexts can be built.
+ * exist and contexts can be built: a copy of $SECSHIM_FUZZ_PKI when set
+ * (test/fuzz/run makes one for all), else made by the script.
  */
 #ifndef SECSHIM_FUZZUTIL_H
 #define SECSHIM_FUZZUTIL_H
