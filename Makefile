@@ -93,7 +93,8 @@ $(BUILD)/bench/%: test/bench/%.c
 # ThreadSanitizer's) and the scan run at once (test/run-together): they
 # mostly wait on peers and handshakes, so together they take about as
 # long as the slowest alone; each log is printed whole once all have
-# ended.
+# ended. test-fuzz runs before them, alone: it keeps a core busy for its
+# whole minute, and the integration passes have handshake timeouts.
 test: deps
 	$(MAKE) all
 	$(MAKE) asan

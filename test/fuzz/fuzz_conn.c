@@ -19,8 +19,10 @@
  * OpenSSL's random numbers come from a stream reset for every input
  * (RAND_set_rand_method, the test-only hook OpenSSL 3.0 still has), so
  * that an input replays the same handshake bytes and a crash found can be
- * reproduced; sessions are not resumed across inputs (both sides have
- * resumption off) for the same reason.
+ * reproduced; for the same reason the harness makes its own PKI from that
+ * stream (make_pki), sessions are not resumed across inputs (both sides
+ * have resumption off) and the peer server issues no session tickets
+ * (they are not the same from one run to the next).
  *
  * Besides the sanitizers (crash, overflow, leak, undefined behaviour) and
  * libFuzzer's timeout (a hang), the harness aborts when the conn breaks a
@@ -439,12 +441,22 @@ static void conn_step(struct run *r, bool peek)
         int rc = ss_conn_read(r->conn, buf, sizeof(buf), peek, &n);
         if (rc == SS_OK && n > 0)
             check_conn_plaintext(r, buf, n, peek);
+        if (rc == SS_WANT_READ && ss_conn_input_drained(r->conn))
+            ss_conn_idle(r->conn); /* what the shim does before a wait */
         if (rc != SS_OK || peek)
             break;
     }
+    /* What the shim and the CLI ask of a conn in any state. */
+    char text[256];
     (void)ss_conn_pending(r->conn);
     (void)ss_conn_buffered_input(r->conn);
+    (void)ss_conn_unsent(r->conn);
+    (void)ss_conn_early_unsent(r->conn);
     (void)ss_conn_wants(r->conn);
+    (void)ss_conn_truncated(r->conn);
+    (void)ss_conn_resumed(r->conn);
+    (void)ss_conn_describe(r->conn, text, sizeof(text));
+    (void)ss_conn_peer_subject(r->conn, text, sizeof(text));
     (void)ss_conn_flush(r->conn);
 }
 
