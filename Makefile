@@ -39,7 +39,7 @@ SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so $(BUILD)/libsecshim-tls.so
 CLI        := $(BUILD)/secshim
 
 .PHONY: all deps test test-unit test-integration test-scan interop test-fips fips-provider \
-        mutants test-mutants \
+        mutants test-mutants fuzz-build fuzz test-fuzz \
         test-asan asan test-tsan tsan demo bench bench-quick lint \
         check-old-headers clean install uninstall deb
 
@@ -92,9 +92,11 @@ $(BUILD)/bench/%: test/bench/%.c
 
 # The three integration passes (the build, AddressSanitizer's,
 # ThreadSanitizer's), the interop matrix, the scan, the FIPS suite and
-# the curated mutants run at once (test/run-together): they mostly wait on peers and handshakes,
-# so together they take about as long as the slowest alone; each log is
-# printed whole once all have ended.
+# the curated mutants run at once (test/run-together): they mostly wait
+# on peers and handshakes, so together they take about as long as the
+# slowest alone; each log is printed whole once all have ended.
+# test-fuzz runs before them, alone: it keeps a core busy for its whole
+# minute, and the integration passes have handshake timeouts.
 test: deps
 	$(MAKE) all
 	$(MAKE) asan
@@ -102,6 +104,7 @@ test: deps
 	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) fips-provider $(FIPS_TEST_BIN)
+	$(MAKE) test-fuzz
 	@test/run-together $(BUILD)/test-logs \
 	    integration="test/integration/run $(BUILD)" \
 	    interop="test/interop/run $(BUILD)" \
@@ -178,6 +181,45 @@ tsan:
 
 test-tsan: tsan
 	@test/integration/run build-tsan
+
+# libFuzzer harnesses (docs/testing.md, "Fuzzing"): test/fuzz/fuzz_*.c,
+# with the engine built again by clang into build/fuzz/ (the main build
+# uses gcc, which has no libFuzzer). The engine objects carry the
+# sanitizers and coverage (fuzzer-no-link); the harnesses link libFuzzer's
+# main. UBSan does not recover, so undefined behaviour is a crash.
+# make fuzz: fuzz each harness FUZZ_SECONDS (from a copy of its corpus);
+# make test-fuzz: replay the committed corpus, then the same.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_SECONDS ?= 21
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -std=c11 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror \
+                -fsanitize=fuzzer-no-link $(FUZZ_SAN)
+FUZZ_HARNESS := $(patsubst test/fuzz/%.c,$(FUZZ_BUILD)/%,\
+                  $(sort $(wildcard test/fuzz/fuzz_*.c)))
+FUZZ_ENGINE_OBJ := $(ENGINE_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+
+$(FUZZ_BUILD)/obj/%.o: %.c $(wildcard include/secshim/*.h test/fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(SS_CPPFLAGS) -Itest/fuzz -DFZ_ROOT='"$(CURDIR)"' \
+	    $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/test/fuzz/fuzz_%.o \
+                      $(FUZZ_BUILD)/obj/test/fuzz/fuzzutil.o $(FUZZ_ENGINE_OBJ)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ \
+	    -lssl -lcrypto -lconfig -lpthread -ldl
+
+# Kept between runs (they are intermediates of the pattern rules).
+.SECONDARY: $(FUZZ_ENGINE_OBJ) $(FUZZ_BUILD)/obj/test/fuzz/fuzzutil.o \
+            $(FUZZ_HARNESS:$(FUZZ_BUILD)/%=$(FUZZ_BUILD)/obj/test/fuzz/%.o)
+
+fuzz-build: $(FUZZ_HARNESS)
+
+fuzz: fuzz-build
+	@test/fuzz/run --fuzz-only $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test-fuzz: fuzz-build
+	@test/fuzz/run $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 demo: deps
 	$(MAKE) all
@@ -291,4 +333,4 @@ check-old-headers:
 	@echo "check-old-headers: the shim builds without the glibc 2.34/2.35 declarations"
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan $(FUZZ_BUILD)
