@@ -1,5 +1,6 @@
 /*
- * The fork gate: gate.h says what it is for, docs/design.md ("Fork") why.
+ * The fork gate: gate.h says what it is for, docs/design.md ("Process
+ * life") why.
  *
  * A counter of the threads inside and a flag that fork raises. A thread
  * enters by counting itself in and then looking at the flag; fork raises

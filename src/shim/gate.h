@@ -1,5 +1,5 @@
 /*
- * The fork gate (docs/design.md, "Fork").
+ * The fork gate (docs/design.md, "Process life").
  *
  * fork() must not copy a lock that a thread holds in the middle of a
  * change, and must cost the same with ten connections open or ten
