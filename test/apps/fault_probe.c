@@ -15,6 +15,8 @@
  *   --no-read     never read; after --hold-ms print the write progress and
  *                 the process's VmRSS, then exit (a peer that never reads)
  *   --hold-ms MS  see --no-read (default 1000)
+ *   --conns C     accept role: C connections one after the other, each
+ *                 reported in turn (default 1)
  *   --timeout S   alarm bound of the whole run (default 30)
  *
  * Unless --no-read, it reads until a read returns 0 or fails, checking that
@@ -24,6 +26,8 @@
  *   accept: ok  | accept: error ENAME         (accept role)
  *   write: done N | write: error ENAME after N | write: EAGAIN after N
  *   read: eof after N intact|corrupt | read: error ENAME after N intact|corrupt
+ *   closed                                    (both sides done, close()d)
+ *   start: rss_kib R                          (--no-read, before writing)
  *   progress: written N rss_kib R             (--no-read)
  * Exit 0 once the report is complete, 2 on usage, setup failure or the
  * alarm.
@@ -43,6 +47,7 @@ struct probe_opts {
     bool no_read;
     unsigned hold_ms;
     unsigned timeout;
+    unsigned conns;
 };
 
 /* The writer thread's state; written by it, read by main after join (or,
@@ -166,6 +171,8 @@ static void run_connection(int fd, const struct probe_opts *o)
         perror("fault_probe: fcntl");
         exit(2);
     }
+    if (o->no_read)
+        say("start: rss_kib %ld\n", rss_kib());
     bool writing = o->send > 0;
     if (writing && pthread_create(&w.thread, NULL, write_stream, &w) != 0) {
         fprintf(stderr, "fault_probe: pthread_create failed\n");
@@ -183,6 +190,7 @@ static void run_connection(int fd, const struct probe_opts *o)
     if (writing)
         pthread_join(w.thread, NULL);
     close(fd);
+    say("closed\n");
 }
 
 static int connect_to(const char *host, const char *port)
@@ -210,7 +218,8 @@ static int connect_to(const char *host, const char *port)
     return fd;
 }
 
-static int accept_one(const char *port, const char *port_file)
+/* Listens on 127.0.0.1:port, writes the port file; the listener. */
+static int listen_on(const char *port, const char *port_file)
 {
     struct ev_server_opts so;
     ev_server_opts_init(&so);
@@ -219,27 +228,35 @@ static int accept_one(const char *port, const char *port_file)
     int lfd = ev_server_start(&so, 0);
     if (lfd < 0)
         exit(2);
-    int fd = accept(lfd, NULL, NULL);
-    if (fd < 0) {
-        say("accept: error %s\n", errname(errno));
-        exit(0);
+    return lfd;
+}
+
+/* --conns connections one after the other, each reported in turn. */
+static void serve(int lfd, const struct probe_opts *o)
+{
+    for (unsigned i = 0; i < o->conns; i++) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0) {
+            say("accept: error %s\n", errname(errno));
+            continue;
+        }
+        say("accept: ok\n");
+        run_connection(fd, o);
     }
-    close(lfd);
-    say("accept: ok\n");
-    return fd;
 }
 
 static void usage(void)
 {
     fprintf(stderr, "usage: fault_probe connect HOST PORT | accept PORT "
                     "PORT_FILE\n       [--send N] [--chunk K] [--nonblock] "
-                    "[--no-read] [--hold-ms MS] [--timeout S]\n");
+                    "[--no-read] [--hold-ms MS] [--conns C] [--timeout S]\n");
     exit(2);
 }
 
 static void parse_opts(struct probe_opts *o, int argc, char **argv, int i)
 {
-    *o = (struct probe_opts){.chunk = 16384, .hold_ms = 1000, .timeout = 30};
+    *o = (struct probe_opts){.chunk = 16384, .hold_ms = 1000, .timeout = 30,
+                             .conns = 1};
     for (; i < argc; i++) {
         bool more = i + 1 < argc;
         if (strcmp(argv[i], "--send") == 0 && more)
@@ -248,6 +265,8 @@ static void parse_opts(struct probe_opts *o, int argc, char **argv, int i)
             o->chunk = (size_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--hold-ms") == 0 && more)
             o->hold_ms = (unsigned)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--conns") == 0 && more)
+            o->conns = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--timeout") == 0 && more)
             o->timeout = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--nonblock") == 0)
@@ -274,9 +293,10 @@ int main(int argc, char **argv)
     int fd;
     if (strcmp(argv[1], "connect") == 0)
         fd = connect_to(argv[2], argv[3]);
-    else if (strcmp(argv[1], "accept") == 0)
-        fd = accept_one(argv[2], argv[3]);
-    else
+    else if (strcmp(argv[1], "accept") == 0) {
+        serve(listen_on(argv[2], argv[3]), &o);
+        return 0;
+    } else
         usage();
     run_connection(fd, &o);
     return 0;

@@ -14,11 +14,15 @@ def probe_argv(c, role, *args):
         "--timeout", str(PROBE_ALARM)]
 
 
-def probe_report(proc):
-    """fault_probe's report as a dict: connect/accept -> "ok" or the errno
-    name; write -> (how, errno or None, bytes) with how in done, error,
-    EAGAIN; read -> (how, errno or None, bytes, intact)."""
+def probe_report(proc, conn=1):
+    """fault_probe's report of connection conn (the accept role serves
+    --conns in turn) as a dict: connect/accept -> "ok" or the errno name;
+    write -> (how, errno or None, bytes) with how in done, error, EAGAIN;
+    read -> (how, errno or None, bytes, intact); start and progress."""
     out, rep = proc.out(), {}
+    if "accept: " in out:
+        blocks = re.split(r"(?m)^(?=accept: )", out)[1:]
+        out = blocks[conn - 1] if len(blocks) >= conn else ""
     for role in ("connect", "accept"):
         m = re.search(r"^%s: (ok|error (\S+))$" % role, out, re.M)
         if m:
@@ -37,6 +41,9 @@ def probe_report(proc):
     if m:
         rep["read"] = ("eof" if m.group(1) == "eof" else "error",
                        m.group(2), int(m.group(3)), m.group(4) == "intact")
+    m = re.search(r"^start: rss_kib (-?\d+)$", out, re.M)
+    if m:
+        rep["start"] = int(m.group(1))
     m = re.search(r"^progress: written (\d+) rss_kib (-?\d+)$", out, re.M)
     if m:
         rep["progress"] = (int(m.group(1)), int(m.group(2)))
@@ -51,18 +58,28 @@ def run_probe(c, name, argv, policy=None, preload=True):
     return proc, probe_report(proc)
 
 
-def start_probe_server(c, name, policy=None, preload=True, args=()):
-    """fault_probe accept on a free port; returns (proc, port)."""
-    port = free_port()
+def start_probe_server(c, name, port, policy=None, preload=True, args=()):
+    """fault_probe accept on port (the one policy names); returns (proc,
+    port)."""
     port_file = c.path(name + ".port")
     proc = c.start(name, probe_argv(c, "accept", port, port_file, *args),
                    c.env(policy, preload))
     return proc, wait_port_file(proc, port_file)
 
 
+def wait_probe_conn(proc, conn=1, timeout=T_FAULT):
+    """Waits (bounded) until fault_probe closed its connection number conn
+    (both its reader and its writer are done); returns its report."""
+    rx = r"(?m)(^closed\n(.|\n)*){%d}" % conn
+    check(proc.wait_output(rx, timeout) is not None,
+          "%s did not finish connection %d within %ss" % (proc.name, conn,
+                                                          timeout))
+    return probe_report(proc, conn)
+
+
 def wait_probe_line(proc, what, timeout=T_FAULT):
-    """Waits (bounded) for fault_probe's report line of what (read, write,
-    accept, progress); returns the report."""
+    """Waits (bounded) for fault_probe's report line of what (progress,
+    ...); returns the report."""
     check(proc.wait_output(r"(?m)^%s: " % what, timeout) is not None,
           "%s printed no '%s:' line within %ss" % (proc.name, what, timeout))
     return probe_report(proc)
@@ -187,3 +204,69 @@ def client_hello():
         pass
     return out.read()
 
+
+
+class BioTls:
+    """TLS over a plain socket through memory BIOs (Python's ssl, i.e.
+    OpenSSL without the shim), so a case decides exactly what reaches TCP:
+    it can stop in the middle of a stream and close or reset the socket
+    itself, with no close_notify. Client side verifies against the test
+    root; server side presents server.pem."""
+
+    def __init__(self, sock, suite, server_side=False):
+        import ssl
+        self.ssl = ssl
+        if server_side:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(suite.pki("server.pem"),
+                                suite.pki("server.key"))
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(suite.pki("ca.pem"))
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.inc, self.out, server_side=server_side,
+                                server_hostname=None if server_side
+                                else "localhost")
+        self.sock = sock
+        sock.settimeout(T_RUN)
+
+    def _flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _feed(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise OSError("the peer closed the connection")
+        self.inc.write(data)
+
+    def handshake(self):
+        while True:
+            try:
+                self.tls.do_handshake()
+                self._flush()
+                return
+            except self.ssl.SSLWantReadError:
+                self._flush()
+                self._feed()
+
+    def send(self, data):
+        self.tls.write(data)
+        self._flush()
+
+    def recv(self, want):
+        """At least want bytes of application data (fewer at its end)."""
+        got = b""
+        while len(got) < want:
+            try:
+                got += self.tls.read(65536)
+            except self.ssl.SSLWantReadError:
+                self._flush()
+                try:
+                    self._feed()
+                except OSError:
+                    break
+            except self.ssl.SSLError:
+                break
+        return got

@@ -1,0 +1,164 @@
+# Peers that misbehave (issue 12), in both roles. A shimmed fault_probe
+# (accept: a TLS server; connect: a TLS client) faces a peer of the
+# harness's own that closes, resets, sends garbage, HTTP, a huge record
+# header, an alert or plaintext, or says nothing, or never reads. Each
+# case checks the program's visible result (the call, its errno: the one
+# docs/shim.md, "errno choices", documents), that every wait is bounded,
+# that the server then serves a good client, and that what the peer
+# received (its recording) holds no plaintext. Exec'd by test/faults/run
+# in the integration harness's namespace, after cases_common.py.
+
+PROBE_SEND = 4096   # the probe's payload: what must never show in clear
+PEER_SENT = 3000    # application bytes a TLS peer sends before its fault
+
+
+def good_tls_client(c, port):
+    """A well-behaved TLS client of the harness's own after the fault:
+    sends PROBE_SEND bytes of the stream, reads as many back (the probe
+    sends the same stream), ends with close_notify. Returns what it read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=T_RUN) as s:
+        tls = BioTls(s, c.suite)
+        tls.handshake()
+        tls.send(prng_bytes(PROBE_SEND))
+        got = tls.recv(PROBE_SEND)
+        try:
+            tls.tls.unwrap()
+        except (tls.ssl.SSLWantReadError, tls.ssl.SSLError):
+            pass
+        tls._flush()
+        return got
+
+
+def server_fault_case(attack, mid=False, doc=""):
+    """A shimmed fault_probe accept (two connections in turn) whose first
+    client runs attack(c, sock) -> what it received; the second is a good
+    TLS client. mid: the fault comes after the handshake and PEER_SENT
+    bytes, which the probe must have read intact before its ECONNRESET."""
+    def run(c):
+        s = c.suite
+        port = free_port()
+        pol = c.policy(server_ep(s, port, handshake_timeout=20))
+        probe, port = start_probe_server(c, "probe", port, pol, args=(
+            "--send", PROBE_SEND, "--conns", 2))
+        with socket.create_connection(("127.0.0.1", port),
+                                      timeout=T_RUN) as sock:
+            received = attack(c, sock)
+            rep = wait_probe_conn(probe, 1)
+        c.note("first connection: %s; the peer received %d bytes"
+               % (rep, len(received)))
+        check(rep.get("accept") == "ok", "accept() failed: %s" % rep)
+        read = rep.get("read")
+        check(read and read[0] == "error" and read[1] == "ECONNRESET",
+              "read should fail with ECONNRESET, got %s" % (read,))
+        check(read[3], "the bytes read were not the peer's stream")
+        if mid:
+            check(read[2] <= PEER_SENT, "read more than the peer sent")
+            check(established(probe, "srv"), "no TLS connection logged")
+        else:
+            check(read[2] == 0, "bytes were read from a failed handshake")
+        write = rep.get("write")
+        check(write is None or write[1] in ("ECONNRESET", "EPIPE") or
+              mid and write[0] == "done", "write should fail with "
+              "ECONNRESET or EPIPE, got %s" % (write,))
+        if mid:
+            check(received == prng_bytes(PROBE_SEND)[:len(received)],
+                  "the TLS peer did not get the probe's stream")
+        else:
+            check_no_plaintext(received, "what the faulty client received",
+                               PROBE_SEND)
+            check_tls_start(received, "what the faulty client received")
+            check(shim_errors(probe), "the shim logged no error")
+        check(not any("handshake-timeout" in l for l in shim_errors(probe)),
+              "the fault was only noticed by the handshake-timeout")
+        got = good_tls_client(c, port)
+        check(got == prng_bytes(PROBE_SEND), "the good client after the "
+              "fault was not served (%d bytes)" % len(got))
+        second = wait_probe_conn(probe, 2)
+        check(second.get("read") == ("eof", None, PROBE_SEND, True),
+              "the probe's second connection: %s" % second)
+        check(not FATAL.search(probe.err()), "a fatal-looking shim line")
+    run.__doc__ = doc
+    return run
+
+
+def half_hello_then(end):
+    def attack(c, sock):
+        sock.sendall(client_hello()[:40])
+        if end == "rst":
+            rst_close(sock)
+            return b""
+        sock.shutdown(socket.SHUT_WR)
+        return recv_all(sock)
+    return attack
+
+
+def send_then_listen(data):
+    def attack(c, sock):
+        sock.sendall(data)
+        return recv_all(sock)
+    return attack
+
+
+def huge_record(c, sock):
+    """A handshake record header announcing 65535 bytes (over the 16 KiB +
+    2048 a record may hold), then a little of it; the socket stays open, so
+    only the header can end the handshake before the 20 s timeout."""
+    sock.sendall(b"\x16\x03\x01\xff\xff" + b"\x01" * 64)
+    return recv_all(sock)
+
+
+def tls_then(end):
+    """A real TLS client that sends PEER_SENT bytes of the stream, reads
+    what the probe sends, then closes TCP without close_notify, or
+    resets."""
+    def attack(c, sock):
+        tls = BioTls(sock, c.suite)
+        tls.handshake()
+        tls.send(prng_bytes(PEER_SENT))
+        got = tls.recv(PROBE_SEND)
+        if end == "rst":
+            rst_close(sock)
+        else:
+            sock.shutdown(socket.SHUT_WR)
+        return got
+    return attack
+
+
+ALERT = b"\x15\x03\x03\x00\x02\x02\x28"   # fatal handshake_failure
+HTTP_GET = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+SERVER_FAULTS = [
+    ("server_peer_closes_in_handshake", half_hello_then("fin"), False,
+     "a client sends 40 bytes of a ClientHello and closes: read() and "
+     "write() fail with ECONNRESET, the next client is served"),
+    ("server_peer_resets_in_handshake", half_hello_then("rst"), False,
+     "the same with a reset (SO_LINGER 0)"),
+    ("server_random_bytes", send_then_listen(bytes(
+        (i * 131 + 7) & 0xff for i in range(4096))), False,
+     "4 KiB of noise instead of a ClientHello: ECONNRESET, only TLS goes "
+     "back"),
+    ("server_hello_then_garbage", send_then_listen(
+        client_hello() + bytes((i * 37 + 1) & 0xff for i in range(2048))),
+     False, "a valid ClientHello followed by 2 KiB of garbage: "
+     "ECONNRESET"),
+    ("server_http_request", send_then_listen(HTTP_GET), False,
+     "an HTTP request on the TLS port: ECONNRESET, no HTTP answer, no "
+     "plaintext"),
+    ("server_plaintext_client", send_then_listen(b"hello in clear\n"),
+     False, "a plaintext client on the TLS port: ECONNRESET, nothing "
+     "comes back in clear"),
+    ("server_huge_record_length", huge_record, False,
+     "a record header announcing 65535 bytes: refused at once (not by the "
+     "handshake-timeout), ECONNRESET"),
+    ("server_alert", send_then_listen(ALERT), False,
+     "a fatal alert instead of a ClientHello: ECONNRESET"),
+    ("server_peer_closes_mid_transfer", tls_then("fin"), True,
+     "a TLS client closes TCP after 3000 bytes, no close_notify: the probe "
+     "reads them intact, then ECONNRESET (docs/shim.md, truncation)"),
+    ("server_peer_resets_mid_transfer", tls_then("rst"), True,
+     "a TLS client resets after 3000 bytes: an intact prefix, then "
+     "ECONNRESET"),
+]
+
+for _name, _attack, _mid, _doc in SERVER_FAULTS:
+    case(server_fault_case(_attack, _mid, _doc), name=_name)
