@@ -3,6 +3,7 @@
 # helpers, Failure, check and @case are in scope); docs/testing.md,
 # "Fault suite", lists the cases and what each proves.
 
+import select
 import threading
 
 T_FAULT = 30          # a fault_probe run (its own alarm is below this)

@@ -162,3 +162,122 @@ SERVER_FAULTS = [
 
 for _name, _attack, _mid, _doc in SERVER_FAULTS:
     case(server_fault_case(_attack, _mid, _doc), name=_name)
+
+
+# ---- the other role: a shimmed client facing a misbehaving server ---------
+
+def client_fault_case(script, want, mid=False, doc=""):
+    """A shimmed fault_probe connect (sending PROBE_SEND bytes) to a
+    RawServer running script(c, conn) -> what it received. want: the errno
+    connect() must fail with, or None when the fault comes after the
+    handshake (mid): then PEER_SENT bytes are read intact before
+    ECONNRESET. handshake-timeout is 20 s: the fault must end the
+    handshake by itself."""
+    def run(c):
+        with RawServer(lambda conn: script(c, conn)) as server:
+            pol = c.policy(client_ep(c.suite, server.port,
+                                     handshake_timeout=20))
+            probe, rep = run_probe(c, "probe", probe_argv(
+                c, "connect", "localhost", server.port, "--send",
+                PROBE_SEND), policy=pol)
+        c.note("probe: %s; the server received %d bytes (%s)"
+               % (rep, len(server.received), server.error))
+        received = server.received
+        if mid:
+            check(rep.get("connect") == "ok", "connect failed: %s" % rep)
+            read = rep.get("read")
+            check(read and read[0] == "error" and read[1] == "ECONNRESET" and
+                  read[2] <= PEER_SENT and read[3], "expected an intact "
+                  "prefix of at most %d bytes, then ECONNRESET; got %s"
+                  % (PEER_SENT, read))
+            check(received == prng_bytes(PROBE_SEND)[:len(received)],
+                  "the TLS server did not get the probe's stream")
+            check(established(probe, "cli"), "no TLS connection logged")
+        else:
+            check(rep.get("connect") == want, "connect should fail with %s, "
+                  "got %s" % (want, rep))
+            check("read" not in rep and "write" not in rep,
+                  "I/O ran after a failed connect: %s" % rep)
+            check_no_plaintext(received, "what the faulty server received",
+                               PROBE_SEND)
+            check_tls_start(received, "what the faulty server received")
+            check(shim_errors(probe), "the shim logged no error")
+        check(not any("handshake-timeout" in l for l in shim_errors(probe)),
+              "the fault was only noticed by the handshake-timeout")
+        check(not FATAL.search(probe.err()), "a fatal-looking shim line")
+    run.__doc__ = doc
+    return run
+
+
+def hello_then(end, reply=b""):
+    """Reads the ClientHello, then answers reply and closes, resets, or
+    (end "listen") keeps listening until the client ends."""
+    def script(c, conn):
+        got = recv_some(conn, want=5)
+        if reply:
+            conn.sendall(reply)
+        if end == "rst":
+            rst_close(conn)
+            return got
+        if end == "fin":
+            conn.shutdown(socket.SHUT_WR)
+        return got + recv_all(conn)
+    return script
+
+
+def banner_first(c, conn):
+    """A plaintext server that greets first, as SMTP and FTP do."""
+    conn.sendall(b"220 plaintext service ready\r\n")
+    return recv_all(conn)
+
+
+def tls_server_then(end):
+    """A real TLS server: reads what the probe sends, sends PEER_SENT bytes
+    of the stream, then closes TCP without close_notify, or resets."""
+    def script(c, conn):
+        tls = BioTls(conn, c.suite, server_side=True)
+        tls.handshake()
+        got = tls.recv(PROBE_SEND)
+        tls.send(prng_bytes(PEER_SENT))
+        if end == "rst":
+            rst_close(conn)
+        else:
+            conn.shutdown(socket.SHUT_WR)
+            recv_all(conn, timeout=2)
+        return got
+    return script
+
+
+HTTP_400 = (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+            b"Connection: close\r\n\r\n")
+
+CLIENT_FAULTS = [
+    ("client_peer_closes_in_handshake", hello_then("fin"), "ECONNRESET",
+     False, "the server reads the ClientHello and closes: connect() fails "
+     "with ECONNRESET"),
+    ("client_peer_resets_in_handshake", hello_then("rst"), "ECONNRESET",
+     False, "the same with a reset"),
+    ("client_random_bytes", hello_then("listen", bytes(
+        (i * 131 + 7) & 0xff for i in range(4096))), "EPROTO", False,
+     "4 KiB of noise instead of a ServerHello: connect() fails with EPROTO"),
+    ("client_http_answer", hello_then("fin", HTTP_400), "EPROTO", False,
+     "an HTTP server's 400 answer: EPROTO"),
+    ("client_plaintext_server", banner_first, "EPROTO", False,
+     "a plaintext server that greets first: EPROTO, and it receives only "
+     "a ClientHello"),
+    ("client_huge_record_length", hello_then("listen", b"\x16\x03\x03\xff\xff"
+                                             + b"\x02" * 64), "EPROTO",
+     False, "a record header announcing 65535 bytes, the socket kept open: "
+     "EPROTO at once, not by the handshake-timeout"),
+    ("client_alert", hello_then("listen", ALERT), "EPROTO", False,
+     "a fatal handshake_failure alert: EPROTO"),
+    ("client_peer_closes_mid_transfer", tls_server_then("fin"), None, True,
+     "a TLS server sends 3000 bytes and closes TCP without close_notify: "
+     "they are read intact, then ECONNRESET"),
+    ("client_peer_resets_mid_transfer", tls_server_then("rst"), None, True,
+     "a TLS server sends 3000 bytes and resets: an intact prefix, then "
+     "ECONNRESET"),
+]
+
+for _name, _script, _want, _mid, _doc in CLIENT_FAULTS:
+    case(client_fault_case(_script, _want, _mid, _doc), name=_name)
