@@ -71,6 +71,8 @@ def relay_run(c, schedule, nbytes, app, tls):
         check(any(w in data for w in payload_windows(min(nbytes, len(data)))),
               "plain c2s: the payload is not in the recording")
     if tls:
+        check(not any("handshake-timeout" in l for l in shim_errors(probe)),
+              "the fault was only noticed by the handshake-timeout")
         check(not FATAL.search(server.err() + probe.err()),
               "a shim log has a fatal-looking line")
         for d in ("c2s", "s2c"):
