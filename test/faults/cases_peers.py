@@ -29,7 +29,7 @@ def good_tls_client(c, port):
         return got
 
 
-def server_fault_case(attack, mid=False, doc=""):
+def server_fault_case(attack, mid=False, doc="", reason=None):
     """A shimmed fault_probe accept (two connections in turn) whose first
     client runs attack(c, sock) -> what it received; the second is a good
     TLS client. mid: the fault comes after the handshake and PEER_SENT
@@ -70,6 +70,9 @@ def server_fault_case(attack, mid=False, doc=""):
             check(shim_errors(probe), "the shim logged no error")
         check(not any("handshake-timeout" in l for l in shim_errors(probe)),
               "the fault was only noticed by the handshake-timeout")
+        if reason:
+            check(wait_shim_error(probe, reason), "the shim's error line does "
+                  "not give the reason /%s/" % reason)
         got = good_tls_client(c, port)
         check(got == prng_bytes(PROBE_SEND), "the good client after the "
               "fault was not served (%d bytes)" % len(got))
@@ -124,6 +127,19 @@ def tls_then(end):
     return attack
 
 
+def tls_then_raw(raw):
+    """A real TLS client that sends PEER_SENT bytes, then raw bytes on the
+    socket itself (a forged record), and waits for the server to end."""
+    def attack(c, sock):
+        tls = BioTls(sock, c.suite)
+        tls.handshake()
+        tls.send(prng_bytes(PEER_SENT))
+        sock.sendall(raw)
+        recv_all(sock, timeout=T_RUN // 2)
+        return b""
+    return attack
+
+
 ALERT = b"\x15\x03\x03\x00\x02\x02\x28"   # fatal handshake_failure
 HTTP_GET = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
@@ -155,13 +171,32 @@ SERVER_FAULTS = [
     ("server_peer_closes_mid_transfer", tls_then("fin"), True,
      "a TLS client closes TCP after 3000 bytes, no close_notify: the probe "
      "reads them intact, then ECONNRESET (docs/shim.md, truncation)"),
+    ("server_huge_record_after_handshake", tls_then_raw(
+        b"\x17\x03\x03\xff\xff" + b"\x03" * 64), True,
+     "after the handshake and 3000 bytes, an application data record "
+     "header announcing 65535 bytes: the probe reads the 3000 bytes, then "
+     "ECONNRESET from the header alone (not a cut stream)"),
+    ("server_garbage_after_handshake", tls_then_raw(
+        bytes((i * 59 + 3) & 0xff for i in range(1024))), True,
+     "after the handshake and 3000 bytes, 1 KiB of garbage: ECONNRESET"),
+    ("server_alert_after_handshake", tls_then_raw(ALERT), True,
+     "after the handshake and 3000 bytes, a fatal alert in clear: "
+     "ECONNRESET"),
     ("server_peer_resets_mid_transfer", tls_then("rst"), True,
      "a TLS client resets after 3000 bytes: an intact prefix, then "
      "ECONNRESET"),
 ]
 
+# The reason the shim must log, where it tells this fault from a cut
+# stream.
+SERVER_REASONS = {
+    "server_huge_record_after_handshake": r"packet length too long",
+    "server_huge_record_length": r"packet length too long|record",
+}
+
 for _name, _attack, _mid, _doc in SERVER_FAULTS:
-    case(server_fault_case(_attack, _mid, _doc), name=_name)
+    case(server_fault_case(_attack, _mid, _doc, SERVER_REASONS.get(_name)),
+         name=_name)
 
 
 # ---- the other role: a shimmed client facing a misbehaving server ---------

@@ -127,3 +127,70 @@ def client_writes_to_server_that_never_reads(c):
                 policy=pol, preload=tls)
         results[tag] = check_flood(tag, rep, blocking=False)
     c.note("taken before EAGAIN: %s" % results)
+
+
+def proc_rss_kib(proc):
+    with open("/proc/%d/status" % proc.pid) as f:
+        m = re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M)
+    return int(m.group(1)) if m else -1
+
+
+def flood_without_reading(sock, send):
+    """Sends FLOOD bytes in 64 KiB pieces, never reading, until a send has
+    blocked for 2 s (flow control) or all went; returns the bytes sent."""
+    sock.settimeout(2)
+    piece, sent = b"\x5a" * 65536, 0
+    try:
+        while sent < FLOOD:
+            send(piece)
+            sent += len(piece)
+    except (socket.timeout, OSError):
+        pass
+    return sent
+
+
+def echo_loop_flood_case(app):
+    def run(c):
+        s = c.suite
+        taken = {}
+        for tls in (False, True):
+            tag = "tls" if tls else "plain"
+            port = free_port()
+            pol = c.policy(server_ep(s, port), name=tag + ".cfg") \
+                if tls else None
+            server, port = ev_server(c, app, pol, port, name=tag + "-server",
+                                     preload=tls)
+            with socket.create_connection(("127.0.0.1", port),
+                                          timeout=T_RUN) as sock:
+                if tls:
+                    peer = BioTls(sock, s)
+                    peer.handshake()
+                    send = peer.send
+                else:
+                    send = sock.sendall
+                before = proc_rss_kib(server)
+                taken[tag] = flood_without_reading(sock, send)
+                grown = proc_rss_kib(server) - before
+            c.note("%s: %d bytes taken, server RSS %+d KiB from %d"
+                   % (tag, taken[tag], grown, before))
+            check(taken[tag] < FLOOD, "%s: the server took all %d bytes of "
+                  "a client that never reads its echo" % (tag, FLOOD))
+            check(grown < RSS_BOUND_KIB, "%s: the server's RSS grew by %d "
+                  "KiB" % (tag, grown))
+            proc = echo_client(c, port, "--line", "next client",
+                               policy=c.policy(client_ep(s, port),
+                                               name=tag + "-next.cfg")
+                               if tls else None, preload=tls,
+                               host="localhost" if tls else "127.0.0.1",
+                               name=tag + "-next")
+            check(proc.p.returncode == 0 and "next client" in proc.out(),
+                  "%s: the server does not serve the next client" % tag)
+    run.__doc__ = ("%s: a client floods 64 MiB and never reads the echo: "
+                   "the server stops taking bytes as over plain TCP, its "
+                   "RSS grows by less than 8 MiB, it serves the next "
+                   "client" % app)
+    return run
+
+
+for _app in ("ev_epoll_server", "ev_poll_server"):
+    case(echo_loop_flood_case(_app), name="flood_unread_echo_" + _app)
