@@ -25,7 +25,8 @@
  *   connect: ok | connect: error ENAME        (connect role)
  *   accept: ok  | accept: error ENAME         (accept role)
  *   write: done N | write: error ENAME after N | write: EAGAIN after N
- *   read: eof after N intact|corrupt | read: error ENAME after N intact|corrupt
+ *   read: eof after N intact|corrupt
+ *   read: error ENAME after N intact|corrupt
  *   closed                                    (both sides done, close()d)
  *   start: rss_kib R                          (--no-read, before writing)
  *   progress: written N rss_kib R             (--no-read)
