@@ -157,13 +157,13 @@ RELAY_CASES = [
     ("relay_delayed_segments", ["--delay-ms", "c2s", "3", "--delay-ms", "s2c",
                                 "3"], 256 << 10, "echo_server",
      "every segment delayed 3 ms both ways: intact, as over plain TCP"),
-    ("relay_stall_mid_stream", ["--stall", "c2s", "20000", "1500"], 128 << 10,
+    ("relay_stall_mid_stream", ["--stall", "c2s", "20000", "1000"], 128 << 10,
      "ev_poll_server",
-     "client to server stalls 1.5 s after 20000 bytes (poll server): the "
+     "client to server stalls 1 s after 20000 bytes (poll server): the "
      "transfer resumes and completes intact"),
-    ("relay_hold_one_direction", ["--stall", "s2c", "9000", "2500"], 1 << 20,
+    ("relay_hold_one_direction", ["--stall", "s2c", "9000", "1500"], 1 << 20,
      "echo_server",
-     "server to client held 2.5 s after 9000 bytes while client to server "
+     "server to client held 1.5 s after 9000 bytes while client to server "
      "flows until flow control stops it: completes intact"),
     ("relay_reset_c2s_mid_transfer", ["--rst", "c2s", "60000"], 1 << 20,
      "echo_server",

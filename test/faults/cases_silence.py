@@ -13,7 +13,7 @@ def silent_peer_case(app):
     def run(c):
         s = c.suite
         port = free_port()
-        pol = c.policy(server_ep(s, port, handshake_timeout=4),
+        pol = c.policy(server_ep(s, port, handshake_timeout=2),
                        name="server.cfg")
         if app == "echo_server":
             server, port = echo_server(c, pol, port=port)
@@ -31,7 +31,7 @@ def silent_peer_case(app):
             c.note("the silent client was %s when the other was served"
                    % ("dropped already" if ready else "still connected"))
             check(wait_shim_error(server, r"no complete handshake within "
-                                  r"4\.000 s \(handshake-timeout\)",
+                                  r"2\.000 s \(handshake-timeout\)",
                                   timeout=T_RUN),
                   "the handshake-timeout did not fire")
             got = recv_all(mute, timeout=T_RUN // 2)
@@ -43,7 +43,7 @@ def silent_peer_case(app):
         check(server.alive(), "the server died")
         check(not FATAL.search(server.err()), "a fatal-looking shim line")
     run.__doc__ = ("%s: a client that connects and sends nothing is "
-                   "dropped by the handshake-timeout (4 s), sent nothing; "
+                   "dropped by the handshake-timeout (2 s), sent nothing; "
                    "another client is served meanwhile and afterwards" % app)
     return run
 
@@ -73,16 +73,16 @@ def check_flood(label, rep, blocking):
 
 
 def idle_tls_peer(c, conn, server_side):
-    """Completes the TLS handshake, then reads nothing for 3 s (bounded;
-    the writer reports within its --hold-ms)."""
+    """Completes the TLS handshake, then reads nothing for 2 s (bounded;
+    the writer reports within its --hold-ms, 1 s)."""
     tls = BioTls(conn, c.suite, server_side=server_side)
     tls.handshake()
-    time.sleep(3)
+    time.sleep(2)
     return b""
 
 
 def idle_plain_peer(c, conn, server_side):
-    time.sleep(3)
+    time.sleep(2)
     return b""
 
 
@@ -100,7 +100,7 @@ def server_writes_to_client_that_never_reads(c):
         pol = c.policy(server_ep(s, port), name=tag + ".cfg") if tls else None
         probe, port = start_probe_server(
             c, tag + "-probe", port, pol, preload=tls,
-            args=("--send", FLOOD, "--no-read", "--hold-ms", 1500))
+            args=("--send", FLOOD, "--no-read", "--hold-ms", 1000))
         with socket.create_connection(("127.0.0.1", port),
                                       timeout=T_RUN) as sock:
             (idle_tls_peer if tls else idle_plain_peer)(c, sock, False)
@@ -137,8 +137,8 @@ def proc_rss_kib(proc):
 
 def flood_without_reading(sock, send):
     """Sends FLOOD bytes in 64 KiB pieces, never reading, until a send has
-    blocked for 2 s (flow control) or all went; returns the bytes sent."""
-    sock.settimeout(2)
+    blocked for 1 s (flow control) or all went; returns the bytes sent."""
+    sock.settimeout(1)
     piece, sent = b"\x5a" * 65536, 0
     try:
         while sent < FLOOD:
