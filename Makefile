@@ -38,8 +38,8 @@ ENGINE_LIB := $(BUILD)/libsecshim-engine.a
 SHIM_LIB   := $(if $(SHIM_SRC),$(BUILD)/libsecshim.so $(BUILD)/libsecshim-tls.so)
 CLI        := $(BUILD)/secshim
 
-.PHONY: all deps test test-unit test-integration test-scan interop test-fips fips-provider \
-        mutants test-mutants fuzz-build fuzz test-fuzz \
+.PHONY: all deps test test-unit test-integration test-faults test-scan interop test-fips \
+        fips-provider mutants test-mutants fuzz-build fuzz test-fuzz \
         test-asan asan test-tsan tsan demo bench bench-quick lint \
         check-old-headers clean install uninstall deb
 
@@ -91,10 +91,10 @@ $(BUILD)/bench/%: test/bench/%.c
 	    $(if $(filter $(BENCH_OPENSSL),$*),-lssl -lcrypto)
 
 # The three integration passes (the build, AddressSanitizer's,
-# ThreadSanitizer's), the interop matrix, the scan, the FIPS suite and
-# the curated mutants run at once (test/run-together): they mostly wait
-# on peers and handshakes, so together they take about as long as the
-# slowest alone; each log is printed whole once all have ended.
+# ThreadSanitizer's), the interop matrix, the fault suite, the scan, the
+# FIPS suite and the curated mutants run at once (test/run-together): they
+# mostly wait on peers and handshakes, so together they take about as long
+# as the slowest alone; each log is printed whole once all have ended.
 # test-fuzz runs before them, alone: it keeps a core busy for its whole
 # minute, and the integration passes have handshake timeouts.
 test: deps
@@ -108,6 +108,7 @@ test: deps
 	@test/run-together $(BUILD)/test-logs \
 	    integration="test/integration/run $(BUILD)" \
 	    interop="test/interop/run $(BUILD)" \
+	    faults="test/faults/run $(BUILD)" \
 	    scan="test/scan/run $(BUILD)" \
 	    fips="test/fips/run $(BUILD)" \
 	    mutants="test/mutants/run $(BUILD) --curated" \
@@ -119,6 +120,11 @@ test-unit: $(UNIT_BIN)
 
 test-integration: all
 	@test/integration/run $(BUILD)
+
+# Misbehaving peers and a fault-injecting relay (docs/testing.md, "Fault
+# suite"); under two minutes.
+test-faults: all
+	@test/faults/run $(BUILD)
 
 # testssl.sh against a shimmed server with the default policy, offline
 # (docs/protocols.md, "Defaults and the external scan"); about a minute.
