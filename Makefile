@@ -94,7 +94,8 @@ $(BUILD)/bench/%: test/bench/%.c
 # ThreadSanitizer's), the interop matrix, the fault suite, the scan, the
 # FIPS suite and the curated mutants run at once (test/run-together): they
 # mostly wait on peers and handshakes, so together they take about as long
-# as the slowest alone; each log is printed whole once all have ended.
+# as the slowest alone; each log is printed whole, in order, once its
+# suite and those before it have ended.
 # test-fuzz runs before them, alone: it keeps a core busy for its whole
 # minute, and the integration passes have handshake timeouts.
 test: deps
