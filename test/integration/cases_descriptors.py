@@ -137,12 +137,7 @@ def emfile_server_clients(c, port, tls):
             sock = ctx.wrap_socket(raw, server_hostname="localhost") \
                 if tls else raw
             sock.sendall(line)
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+            data = recv_line(sock)
             got.append(data)
             if tls and data:
                 sock.unwrap()  # close_notify both ways: the echo's EOF

@@ -22,12 +22,7 @@ def held_tls_connection(c, port):
 
 def echo_line(tls, line):
     tls.sendall(line)
-    got = b""
-    while not got.endswith(b"\n"):
-        chunk = tls.recv(4096)
-        if not chunk:
-            break
-        got += chunk
+    got = recv_line(tls)
     check(got == line, "the held connection echoed %r, not %r" % (got, line))
 
 
