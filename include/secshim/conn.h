@@ -130,6 +130,11 @@ size_t ss_conn_pending(const struct ss_conn *c);
  */
 size_t ss_conn_buffered_input(const struct ss_conn *c);
 
+/* Ciphertext bytes taken from the socket so far. A caller that saw a
+ * value and sees it again knows the engine has read nothing the kernel
+ * queued in between (epoll's edge accounting, docs/shim.md "epoll"). */
+unsigned long long ss_conn_received(const struct ss_conn *c);
+
 /*
  * Whether nothing is left to read without the peer sending more: OpenSSL
  * holds no plaintext or ciphertext and its last recv found the kernel's

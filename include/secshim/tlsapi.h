@@ -43,7 +43,7 @@
 
 /* Changed whenever a table below changes shape; a library of another
  * build is refused rather than called through the wrong table. */
-#define SS_TLS_ABI 8u
+#define SS_TLS_ABI 9u
 
 /*
  * Every engine function libsecshim.so reaches in libsecshim-tls.so:
@@ -94,6 +94,7 @@
     X(bool, ss_conn_resumed, (const struct ss_conn *c), (c))                  \
     X(size_t, ss_conn_buffered_input, (const struct ss_conn *c), (c))         \
     X(bool, ss_conn_input_drained, (const struct ss_conn *c), (c))            \
+    X(unsigned long long, ss_conn_received, (const struct ss_conn *c), (c))   \
     V(ss_conn_idle, (struct ss_conn *c), (c))                                 \
     X(const char *, ss_relaxation_name, (enum ss_relaxation r), (r))          \
     V(ss_session_fork_prepare, (void), ())                                    \

@@ -1093,6 +1093,11 @@ size_t ss_conn_buffered_input(const struct ss_conn *c)
     return SSL_pending(c->ssl) == 0 && SSL_has_pending(c->ssl) ? 1 : 0;
 }
 
+unsigned long long ss_conn_received(const struct ss_conn *c)
+{
+    return c->rx_total;
+}
+
 bool ss_conn_input_drained(const struct ss_conn *c)
 {
     return c->rx_drained && !c->tcp_eof && c->state == SS_CONN_OPEN &&

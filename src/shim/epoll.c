@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 
 #include "secshim/log.h"
@@ -71,6 +72,8 @@ struct ep_reg {
     bool kern_armed;         /* our kernel registration can fire */
     uint32_t kern_events;    /* what it asks for (without flags) */
     short last_ready;        /* EPOLLET: ready bits at the last look */
+    /* EPOLLET: ss_conn_received at its last report (edge_already_given) */
+    unsigned long long rx_at_report;
     unsigned pass;           /* the wait pass that reported it */
 };
 
@@ -517,20 +520,48 @@ static short reg_want(const struct ep_reg *g)
  * look. EPOLLONESHOT disarms after a report. Returns the events to
  * report, 0 for none. Called with the set locked.
  */
+/*
+ * EPOLLET, a look that only a kernel edge would report (no new plaintext,
+ * no new bit): whether g has been given that edge already. The kernel
+ * queues an event per registration; a look at another registration of
+ * the connection (or a first look) may have taken the new bytes into the
+ * engine, and g been reported for them, while g's own kernel event was
+ * still queued; it then comes in a later wait, and plain TCP reports
+ * those bytes once. It is the same edge when the engine has read nothing
+ * since g's report (rx) and the kernel holds no new bytes; a hang-up or
+ * an error is never the same edge. Costs one ioctl, only on this path.
+ */
+static bool edge_already_given(const struct ep_reg *g, short kernel,
+                               unsigned long long rx)
+{
+    if ((kernel & (POLLERR | POLLHUP | POLLRDHUP)) != 0 ||
+        rx != g->rx_at_report)
+        return false;
+    int queued = 0;
+    return REAL(ioctl)(g->kfd, FIONREAD, &queued) == 0 && queued == 0;
+}
+
 static uint32_t reg_look(struct ep_set *e, struct ep_reg *g, short kernel,
                          int *cap)
 {
     struct shim_probe p = {reg_want(g), kernel, 0, false, *cap};
     shim_sock_lock(g->s);
     short rev = shim_revents(g->s, &p);
+    unsigned long long rx = g->s->failed || g->s->closed
+                                ? 0 : ss_conn_received(g->s->conn);
     shim_sock_unlock(g->s);
     *cap = p.cap_ms;
     rev &= (short)(p.want | POLLERR | POLLHUP);
     bool report = rev != 0;
-    if (report && reg_et(g))
-        report = p.fresh || (rev & ~g->last_ready) != 0 ||
-                 (kernel & (EV_IN | EV_OUT | POLLRDHUP | POLLERR | POLLHUP))
-                     != 0;
+    if (report && reg_et(g)) {
+        bool news = p.fresh || (rev & ~g->last_ready) != 0;
+        report = news ||
+                 ((kernel & (EV_IN | EV_OUT | POLLRDHUP | POLLERR | POLLHUP))
+                      != 0 &&
+                  !edge_already_given(g, kernel, rx));
+        if (report)
+            g->rx_at_report = rx;
+    }
     g->last_ready = rev;
     if (!report) {
         reg_arm(e, g, (uint32_t)(unsigned short)p.os);

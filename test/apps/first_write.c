@@ -13,10 +13,12 @@
  * back after each; --set-before: the same right after connect, before the
  * write. One line per round:
  *
- *   round R ms T nodelay A B [before: set 1 -> X, 0 -> Y] [set 1 -> X, 0 -> Y]
+ *   round R ms T write W nodelay A B [before: set 1 -> X, 0 -> Y] [set 1 -> X, 0 -> Y]
  *
  * T is connect-to-reply in milliseconds (with the handshake under the
- * shim); A and B are the values read before the write and after the reply.
+ * shim, which a blocking connect completes); W is write-to-reply, the part
+ * a write held behind Nagle's algorithm stretches by the peer's delayed
+ * ACK; A and B are the values read before the write and after the reply.
  * Exit: 0 every round got its reply; 1 one failed (with a line on stderr);
  * 2 usage, or the 60 s alarm.
  */
@@ -109,14 +111,16 @@ static int one_round(const char *host, const char *port, int round)
     struct set_readings early = {0, 0};
     if (set_before)
         early = set_both(fd);
+    double t_write = now_ms();
     if (write(fd, "ping\n", 5) != 5 || read_line(fd) != 0) {
         fprintf(stderr, "round %d: no reply: %s\n", round, strerror(errno));
         close(fd);
         return -1;
     }
-    double ms = now_ms() - t0;
+    double t_reply = now_ms();
     int after = nodelay_of(fd);
-    printf("round %d ms %.2f nodelay %d %d", round, ms, before, after);
+    printf("round %d ms %.2f write %.2f nodelay %d %d", round, t_reply - t0,
+           t_reply - t_write, before, after);
     if (set_before)
         printf(" before: set 1 -> %d, 0 -> %d", early.on, early.off);
     if (set_after) {
