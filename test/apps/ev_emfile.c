@@ -3,11 +3,13 @@
  * left: the socket takes it, so the connection's private descriptor
  * cannot be had.
  *
- *   ev_emfile HOST PORT
+ *   ev_emfile HOST PORT [--spare N]
  *
  * One exchange first (so the shim has resolved the endpoint's name), then
  * RLIMIT_NOFILE goes down to 64 (soft and hard, so nothing can raise it),
- * the table is filled with /dev/null, one number freed, and it connects. Under the
+ * the table is filled with /dev/null, one number freed (1 + N with
+ * --spare: with 1 spare the shim gets its private descriptor and the
+ * stand-in is what cannot be had), and it connects. Under the
  * shim the connect must fail with EMFILE (never be left unmanaged); then,
  * with a few numbers freed, a second connection must echo. Prints
  * "connect: -1 EMFILE" or "connect: 0", then "ok" after the second
@@ -32,7 +34,14 @@ int main(int argc, char **argv)
 {
     ev_prog = "ev_emfile";
     struct ev_client_opts o;
-    ev_client_parse(&o, argc, argv);
+    ev_client_opts_init(&o);
+    int spare = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--spare") == 0 && i + 1 < argc)
+            spare = atoi(argv[++i]);
+        else if (!ev_client_arg(&o, argc, argv, &i))
+            ev_client_usage(" [--spare N]");
+    }
     o.timeout = 15;
     ev_client_start(&o, "");
     struct addrinfo *ai = ev_resolve(&o);
@@ -52,7 +61,8 @@ int main(int argc, char **argv)
         perror("ev_emfile: filling the table");
         return 1;
     }
-    close(fillers[--n]);
+    for (int i = 0; i <= spare && n > 0; i++)
+        close(fillers[--n]);
     int fd = socket(ai->ai_family, SOCK_STREAM, 0);
     if (fd < 0) {
         perror("ev_emfile: socket");

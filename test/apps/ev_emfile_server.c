@@ -3,11 +3,13 @@
  * left: the accepted socket takes it, so under the shim the connection's
  * private descriptor cannot be had.
  *
- *   ev_emfile_server [-4|-6] PORT|0 [--port-file F] [--timeout S]
+ *   ev_emfile_server [-4|-6] PORT|0 [--port-file F] [--timeout S] [--spare N]
  *
  * Echoes one connection first (so the shim has built the endpoint's
  * context), then RLIMIT_NOFILE goes down to 64 (soft and hard, so nothing
- * can raise it), the table is filled with /dev/null, one number freed,
+ * can raise it), the table is filled with /dev/null, one number freed
+ * (1 + N with --spare: with 1 spare the shim gets its private descriptor
+ * and the stand-in is what cannot be had),
  * and it accepts once: prints "accept: FD" and echoes that connection, or
  * "accept: -1 EMFILE" (or "other" and the errno's name). Then, with a few
  * numbers freed, it accepts again and echoes: "ok". Over plain TCP the
@@ -30,7 +32,15 @@ int main(int argc, char **argv)
 {
     ev_prog = "ev_emfile_server";
     struct ev_server_opts o;
-    int lfd = ev_server_setup(&o, argc, argv, 0);
+    ev_server_opts_init(&o);
+    int spare = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--spare") == 0 && i + 1 < argc)
+            spare = atoi(argv[++i]);
+        else if (!ev_server_arg(&o, argc, argv, &i))
+            ev_server_usage(" [--spare N]");
+    }
+    int lfd = ev_server_start(&o, 0);
     if (lfd < 0 || serve_one(lfd) != 0)
         return 1;
     struct rlimit rl = {64, 64};
@@ -45,7 +55,8 @@ int main(int argc, char **argv)
         perror("ev_emfile_server: filling the table");
         return 1;
     }
-    close(fillers[--n]);
+    for (int i = 0; i <= spare && n > 0; i++)
+        close(fillers[--n]);
     int fd = accept(lfd, NULL, NULL);
     int e = errno;
     printf("accept: %d%s%s\n", fd < 0 ? -1 : fd,

@@ -100,28 +100,56 @@ def daemon_closes_descriptors_and_reuses_them(c):
     check("reloaded" in log, "the policy was not reloaded")
 
 
-@case
-def connect_without_a_private_descriptor_fails_emfile(c):
-    """A TLS connect when the process has one descriptor left (its socket
-    took it): the private descriptor cannot be had, so connect fails with
-    EMFILE and sends nothing, never leaving the connection unmanaged; once
-    descriptors are free again a connection works (one works before, too,
-    so the endpoint's name is resolved while descriptors are plenty). Plain TCP, which needs
-    no second descriptor, connects (the control)."""
+# What the shim cannot have at EMFILE, by the spare descriptors left
+# beside the one the program's socket takes: 0, the private descriptor;
+# 1, the stand-in (its private descriptor took the spare), which the shim's
+# log names.
+EMFILE_STEPS = {0: "private descriptor", 1: "stand-in"}
+
+
+def check_emfile_step(c, proc, spare):
+    if spare == 1:
+        check("cannot put a stand-in on descriptor" in proc.err(),
+              "the shim did not log the stand-in it could not have")
+
+
+def connect_at_emfile(c, spare):
+    """A TLS connect when the process has 1 + spare descriptors left (its
+    socket took one): connect fails with EMFILE and sends nothing, never
+    leaving the connection unmanaged; once descriptors are free again a
+    connection works (one works before, too, so the endpoint's name is
+    resolved while descriptors are plenty). Plain TCP, which needs no
+    second descriptor, connects (the control)."""
     app = c.suite.app("ev_emfile")
+    args = ["--spare", str(spare)]
     _, plain_port = echo_server(c, preload=False, name="plain-server")
-    plain = c.run("plain-client", [app, "localhost", str(plain_port)],
+    plain = c.run("plain-client", [app, "localhost", str(plain_port)] + args,
                   c.env(preload=False))
     check(plain.p.returncode == 0 and "connect: 0" in plain.out(),
           "the program fails over plain TCP")
     port, policy = descriptor_pair(c)
-    proc = c.run("client", [app, "localhost", str(port)], c.env(policy))
+    proc = c.run("client", [app, "localhost", str(port)] + args,
+                 c.env(policy))
     check("connect: -1 EMFILE" in proc.out(), "connect did not fail with "
-          "EMFILE without a private descriptor")
+          "EMFILE without a %s" % EMFILE_STEPS[spare])
+    check_emfile_step(c, proc, spare)
     check(proc.p.returncode == 0 and "ok" in proc.out(), "the process could "
           "not connect again once descriptors were free")
     check(count_established(proc, "cli") == 2, "expected exactly two TLS "
           "connections (before and after)")
+
+
+@case
+def connect_without_a_private_descriptor_fails_emfile(c):
+    """connect_at_emfile with no spare: the private descriptor fails."""
+    connect_at_emfile(c, 0)
+
+
+@case
+def connect_without_a_stand_in_fails_emfile(c):
+    """connect_at_emfile with one spare: the private descriptor takes it,
+    and the stand-in the program's number is re-pointed at fails."""
+    connect_at_emfile(c, 1)
 
 
 def emfile_server_clients(c, port, tls):
@@ -148,21 +176,22 @@ def emfile_server_clients(c, port, tls):
     return got
 
 
-@case
-def accept_without_a_private_descriptor_fails_emfile(c):
-    """accept() when the process has one descriptor left (the accepted
-    socket takes it): under the shim the private descriptor cannot be had,
-    so accept fails with EMFILE and the connection is closed, unserved and
-    never left unmanaged (docs/shim.md); once descriptors are free again
-    the next client is served. Plain TCP, which needs no second
-    descriptor, accepts and echoes (the control)."""
+def accept_at_emfile(c, spare):
+    """accept() when the process has 1 + spare descriptors left (the
+    accepted socket takes one): under the shim the connection's private
+    descriptor or stand-in cannot be had, so accept fails with EMFILE and
+    the connection is closed, unserved and never left unmanaged
+    (docs/shim.md); once descriptors are free again the next client is
+    served. Plain TCP, which needs no second descriptor, accepts and
+    echoes (the control)."""
     s = c.suite
     app = s.app("ev_emfile_server")
 
     def server(name, env, port):
         port_file = c.path(name + ".port")
         proc = c.start(name, [app, "-4", str(port), "--port-file", port_file,
-                              "--timeout", str(T_RUN)], env)
+                              "--timeout", str(T_RUN),
+                              "--spare", str(spare)], env)
         wait_port_file(proc, port_file)
         return proc
 
@@ -178,12 +207,26 @@ def accept_without_a_private_descriptor_fails_emfile(c):
     got = emfile_server_clients(c, port, tls=True)
     shim.wait(T_RUN)
     check("accept: -1 EMFILE" in shim.out(), "accept did not fail with "
-          "EMFILE without a private descriptor")
+          "EMFILE without a %s" % EMFILE_STEPS[spare])
+    check_emfile_step(c, shim, spare)
     check(got[0] == b"line 0\n" and got[1] in (None, b"") and
           got[2] == b"line 2\n", "clients got %r: the second must be "
           "closed unserved, the others echoed" % got)
     check(shim.p.returncode == 0 and "ok" in shim.out(), "the server could "
           "not accept again once descriptors were free")
+
+
+@case
+def accept_without_a_private_descriptor_fails_emfile(c):
+    """accept_at_emfile with no spare: the private descriptor fails."""
+    accept_at_emfile(c, 0)
+
+
+@case
+def accept_without_a_stand_in_fails_emfile(c):
+    """accept_at_emfile with one spare: the private descriptor takes it,
+    and the stand-in fails."""
+    accept_at_emfile(c, 1)
 
 
 # A TLS line peer that answers one line, then writes bytes that are no

@@ -106,4 +106,52 @@ MUTANTS = [
         new="    int r = 0 ? SSL_peek_ex(c->ssl, buf, len, nread)",
         tests=["integration peek"],
         curated=False),
+    dict(
+        name="revoked_ca_relaxation_unlisted",
+        why="compatibility mode accepts a revoked CA only when trusted-ca "
+            "lists it explicitly",
+        file="src/engine/verify.c",
+        old="        if (depth > 0 &&\n            is_trusted_listed(v, X509_STORE_CTX_get_current_cert(ctx)))",
+        new="        if (depth > 0 &&\n            (1 || is_trusted_listed(v, X509_STORE_CTX_get_current_cert(ctx))))",
+        tests=["unit test_verify"],
+        curated=False),
+    dict(
+        name="compat_relaxes_any_error",
+        why="compatibility mode relaxes exactly its two checks and nothing "
+            "else (an expired or untrusted chain stays refused)",
+        file="src/engine/verify.c",
+        old="        return depth == 0 ? SS_RELAX_KEY_USAGE : 0;\n"
+            "    default:\n        return 0;",
+        new="        return depth == 0 ? SS_RELAX_KEY_USAGE : 0;\n"
+            "    default:\n        return SS_RELAX_KEY_USAGE;",
+        tests=["unit test_verify"],
+        curated=False),
+    dict(
+        name="stand_in_failure_left_unmanaged",
+        why="fail closed: a connection whose stand-in cannot be had is "
+            "refused (EMFILE, the socket shut down), never left as the "
+            "program's plaintext socket",
+        file="src/shim/sockets.c",
+        old="    if (shim_standin_install(fd, family) != 0) {",
+        new="    if (shim_standin_install(fd, family) != 0 && 0) {",
+        tests=["integration stand_in"],
+        curated=True),
+    dict(
+        name="epoll_edge_given_twice",
+        why="an edge-triggered registration gets one edge per arrival, also "
+            "when another look took the bytes into the engine",
+        file="src/shim/epoll.c",
+        old="                  !edge_already_given(g, kernel, rx));",
+        new="                  (1 || !edge_already_given(g, kernel, rx)));",
+        tests=["integration epoll_edge_taken_in"],
+        curated=False),
+    dict(
+        name="nagle_window_never_opened",
+        why="no record waits behind Nagle's algorithm: the first write "
+            "after a handshake leaves at once",
+        file="src/shim/nagle.c",
+        old="        on == 0 && set_nodelay(s->priv_fd, 1) == 0)",
+        new="        on == 0 && 0)",
+        tests=["integration nagle_first_write"],
+        curated=False),
 ]
