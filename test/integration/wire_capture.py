@@ -18,6 +18,7 @@ Needs CAP_NET_RAW, which the suite has: it runs as root.
 """
 
 import ctypes
+import ipaddress
 import re
 import socket
 import struct
@@ -51,27 +52,98 @@ ENDPOINT_RE = re.compile(r'\b(listen|connect)\s*=\s*"([^"]*):(\d+)"\s*;')
 ENABLED_FALSE_RE = re.compile(r'\benabled\s*=\s*false\s*;')
 
 
-def policy_ports(text):
-    """(listen ports, connect ports) of the enabled endpoints a libconfig
-    policy text names. A disabled endpoint leaves its connections
-    plaintext (docs/policy.md), so its port is not a TLS port. Group by
-    group: an endpoint group holds no braces of its own."""
-    listen, connect = set(), set()
+def policy_endpoints(text):
+    """The endpoints of a libconfig policy text, in file order (the first
+    that matches decides, docs/policy.md "Matching"): a list of (kind
+    "listen" or "connect", host pattern, port, enabled). Group by group:
+    an endpoint group holds no braces of its own."""
+    endpoints = []
     defaults = re.search(r'\bdefaults\s*=\s*\{([^}]*)\}', text)
     off_by_default = bool(defaults and ENABLED_FALSE_RE.search(
         defaults.group(1)))
     for group in re.findall(r'\{([^{}]*)\}', text):
         if defaults and group == defaults.group(1):
             continue
-        found = ENDPOINT_RE.findall(group)
-        if not found:
-            continue
         enabled = re.search(r'\benabled\s*=\s*(true|false)\s*;', group)
-        if (enabled.group(1) == "false") if enabled else off_by_default:
-            continue
-        for kind, _host, port in found:
-            (listen if kind == "listen" else connect).add(int(port))
+        on = enabled.group(1) == "true" if enabled else not off_by_default
+        for kind, host, port in ENDPOINT_RE.findall(group):
+            endpoints.append((kind, host, int(port), on))
+    return endpoints
+
+
+def policy_ports(text):
+    """(listen ports, connect ports) of the enabled endpoints of a policy
+    text: the TLS ports. A disabled endpoint leaves its connections
+    plaintext (docs/policy.md), so its port alone is not one."""
+    listen, connect = set(), set()
+    for kind, _host, port, on in policy_endpoints(text):
+        if on:
+            (listen if kind == "listen" else connect).add(port)
     return listen, connect
+
+
+def plain_address(text):
+    """An address as ipaddress, IPv4-mapped IPv6 as the IPv4 address."""
+    addr = ipaddress.ip_address(text)
+    if addr.version == 6 and addr.ipv4_mapped:
+        return addr.ipv4_mapped
+    return addr
+
+
+def host_matcher(kind, host):
+    """A function telling whether an address (text) is one the endpoint's
+    host pattern matches (docs/policy.md, "Matching"): * and the
+    wildcard listen addresses match every address of their scope, a
+    prefix its network, an address itself, a name the addresses the
+    harness resolves it to. A name the harness cannot resolve (a case's
+    own hosts file) matches every address: the check then judges more,
+    never less."""
+    pattern = host[1:-1] if host.startswith("[") and "]" in host and \
+        host.endswith("]") else host.replace("[", "").replace("]", "")
+    if pattern == "*":
+        return lambda addr: True
+    if kind == "listen" and pattern == "0.0.0.0":
+        return lambda addr: plain_address(addr).version == 4
+    if kind == "listen" and pattern == "::":
+        return lambda addr: True
+    try:
+        if "/" in pattern:
+            net = ipaddress.ip_network(pattern, strict=False)
+            if net.version == 6 and ipaddress.ip_network(
+                    "::ffff:0:0/96").subnet_of(net):
+                return lambda addr: True
+            if net.version == 6 and net.subnet_of(
+                    ipaddress.ip_network("::ffff:0:0/96")):
+                net = ipaddress.ip_network("%s/%d" % (
+                    net.network_address.ipv4_mapped, net.prefixlen - 96))
+            return lambda addr: plain_address(addr) in net
+        want = plain_address(pattern)
+        return lambda addr: plain_address(addr) == want
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(pattern, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return lambda addr: True
+    addrs = {plain_address(i[4][0].split("%")[0]) for i in infos}
+    return lambda addr: plain_address(addr) in addrs
+
+
+class Policy:
+    """One policy text's endpoints with their matchers."""
+
+    def __init__(self, text):
+        self.endpoints = [(kind, port, on, host_matcher(kind, host), host)
+                          for kind, host, port, on in policy_endpoints(text)]
+
+    def wraps(self, kind, addr, port):
+        """Whether a connection with this address and port (for listen the
+        local one, for connect the destination) is TLS under this policy:
+        its first matching endpoint of the kind is enabled."""
+        for k, p, on, matches, _host in self.endpoints:
+            if k == kind and p == port and matches(addr):
+                return on
+        return False
 
 
 # ---- the kernel filter ----------------------------------------------------
@@ -168,6 +240,7 @@ class Stream:
     def __init__(self, key):
         self.key = key              # (src addr, src port, dst addr, dst port)
         self.isn = None             # None: the SYN was not seen
+        self.syn_index = None       # the capture's count at the SYN
         self.next = 0               # bytes delivered in order so far
         self.pending = {}           # offset -> bytes, past a gap
         self.fin_at = None
@@ -334,6 +407,7 @@ class Capture:
         self.streams = {}
         self.packets = 0
         self.drops = 0
+        self.markers = {}           # marker port -> count at its SYN
         self.cpu = 0.0              # the reader thread's CPU seconds
         self.running = True
         self.thread = threading.Thread(target=self.loop, daemon=True)
@@ -411,6 +485,10 @@ class Capture:
                     self.streams[key + (len(self.streams),)] = stream
                 stream = self.streams[key] = Stream(key)
                 stream.canaries = self.canaries_now
+            if flags & 0x02 and stream.isn is None:
+                stream.syn_index = self.packets
+                if dport in self.markers and self.markers[dport] is None:
+                    self.markers[dport] = self.packets
             stream.segment(seq, ack, flags, payload)
             if flags & 0x10:
                 back = self.streams.get((dst, dport, src, sport))
@@ -418,6 +496,25 @@ class Capture:
                     back.peer_ack(ack)
 
     canaries_now = ()
+
+    def mark(self):
+        """A point in the order of the segments: a connect attempt to a
+        port nobody listens on, whose SYN passes lo like any other, so the
+        streams whose SYN the kernel queued after it are after it. Returns
+        the marker's port (its count is in markers once seen)."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with self.lock:
+            self.markers[port] = None
+        self.add_ports({port})
+        with socket.socket() as sock:
+            sock.settimeout(2)
+            try:
+                sock.connect(("127.0.0.1", port))
+            except OSError:
+                pass                # refused: the SYN went out all the same
+        return port
 
     def add_canary(self, data):
         with self.lock:
@@ -463,25 +560,46 @@ class Verdict:
         self.unanchored = 0         # began before a policy named the port
 
 
-def judge(streams, listen, connect, exempt, drops):
-    """Checks each direction a shim wrote: from a listen port (the
-    server's shim), to a connect port (the client's shim). exempt maps
-    (side, port or None) to the case's reason for plaintext there."""
+def exempted(stream, entry, markers):
+    """Whether an exemption entry (reason, marker port or None) covers
+    the stream: always without a marker, else when its SYN came after
+    the marker's (never when either was not seen)."""
+    if entry is None:
+        return False
+    _reason, marker = entry
+    if marker is None:
+        return True
+    at = markers.get(marker)
+    return at is not None and stream.syn_index is not None and \
+        stream.syn_index > at
+
+
+def judge(streams, policies, exempt, drops, markers=None):
+    """Checks each direction a shim wrote: from a local address and port a
+    listen endpoint wraps (the server's shim), to a destination a connect
+    endpoint wraps (the client's shim), under any of the case's policies.
+    exempt maps (side, port or None) to (the case's reason for plaintext
+    there, a marker port or None): with a marker, only the streams that
+    began after it (markers maps it to its place) are exempt; one whose
+    marker was never seen exempts nothing."""
     v = Verdict()
+    markers = markers or {}
     if drops:
         v.incomplete.append("the capture dropped %d segments of this "
                             "case's ports" % drops)
     for st in streams:
-        _src, sport, _dst, dport = st.key
+        src, sport, dst, dport = st.key
         sides = []
-        if sport in listen:
+        if any(p.wraps("listen", src, sport) for p in policies):
             sides.append(("server", sport))
-        if dport in connect:
+        if any(p.wraps("connect", dst, dport) for p in policies):
             sides.append(("client", dport))
-        sides = [s for s in sides if s not in exempt and
-                 (s[0], None) not in exempt]
+        judged = [s for s in sides
+                  if not exempted(st, exempt.get(s), markers) and
+                  not exempted(st, exempt.get((s[0], None)), markers)]
+        v.exempted += 1 if sides and not judged else 0
+        sides = judged
         if not sides:
-            v.exempted += 1 if (sport in listen or dport in connect) else 0
             continue
         if st.isn is None:
             v.unanchored += 1
