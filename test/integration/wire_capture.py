@@ -19,7 +19,9 @@ Needs CAP_NET_RAW, which the suite has: it runs as root.
 
 import ctypes
 import ipaddress
+import os
 import re
+import select
 import socket
 import struct
 import threading
@@ -35,7 +37,7 @@ SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", SO_ATTACH_FILTER)
 # Room for the backlog of a fast transfer while the reader is off the CPU;
 # only the filtered segments are charged to it.
 RCVBUF = 256 << 20
-SETTLE = 0.03             # seconds, see Capture.stop
+SETTLE_MAX = 1.0          # seconds, see Capture.stop
 SNAP = 65536 + 256         # a whole loopback segment (MTU 65536) + headers
 
 # TLS record limits checked on the wire (RFC 8446 5.2: a record's
@@ -386,8 +388,12 @@ class Stream:
 
 class Capture:
     """The segments of a set of ports on lo, reassembled while they come.
-    start() before a case, add_ports() when a policy names ports (before
-    any process uses it), stop() after the case's processes are gone."""
+    One per run: begin() before a case, add_ports() when a policy names
+    ports (before any process uses it), end() after the case's processes
+    are gone; close() at the end of the run. Opening and closing a packet
+    socket each waits for the kernel's RCU grace period (10-20 ms), so
+    the socket and its reader outlive the cases. A capture of its own
+    (the check's own cases) is Capture() ... stop()."""
 
     def __init__(self, rcvbuf=RCVBUF, reader=True):
         """rcvbuf and reader=False are for the check's own cases: a small
@@ -402,17 +408,77 @@ class Capture:
         self.ports = set()
         attach_filter(self.sock, self.ports)     # nothing passes yet
         self.sock.bind(("lo", ETH_P_ALL))     # CPython applies htons
-        self.sock.settimeout(0.05)
-        self.lock = threading.Lock()             # guards streams, ports
-        self.streams = {}
-        self.packets = 0
-        self.drops = 0
-        self.markers = {}           # marker port -> count at its SYN
-        self.cpu = 0.0              # the reader thread's CPU seconds
+        self.sock.setblocking(False)
+        self.wake_r, self.wake_w = os.pipe()
+        self.marker_seen = threading.Event()
+        self.lock = threading.Lock()    # guards what begin() resets
+        self.tid = None
+        self.begin()
         self.running = True
         self.thread = threading.Thread(target=self.loop, daemon=True)
         if reader:
             self.thread.start()
+
+    def begin(self):
+        """Starts a case: no ports, no streams, the loss counter reset."""
+        with self.lock:
+            self.ports = set()
+            attach_filter(self.sock, self.ports)
+            self.streams = {}
+            self.packets = 0
+            self.markers = {}       # marker port -> count at its SYN
+            self.canaries_now = ()
+            self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+
+    def end(self):
+        """Ends a case after taking what is queued: returns the streams
+        and the number of filtered segments the kernel dropped (its queue
+        was full). Reading the statistics resets them."""
+        # The segments of the last closes (FIN, RST) pass the loopback's
+        # receive queue in a softirq after close() returned: a marker's SYN
+        # sent now is queued behind them; once the reader has it, what
+        # came before is read. No fixed sleep (it would cost every case).
+        if self.thread.is_alive():
+            port = self.mark()
+            deadline = time.monotonic() + SETTLE_MAX
+            while self.markers[port] is None and \
+                    time.monotonic() < deadline:
+                self.marker_seen.wait(0.05)
+                self.marker_seen.clear()
+        else:
+            self.drain_queue()
+        with self.lock:
+            stats = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+            _received, drops = struct.unpack("II", stats)
+            self.ports = set()
+            attach_filter(self.sock, self.ports)
+            return list(self.streams.values()), drops
+
+    def stop(self):
+        """end() and close(), for a capture of its own."""
+        got = self.end()
+        self.close()
+        return got
+
+    def close(self):
+        self.running = False
+        os.write(self.wake_w, b"x")
+        if self.thread.is_alive():
+            self.thread.join(5)
+        self.sock.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+
+    def cpu(self):
+        """The reader thread's CPU seconds so far (/proc, user + system)."""
+        if self.tid is None:
+            return 0.0
+        try:
+            with open("/proc/self/task/%d/stat" % self.tid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def add_ports(self, ports):
         with self.lock:
@@ -422,28 +488,32 @@ class Capture:
             attach_filter(self.sock, self.ports)
 
     def drain_queue(self):
+        """Reads what is queued, for a capture without a reader."""
         buf = bytearray(SNAP)
         while True:
             try:
                 n, addr = self.sock.recvfrom_into(buf)
-            except (BlockingIOError, socket.timeout):
+            except BlockingIOError:
                 return
             self.packet(memoryview(buf)[:n], addr)
 
     def loop(self):
         buf = bytearray(SNAP)
         view = memoryview(buf)
-        try:
-            while self.running:
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        poller.register(self.wake_r, select.POLLIN)
+        self.tid = threading.get_native_id()
+        while self.running:
+            poller.poll()           # close() wakes it through the pipe
+            while True:
                 try:
                     n, addr = self.sock.recvfrom_into(buf)
-                except socket.timeout:
-                    continue
+                except BlockingIOError:
+                    break
                 except OSError:
                     return
                 self.packet(view[:n], addr)
-        finally:
-            self.cpu = time.thread_time()
 
     def packet(self, pkt, addr):
         if addr[2] != PACKET_HOST or len(pkt) < 14:
@@ -489,13 +559,12 @@ class Capture:
                 stream.syn_index = self.packets
                 if dport in self.markers and self.markers[dport] is None:
                     self.markers[dport] = self.packets
+                    self.marker_seen.set()
             stream.segment(seq, ack, flags, payload)
             if flags & 0x10:
                 back = self.streams.get((dst, dport, src, sport))
                 if back is not None:
                     back.peer_ack(ack)
-
-    canaries_now = ()
 
     def mark(self):
         """A point in the order of the segments: a connect attempt to a
@@ -522,26 +591,6 @@ class Capture:
                 self.canaries_now = self.canaries_now + (bytes(data),)
                 for stream in self.streams.values():
                     stream.canaries = self.canaries_now
-
-    def stop(self):
-        """Stops the reader after taking what is queued; returns the
-        streams and the number of filtered segments the kernel dropped
-        (the queue was full). Reading the statistics resets them, so it is
-        done once."""
-        # The segments of the last closes (FIN, RST) pass the loopback's
-        # receive queue in a softirq after close() returned: a moment.
-        time.sleep(SETTLE)
-        self.running = False
-        if self.thread.is_alive():
-            self.thread.join(5)
-        self.sock.setblocking(False)
-        started = time.thread_time()
-        self.drain_queue()
-        self.cpu += time.thread_time() - started
-        stats = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
-        received, self.drops = struct.unpack("II", stats)
-        self.sock.close()
-        return list(self.streams.values()), self.drops
 
 
 # ---- the verdict ------------------------------------------------------------
