@@ -196,6 +196,26 @@ def wire_check_reassembles_by_sequence(c):
 
 
 @case
+def wire_check_tells_the_ends_by_the_syn(c):
+    """A stream is the server's when its SYN carried an ACK: plaintext from
+    a client whose ephemeral port happens to be a listen endpoint's port
+    number (free_port() hands out numbers the kernel may reuse) is not
+    judged as the server's shim, and the server's own direction is."""
+    port = 40000
+    pol = [wire_capture.Policy('endpoints = ( { listen = "127.0.0.1:%d"; } '
+                               ');' % port)]
+    client = wire_capture.Stream(("127.0.0.1", port, "127.0.0.1", 5000))
+    client.segment(7, 0, 0x02, b"")                    # SYN: a client
+    client.segment(8, 0, 0x18, b"GET / HTTP/1.0\r\n")
+    server = wire_capture.Stream(("127.0.0.1", port, "127.0.0.1", 5001))
+    server.segment(9, 0, 0x12, b"")                    # SYN-ACK: a server
+    server.segment(10, 0, 0x18, b"HTTP/1.0 200 OK\r\n")
+    v = wire_capture.judge([client, server], pol, {}, 0)
+    check(len(v.failures) == 1 and ":5001" in v.failures[0],
+          "want the server's stream alone to fail: %r" % v.failures)
+
+
+@case
 def wire_check_reads_policy_ports(c):
     """The TLS ports of a policy: listen and connect endpoints, without
     the disabled ones (they stay plaintext) or those defaults disable."""

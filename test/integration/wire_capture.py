@@ -243,6 +243,7 @@ class Stream:
         self.key = key              # (src addr, src port, dst addr, dst port)
         self.isn = None             # None: the SYN was not seen
         self.syn_index = None       # the capture's count at the SYN
+        self.accepted = False       # its SYN had ACK: the server's side
         self.next = 0               # bytes delivered in order so far
         self.pending = {}           # offset -> bytes, past a gap
         self.fin_at = None
@@ -263,6 +264,7 @@ class Stream:
         if flags & 0x02:                        # SYN
             if self.isn is None:
                 self.isn = seq
+                self.accepted = bool(flags & 0x10)
             return
         if self.isn is None:
             self.unanchored += 1
@@ -638,10 +640,15 @@ def judge(streams, policies, exempt, drops, markers=None):
                             "case's ports" % drops)
     for st in streams:
         src, sport, dst, dport = st.key
+        # Which end wrote the stream is told by its SYN (a SYN-ACK: the
+        # server's), not by the port alone: a client's ephemeral port may
+        # be a number a policy names for a listen endpoint nobody binds.
         sides = []
-        if any(p.wraps("listen", src, sport) for p in policies):
+        if (st.isn is None or st.accepted) and \
+                any(p.wraps("listen", src, sport) for p in policies):
             sides.append(("server", sport))
-        if any(p.wraps("connect", dst, dport) for p in policies):
+        if (st.isn is None or not st.accepted) and \
+                any(p.wraps("connect", dst, dport) for p in policies):
             sides.append(("client", dport))
         judged = [s for s in sides
                   if not exempted(st, exempt.get(s), markers) and
