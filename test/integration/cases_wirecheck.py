@@ -165,7 +165,8 @@ def wire_check_reassembles_by_sequence(c):
     """The reassembly: out-of-order, duplicated and overlapping segments
     give the stream in order; a missing segment or bytes acked but never
     seen make it incomplete; a header cut by the end is checked as far as
-    it goes; a wrapped sequence number is handled."""
+    it goes; the bytes a Fast Open SYN carries are judged; a wrapped
+    sequence number is handled."""
     rec = b"\x17\x03\x03\x00\x04abcd"           # one 9-byte record
     data = rec * 4                               # 36 bytes
     st = synthetic_stream([(9, data[9:20]), (0, data[:12]), (0, data[:9]),
@@ -187,6 +188,12 @@ def wire_check_reassembles_by_sequence(c):
     check(st.final_error() is not None, "record version 0x0305 passed")
     st = synthetic_stream([(0, b"\x17\x03\x03\x41\x01")])
     check(st.final_error() is not None, "a record of 2^14+257 bytes passed")
+    fastopen = wire_capture.Stream(("127.0.0.1", 1, "127.0.0.1", 2))
+    fastopen.segment(500, 0, 0x02, b"PLAIN")       # data in the SYN (TFO)
+    fastopen.segment(506, 0, 0x10, rec)
+    check(fastopen.next == 14 and fastopen.final_error() is not None,
+          "the bytes of a Fast Open SYN were not judged: next %d, error %r"
+          % (fastopen.next, fastopen.final_error()))
     wrap = wire_capture.Stream(("127.0.0.1", 1, "127.0.0.1", 2))
     wrap.segment(0xfffffff0, 0, 0x02, b"")
     wrap.segment(0xfffffff1, 0, 0x10, data[:20])

@@ -265,7 +265,11 @@ class Stream:
             if self.isn is None:
                 self.isn = seq
                 self.accepted = bool(flags & 0x10)
-            return
+            # TCP Fast Open: a SYN may carry the first bytes (after the
+            # SYN's own sequence number).
+            if not payload:
+                return
+            seq = (seq + 1) & 0xffffffff
         if self.isn is None:
             self.unanchored += 1
             return
