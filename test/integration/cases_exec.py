@@ -198,6 +198,10 @@ def exec_sshd_reexec_is_tls(c):
     check(re.search(r"TLS from 127\.0\.0\.1:%s established" % m.group(1),
                     server.err()),
           "the address sshd logged is not the TLS connection's")
+    # The plaintext ssh is the fail-closed probe: its own bytes are clear
+    # on purpose (the sshd shim's direction is still judged).
+    c.wire_plaintext("the unshimmed ssh client tries the TLS port",
+                     side="client", port=port, from_now=True)
     plain = c.run("ssh-plain", ssh)
     check(plain.p.returncode != 0 and "hello" not in plain.out(),
           "a plaintext ssh logged in through the TLS port")
