@@ -91,7 +91,7 @@ $(BUILD)/bench/%: test/bench/%.c
 	    $(if $(filter $(BENCH_OPENSSL),$*),-lssl -lcrypto)
 
 # The soak (test/soak/run, docs/testing.md "Soak") runs after test-fuzz,
-# alone too: its mixed load keeps a core busy for its minute and a half,
+# alone too: its mixed load keeps a core busy for about 80 s,
 # and its leak bounds are read from a machine that nothing else loads.
 # The three integration passes (the build, AddressSanitizer's,
 # ThreadSanitizer's), the interop matrix, the fault suite, the scan, the
@@ -109,7 +109,7 @@ test: deps
 	$(MAKE) test-unit
 	$(MAKE) fips-provider $(FIPS_TEST_BIN)
 	$(MAKE) test-fuzz
-	$(MAKE) soak SECONDS=75
+	$(MAKE) soak SECONDS=60
 	@test/run-together $(BUILD)/test-logs \
 	    integration="test/integration/run $(BUILD)" \
 	    interop="test/interop/run $(BUILD)" \
@@ -127,10 +127,10 @@ test-integration: all
 	@test/integration/run $(BUILD)
 
 # make soak [SECONDS=N]: a mixed load against two shimmed servers for N
-# seconds (75 by default, about 80 s in all), with every-second samples of
+# seconds (60 by default, about 80 s in all), with every-second samples of
 # their memory, descriptors and threads; the summary goes to
 # $(BUILD)/soak.txt (docs/testing.md, "Soak"). Long runs: SECONDS=3600.
-SECONDS ?= 75
+SECONDS ?= 60
 soak: all
 	@test/soak/run $(BUILD) --seconds $(SECONDS)
 
