@@ -183,7 +183,8 @@ def main(argv):
     except (ValueError, IndexError):
         sys.stderr.write(__doc__)
         return 2
-    signal.signal(signal.SIGALRM, lambda *_: sys.exit("soak_client: timed out"))
+    signal.signal(signal.SIGALRM,
+                  lambda *_: sys.exit("soak_client: timed out"))
     signal.alarm(int(a.seconds) + 4 * IO_TIMEOUT)
     counts = Counts(a.mode)
     rng = random.Random(a.seed)
