@@ -41,7 +41,7 @@ CLI        := $(BUILD)/secshim
 .PHONY: all deps test test-unit test-integration test-faults test-scan interop test-fips \
         fips-provider mutants test-mutants fuzz-build fuzz test-fuzz \
         test-asan asan test-tsan tsan demo bench bench-quick lint \
-        check-old-headers clean install uninstall deb
+        check-old-headers clean install uninstall deb soak
 
 all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN) $(BENCH_BIN)
 
@@ -90,6 +90,9 @@ $(BUILD)/bench/%: test/bench/%.c
 	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -o $@ $< \
 	    $(if $(filter $(BENCH_OPENSSL),$*),-lssl -lcrypto)
 
+# The soak (test/soak/run, docs/testing.md "Soak") runs after test-fuzz,
+# alone too: its mixed load keeps a core busy for about 80 s,
+# and its leak bounds are read from a machine that nothing else loads.
 # The three integration passes (the build, AddressSanitizer's,
 # ThreadSanitizer's), the interop matrix, the fault suite, the scan, the
 # FIPS suite and the curated mutants run at once (test/run-together): they
@@ -106,6 +109,7 @@ test: deps
 	$(MAKE) test-unit
 	$(MAKE) fips-provider $(FIPS_TEST_BIN)
 	$(MAKE) test-fuzz
+	$(MAKE) soak SECONDS=60
 	@test/run-together $(BUILD)/test-logs \
 	    integration="test/integration/run $(BUILD)" \
 	    interop="test/interop/run $(BUILD)" \
@@ -121,6 +125,14 @@ test-unit: $(UNIT_BIN)
 
 test-integration: all
 	@test/integration/run $(BUILD)
+
+# make soak [SECONDS=N]: a mixed load against two shimmed servers for N
+# seconds (60 by default, about 80 s in all), with every-second samples of
+# their memory, descriptors and threads; the summary goes to
+# $(BUILD)/soak.txt (docs/testing.md, "Soak"). Long runs: SECONDS=3600.
+SECONDS ?= 60
+soak: all
+	@test/soak/run $(BUILD) --seconds $(SECONDS)
 
 # Misbehaving peers and a fault-injecting relay (docs/testing.md, "Fault
 # suite"); under two minutes.
