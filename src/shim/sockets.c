@@ -289,19 +289,23 @@ SS_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 
 /*
  * Listen endpoints: an accepted socket whose local address matches becomes
- * a server conn in handshaking state (no I/O here). Returns the new sock
- * (the caller's reference; the fdtab slot holds another), or NULL: with
- * *matched false when no endpoint matches (fd untouched), else with errno
- * (fd is then the real socket still, or already the stand-in).
+ * a server conn in handshaking state (no I/O here). remote is the peer's
+ * address as accept() gave it, or NULL: then it is asked for, which fails
+ * once the peer has reset the connection (the log would say "?").
+ * Returns the new sock (the caller's reference; the fdtab slot holds
+ * another), or NULL: with *matched false when no endpoint matches (fd
+ * untouched), else with errno (fd is then the real socket still, or
+ * already the stand-in).
  */
-static struct shim_sock *manage_accepted(int fd, bool *matched)
+static struct shim_sock *manage_accepted(int fd, const struct sockaddr *remote,
+                                         bool *matched)
 {
     *matched = false;
     struct ss_policy *p = shim_policy_get();
     if (p == NULL)
         return NULL;
-    struct sockaddr_storage local, remote;
-    socklen_t llen = sizeof(local), rlen = sizeof(remote);
+    struct sockaddr_storage local, asked;
+    socklen_t llen = sizeof(local), alen = sizeof(asked);
     const struct ss_endpoint *ep = NULL;
     if (REAL(getsockname)(fd, (struct sockaddr *)&local, &llen) == 0 &&
         (local.ss_family == AF_INET || local.ss_family == AF_INET6))
@@ -312,9 +316,12 @@ static struct shim_sock *manage_accepted(int fd, bool *matched)
     }
     *matched = true;
     char host[256] = "?", peer[320] = "?";
-    if (REAL(getpeername)(fd, (struct sockaddr *)&remote, &rlen) == 0) {
-        host_text((struct sockaddr *)&remote, host, sizeof(host));
-        peer_text((struct sockaddr *)&remote, NULL, peer, sizeof(peer));
+    if (remote == NULL &&
+        REAL(getpeername)(fd, (struct sockaddr *)&asked, &alen) == 0)
+        remote = (const struct sockaddr *)&asked;
+    if (remote != NULL) {
+        host_text(remote, host, sizeof(host));
+        peer_text(remote, NULL, peer, sizeof(peer));
     }
     struct shim_sock *s = manage(fd, p, ep, SS_DIR_LISTEN, host, peer);
     ss_policy_unref(p);
@@ -327,10 +334,10 @@ static struct shim_sock *manage_accepted(int fd, bool *matched)
  * descriptor is left): the connection is closed rather than served in
  * clear, and accept loops retry on both.
  */
-static int secure_accept(int fd)
+static int secure_accept(int fd, const struct sockaddr *remote)
 {
     bool matched;
-    struct shim_sock *s = manage_accepted(fd, &matched);
+    struct shim_sock *s = manage_accepted(fd, remote, &matched);
     if (!matched)
         return fd;
     if (s == NULL) {
@@ -349,7 +356,7 @@ static int secure_accept(int fd)
 int shim_adopt_accepted(int fd)
 {
     bool matched;
-    struct shim_sock *s = manage_accepted(fd, &matched);
+    struct shim_sock *s = manage_accepted(fd, NULL, &matched);
     if (!matched)
         return 0;
     if (s == NULL) {
@@ -365,15 +372,35 @@ int shim_adopt_accepted(int fd)
     return 1;
 }
 
+/* The peer's address as accept() gave it, when whole (a program's short
+ * buffer holds part of it: then NULL, and the shim asks the socket). */
+static const struct sockaddr *accepted_peer(const struct sockaddr *addr,
+                                            socklen_t given,
+                                            socklen_t len)
+{
+    if (len > given ||
+        (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+        return NULL;
+    return addr;
+}
+
+/* A program that passes no address buffer (most do) gets the kernel's
+ * answer unchanged; the shim's own buffer keeps the peer's address for
+ * the log, which getpeername no longer gives once the peer has reset. */
 static int shim_accept(int lfd, struct sockaddr *addr, socklen_t *len,
                        int flags, bool four)
 {
-    int fd = four ? REAL(accept4)(lfd, addr, len, flags)
-                  : REAL(accept)(lfd, addr, len);
+    struct sockaddr_storage own;
+    socklen_t own_len = sizeof(own);
+    struct sockaddr *a = addr != NULL ? addr : (struct sockaddr *)&own;
+    socklen_t *l = addr != NULL ? len : &own_len;
+    socklen_t given = addr != NULL && len != NULL ? *len : own_len;
+    int fd = four ? REAL(accept4)(lfd, a, l, flags)
+                  : REAL(accept)(lfd, a, l);
     if (fd < 0)
         return fd;
     int saved = errno;
-    int rc = secure_accept(fd);
+    int rc = secure_accept(fd, accepted_peer(a, given, *l));
     if (rc >= 0)
         errno = saved;
     return rc;

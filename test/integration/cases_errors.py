@@ -336,3 +336,61 @@ def read_after_reset_with_unsent_ciphertext_ends(c):
     check(re.search(r"^read: (eof|error \S+)$", client.out(), re.M),
           "the read after the reset should fail or say EOF")
     check(established(client, "cli"), "the shim logged no TLS connection")
+
+
+# A server (Python, no TLS code) that accepts only when told on stdin, so
+# that its client can reset first: then it reads and prints what it got.
+LATE_ACCEPTOR = r'''
+import socket, sys
+port = int(sys.argv[1])
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", port))
+l.listen(4)
+print("listening", flush=True)
+sys.stdin.readline()
+conn, addr = l.accept()
+try:
+    print("read %r" % conn.recv(16), flush=True)
+except OSError as e:
+    print("read errno %d" % e.errno, flush=True)
+print("accepted %s" % addr[0], flush=True)
+'''
+
+
+def late_accept_after_reset(c, env, port):
+    """Runs LATE_ACCEPTOR on port; a client connects and resets (SO_LINGER
+    0) before the accept. Returns (the server proc, the client's port)."""
+    import struct
+    proc = c.start("acceptor", [sys.executable, "-c", LATE_ACCEPTOR,
+                                str(port)], env, stdin=True)
+    check(proc.wait_output(r"listening", T_RUN), "the acceptor did not listen")
+    raw = socket.create_connection(("127.0.0.1", port), timeout=T_RUN)
+    client_port = raw.getsockname()[1]
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                   struct.pack("ii", 1, 0))
+    raw.close()
+    time.sleep(0.2)  # the reset reaches the queued connection first
+    proc.send(b"go\n")
+    proc.close_stdin()
+    check(proc.wait(T_RUN) == 0, "the acceptor failed")
+    return proc, client_port
+
+
+@case
+def reset_before_accept_names_the_peer(c):
+    """A client resets while its connection waits in the listen queue: the
+    program's accept and read see what plain TCP gives (the read fails
+    ECONNRESET), and the shim's line for the failed handshake names the
+    peer's address and port from accept(), not "?" (getpeername fails on
+    a reset socket)."""
+    plain, _ = late_accept_after_reset(c, c.env(preload=False), free_port())
+    port = free_port()
+    shim, client_port = late_accept_after_reset(
+        c, c.env(c.policy(server_ep(c.suite, port))), port)
+    check(shim.out() == plain.out(), "under the shim the program saw %r, "
+          "over plain TCP %r" % (shim.out(), plain.out()))
+    check("with ? failed" not in shim.err() and
+          "127.0.0.1:%d" % client_port in shim.err(),
+          "the shim's line does not name the peer 127.0.0.1:%d"
+          % client_port)
