@@ -313,6 +313,20 @@ int shim_close_step(struct shim_sock *s)
  * connect or accept), the one shim_handshake_step enforces. s is locked throughout except while
  * waiting. nonblocking: one step, then EAGAIN if not done.
  */
+/* Signals that report a fault of the thread's own code: their handlers
+ * (crash reporters, sanitizers, virtual machines) seldom have SA_RESTART,
+ * and they do not come to a thread blocked in a system call. */
+static bool is_fault_signal(int sig)
+{
+    switch (sig) {
+    case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL: case SIGTRAP:
+    case SIGSYS: case SIGABRT:
+        return true;
+    default:
+        return false;
+    }
+}
+
 bool shim_signal_restarts(void)
 {
     int saved = errno;
@@ -322,7 +336,8 @@ bool shim_signal_restarts(void)
         struct sigaction sa;
         /* A blocked signal did not come; glibc refuses its own
          * (SIGCANCEL, SIGSETXID), whose handlers are not the program's. */
-        if (sigismember(&blocked, sig) == 1 || sigaction(sig, NULL, &sa) != 0)
+        if (is_fault_signal(sig) || sigismember(&blocked, sig) == 1 ||
+            sigaction(sig, NULL, &sa) != 0)
             continue;
         if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
             continue; /* no handler runs: the kernel restarts by itself */

@@ -220,6 +220,22 @@ static void on_usr1(int sig)
     (void)sig;
 }
 
+/* A crash reporter's handler: SIGSEGV without SA_RESTART, as most have
+ * (and the sanitizers' own). It never runs here; it must not turn a
+ * restarted call into EINTR. */
+static void on_segv(int sig)
+{
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_crash_handler(void)
+{
+    struct sigaction sa = {.sa_handler = on_segv, .sa_flags = SA_NODEFER};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+}
+
 static void install(bool restart)
 {
     struct sigaction sa = {.sa_handler = on_usr1,
@@ -654,6 +670,7 @@ int main(int argc, char **argv)
     alarm(60);
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
+    install_crash_handler();
     size_t n = argc > 6 ? (size_t)(argc - 6) : sizeof(all) / sizeof(all[0]);
     for (size_t i = 0; i < n; i++) {
         const char *call = argc > 6 ? argv[6 + i] : all[i];
