@@ -13,10 +13,12 @@
  * is full; TLS: the handshake is not answered), SLOW accepts and says
  * "hello" (after the handshake, over TLS) only once freed. LISTEN is a
  * free port on HOST where the probe itself listens (a listen endpoint of
- * the policy under the shim). CALL names the calls to run (default: all):
- * write send sendmsg write-sndtimeo write-partial connect poll ppoll
- * select pselect
- * epoll_wait epoll_pwait accept accept4 recv-rcvtimeo read-handshake.
+ * the policy under the shim). A SIGSEGV handler without SA_RESTART is
+ * installed too, as a crash reporter would. CALL names the calls to run
+ * (default: all but the last): write send sendmsg write-sndtimeo
+ * write-partial connect poll ppoll select pselect epoll_wait epoll_pwait
+ * accept accept4 recv-rcvtimeo read-handshake write-handshake (over plain
+ * TCP it does not block: the shim's rule, no reference).
  *
  * About 500 ms after the signal the other thread "releases" the call (the
  * peer drains, frees, pokes; a client connects to LISTEN) when the call
@@ -607,6 +609,39 @@ static void probe_read_handshake(struct probe *p)
     close(fd);
 }
 
+/* A blocking write after a non-blocking connect to SLOW: over plain TCP
+ * it returns at once; under the shim it waits for the handshake, which a
+ * signal interrupts as it would a write waiting for buffer space. */
+static void probe_write_handshake(struct probe *p)
+{
+    socklen_t len;
+    struct sockaddr_storage ss = address_of(slow_port, &len);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        die("socket");
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0 &&
+        errno != EINPROGRESS)
+        die("non-blocking connect to %s:%s", host, slow_port);
+    sleep_ms(50); /* the TCP connect, not the handshake, is done */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    p->release = release_free;
+    pthread_t t;
+    start(p, &t);
+    errno = 0;
+    ssize_t n = write(fd, "hi\n", 3);
+    int e = errno;
+    const char *when = returned(p);
+    print_result(p, (long)n, e, when);
+    pthread_join(t, NULL);
+    if (n > 0 && atomic_load(&p->released)) {
+        char line[64];
+        read_line(fd, line, sizeof(line));
+        printf(" then read '%s'", line);
+    }
+    printf("\n");
+    close(fd);
+}
+
 /* --- main ----------------------------------------------------------------- */
 
 static void run(const char *call, bool restart)
@@ -644,6 +679,8 @@ static void run(const char *call, bool restart)
         probe_recv_timeo(&p);
     else if (strcmp(call, "read-handshake") == 0)
         probe_read_handshake(&p);
+    else if (strcmp(call, "write-handshake") == 0)
+        probe_write_handshake(&p);
     else {
         fprintf(stderr, "sig_probe: unknown call %s\n", call);
         exit(2);

@@ -142,3 +142,33 @@ def signals_read_in_handshake(c):
     out = sig_both(c, "read-handshake")
     expect_lines(out, "read-handshake eintr: -1 EINTR at-signal",
                  "read-handshake restart: 6 after-release read 'hello'")
+
+
+@case
+def signals_write_in_handshake(c):
+    """A blocking write after a non-blocking connect, before the handshake
+    is done: over plain TCP it returns at once (the reference has no
+    blocked state); under the shim it waits for the handshake. The
+    shim's rule: as a write waiting for buffer space, EINTR without
+    SA_RESTART, nothing taken; with it the wait goes on and the write
+    returns its count once the peer answers."""
+    app = need_app(c, "sig_probe")
+    ports = sig_peer(c, "plain-peer", False)
+    plain = c.run("plain", [app, "127.0.0.1"] + [str(p) for p in ports] +
+                  [str(free_port()), "write-handshake"], c.env(preload=False))
+    check(plain.p.returncode == 0, "sig_probe fails over plain TCP")
+    expect_lines(plain.out(), "write-handshake eintr: 3 at-signal",
+                 "write-handshake restart: 3 at-signal then read 'hello'")
+    ports = sig_peer(c, "tls-peer", True)
+    policy = c.policy(*[client_ep(c.suite, p, name="peer%d" % i,
+                                  host="127.0.0.1")
+                        for i, p in enumerate(ports)])
+    shim = c.run("shim", [app, "127.0.0.1"] + [str(p) for p in ports] +
+                 [str(free_port()), "write-handshake"], c.env(policy))
+    check(shim.p.returncode == 0, "sig_probe fails under the shim")
+    check(established(shim), "the shim logged no TLS connection")
+    out = shim.out().splitlines()
+    for line in ("write-handshake eintr: -1 EINTR at-signal",
+                 "write-handshake restart: 3 after-release then read 'hello'"):
+        check(line in out, "under the shim: no '%s' in\n%s" % (line,
+                                                             shim.out()))
