@@ -180,7 +180,8 @@ def plain_stall(lsock):
     """Plain TCP's STALL: at a "free" the backlog grows, the queued
     connections are accepted and greeted until the first that is not the
     peer's own (the probe's, whose SYN the kernel dropped until then);
-    then the backlog is full again, for the next connect."""
+    the backlog is full again before that one is greeted, for the
+    probe's next connect."""
     while True:
         ev = threading.Event()
         with lock:
@@ -191,11 +192,14 @@ def plain_stall(lsock):
         while True:
             sock, addr = lsock.accept()
             conns.append(sock)
-            sock.sendall(b"hello\n")
             if addr not in fillers:
                 break
+            sock.sendall(b"hello\n")
+        # Full again before the probe's "hello": it connects next only
+        # after reading it.
         lsock.listen(0)
         fill_backlog(lsock)
+        sock.sendall(b"hello\n")
 
 
 def main(argv):
