@@ -305,14 +305,6 @@ int shim_close_step(struct shim_sock *s)
     return ss_conn_shutdown(s->conn);
 }
 
-/*
- * One thread at a time waits on the socket for the handshake (hs_busy);
- * the others wait for the end of its step (shim_sock_wait_step), so that
- * a step made by one is seen by all at once rather than after a poll
- * timeout. Every wait ends at the socket's own handshake deadline (set at
- * connect or accept), the one shim_handshake_step enforces. s is locked throughout except while
- * waiting. nonblocking: one step, then EAGAIN if not done.
- */
 /* Signals that report a fault of the thread's own code: their handlers
  * (crash reporters, sanitizers, virtual machines) seldom have SA_RESTART,
  * and they do not come to a thread blocked in a system call. */
@@ -367,6 +359,16 @@ static bool signal_ends_wait(const struct shim_sock *s, int timeo_opt)
     return !shim_timeo_unset(s->priv_fd, timeo_opt) || !shim_signal_restarts();
 }
 
+/*
+ * One thread at a time waits on the socket for the handshake (hs_busy);
+ * the others wait for the end of its step (shim_sock_wait_step), so that
+ * a step made by one is seen by all at once rather than after a poll
+ * timeout. Every wait ends at the socket's own handshake deadline (set at
+ * connect or accept), the one shim_handshake_step enforces. s is locked throughout except while
+ * waiting. nonblocking: one step, then EAGAIN if not done. A signal
+ * during the wait ends it with EINTR unless the program's call would be
+ * restarted (timeo_opt, signal_ends_wait).
+ */
 int shim_handshake_wait(struct shim_sock *s, bool nonblocking, int timeo_opt)
 {
     shim_sock_lock(s);

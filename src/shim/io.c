@@ -14,8 +14,10 @@
  *    (EAGAIN) and SA_RESTART / EINTR exactly as it would for the program;
  *  - a write takes everything (waiting with poll for writability, within
  *    SO_SNDTIMEO), then flushes what the engine buffered; a timeout or
- *    signal after some bytes gives the partial count, before any gives -1
- *    EAGAIN / EINTR;
+ *    signal after some bytes gives the partial count at once, before any
+ *    gives -1 EAGAIN / EINTR, or after a signal the wait goes on where the
+ *    kernel would restart the call (SA_RESTART, no SO_SNDTIMEO; see
+ *    shim_signal_restarts);
  *  - writing to a closed connection raises SIGPIPE in the calling thread
  *    (unless MSG_NOSIGNAL) and fails with EPIPE.
  * Unmanaged descriptors cost one table load and go straight to libc.
