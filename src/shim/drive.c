@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -303,15 +305,71 @@ int shim_close_step(struct shim_sock *s)
     return ss_conn_shutdown(s->conn);
 }
 
+/* Signals that report a fault of the thread's own code: their handlers
+ * (crash reporters, sanitizers, virtual machines) seldom have SA_RESTART,
+ * and they do not come to a thread blocked in a system call. */
+static bool is_fault_signal(int sig)
+{
+    switch (sig) {
+    case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL: case SIGTRAP:
+    case SIGSYS: case SIGABRT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool shim_signal_restarts(void)
+{
+    int saved = errno;
+    sigset_t blocked;
+    bool restarts = pthread_sigmask(SIG_BLOCK, NULL, &blocked) == 0;
+    for (int sig = 1; restarts && sig < NSIG; sig++) {
+        struct sigaction sa;
+        /* A blocked signal did not come; glibc refuses its own
+         * (SIGCANCEL, SIGSETXID), whose handlers are not the program's. */
+        if (is_fault_signal(sig) || sigismember(&blocked, sig) == 1 ||
+            sigaction(sig, NULL, &sa) != 0)
+            continue;
+        if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
+            continue; /* no handler runs: the kernel restarts by itself */
+        restarts = (sa.sa_flags & SA_RESTART) != 0;
+    }
+    errno = saved;
+    return restarts;
+}
+
+bool shim_timeo_unset(int fd, int timeo_opt)
+{
+    int saved = errno;
+    struct timeval tv = {0, 0};
+    socklen_t len = sizeof(tv);
+    bool unset = REAL(getsockopt)(fd, SOL_SOCKET, timeo_opt, &tv, &len) != 0 ||
+                 (tv.tv_sec == 0 && tv.tv_usec == 0);
+    errno = saved;
+    return unset;
+}
+
+/* After the handshake's wait was interrupted by a signal: whether the
+ * program's blocked call gives EINTR (see shim_handshake_wait). */
+static bool signal_ends_wait(const struct shim_sock *s, int timeo_opt)
+{
+    if (timeo_opt == 0)
+        return false;
+    return !shim_timeo_unset(s->priv_fd, timeo_opt) || !shim_signal_restarts();
+}
+
 /*
  * One thread at a time waits on the socket for the handshake (hs_busy);
  * the others wait for the end of its step (shim_sock_wait_step), so that
  * a step made by one is seen by all at once rather than after a poll
  * timeout. Every wait ends at the socket's own handshake deadline (set at
  * connect or accept), the one shim_handshake_step enforces. s is locked throughout except while
- * waiting. nonblocking: one step, then EAGAIN if not done.
+ * waiting. nonblocking: one step, then EAGAIN if not done. A signal
+ * during the wait ends it with EINTR unless the program's call would be
+ * restarted (timeo_opt, signal_ends_wait).
  */
-int shim_handshake_wait(struct shim_sock *s, bool nonblocking)
+int shim_handshake_wait(struct shim_sock *s, bool nonblocking, int timeo_opt)
 {
     shim_sock_lock(s);
     int timeout_ms = ss_conn_handshake_timeout_ms(s->conn);
@@ -358,11 +416,19 @@ int shim_handshake_wait(struct shim_sock *s, bool nonblocking)
                              .events = shim_poll_events(shim_wants(s, rc))};
         shim_sock_set_hs_busy(s, true);
         shim_sock_unlock(s);
-        /* EINTR or a timeout just loop: the deadline is absolute. */
-        (void)REAL(poll)(&pfd, 1, left);
+        /* A timeout just loops: the deadline is absolute. A signal ends
+         * the wait as it would end the program's call over plain TCP;
+         * the handshake goes on at the next call (docs/shim.md, "Signals
+         * and blocked calls"). */
+        bool interrupted = REAL(poll)(&pfd, 1, left) < 0 && errno == EINTR;
+        bool give_eintr = interrupted && signal_ends_wait(s, timeo_opt);
         shim_sock_lock(s);
         shim_sock_set_hs_busy(s, false);
         shim_sock_step_done(s);
+        if (give_eintr) {
+            e = EINTR;
+            break;
+        }
     }
     shim_sock_unlock(s);
     if (e == 0)
@@ -371,9 +437,10 @@ int shim_handshake_wait(struct shim_sock *s, bool nonblocking)
     return -1;
 }
 
-int shim_handshake(struct shim_sock *s, int fd, bool dontwait)
+int shim_handshake(struct shim_sock *s, int fd, bool dontwait, int timeo_opt)
 {
-    return shim_handshake_wait(s, dontwait || shim_fd_nonblocking(fd));
+    return shim_handshake_wait(s, dontwait || shim_fd_nonblocking(fd),
+                               timeo_opt);
 }
 
 int shim_pump(struct shim_sock *s, bool read)

@@ -24,11 +24,14 @@ int shim_close_step(struct shim_sock *s);
 /*
  * Drives the handshake of s until it is done, blocking on fd for at most
  * the conn's handshake-timeout (unless dontwait or the descriptor is
- * non-blocking: then one step). Returns 0 when the connection is open, or -1 with errno
- * (EAGAIN: non-blocking and not done; otherwise the failure's errno; the
- * sock is then failed and shut down, and the reason logged once).
+ * non-blocking: then one step). timeo_opt is the blocked call's timeout
+ * option, for signals (shim_handshake_wait). Returns 0 when the
+ * connection is open, or -1 with errno (EAGAIN: non-blocking and not
+ * done; EINTR: a signal the call is not restarted after, the handshake
+ * goes on at the next call; otherwise the failure's errno; the sock is
+ * then failed and shut down, and the reason logged once).
  */
-int shim_handshake(struct shim_sock *s, int fd, bool dontwait);
+int shim_handshake(struct shim_sock *s, int fd, bool dontwait, int timeo_opt);
 
 /*
  * What a blocked caller must wait for after an engine call answered rc
@@ -93,8 +96,27 @@ int shim_errno_of(const struct shim_sock *s, int rc, bool handshake);
 #define EV_OUT (POLLOUT | POLLWRNORM)
 
 /* Drives the handshake of s to its end, or one step when nonblocking
- * (EAGAIN while not done). Returns 0 or -1 with errno. */
-int shim_handshake_wait(struct shim_sock *s, bool nonblocking);
+ * (EAGAIN while not done). timeo_opt: 0 when a signal must not end the
+ * wait (shutdown, close); else the option (SO_RCVTIMEO, SO_SNDTIMEO)
+ * that decides, for the call the program is blocked in, whether a signal
+ * gives EINTR or the wait goes on (shim_signal_restarts). Returns 0 or -1
+ * with errno. */
+int shim_handshake_wait(struct shim_sock *s, bool nonblocking, int timeo_opt);
+
+/*
+ * After a signal handler ran while the shim waited for the program's
+ * blocking call (its poll returned EINTR): whether the kernel would have
+ * restarted the call (signal(7)): true when every signal this thread
+ * does not block and catches has SA_RESTART. The shim cannot learn which
+ * signal came, so one caught without SA_RESTART means EINTR
+ * (docs/shim.md, "Signals and blocked calls"). The call's own rules (a
+ * timeout set, bytes already taken) are the caller's. Keeps errno.
+ */
+bool shim_signal_restarts(void);
+
+/* True when the socket option timeo_opt (SO_RCVTIMEO / SO_SNDTIMEO) of
+ * fd is unset: the kernel then restarts an interrupted call. */
+bool shim_timeo_unset(int fd, int timeo_opt);
 
 /* Sends close_notify before a TCP half-close. A full socket buffer is
  * waited for at most one second (not when fd, the program's descriptor,

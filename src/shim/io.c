@@ -14,8 +14,10 @@
  *    (EAGAIN) and SA_RESTART / EINTR exactly as it would for the program;
  *  - a write takes everything (waiting with poll for writability, within
  *    SO_SNDTIMEO), then flushes what the engine buffered; a timeout or
- *    signal after some bytes gives the partial count, before any gives -1
- *    EAGAIN / EINTR;
+ *    signal after some bytes gives the partial count at once, before any
+ *    gives -1 EAGAIN / EINTR, or after a signal the wait goes on where the
+ *    kernel would restart the call (SA_RESTART, no SO_SNDTIMEO; see
+ *    shim_signal_restarts);
  *  - writing to a closed connection raises SIGPIPE in the calling thread
  *    (unless MSG_NOSIGNAL) and fails with EPIPE.
  * Unmanaged descriptors cost one table load and go straight to libc.
@@ -63,10 +65,14 @@ struct wait_state {
 
 /* Waits until the socket of s can do what the engine wants (a bit set of
  * SS_WANT_*); fd is the program's descriptor, whose O_NONBLOCK counts.
+ * taken: the call has already moved bytes, so a signal ends it (with the
+ * count) as the kernel's would; before any byte, a signal ends it only
+ * when the kernel would not restart it: a handler without SA_RESTART, or
+ * timeo_opt set (signal(7); docs/shim.md, "Signals and blocked calls").
  * Returns 0, or -1 with errno EAGAIN (non-blocking, dontwait, or the
  * timeout expired) or EINTR (a signal). */
 static int wait_ready(struct shim_sock *s, int fd, int want, bool dontwait,
-                      int timeo_opt, struct wait_state *ws)
+                      int timeo_opt, bool taken, struct wait_state *ws)
 {
     if (!ws->started) {
         if (dontwait || (!ws->must_finish && shim_fd_nonblocking(fd))) {
@@ -81,20 +87,25 @@ static int wait_ready(struct shim_sock *s, int fd, int want, bool dontwait,
         ws->deadline = shim_deadline_after(ms > INT_MAX ? INT_MAX : (int)ms);
         ws->started = true;
     }
-    int left = ws->forever ? -1 : shim_ms_until(&ws->deadline);
-    if (left == 0) {
-        errno = EAGAIN;
-        return -1;
+    for (;;) {
+        int left = ws->forever ? -1 : shim_ms_until(&ws->deadline);
+        if (left == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        struct pollfd pfd = {.fd = s->priv_fd,
+                             .events = shim_poll_events(want)};
+        int n = REAL(poll)(&pfd, 1, left);
+        if (n > 0)
+            return 0;
+        if (n == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        /* ws->forever: timeo_opt is unset. */
+        if (errno != EINTR || taken || !ws->forever || !shim_signal_restarts())
+            return -1; /* EINTR, or an error */
     }
-    struct pollfd pfd = {.fd = s->priv_fd, .events = shim_poll_events(want)};
-    int n = REAL(poll)(&pfd, 1, left);
-    if (n < 0)
-        return -1; /* EINTR */
-    if (n == 0) {
-        errno = EAGAIN;
-        return -1;
-    }
-    return 0;
 }
 
 /* errno of an unusable sock (closed by another thread, or failed). Called
@@ -147,7 +158,7 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
         int e = unusable(s);
         if (e == 0 && ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
             shim_sock_unlock(s);
-            if (shim_handshake(s, fd, dontwait) != 0)
+            if (shim_handshake(s, fd, dontwait, SO_RCVTIMEO) != 0)
                 return -1;
             continue;
         }
@@ -227,7 +238,8 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
                 return (ssize_t)total;
             return -1; /* EAGAIN after SO_RCVTIMEO, EINTR, or an error */
         }
-        if (wait_ready(s, fd, wants, dontwait, SO_RCVTIMEO, &ws) != 0) {
+        if (wait_ready(s, fd, wants, dontwait, SO_RCVTIMEO, total > 0,
+                       &ws) != 0) {
             if (total > 0)
                 return (ssize_t)total;
             return -1;
@@ -298,7 +310,7 @@ static void sock_flush(struct shim_sock *s, int fd, bool dontwait,
         shim_sock_unlock(s);
         if (wants == 0)
             return;
-        if (wait_ready(s, fd, wants, dontwait, SO_SNDTIMEO, ws) != 0)
+        if (wait_ready(s, fd, wants, dontwait, SO_SNDTIMEO, true, ws) != 0)
             return;
     }
 }
@@ -312,7 +324,7 @@ static int send_handshake(struct shim_sock *s, int fd, bool dontwait)
     bool handshaking = unusable(s) == 0 &&
                        ss_conn_state(s->conn) == SS_CONN_HANDSHAKING;
     shim_sock_unlock(s);
-    if (!handshaking || shim_handshake(s, fd, dontwait) == 0)
+    if (!handshaking || shim_handshake(s, fd, dontwait, SO_SNDTIMEO) == 0)
         return 0;
     return errno == EAGAIN ? 0 : -1;
 }
@@ -326,6 +338,7 @@ static ssize_t sock_send_ex(struct shim_sock *s, int fd, const void *buf,
     bool dontwait = (flags & MSG_DONTWAIT) != 0;
     struct wait_state ws = {false, false, {0, 0}, must_finish};
     size_t total = 0;
+    bool interrupted = false;
     if ((flags & MSG_OOB) != 0) {
         errno = EOPNOTSUPP; /* urgent data cannot be carried over TLS */
         return -1;
@@ -360,14 +373,22 @@ static ssize_t sock_send_ex(struct shim_sock *s, int fd, const void *buf,
                 break;
             return write_failed(e, flags);
         }
-        if (wait_ready(s, fd, wants, dontwait, SO_SNDTIMEO, &ws) != 0) {
-            if (total > 0)
-                break;
-            return -1;
+        if (wait_ready(s, fd, wants, dontwait, SO_SNDTIMEO, total > 0,
+                       &ws) != 0) {
+            if (total == 0)
+                return -1;
+            /* The signal is spent: a flush that waited now would keep
+             * the count from the program until the peer reads, where the
+             * kernel returns it at once. What is left goes out with the
+             * next call (or the last close). */
+            interrupted = errno == EINTR;
+            break;
         }
     }
+    struct wait_state no_wait = {false, false, {0, 0}, false};
     if (flush)
-        sock_flush(s, fd, dontwait, &ws);
+        sock_flush(s, fd, dontwait || interrupted,
+                   interrupted ? &no_wait : &ws);
     events_sock_progress(s); /* the handshake's end, ciphertext flushed */
     return (ssize_t)total;
 }

@@ -112,6 +112,8 @@ struct shim_sock {
     bool so_error_read;        /* SO_ERROR reported fail_errno once: like
                                   the kernel's, it reads 0 from then on */
     bool nonblocking_connect;  /* EINPROGRESS connect: issue 4 drives it */
+    bool connect_interrupted;  /* a blocking connect's handshake gave
+                                  EINTR: the next connect() done says 0 */
     bool closed;               /* the last descriptor was closed */
     bool established;          /* the handshake's end was announced */
     bool tcp_connecting;       /* non-blocking connect: TCP not done yet */

@@ -220,7 +220,16 @@ static int secure_connect(int fd, const struct sockaddr *addr,
         s->tcp_connecting = true;
         shim_sock_unlock(s);
     } else {
-        rc = shim_handshake(s, fd, false);
+        rc = shim_handshake(s, fd, false, SO_SNDTIMEO);
+        if (rc != 0 && errno == EINTR) {
+            /* The kernel's connect, interrupted, goes on in the
+             * background, and the next connect() answers 0 once it is
+             * done: the handshake goes on the same way. */
+            shim_sock_lock(s);
+            s->connect_interrupted = true;
+            shim_sock_unlock(s);
+            errno = EINTR;
+        }
     }
     shim_sock_unref(s);
     return rc;
@@ -228,8 +237,9 @@ static int secure_connect(int fd, const struct sockaddr *addr,
 
 /*
  * connect() again on a socket the shim already manages. Programs do this to
- * learn how a non-blocking connect ended (hiredis): Linux answers 0 once
- * after the TCP connect completed, then EISCONN. The answer must be the TLS
+ * learn how a non-blocking connect ended (hiredis), or after a blocking
+ * connect a signal interrupted (EINTR): Linux answers 0 once after the TCP
+ * connect completed, then EISCONN. The answer must be the TLS
  * connection's: 0 / EISCONN once its handshake is done, EALREADY while it
  * is not (non-blocking), or the handshake's failure. A blocking socket
  * drives the handshake to its end first. The kernel is asked on the
@@ -242,12 +252,19 @@ static int connect_again(struct shim_sock *s, int fd,
     int kernel_rc = REAL(connect)(s->priv_fd, addr, len);
     if (kernel_rc != 0 && errno != EISCONN)
         return kernel_rc; /* EALREADY and real errors, as they are */
-    if (shim_handshake(s, fd, false) != 0) {
+    if (shim_handshake(s, fd, false, SO_SNDTIMEO) != 0) {
         if (errno == EAGAIN)
             errno = EALREADY;
         return -1;
     }
-    if (kernel_rc == 0)
+    /* The TCP connect of an interrupted blocking connect was done before
+     * the handshake (the kernel says EISCONN); the program's connect was
+     * not: this is the one 0 the kernel gives after it. */
+    shim_sock_lock(s);
+    bool interrupted = s->connect_interrupted;
+    s->connect_interrupted = false;
+    shim_sock_unlock(s);
+    if (kernel_rc == 0 || interrupted)
         return 0;
     errno = EISCONN;
     return -1;
@@ -482,7 +499,7 @@ int shim_shutdown(int fd, int how)
         return REAL(shutdown)(fd, how);
     if (how == SHUT_WR || how == SHUT_RDWR) {
         int saved = errno;
-        (void)shim_handshake_wait(s, false);
+        (void)shim_handshake_wait(s, false, 0); /* shutdown never EINTR */
         errno = saved;
         shim_close_notify(s, fd);
     }
