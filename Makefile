@@ -27,7 +27,7 @@ TLSLIB_OBJ := $(TLSLIB_SRC:%.c=$(BUILD)/obj/%.o)
 # that nothing of OpenSSL is left. Every other engine module is built
 # into libsecshim-tls.so, which the shim loads at the first TLS context.
 SHIM_ENGINE_OBJ := $(addprefix $(BUILD)/obj/src/engine/,policy.o log.o \
-                     compat.o common.o protocol.o peerid.o status.o)
+                     alloc.o compat.o common.o protocol.o peerid.o status.o)
 TLS_ENGINE_OBJ  := $(filter-out $(addprefix $(BUILD)/obj/src/engine/,\
                      policy.o log.o compat.o status.o),$(ENGINE_OBJ))
 UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)

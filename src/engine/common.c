@@ -8,6 +8,8 @@
 
 #include <openssl/err.h>
 
+#include "secshim/alloc.h"
+
 const char *ss_strerror(int err)
 {
     switch (err) {
@@ -97,7 +99,7 @@ int ss_for_each_file(const char *list,
                      int (*fn)(const char *file, size_t index, void *arg),
                      void *arg)
 {
-    char *copy = strdup(list);
+    char *copy = ss_strdup(list);
     if (copy == NULL)
         return SS_ERR_NOMEM;
     int rc = SS_OK;

@@ -19,6 +19,7 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 
+#include "secshim/alloc.h"
 #include "secshim/cpu.h"
 #include "secshim/fips.h"
 #include "secshim/log.h"
@@ -690,7 +691,7 @@ int ss_tlsctx_new(const char *path, const struct ss_endpoint *ep,
     *out = NULL;
     if (ep == NULL)
         return ss_fail(err, SS_ERR_INVAL, "no endpoint");
-    struct ss_tlsctx *t = calloc(1, sizeof(*t));
+    struct ss_tlsctx *t = ss_calloc(1, sizeof(*t));
     if (t == NULL)
         return ss_fail(err, SS_ERR_NOMEM, "out of memory");
     t->role = ep->direction == SS_DIR_LISTEN ? SS_ROLE_SERVER
