@@ -353,6 +353,9 @@ struct op {
     /* Whether the operation, unarmed, is refused (the untrusted
      * server): then no failure may ever turn it into SS_OK. */
     bool refused;
+    /* Unarmed, after SS_OK: what the operation made must work as if
+     * nothing had failed (a snapshot is published whole). May be NULL. */
+    void (*check)(struct run *r);
 };
 
 static void run_free(struct run *r)
@@ -362,6 +365,14 @@ static void run_free(struct run *r)
     ss_tlsctx_free(r->tls);
     ss_policy_unref(r->policy);
     memset(r, 0, sizeof(*r));
+}
+
+static void serve_or_fail(struct ss_policy *p, const char *what);
+
+/* The snapshot a load returned serves a connection. */
+static void check_loaded_serves(struct run *r)
+{
+    serve_or_fail(r->policy, "the snapshot it returned");
 }
 
 static int op_policy_parse(struct run *r)
@@ -535,28 +546,38 @@ struct tally {
     unsigned long not_reached;    /* the run made fewer allocations */
 };
 
-/* After a run: a fresh connection over the serving policy, hook off,
- * handshakes and carries bytes both ways. */
-static void check_still_serving(const char *op, unsigned long n)
+/* The operation and allocation being judged, for messages. */
+static const char *current_op;
+
+/* A fresh connection over p, hook off, handshakes and carries bytes
+ * both ways; what names p in the message. */
+static void serve_or_fail(struct ss_policy *p, const char *what)
 {
     struct run r = {0};
-    ss_policy_ref(serving);
-    r.policy = serving;
+    ss_policy_ref(p);
+    r.policy = p;
     r.have_pair = true;
     const char *msg = "";
     int rc = pair_new(&r.pr, r.policy, &r.err);
     if (rc != SS_OK)
-        fail_msg("%s, allocation %lu failed: then ss_conn_new: %s", op, n,
-                 r.err.msg);
+        fail_msg("%s, allocation %lu failed: then ss_conn_new over %s: %s",
+                 current_op, hook.fail_at, what, r.err.msg);
     rc = drive_handshake(&r.pr, &msg);
     if (rc == SS_OK)
         rc = transfer(&r.pr, 0, 1000, &msg);
     if (rc == SS_OK)
         rc = transfer(&r.pr, 1, 1000, &msg);
     if (rc != SS_OK)
-        fail_msg("%s, allocation %lu failed: then a fresh connection: "
-                 "%s: %s", op, n, ss_strerror(rc), msg);
+        fail_msg("%s, allocation %lu failed: then a fresh connection over "
+                 "%s: %s: %s", current_op, hook.fail_at, what,
+                 ss_strerror(rc), msg);
     run_free(&r);
+}
+
+/* After a run: the process still serves. */
+static void check_still_serving(void)
+{
+    serve_or_fail(serving, "the serving policy");
 }
 
 /* Runs op once with allocation fail_at failed (0: none); returns its
@@ -594,6 +615,8 @@ static int run_once(const struct op *op, unsigned long fail_at,
     if (!injected && (rc < 0) != op->refused)
         fail_msg("%s: with allocation %lu (not reached) failed: %s: %s",
                  op->name, fail_at, ss_strerror(rc), r.msg);
+    if (rc == SS_OK && op->check != NULL)
+        op->check(&r);
     if (!injected)
         t->not_reached += fail_at > 0;
     else if (rc < 0)
@@ -626,6 +649,7 @@ static bool selected(unsigned long n, unsigned long total)
 static void fail_each_allocation(const struct op *op)
 {
     struct tally t = {0};
+    current_op = op->name;
     run_once(op, 0, &t);
     run_once(op, 0, &t);
     if (t.total == 0)
@@ -640,7 +664,7 @@ static void fail_each_allocation(const struct op *op)
             continue;
         tried++;
         run_once(op, n, &t);
-        check_still_serving(op->name, n);
+        check_still_serving();
     }
     print_message("%s: %lu allocations (%lu the engine's), %lu failed in "
                   "turn: %lu refused cleanly, %lu absorbed, %lu not "
@@ -660,22 +684,25 @@ static void fail_each_allocation(const struct op *op)
         fail_each_allocation(&op);                          \
     }
 
-OP_TEST(test_policy_parse, "ss_policy_parse", NULL, op_policy_parse, false)
-OP_TEST(test_policy_load, "ss_policy_load", NULL, op_policy_load, false)
-OP_TEST(test_tlsctx_client, "ss_tlsctx_new (connect, mutual)",
-        prepare_parsed, op_tlsctx_client, false)
-OP_TEST(test_tlsctx_server, "ss_tlsctx_new (listen, mutual)",
-        prepare_parsed, op_tlsctx_server, false)
-OP_TEST(test_conn_new, "ss_conn_new (both sides)", prepare_serving,
-        op_conn_new, false)
-OP_TEST(test_full_handshake, "full handshake", prepare_pair,
-        op_full_handshake, false)
-OP_TEST(test_resumed_handshake, "resumed handshake",
-        prepare_cached_session, op_resumed_handshake, false)
-OP_TEST(test_read_write, "read and write", prepare_open_pair,
-        op_read_write, false)
-OP_TEST(test_untrusted_never_accepted, "untrusted server",
-        prepare_untrusted_pair, op_untrusted_handshake, true)
+OP_TEST(test_policy_parse, .name = "ss_policy_parse",
+        .run = op_policy_parse)
+OP_TEST(test_policy_load, .name = "ss_policy_load", .run = op_policy_load,
+        .check = check_loaded_serves)
+OP_TEST(test_tlsctx_client, .name = "ss_tlsctx_new (connect, mutual)",
+        .prepare = prepare_parsed, .run = op_tlsctx_client)
+OP_TEST(test_tlsctx_server, .name = "ss_tlsctx_new (listen, mutual)",
+        .prepare = prepare_parsed, .run = op_tlsctx_server)
+OP_TEST(test_conn_new, .name = "ss_conn_new (both sides)",
+        .prepare = prepare_serving, .run = op_conn_new)
+OP_TEST(test_full_handshake, .name = "full handshake",
+        .prepare = prepare_pair, .run = op_full_handshake)
+OP_TEST(test_resumed_handshake, .name = "resumed handshake",
+        .prepare = prepare_cached_session, .run = op_resumed_handshake)
+OP_TEST(test_read_write, .name = "read and write",
+        .prepare = prepare_open_pair, .run = op_read_write)
+OP_TEST(test_untrusted_never_accepted, .name = "untrusted server",
+        .prepare = prepare_untrusted_pair, .run = op_untrusted_handshake,
+        .refused = true)
 
 static int group_setup(void **state)
 {
