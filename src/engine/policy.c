@@ -1268,6 +1268,12 @@ static int build_locked(const struct ss_policy *p, struct ss_endpoint *ep,
     *tried = true;
     struct ss_tlsctx *t = NULL;
     int rc = ss_tlsctx_new(p->path, ep, p->compat, &t, err);
+    /* Once more before the failure is remembered: an allocation that
+     * failed inside OpenSSL does not always say so (a key that does not
+     * decode, "ee key too small"), and a failure the files cause fails
+     * again the same way (docs/design.md, "Allocation failure"). */
+    if (rc < 0 && rc != SS_ERR_NOMEM)
+        rc = ss_tlsctx_new(p->path, ep, p->compat, &t, err);
     if (rc == SS_ERR_NOMEM)
         return rc;
     if (rc < 0) {

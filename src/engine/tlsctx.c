@@ -33,10 +33,19 @@ struct ctx_build {
     struct ss_tlsctx *t;
 };
 
+/* A failure that OpenSSL's queue says came from an allocation is
+ * SS_ERR_NOMEM whatever it looked like ("holds no PEM certificate",
+ * "key values mismatch"): not the files' fault, and the build is tried
+ * again at the next need instead of being remembered (policy.h,
+ * ss_policy_tls). The queue is consumed. */
 static int fail_opt(struct ctx_build *b, int code, enum ss_opt opt,
                     const char *what)
 {
-    return ss_endpoint_fail(b->err, code, b->path, b->ep, opt, "%s", what);
+    char queue[512];
+    bool nomem = false;
+    ss_openssl_errors_nomem(queue, sizeof(queue), &nomem);
+    return ss_endpoint_fail(b->err, nomem ? SS_ERR_NOMEM : code, b->path,
+                            b->ep, opt, "%s", what);
 }
 
 /* Like fail_opt, with OpenSSL's error queue appended. */
@@ -44,9 +53,10 @@ static int fail_opt_openssl(struct ctx_build *b, int code, enum ss_opt opt,
                             const char *what)
 {
     char queue[512];
-    ss_openssl_errors(queue, sizeof(queue));
-    return ss_endpoint_fail(b->err, code, b->path, b->ep, opt, "%s: %s",
-                            what, queue);
+    bool nomem = false;
+    ss_openssl_errors_nomem(queue, sizeof(queue), &nomem);
+    return ss_endpoint_fail(b->err, nomem ? SS_ERR_NOMEM : code, b->path,
+                            b->ep, opt, "%s: %s", what, queue);
 }
 
 /* ---- certificate chain and key ---------------------------------------- */

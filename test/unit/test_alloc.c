@@ -353,9 +353,9 @@ struct op {
     /* Whether the operation, unarmed, is refused (the untrusted
      * server): then no failure may ever turn it into SS_OK. */
     bool refused;
-    /* Unarmed, after SS_OK: what the operation made must work as if
-     * nothing had failed (a snapshot is published whole). May be NULL. */
-    void (*check)(struct run *r);
+    /* Unarmed, after the run (rc its result): what the operation made
+     * must work as if nothing had failed. May be NULL. */
+    void (*check)(struct run *r, int rc);
 };
 
 static void run_free(struct run *r)
@@ -369,10 +369,39 @@ static void run_free(struct run *r)
 
 static void serve_or_fail(struct ss_policy *p, const char *what);
 
-/* The snapshot a load returned serves a connection. */
-static void check_loaded_serves(struct run *r)
+/* The operation being judged, for messages (hook.fail_at: which of its
+ * allocations failed). */
+static const char *current_op;
+
+/* The snapshot a load returned serves a connection (it is published
+ * whole). */
+static void check_loaded_serves(struct run *r, int rc)
 {
-    serve_or_fail(r->policy, "the snapshot it returned");
+    if (rc == SS_OK)
+        serve_or_fail(r->policy, "the snapshot it returned");
+}
+
+/* An endpoint's context build, at its first need (ss_policy_tls), as
+ * the shim makes it. */
+static int op_policy_tls(struct run *r)
+{
+    bool built_here = false;
+    r->msg = r->err.msg;
+    return ss_policy_tls(r->policy, tu_endpoint(r->policy, "s"),
+                         &built_here, &r->err);
+}
+
+/* A failed allocation is not the endpoint's fault: the next need builds
+ * the context, and the snapshot serves. */
+static void check_built_again(struct run *r, int rc)
+{
+    (void)rc;
+    struct ss_errbuf err = {{0}};
+    int again = ss_policy_build_all(r->policy, &err);
+    if (again != SS_OK)
+        fail_msg("%s, allocation %lu failed: then the build again: %s: %s",
+                 current_op, hook.fail_at, ss_strerror(again), err.msg);
+    serve_or_fail(r->policy, "the snapshot");
 }
 
 static int op_policy_parse(struct run *r)
@@ -544,10 +573,21 @@ struct tally {
     unsigned long refused;        /* failed cleanly */
     unsigned long absorbed;       /* the call succeeded all the same */
     unsigned long not_reached;    /* the run made fewer allocations */
+    unsigned long by_code[16];    /* refusals by -ss_err */
 };
 
-/* The operation and allocation being judged, for messages. */
-static const char *current_op;
+/* "SS_ERR_NOMEM 20, SS_ERR_TLS 18" into buf. */
+static const char *codes_text(const struct tally *t, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int code = 1; code < 16 && used < len; code++)
+        if (t->by_code[code] > 0)
+            used += (size_t)snprintf(buf + used, len - used, "%s%s %lu",
+                                     used ? ", " : "",
+                                     ss_strerror(-code), t->by_code[code]);
+    return buf;
+}
 
 /* A fresh connection over p, hook off, handshakes and carries bytes
  * both ways; what names p in the message. */
@@ -615,14 +655,16 @@ static int run_once(const struct op *op, unsigned long fail_at,
     if (!injected && (rc < 0) != op->refused)
         fail_msg("%s: with allocation %lu (not reached) failed: %s: %s",
                  op->name, fail_at, ss_strerror(rc), r.msg);
-    if (rc == SS_OK && op->check != NULL)
-        op->check(&r);
-    if (!injected)
+    if (op->check != NULL)
+        op->check(&r, rc);
+    if (!injected) {
         t->not_reached += fail_at > 0;
-    else if (rc < 0)
+    } else if (rc < 0) {
         t->refused++;
-    else
+        t->by_code[-rc < 16 ? -rc : 0]++;
+    } else {
         t->absorbed++;
+    }
     run_free(&r);
     return rc;
 }
@@ -666,11 +708,13 @@ static void fail_each_allocation(const struct op *op)
         run_once(op, n, &t);
         check_still_serving();
     }
+    char codes[256];
     print_message("%s: %lu allocations (%lu the engine's), %lu failed in "
-                  "turn: %lu refused cleanly, %lu absorbed, %lu not "
+                  "turn: %lu refused cleanly (%s), %lu absorbed, %lu not "
                   "reached\n",
                   op->name, t.total, t.engine, tried, t.refused,
-                  t.absorbed, t.not_reached);
+                  codes_text(&t, codes, sizeof(codes)), t.absorbed,
+                  t.not_reached);
     /* The counting run is the measure: most runs must have met their
      * failure, or the loop tested little. */
     assert_true(t.not_reached * 10 <= tried);
@@ -692,6 +736,9 @@ OP_TEST(test_tlsctx_client, .name = "ss_tlsctx_new (connect, mutual)",
         .prepare = prepare_parsed, .run = op_tlsctx_client)
 OP_TEST(test_tlsctx_server, .name = "ss_tlsctx_new (listen, mutual)",
         .prepare = prepare_parsed, .run = op_tlsctx_server)
+OP_TEST(test_policy_tls, .name = "ss_policy_tls (listen, mutual)",
+        .prepare = prepare_parsed, .run = op_policy_tls,
+        .check = check_built_again)
 OP_TEST(test_conn_new, .name = "ss_conn_new (both sides)",
         .prepare = prepare_serving, .run = op_conn_new)
 OP_TEST(test_full_handshake, .name = "full handshake",
@@ -750,6 +797,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_policy_load),
         cmocka_unit_test(test_tlsctx_client),
         cmocka_unit_test(test_tlsctx_server),
+        cmocka_unit_test(test_policy_tls),
         cmocka_unit_test(test_conn_new),
         cmocka_unit_test(test_full_handshake),
         cmocka_unit_test(test_resumed_handshake),
