@@ -56,7 +56,8 @@ int ss_fail(struct ss_errbuf *err, int code, const char *fmt, ...)
 
 /*
  * Like ss_fail, then appends ": " and OpenSSL's error queue as one sentence
- * (the queue is consumed). Returns code.
+ * (the queue is consumed). Returns code, or SS_ERR_NOMEM when the queue
+ * says an allocation failed (that, not code, is why the call failed).
  */
 int ss_fail_openssl(struct ss_errbuf *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -66,6 +67,10 @@ int ss_fail_openssl(struct ss_errbuf *err, int code, const char *fmt, ...)
  * queue is empty). Returns buf.
  */
 char *ss_openssl_errors(char *buf, size_t len);
+
+/* ss_openssl_errors, and *nomem set when an entry of the queue was an
+ * allocation failure (ERR_R_MALLOC_FAILURE). Returns buf. */
+char *ss_openssl_errors_nomem(char *buf, size_t len, bool *nomem);
 
 /*
  * Calls fn(file, index, arg) for each entry of a comma-separated list of

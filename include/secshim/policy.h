@@ -186,9 +186,11 @@ int ss_policy_build_all(struct ss_policy *p, struct ss_errbuf *err);
  * the first call, then shared by every thread (and, after fork, by the
  * child). Thread-safe: when the context exists this is one acquire load;
  * otherwise one thread builds it under the engine's build lock while the
- * others wait for it. A failed build is remembered in the snapshot
- * (SS_ERR_NOMEM excepted: tried again at the next call), so the files are
- * not read again and the failure can be reported once: *built_here says
+ * others wait for it. A build that fails twice in a row (a failed
+ * allocation inside OpenSSL does not always say so) is remembered in the
+ * snapshot (SS_ERR_NOMEM excepted: tried again at the next call), so the
+ * files are not read again and the failure can be reported once:
+ * *built_here says
  * whether this call ran the build (so a caller logs what it did once),
  * and when that build failed err holds the tlsctx message "FILE:LINE:
  * endpoint 'NAME': option 'OPT': ..."; later calls return the same code

@@ -8,6 +8,8 @@
 
 #include <openssl/err.h>
 
+#include "secshim/alloc.h"
+
 const char *ss_strerror(int err)
 {
     switch (err) {
@@ -48,7 +50,12 @@ int ss_fail(struct ss_errbuf *err, int code, const char *fmt, ...)
 int ss_fail_openssl(struct ss_errbuf *err, int code, const char *fmt, ...)
 {
     char queue[512];
-    ss_openssl_errors(queue, sizeof(queue));
+    bool nomem = false;
+    ss_openssl_errors_nomem(queue, sizeof(queue), &nomem);
+    /* OpenSSL failed because memory ran out: say so, so that the caller
+     * treats it as passing (a context build is then tried again). */
+    if (nomem)
+        code = SS_ERR_NOMEM;
     if (err == NULL)
         return code;
     va_list ap;
@@ -62,11 +69,20 @@ int ss_fail_openssl(struct ss_errbuf *err, int code, const char *fmt, ...)
 
 char *ss_openssl_errors(char *buf, size_t len)
 {
+    bool nomem;
+    return ss_openssl_errors_nomem(buf, len, &nomem);
+}
+
+char *ss_openssl_errors_nomem(char *buf, size_t len, bool *nomem)
+{
     size_t used = 0;
     unsigned long e;
     buf[0] = '\0';
+    *nomem = false;
     /* Oldest first: the first entry is usually the root cause. */
     while ((e = ERR_get_error()) != 0) {
+        if (ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
+            *nomem = true;
         const char *reason = ERR_reason_error_string(e);
         char fallback[32];
         if (reason == NULL) {
@@ -97,7 +113,7 @@ int ss_for_each_file(const char *list,
                      int (*fn)(const char *file, size_t index, void *arg),
                      void *arg)
 {
-    char *copy = strdup(list);
+    char *copy = ss_strdup(list);
     if (copy == NULL)
         return SS_ERR_NOMEM;
     int rc = SS_OK;

@@ -43,6 +43,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "secshim/alloc.h"
 #include "secshim/log.h"
 #include "secshim/protocol.h"
 #include "secshim/session.h"
@@ -134,7 +135,7 @@ static int buf_append(struct bytebuf *b, const void *p, size_t n)
         size_t cap = b->cap ? b->cap : 16 * 1024;
         while (cap < b->len + n)
             cap *= 2;
-        unsigned char *grown = realloc(b->data, cap);
+        unsigned char *grown = ss_realloc(b->data, cap);
         if (grown == NULL)
             return SS_ERR_NOMEM;
         b->data = grown;
@@ -181,7 +182,7 @@ static void set_error(struct ss_conn *c, const char *fmt, ...)
     va_end(ap);
     if (c->error != error_nomem)
         free(c->error);
-    c->error = strdup(text);
+    c->error = ss_strdup(text);
     if (c->error == NULL)
         c->error = (char *)error_nomem;
 }
@@ -645,7 +646,7 @@ static int setup_ssl(struct ss_conn *c, struct ss_errbuf *err)
         SSL_set_accept_state(c->ssl);
     }
     /* Always: the verify result is recorded even without a name check. */
-    c->verify_result = malloc(sizeof(*c->verify_result));
+    c->verify_result = ss_malloc(sizeof(*c->verify_result));
     if (c->verify_result == NULL)
         return ss_fail(err, SS_ERR_NOMEM, "out of memory");
     SS_GUARD(ss_verify_prepare_ssl(c->ssl, host, c->verify_result, err));
@@ -672,7 +673,7 @@ int ss_conn_new(struct ss_policy *policy, const struct ss_endpoint *ep,
         return ss_fail(err, SS_ERR_NOMEM, "cannot create the BIO method");
     size_t host_len = strlen(peer_host);
     /* One allocation for the conn and its copy of the name. */
-    struct ss_conn *c = calloc(1, sizeof(*c) + host_len + 1);
+    struct ss_conn *c = ss_calloc(1, sizeof(*c) + host_len + 1);
     if (c == NULL)
         return ss_fail(err, SS_ERR_NOMEM, "out of memory");
     c->ep = ep;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "secshim/alloc.h"
 #include "secshim/common.h"
 
 /* The forms, in the order messages list them. */
@@ -122,7 +123,7 @@ static int parse_id(const char *text, struct ss_peer_id *id, char *why,
     size_t skip = strlen(forms[form].prefix);
     if (text[skip] == '\0')
         return bad(why, len, text, "the value after the prefix is empty");
-    id->text = strdup(text);
+    id->text = ss_strdup(text);
     if (id->text == NULL)
         return SS_ERR_NOMEM;
     id->kind = forms[form].kind;
@@ -150,7 +151,7 @@ int ss_peer_allow_add(struct ss_peer_allow *a, const char *text, char *why,
 {
     struct ss_peer_id id;
     SS_GUARD(parse_id(text, &id, why, why_len));
-    struct ss_peer_id *grown = realloc(a->ids, (a->n + 1) * sizeof(*grown));
+    struct ss_peer_id *grown = ss_realloc(a->ids, (a->n + 1) * sizeof(*grown));
     if (grown == NULL) {
         free(id.text);
         return SS_ERR_NOMEM;
@@ -167,12 +168,12 @@ int ss_peer_allow_copy(struct ss_peer_allow *dst,
     memset(dst, 0, sizeof(*dst));
     if (src->n == 0)
         return SS_OK;
-    dst->ids = calloc(src->n, sizeof(*dst->ids));
+    dst->ids = ss_calloc(src->n, sizeof(*dst->ids));
     SS_ENSURE(dst->ids != NULL, SS_ERR_NOMEM);
     for (size_t i = 0; i < src->n; i++) {
         struct ss_peer_id *d = &dst->ids[i];
         *d = src->ids[i];
-        d->text = strdup(src->ids[i].text);
+        d->text = ss_strdup(src->ids[i].text);
         if (d->text == NULL) {
             ss_peer_allow_free(dst);
             return SS_ERR_NOMEM;

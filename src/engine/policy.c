@@ -35,6 +35,7 @@
 
 #include <libconfig.h>
 
+#include "secshim/alloc.h"
 #include "secshim/tlsctx.h"
 
 /* The only format version this code reads. */
@@ -249,10 +250,10 @@ static int copy_list(struct optset *dst, const struct optset *src)
 {
     if (src->list_len == 0)
         return SS_OK;
-    dst->list = calloc(src->list_len, sizeof(*dst->list));
+    dst->list = ss_calloc(src->list_len, sizeof(*dst->list));
     SS_ENSURE(dst->list != NULL, SS_ERR_NOMEM);
     for (size_t i = 0; i < src->list_len; i++) {
-        dst->list[i] = strdup(src->list[i]);
+        dst->list[i] = ss_strdup(src->list[i]);
         SS_ENSURE(dst->list[i] != NULL, SS_ERR_NOMEM);
         dst->list_len = i + 1;
     }
@@ -271,7 +272,7 @@ static int copy_opt(struct optset *dst, const struct optset *src, int opt)
     if (opt == SS_OPT_ALLOW_PEER)
         return ss_peer_allow_copy(&dst->allow, &src->allow);
     if (src->str[opt] != NULL) {
-        dst->str[opt] = strdup(src->str[opt]);
+        dst->str[opt] = ss_strdup(src->str[opt]);
         SS_ENSURE(dst->str[opt] != NULL, SS_ERR_NOMEM);
     }
     return SS_OK;
@@ -359,7 +360,7 @@ static char *resolve_path(const char *policy_path, const char *file,
     size_t dir_len = file[0] == '/' || slash == NULL
                          ? 0
                          : (size_t)(slash - policy_path) + 1;
-    char *out = malloc(dir_len + file_len + 1);
+    char *out = ss_malloc(dir_len + file_len + 1);
     if (out == NULL)
         return NULL;
     memcpy(out, policy_path, dir_len);
@@ -372,7 +373,7 @@ static char *resolve_path(const char *policy_path, const char *file,
 static int append_item(char **acc, const char *item)
 {
     size_t old = *acc != NULL ? strlen(*acc) : 0;
-    char *grown = realloc(*acc, old + strlen(item) + 2);
+    char *grown = ss_realloc(*acc, old + strlen(item) + 2);
     SS_ENSURE(grown != NULL, SS_ERR_NOMEM);
     if (old > 0)
         grown[old++] = ',';
@@ -511,7 +512,7 @@ static int parse_strings(const struct scope *s, int line, const char *name,
     if (n == 0)
         return opt_fail(err, SS_ERR_CONFIG, s, line, name,
                         "must name at least one version");
-    o->list = calloc((size_t)n, sizeof(*o->list));
+    o->list = ss_calloc((size_t)n, sizeof(*o->list));
     if (o->list == NULL)
         return nomem(err);
     for (int i = 0; i < n; i++) {
@@ -521,7 +522,7 @@ static int parse_strings(const struct scope *s, int line, const char *name,
             return opt_fail(err, SS_ERR_CONFIG, s, line, name,
                             "element %d: expected a non-empty string",
                             i + 1);
-        o->list[i] = strdup(v);
+        o->list[i] = ss_strdup(v);
         if (o->list[i] == NULL)
             return nomem(err);
         o->list_len = (size_t)i + 1;
@@ -594,7 +595,7 @@ static int parse_value(const struct scope *s, const config_setting_t *st,
                             "expected a string");
         SS_GUARD(check_string(s, line, opt, str, err));
         if (spec->type == T_STRING) {
-            o->str[opt] = strdup(str);
+            o->str[opt] = ss_strdup(str);
             return o->str[opt] != NULL ? SS_OK : nomem(err);
         }
         return parse_files(s, line, spec->name, str, spec->type == T_FILES,
@@ -1103,7 +1104,7 @@ static int parse_log(const char *path, const config_setting_t *log,
         free(p->log_file);
         bool special = strcmp(value, "stderr") == 0 ||
                        strcmp(value, "syslog") == 0;
-        p->log_file = special ? strdup(value)
+        p->log_file = special ? ss_strdup(value)
                               : resolve_path(path, value, strlen(value));
         if (p->log_file == NULL)
             return nomem(err);
@@ -1151,7 +1152,7 @@ static int parse_endpoints(const char *path, const config_setting_t *list,
     size_t n = (size_t)config_setting_length(list);
     if (n == 0)
         return SS_OK;
-    p->endpoints = calloc(n, sizeof(*p->endpoints));
+    p->endpoints = ss_calloc(n, sizeof(*p->endpoints));
     if (p->endpoints == NULL)
         return nomem(err);
     for (size_t i = 0; i < n; i++) {
@@ -1267,6 +1268,12 @@ static int build_locked(const struct ss_policy *p, struct ss_endpoint *ep,
     *tried = true;
     struct ss_tlsctx *t = NULL;
     int rc = ss_tlsctx_new(p->path, ep, p->compat, &t, err);
+    /* Once more before the failure is remembered: an allocation that
+     * failed inside OpenSSL does not always say so (a key that does not
+     * decode, "ee key too small"), and a failure the files cause fails
+     * again the same way (docs/design.md, "Allocation failure"). */
+    if (rc < 0 && rc != SS_ERR_NOMEM)
+        rc = ss_tlsctx_new(p->path, ep, p->compat, &t, err);
     if (rc == SS_ERR_NOMEM)
         return rc;
     if (rc < 0) {
@@ -1379,27 +1386,38 @@ void ss_policy_fork_child(void)
 static char *absolute_path(const char *path)
 {
     if (path[0] == '/')
-        return strdup(path);
-    char *cwd = getcwd(NULL, 0);
-    if (cwd == NULL)
-        return NULL;
-    char *abs = NULL;
-    if (asprintf(&abs, "%s/%s", cwd, path) < 0)
-        abs = NULL;
-    free(cwd);
-    return abs;
+        return ss_strdup(path);
+    /* getcwd into our own buffer, grown until it fits, rather than
+     * getcwd(NULL, 0): every allocation of the engine goes through
+     * alloc.h (a test fails each in turn). */
+    size_t path_len = strlen(path);
+    for (size_t size = 256; size <= 64 * 1024; size *= 2) {
+        char *abs = ss_malloc(size + 1 + path_len + 1);
+        if (abs == NULL)
+            return NULL;
+        if (getcwd(abs, size) != NULL) {
+            size_t cwd_len = strlen(abs);
+            abs[cwd_len] = '/';
+            memcpy(abs + cwd_len + 1, path, path_len + 1);
+            return abs;
+        }
+        free(abs);
+        if (errno != ERANGE)
+            return NULL;
+    }
+    return NULL;
 }
 
 static struct ss_policy *policy_new(const char *path, bool compat)
 {
-    struct ss_policy *p = calloc(1, sizeof(*p));
+    struct ss_policy *p = ss_calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
     atomic_init(&p->refs, 1);
     p->compat = compat;
     p->log_level = SS_LOG_WARNING;
     p->path = absolute_path(path);
-    p->log_file = strdup("stderr");
+    p->log_file = ss_strdup("stderr");
     if (p->path == NULL || p->log_file == NULL) {
         policy_free(p);
         return NULL;

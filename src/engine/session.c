@@ -29,6 +29,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "secshim/alloc.h"
+
 /* Twice the bound, a power of two: chains stay short. */
 #define CACHE_BUCKETS 2048
 
@@ -236,7 +238,7 @@ static void entry_free(struct entry *e)
 static struct entry *entry_new(const struct ss_session_key *k, uint64_t hash)
 {
     size_t ep_len = strlen(k->endpoint), host_len = strlen(k->host);
-    struct entry *e = calloc(1, sizeof(*e) + ep_len + host_len + 2);
+    struct entry *e = ss_calloc(1, sizeof(*e) + ep_len + host_len + 2);
     if (e == NULL)
         return NULL;
     e->hash = hash;
@@ -535,7 +537,7 @@ static int keys_new(const char *endpoint, const unsigned char *digest,
                     struct ss_errbuf *err)
 {
     struct ss_ticket_keys *k = OPENSSL_zalloc(sizeof(*k));
-    if (k == NULL || (k->endpoint = strdup(endpoint)) == NULL) {
+    if (k == NULL || (k->endpoint = ss_strdup(endpoint)) == NULL) {
         OPENSSL_free(k);
         return ss_fail(err, SS_ERR_NOMEM, "out of memory");
     }

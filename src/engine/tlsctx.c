@@ -19,6 +19,7 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 
+#include "secshim/alloc.h"
 #include "secshim/cpu.h"
 #include "secshim/fips.h"
 #include "secshim/log.h"
@@ -32,10 +33,19 @@ struct ctx_build {
     struct ss_tlsctx *t;
 };
 
+/* A failure that OpenSSL's queue says came from an allocation is
+ * SS_ERR_NOMEM whatever it looked like ("holds no PEM certificate",
+ * "key values mismatch"): not the files' fault, and the build is tried
+ * again at the next need instead of being remembered (policy.h,
+ * ss_policy_tls). The queue is consumed. */
 static int fail_opt(struct ctx_build *b, int code, enum ss_opt opt,
                     const char *what)
 {
-    return ss_endpoint_fail(b->err, code, b->path, b->ep, opt, "%s", what);
+    char queue[512];
+    bool nomem = false;
+    ss_openssl_errors_nomem(queue, sizeof(queue), &nomem);
+    return ss_endpoint_fail(b->err, nomem ? SS_ERR_NOMEM : code, b->path,
+                            b->ep, opt, "%s", what);
 }
 
 /* Like fail_opt, with OpenSSL's error queue appended. */
@@ -43,9 +53,10 @@ static int fail_opt_openssl(struct ctx_build *b, int code, enum ss_opt opt,
                             const char *what)
 {
     char queue[512];
-    ss_openssl_errors(queue, sizeof(queue));
-    return ss_endpoint_fail(b->err, code, b->path, b->ep, opt, "%s: %s",
-                            what, queue);
+    bool nomem = false;
+    ss_openssl_errors_nomem(queue, sizeof(queue), &nomem);
+    return ss_endpoint_fail(b->err, nomem ? SS_ERR_NOMEM : code, b->path,
+                            b->ep, opt, "%s: %s", what, queue);
 }
 
 /* ---- certificate chain and key ---------------------------------------- */
@@ -690,7 +701,7 @@ int ss_tlsctx_new(const char *path, const struct ss_endpoint *ep,
     *out = NULL;
     if (ep == NULL)
         return ss_fail(err, SS_ERR_INVAL, "no endpoint");
-    struct ss_tlsctx *t = calloc(1, sizeof(*t));
+    struct ss_tlsctx *t = ss_calloc(1, sizeof(*t));
     if (t == NULL)
         return ss_fail(err, SS_ERR_NOMEM, "out of memory");
     t->role = ep->direction == SS_DIR_LISTEN ? SS_ROLE_SERVER
