@@ -93,26 +93,26 @@ $(BUILD)/bench/%: test/bench/%.c
 # The soak (test/soak/run, docs/testing.md "Soak") runs after test-fuzz,
 # alone too: its mixed load keeps a core busy for about 80 s,
 # and its leak bounds are read from a machine that nothing else loads.
+# The three builds (and the fuzz harnesses') are made two jobs at a time.
 # The three integration passes (the build, AddressSanitizer's,
 # ThreadSanitizer's), the interop matrix, the fault suite, the scan, the
-# FIPS suite and the curated mutants run at once (test/run-together): they
-# mostly wait on peers and handshakes, so together they take about as long
-# as the slowest alone; each log is printed whole, in order, once its
-# suite and those before it have ended.
+# FIPS suite, the curated mutants and test_alloc under AddressSanitizer
+# run at once (test/run-together): they mostly wait on peers and
+# handshakes, so together they take about as long as the slowest alone;
+# each log is printed whole, in order, once its suite and those before it
+# have ended. make test stays under 15 minutes here.
 # test-fuzz runs before them, alone: it keeps a core busy for its whole
 # minute, and the integration passes have handshake timeouts.
 test: deps
-	$(MAKE) all
-	$(MAKE) asan
-	$(MAKE) tsan
+	$(MAKE) -j2 all asan tsan fuzz-build
 	$(MAKE) lint
 	$(MAKE) test-unit
-	$(MAKE) test-unit-asan
 	$(MAKE) fips-provider $(FIPS_TEST_BIN)
 	$(MAKE) test-fuzz
 	$(MAKE) soak SECONDS=60
 	@test/run-together $(BUILD)/test-logs \
 	    integration="test/integration/run $(BUILD)" \
+	    unit_asan="test/run-unit build-asan/test/test_alloc" \
 	    interop="test/interop/run $(BUILD)" \
 	    faults="test/faults/run $(BUILD)" \
 	    scan="test/scan/run $(BUILD)" \
