@@ -1271,9 +1271,19 @@ static int build_locked(const struct ss_policy *p, struct ss_endpoint *ep,
     /* Once more before the failure is remembered: an allocation that
      * failed inside OpenSSL does not always say so (a key that does not
      * decode, "ee key too small"), and a failure the files cause fails
-     * again the same way (docs/design.md, "Allocation failure"). */
-    if (rc < 0 && rc != SS_ERR_NOMEM)
-        rc = ss_tlsctx_new(p->path, ep, p->compat, &t, err);
+     * again (docs/design.md, "Allocation failure"). The first attempt's
+     * words are the ones kept: a second attempt can fail differently (a
+     * FIPS provider whose first load failed is in its error state). */
+    if (rc < 0 && rc != SS_ERR_NOMEM) {
+        struct ss_errbuf first = {""};
+        if (err != NULL)
+            first = *err;
+        int again = ss_tlsctx_new(p->path, ep, p->compat, &t, err);
+        if (again == SS_ERR_NOMEM || again >= 0)
+            rc = again;
+        else if (err != NULL)
+            *err = first;
+    }
     if (rc == SS_ERR_NOMEM)
         return rc;
     if (rc < 0) {

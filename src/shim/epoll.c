@@ -529,12 +529,18 @@ static short reg_want(const struct ep_reg *g)
  * still queued; it then comes in a later wait, and plain TCP reports
  * those bytes once. It is the same edge when the engine has read nothing
  * since g's report (rx) and the kernel holds no new bytes; a hang-up or
- * an error is never the same edge. Costs one ioctl, only on this path.
+ * an error is never the same edge. A registration that asks for
+ * writability never has its edges taken so: room that came back in the
+ * socket is an edge too, and the look may have spent it flushing the
+ * engine's ciphertext before the kernel's event was read, while its ready
+ * bits are the same as at the last look (a transfer would stall). Costs
+ * one ioctl, only on this path.
  */
 static bool edge_already_given(const struct ep_reg *g, short kernel,
                                unsigned long long rx)
 {
-    if ((kernel & (POLLERR | POLLHUP | POLLRDHUP)) != 0 ||
+    if ((reg_want(g) & EV_OUT) != 0 ||
+        (kernel & (POLLERR | POLLHUP | POLLRDHUP)) != 0 ||
         rx != g->rx_at_report)
         return false;
     int queued = 0;

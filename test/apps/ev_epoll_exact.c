@@ -18,6 +18,8 @@
  *               in epoll_wait, the data still unread: "at-once" after MOD.
  *   et-out      EPOLLET|EPOLLOUT against a slow reader: 5 rounds of
  *               "write until EAGAIN, wait for the EPOLLOUT edge".
+ *   et-out-late the same with EPOLLIN in the registration and a second's
+ *               sleep before each wait (the reader makes room meanwhile).
  *   dup-close   a dup of the socket, the original registered and then
  *               closed: the peer's 3 chunks still come as events.
  *   two-dups    the socket and a dup both in one set (data 1 and 2).
@@ -64,6 +66,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,12 +216,17 @@ static int oneshot_mod(int fd, int ep)
     return 0;
 }
 
-static int et_out(int fd, int ep)
+/* late: the registration asks for EPOLLIN too (as nginx's do), and each
+ * round sleeps a second between its EAGAIN and its wait, so that the
+ * reader has made room before the wait looks: the edge is queued already
+ * and must still be reported. */
+static int et_out(int fd, int ep, bool late)
 {
     nonblock(fd);
     int sz = 65536;
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-    if (add(ep, fd, EPOLLOUT | EPOLLET, 5) != 0)
+    uint32_t events = EPOLLOUT | EPOLLET | (late ? EPOLLIN : 0);
+    if (add(ep, fd, events, 5) != 0)
         die("epoll_ctl");
     struct epoll_event ev;
     (void)wait1(ep, &ev, 1, 2000); /* the initial edge */
@@ -235,6 +243,8 @@ static int et_out(int fd, int ep)
             if (n >= 0 && n < (ssize_t)sizeof(chunk))
                 break; /* a short count: full too */
         }
+        if (late)
+            usleep(1000000);
         int n = wait1(ep, &ev, 1, 5000);
         if (n == 1 && (ev.events & EPOLLOUT) && ev.data.u64 == 5)
             woken++;
@@ -754,7 +764,9 @@ int main(int argc, char **argv)
     if (strcmp(mode, "oneshot-mod") == 0)
         return oneshot_mod(fd, ep);
     if (strcmp(mode, "et-out") == 0)
-        return et_out(fd, ep);
+        return et_out(fd, ep, false);
+    if (strcmp(mode, "et-out-late") == 0)
+        return et_out(fd, ep, true);
     if (strcmp(mode, "dup-close") == 0)
         return dup_close(fd, ep);
     if (strcmp(mode, "two-dups") == 0)

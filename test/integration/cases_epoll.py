@@ -91,6 +91,18 @@ def epoll_et_out_edge_after_eagain(c):
 
 
 @case
+def epoll_et_out_edge_queued_before_the_wait(c):
+    """EPOLLET|EPOLLIN|EPOLLOUT (nginx's registration): each round writes
+    until EAGAIN, sleeps a second while the slow reader makes room, then
+    waits: the EPOLLOUT edge, queued before the wait, wakes it in every
+    round, as over plain TCP. Fails when the wait's own look flushes the
+    engine's ciphertext into that room and the kernel's edge is then taken
+    for one already given (nginx's transfers stalled so)."""
+    out = exact_both(c, "et-out-late", "--slow-read")
+    check("rounds woken 5 of 5" in out, "plain TCP: %s" % out)
+
+
+@case
 def epoll_registration_survives_close_of_a_dup(c):
     """The registered descriptor is closed while a dup stays open: the
     registration belongs to the open socket and its events keep coming (3
