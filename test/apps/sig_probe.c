@@ -575,10 +575,9 @@ static void probe_recv_timeo(struct probe *p)
     close(fd);
 }
 
-/* A blocking read on a connection to SLOW, which says nothing until
- * freed: over plain TCP a read that waits for data, under the shim one
- * that waits in the TLS handshake (the connect was non-blocking). */
-static void probe_read_handshake(struct probe *p)
+/* A connection to SLOW made with a non-blocking connect (so that under
+ * the shim the handshake is still to do), then made blocking. */
+static int connect_slow_then_block(void)
 {
     socklen_t len;
     struct sockaddr_storage ss = address_of(slow_port, &len);
@@ -590,6 +589,15 @@ static void probe_read_handshake(struct probe *p)
         die("non-blocking connect to %s:%s", host, slow_port);
     sleep_ms(50); /* the TCP connect, not the handshake, is done */
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+/* A blocking read on a connection to SLOW, which says nothing until
+ * freed: over plain TCP a read that waits for data, under the shim one
+ * that waits in the TLS handshake (the connect was non-blocking). */
+static void probe_read_handshake(struct probe *p)
+{
+    int fd = connect_slow_then_block();
     p->release = release_free;
     pthread_t t;
     start(p, &t);
@@ -614,16 +622,7 @@ static void probe_read_handshake(struct probe *p)
  * signal interrupts as it would a write waiting for buffer space. */
 static void probe_write_handshake(struct probe *p)
 {
-    socklen_t len;
-    struct sockaddr_storage ss = address_of(slow_port, &len);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        die("socket");
-    if (connect(fd, (struct sockaddr *)&ss, len) != 0 &&
-        errno != EINPROGRESS)
-        die("non-blocking connect to %s:%s", host, slow_port);
-    sleep_ms(50); /* the TCP connect, not the handshake, is done */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    int fd = connect_slow_then_block();
     p->release = release_free;
     pthread_t t;
     start(p, &t);
