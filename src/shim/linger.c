@@ -315,6 +315,21 @@ static bool adopt(struct shim_sock *s, int wait_ms)
 
 /* --- close ------------------------------------------------------------------ */
 
+/*
+ * Whether the peer can send nothing more: its close_notify (or, where the
+ * policy reads a bare EOF as the end, its FIN) was read, as the state
+ * SS_CONN_CLOSED after our own close_notify says, and nothing is queued
+ * unread. TLS lets no record follow close_notify, as no byte follows a
+ * FIN, so no arrival can turn the kernel's close into a reset: the kernel
+ * delivers its send queue after close(), as it does over plain TCP.
+ */
+static bool peer_finished(const struct shim_sock *s)
+{
+    int queued = 1;
+    return ss_conn_state(s->conn) == SS_CONN_CLOSED &&
+           REAL(ioctl)(s->priv_fd, FIONREAD, &queued) == 0 && queued == 0;
+}
+
 /* Whether anything the program wrote is still on this side of the kernel
  * (or would be lost by the kernel's close), s locked. */
 static bool must_linger(const struct shim_sock *s)
@@ -323,7 +338,11 @@ static bool must_linger(const struct shim_sock *s)
         return true; /* early writes wait for the handshake */
     if (ss_conn_state(s->conn) == SS_CONN_FAILED)
         return false;
-    return ss_conn_unsent(s->conn) > 0 || kernel_would_lose(s);
+    if (ss_conn_unsent(s->conn) > 0)
+        return true;
+    /* A server whose client closed first, the common case, closes at
+     * once: no hand-off to the thread and no wake-up of it (issue 9). */
+    return !peer_finished(s) && kernel_would_lose(s);
 }
 
 void linger_last_close(struct shim_sock *s)

@@ -217,3 +217,54 @@ def close_after_peer_reset_leaves_the_server_idle(c):
         check(used < 0.4, "%s: the idle server used %.2f s of CPU in 2 s "
               "after its clients closed" % (how, used))
         server.stop()
+
+
+REPLY_BYTES = 256 * 1024
+
+
+@case
+def close_after_the_peers_close_needs_no_linger(c):
+    """The client writes its request and shuts down its sending side (the
+    shim sends close_notify); the server reads to EOF, writes 256 KiB into
+    a 1 MiB send buffer and closes at once, while the client still reads
+    4 KiB every 5 ms, so nearly all of it is in the server's kernel at
+    close. The peer can send nothing more, so the kernel's close cannot
+    turn into a reset: the shim closes at once as plain TCP does, with no
+    hand-off to a linger thread (issue 9; before, a thread was started and
+    woken for every such connection). The client must get every byte and
+    the end (close_notify), as over plain TCP; the server must have no
+    more threads after its close than over plain TCP."""
+    seen = {}
+    for tls in (False, True):
+        how = "under the shim" if tls else "plain TCP"
+        tag = "tls" if tls else "plain"
+        port_file = c.path(tag + ".port")
+        app = c.suite.app("ev_reply_after_eof")
+        port = free_port()
+        if tls:
+            senv = c.env(c.policy(server_ep(c.suite, port), name="srv.cfg"))
+            cenv = c.env(c.policy(client_ep(c.suite, port), name="cli.cfg"))
+        else:
+            senv = cenv = c.env(preload=False)
+        server = c.start(tag + "-server", [app, "serve", str(port), port_file,
+                                           str(REPLY_BYTES)], senv, stdin=True)
+        wait_port_file(server, port_file)
+        client = c.run(tag + "-client", [app, "ask", "localhost", str(port),
+                                         str(REPLY_BYTES), "5"], cenv)
+        closed = server.wait_output(r"closed threads (\d+)", T_RUN)
+        check(client.p.returncode == 0 and closed is not None,
+              "%s: the client exited %s, the server said %r"
+              % (how, client.p.returncode, closed and closed.group(0)))
+        seen[tls] = (client.out().strip(), int(closed.group(1)))
+        server.close_stdin()
+        check(server.wait(T_RUN) == 0, "%s: the server failed" % how)
+    c.note("plain TCP: %s, %d thread(s) after close; under the shim: %s, "
+           "%d" % (seen[False] + seen[True]))
+    check(seen[True][0] == seen[False][0] and
+          seen[False][0].startswith("ok %d bytes" % REPLY_BYTES),
+          "the client read %r under the shim, %r over plain TCP"
+          % (seen[True][0], seen[False][0]))
+    check(seen[True][1] == seen[False][1],
+          "the server has %d threads after its close under the shim, %d "
+          "over plain TCP (a linger thread was started)"
+          % (seen[True][1], seen[False][1]))
