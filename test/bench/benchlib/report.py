@@ -37,7 +37,7 @@ OTHER_METRICS = {
     "cpu.rsa.full": ("CPU per connection, RSA-2048, full handshakes", "us", "lower"),
     "cpu.rsa.resumed": ("CPU per connection, RSA-2048, resumption on", "us", "lower"),
 }
-CPU_COLUMNS = ["plain", "secshim", "stunnel", "socat", "baseline", "library", "threads"]
+CPU_COLUMNS = ["plain", "shaped", "secshim", "stunnel", "socat", "baseline", "library", "threads"]
 START_COLUMNS = [
     ("none", "no preload"),
     ("empty", "preload, empty policy (no endpoint)"),
@@ -148,6 +148,13 @@ def model_bounds(M, bounds):
                 out.append((f"{mode} handshakes, {CERTS[cert]}",
                             f"the library's {lib:.0f}/s plus plain TCP's cost of a connection "
                             f"({conn:.0f}/s) allow about {both:.0f}/s ({both / lib:.2f} of the library's)"))
+            shaped, shim = g(f"shape.{cert}.{mode}", "shaped"), g(f"newconn.{cert}.{mode}", "secshim")
+            if lib and shaped:
+                both = 1 / (1 / lib + 1 / shaped)
+                out.append((f"{mode} handshakes, {CERTS[cert]}, with TLS's segments",
+                            f"the library's {lib:.0f}/s plus plain TCP carrying secshim's segments "
+                            f"({shaped:.0f}/s) allow about {both:.0f}/s ({both / lib:.2f} of the library's)" +
+                            (f"; secshim {shim:.0f}/s is {shim / both:.2f} of that" if shim else "")))
     return out
 
 
@@ -159,16 +166,20 @@ def cpu_table(M):
     if not rows:
         return []
     cols = [c for c in CPU_COLUMNS if any(c in M[m] for m in rows)]
-    lines = [f"{'':52}" + "".join(f"{c:>10}" for c in cols) + f"{'secshim-plain-threads':>24}"]
+    rests = ("plain", "shaped")
+    lines = [f"{'':52}" + "".join(f"{c:>10}" for c in cols) +
+             "".join(f"{'secshim-' + b + '-threads':>25}" for b in rests)]
     for m in rows:
         for sub, what in (("", "all"), ("sys", "of it the kernel's")):
             med = M.get(m.replace("cpu.", f"cpu{sub}."), {})
-            parts = [med.get(c) for c in ("secshim", "plain", "threads")]
-            rest = parts[0] - parts[1] - parts[2] if None not in parts else None
-            share = f" ({rest / parts[0] * 100:+.0f} %)" if rest and parts[0] else ""
             title = f"{OTHER_METRICS[m][0][len('CPU per connection, '):]}, {what}"
-            lines.append(f"{title:52}" + "".join(fmt(med.get(c), 10, 0) for c in cols) +
-                         f"{fmt(rest, 14, 0)}{share:>10}")
+            line = f"{title:52}" + "".join(fmt(med.get(c), 10, 0) for c in cols)
+            for base in rests:
+                parts = [med.get(c) for c in ("secshim", base, "threads")]
+                rest = parts[0] - parts[1] - parts[2] if None not in parts else None
+                share = f" ({rest / parts[0] * 100:+.0f} %)" if rest and parts[0] else ""
+                line += f"{fmt(rest, 15, 0)}{share:>10}"
+            lines.append(line)
     return lines
 
 
@@ -284,14 +295,20 @@ def print_report(R, kinds, P, bounds, info):
     if bounds.get("record_rtt_ns"):
         say(f"   library records (build/bench/hsloop records, in memory, AES-128-GCM): a 64-byte round trip "
             f"(two records sealed, two opened) {bounds['record_rtt_ns'] / 1000:.2f} us")
+    shaped = [(m, M[m]["shaped"]) for m in ("shape.ec.full", "shape.ec.resumed", "shape.rsa.full",
+                                            "shape.rsa.resumed") if "shaped" in M.get(m, {})]
+    if shaped:
+        say(f"   plain TCP carrying secshim's segments (build/bench/shapeloop, {scenarios.CLIENTS} clients, "
+            "the sizes of scenarios.SHAPES): " + ", ".join(
+                f"{CERTS[m.split('.')[1]]} {m.split('.')[2]} {v:.0f} conn/s" for m, v in shaped))
     for label, value in model_bounds(M, bounds):
         say(f"   model: {label}: {value}")
     cpu = cpu_table(M)
     if cpu:
         say("")
         say("== CPU per new connection, microseconds: every process of a setup (server, proxies, client); "
-            "library: hsloop's client and server, one process per core; threads: hsloop in one process "
-            f"of {scenarios.CLIENTS} threads")
+            "shaped: plain TCP carrying secshim's segments (shapeloop); library: hsloop's client and server, "
+            f"one process per core; threads: hsloop in one process of {scenarios.CLIENTS} threads")
         for line in cpu:
             say(line)
 

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from .procs import children_cpu_seconds, cpu_seconds, descendants, fd_count, log_tail, mem_kib, run
+from .procs import Procs, children_cpu_seconds, cpu_seconds, descendants, fd_count, free_port, log_tail, mem_kib, run
 from .setups import Setup
 
 CLIENTS = 16  # concurrent clients of the new-connection scenario
@@ -348,7 +348,7 @@ def handshake_bounds(ctx, kinds, P, R, r):
     the bound of the targets); and the same loop in one process of CLIENTS
     threads sharing its two contexts ("threads"), as the new-connection
     scenario's threaded client and server share theirs. Each also as CPU
-    time per handshake."""
+    time per handshake. Then the kernel's floor: shaped_connections."""
     procs = os.cpu_count() or 1
     loops = [(c, m, t) for c in ("ec", "rsa") for m in ("full", "resumed") for t in ("library", "threads")]
     for cert, mode, col in rotated(loops, r):
@@ -365,6 +365,47 @@ def handshake_bounds(ctx, kinds, P, R, r):
         firsts = int(shape[0]) * (int(extra[0]) if extra else 1)  # each loop's first is full
         if mode == "resumed" and int(out[7]) < int(out[5]) - firsts:
             R.note(f"hsloop {cert} resumed ({col}): only {out[7]} of {out[5]} handshakes resumed")
+    shaped_connections(ctx, P, R, r)
+
+
+# The segments of one secshim connection of the new-connection scenario,
+# as the sizes of each side's send() calls (TLS 1.3; strace -e sendto of
+# bench_client connect against echo_server, both under the shim, commit
+# bd060ca): ClientHello; the server's flight; the client's Finished, then
+# its byte's record; with resumption the session ticket, then the reply's
+# record; the two close_notify. build/bench/shapeloop carries them over
+# plain TCP.
+SHAPES = {
+    ("ec", "full"): "c239 s1843 c64+23 s23 c24 s24",
+    ("rsa", "full"): "c239 s2220 c64+23 s23 c24 s24",
+    ("ec", "resumed"): "c530 s225 c64+23 s287+23 c24 s24",
+    ("rsa", "resumed"): "c530 s225 c64+23 s287+23 c24 s24",
+}
+
+
+def shaped_connections(ctx, P, R, r):
+    """The kernel's own cost of secshim's connections: plain TCP carrying
+    the same segments (SHAPES) with the new-connection scenario's 16
+    clients (build/bench/shapeloop), as a rate and as CPU time per
+    connection (server and client)."""
+    for cert, mode in rotated(sorted(SHAPES), r):
+        script = SHAPES[(cert, mode)]
+        procs, port = Procs(ctx.tmp, ctx.name("shaped")), free_port()
+        try:
+            server = procs.start([f"{ctx.build}/bench/shapeloop", "server", str(port), script], port=port)
+            server0 = cpu_seconds([server.pid])
+            client0 = children_cpu_seconds()
+            out = run([f"{ctx.build}/bench/shapeloop", "client", "localhost", str(port),
+                       str(P.newconn_seconds), str(CLIENTS), script]).split()
+            client1 = children_cpu_seconds()
+            server1 = cpu_seconds([server.pid])
+        finally:
+            procs.stop()
+        rate, conns = float(out[1]), int(out[3])
+        used = [server1[i] - server0[i] + client1[i] - client0[i] for i in (0, 1)]
+        R.add(f"shape.{cert}.{mode}", "shaped", rate)
+        R.add(f"cpu.{cert}.{mode}", "shaped", sum(used) * 1e6 / conns if conns else None)
+        R.add(f"cpusys.{cert}.{mode}", "shaped", used[1] * 1e6 / conns if conns else None)
 
 
 MALLOC_HEADER = 16  # glibc: an 8-byte size field, chunks in 16-byte steps
