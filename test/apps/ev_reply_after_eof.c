@@ -11,9 +11,10 @@
  * serve: listens on 127.0.0.1:PORT (0: any), writes PORT_FILE, accepts one
  * connection with SO_SNDBUF 1 MiB (so that the kernel, not the program or
  * the shim, holds the answer at close), reads it to EOF, writes BYTES of
- * echo_client's stream (blocking), close()s it, prints "closed threads T"
- * (T: the threads of this process then, from /proc/self/task), then waits
- * for EOF on stdin and _exit(0)s: no exit handler delivers anything.
+ * echo_client's stream (blocking), close()s it, prints "closed threads B
+ * A" (the threads of this process, from /proc/self/task, before and after
+ * the close: a sanitizer's runtime may have its own), then waits for EOF
+ * on stdin and _exit(0)s: no exit handler delivers anything.
  * ask: SO_RCVBUF 4 KiB, connects, writes "go", shutdown(SHUT_WR), then
  * reads 4 KiB at a time with DELAY_MS between reads, checking the stream:
  * prints "ok N bytes sha=X" at EOF, or the first error.
@@ -74,8 +75,9 @@ static int serve(const char *port, const char *port_file,
     ev_prng_fill(&p, buf, (size_t)bytes);
     if (ev_write_all(fd, buf, (size_t)bytes) != 0)
         return 1;
+    int before = count_threads();
     close(fd);
-    printf("closed threads %d\n", count_threads());
+    printf("closed threads %d %d\n", before, count_threads());
     fflush(stdout);
     char c;
     while (read(STDIN_FILENO, &c, 1) > 0)
