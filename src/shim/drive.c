@@ -339,15 +339,16 @@ bool shim_signal_restarts(void)
     return restarts;
 }
 
-bool shim_timeo_unset(int fd, int timeo_opt)
+int shim_timeo_ms(int fd, int timeo_opt)
 {
     int saved = errno;
     struct timeval tv = {0, 0};
     socklen_t len = sizeof(tv);
-    bool unset = REAL(getsockopt)(fd, SOL_SOCKET, timeo_opt, &tv, &len) != 0 ||
-                 (tv.tv_sec == 0 && tv.tv_usec == 0);
+    if (REAL(getsockopt)(fd, SOL_SOCKET, timeo_opt, &tv, &len) != 0)
+        tv = (struct timeval){0, 0};
     errno = saved;
-    return unset;
+    long long ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 /* After the handshake's wait was interrupted by a signal: whether the
@@ -356,7 +357,7 @@ static bool signal_ends_wait(const struct shim_sock *s, int timeo_opt)
 {
     if (timeo_opt == 0)
         return false;
-    return !shim_timeo_unset(s->priv_fd, timeo_opt) || !shim_signal_restarts();
+    return shim_timeo_ms(s->priv_fd, timeo_opt) != 0 || !shim_signal_restarts();
 }
 
 /*

@@ -114,9 +114,11 @@ int shim_handshake_wait(struct shim_sock *s, bool nonblocking, int timeo_opt);
  */
 bool shim_signal_restarts(void);
 
-/* True when the socket option timeo_opt (SO_RCVTIMEO / SO_SNDTIMEO) of
- * fd is unset: the kernel then restarts an interrupted call. */
-bool shim_timeo_unset(int fd, int timeo_opt);
+/* The socket option timeo_opt (SO_RCVTIMEO / SO_SNDTIMEO) of fd in
+ * milliseconds, rounded up and at most INT_MAX; 0 when it is unset (or
+ * cannot be read): the kernel then waits without end, and restarts an
+ * interrupted call. Keeps errno. */
+int shim_timeo_ms(int fd, int timeo_opt);
 
 /* Sends close_notify before a TCP half-close. A full socket buffer is
  * waited for at most one second (not when fd, the program's descriptor,

@@ -79,12 +79,9 @@ static int wait_ready(struct shim_sock *s, int fd, int want, bool dontwait,
             errno = EAGAIN;
             return -1;
         }
-        struct timeval tv = {0, 0};
-        socklen_t len = sizeof(tv);
-        REAL(getsockopt)(s->priv_fd, SOL_SOCKET, timeo_opt, &tv, &len);
-        ws->forever = tv.tv_sec == 0 && tv.tv_usec == 0;
-        long long ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
-        ws->deadline = shim_deadline_after(ms > INT_MAX ? INT_MAX : (int)ms);
+        int ms = shim_timeo_ms(s->priv_fd, timeo_opt);
+        ws->forever = ms == 0;
+        ws->deadline = shim_deadline_after(ms);
         ws->started = true;
     }
     for (;;) {
