@@ -30,6 +30,8 @@
  * "after-release" when it was still blocked then (so it was restarted,
  * or ignored the signal). Exit 0 unless a setup step failed (then 2).
  */
+#include "ev_common.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -124,15 +126,8 @@ static struct sockaddr_storage address_of(const char *port, socklen_t *len)
 
 static void send_all(int fd, const char *text)
 {
-    size_t len = strlen(text), off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, text + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            die("write of a command");
-        off += (size_t)n;
-    }
+    if (ev_write_all(fd, text, strlen(text)) != 0)
+        die("write of a command");
 }
 
 /* Reads up to a newline (kept out) or EOF; bounded by the peer. */
