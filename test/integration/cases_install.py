@@ -218,23 +218,24 @@ def deb_installed_run_finds_installed_library(c):
     s = c.suite
     root = unpacked_deb(c)
     server, port, cpol = shim_pair(c, mutual=False)
+    secshim = os.path.join(root, "usr/bin/secshim")
+    lib = os.path.realpath(os.path.join(root,
+                                        "usr/lib/secshim/libsecshim.so"))
     env = installed_env(c, root)
-    env["LD_PRELOAD"] = ":".join(s.runtime)
-    if not env["LD_PRELOAD"]:
-        del env["LD_PRELOAD"]
+    env.pop("LD_PRELOAD")
+    preload = run_env(c, shim=lib).get("LD_PRELOAD")
+    if preload:
+        env["LD_PRELOAD"] = preload
     proc = c.run("installed-run", [
-        os.path.join(root, "usr/bin/secshim"), "run", "-c", cpol, "--",
-        s.app("echo_client"), "localhost", str(port), "--line",
-        "started by the installed run"], env=env)
+        secshim, "run", "-c", cpol, "--", s.app("echo_client"), "localhost",
+        str(port), "--line", "started by the installed run"], env=env)
     check(proc.p.returncode == 0 and
           "started by the installed run" in proc.out(),
           "the installed secshim run did not run the client")
     check(established(proc, "cli"), "no TLS connection under secshim run")
-    maps = c.run("maps", [os.path.join(root, "usr/bin/secshim"), "run",
-                          "-c", cpol, "--", "/bin/cat", "/proc/self/maps"],
-                 env=env)
-    lib = os.path.realpath(os.path.join(root,
-                                        "usr/lib/secshim/libsecshim.so"))
+    check_run_preloads(c, secshim, cpol, env, lib)
+    maps = c.run("maps", [secshim, "run", "-c", cpol, "--", "/bin/cat",
+                          "/proc/self/maps"], env=env)
     check(lib in maps.out(), "the installed library %s is not mapped in the "
           "program secshim run started" % lib)
 
