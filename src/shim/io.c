@@ -1554,13 +1554,33 @@ static ssize_t shim_sendmsg_any(int fd, const struct msghdr *msg, int flags)
     return shim_sendmsg(fd, msg, flags);
 }
 
-/* sendmmsg carries control messages per entry, like sendmsg. */
+/*
+ * sendmmsg carries control messages per entry, like sendmsg. With
+ * MSG_FASTOPEN its first entry connects (the kernel takes the address
+ * from it) and the batch ends there: the kernel's Fast Open of a second
+ * entry finds the socket connected (EISCONN), so plain TCP sends one
+ * entry too.
+ */
 static int shim_sendmmsg_any(int fd, struct mmsghdr *vec, unsigned int vlen,
                              int flags)
 {
     for (unsigned int i = 0; vec != NULL && i < vlen && i < UIO_MAXIOV; i++)
         if (vec[i].msg_hdr.msg_controllen != 0)
             warn_passed_fds(&vec[i].msg_hdr);
+    if ((flags & MSG_FASTOPEN) != 0 && vec != NULL && vlen > 0 &&
+        !fd_managed(fd)) {
+        const struct msghdr *m = &vec[0].msg_hdr;
+        bool handled = false;
+        ssize_t r = fastopen_sendv(fd, m->msg_name, m->msg_namelen,
+                                   m->msg_iov, (int)m->msg_iovlen, flags,
+                                   &handled);
+        if (handled) {
+            if (r < 0)
+                return -1;
+            vec[0].msg_len = (unsigned int)r;
+            return 1;
+        }
+    }
     return shim_sendmmsg(fd, vec, vlen, flags);
 }
 

@@ -10,7 +10,7 @@
  *
  * PATH is one of: write, dprintf, vdprintf, dprintf_chk, pwritev2,
  * pwritev, syscall, aio_write, io_uring, dup2_exec, scm_rights, fastopen,
- * fastopen_nb, sendmsg_fastopen.
+ * fastopen_nb, sendmsg_fastopen, sendmmsg_fastopen.
  *
  * Prints "result PATH: sent N" or "result PATH: failed ERRNONAME (text)",
  * then, when sent, waits (bounded) for the peer's echo of the secret and
@@ -237,9 +237,12 @@ static ssize_t path_scm_rights(const struct addrinfo *ai, const char *buf,
 
 /* MSG_FASTOPEN on a fresh socket; non-blocking: EINPROGRESS expected,
  * then the data goes with a plain send once the socket is writable. */
+/* Which call makes the Fast Open connect. */
+enum fastopen_call { FO_SENDTO, FO_SENDMSG, FO_SENDMMSG };
+
 static ssize_t path_fastopen(const struct addrinfo *ai, const char *buf,
-                             size_t len, bool nonblocking, bool use_msg,
-                             int *out_fd)
+                             size_t len, bool nonblocking,
+                             enum fastopen_call call, int *out_fd)
 {
     int fd = socket(ai->ai_family, SOCK_STREAM |
                                        (nonblocking ? SOCK_NONBLOCK : 0), 0);
@@ -250,9 +253,17 @@ static ssize_t path_fastopen(const struct addrinfo *ai, const char *buf,
     struct msghdr m = {.msg_name = ai->ai_addr,
                        .msg_namelen = ai->ai_addrlen,
                        .msg_iov = &iov, .msg_iovlen = 1};
-    ssize_t r = use_msg ? sendmsg(fd, &m, MSG_FASTOPEN)
-                        : sendto(fd, buf, len, MSG_FASTOPEN, ai->ai_addr,
-                                 ai->ai_addrlen);
+    struct mmsghdr mm = {.msg_hdr = m};
+    ssize_t r;
+    if (call == FO_SENDMMSG) {
+        r = sendmmsg(fd, &mm, 1, MSG_FASTOPEN);
+        if (r == 1)
+            r = mm.msg_len;
+    } else if (call == FO_SENDMSG) {
+        r = sendmsg(fd, &m, MSG_FASTOPEN);
+    } else {
+        r = sendto(fd, buf, len, MSG_FASTOPEN, ai->ai_addr, ai->ai_addrlen);
+    }
     if (!nonblocking || r >= 0 || errno != EINPROGRESS)
         return r;
     printf("fastopen: -1 EINPROGRESS, nothing sent\n");
@@ -302,9 +313,14 @@ int main(int argc, char **argv)
         r = path_scm_rights(ai, secret, len);
     } else if (strcmp(path, "fastopen") == 0 ||
                strcmp(path, "fastopen_nb") == 0 ||
-               strcmp(path, "sendmsg_fastopen") == 0) {
+               strcmp(path, "sendmsg_fastopen") == 0 ||
+               strcmp(path, "sendmmsg_fastopen") == 0) {
+        enum fastopen_call call =
+            strcmp(path, "sendmsg_fastopen") == 0    ? FO_SENDMSG
+            : strcmp(path, "sendmmsg_fastopen") == 0 ? FO_SENDMMSG
+                                                     : FO_SENDTO;
         r = path_fastopen(ai, secret, len, strcmp(path, "fastopen_nb") == 0,
-                          strcmp(path, "sendmsg_fastopen") == 0, &fd);
+                          call, &fd);
     } else {
         fd = connect_to(ai);
         struct iovec iov[2] = {{(void *)secret, len / 2},

@@ -24,6 +24,7 @@ FC_BOUND = 90        # the recording peer's own lifetime bound (seconds)
 # The paths fc_writer knows (its header comment says what each does).
 FC_PATHS = ["write", "dprintf", "vdprintf", "dprintf_chk", "pwritev2",
             "pwritev", "fastopen", "fastopen_nb", "sendmsg_fastopen",
+            "sendmmsg_fastopen",
             "syscall", "aio_write", "io_uring", "dup2_exec", "scm_rights"]
 
 
@@ -98,7 +99,8 @@ def failclosed_case(path):
             check("fastopen: -1 EINPROGRESS, nothing sent" in proc.out(),
                   "a non-blocking Fast Open send to a TLS endpoint must "
                   "answer -1 EINPROGRESS with nothing sent")
-        if path in ("fastopen", "sendmsg_fastopen", "fastopen_nb"):
+        if path in ("fastopen", "sendmsg_fastopen", "sendmmsg_fastopen",
+                    "fastopen_nb"):
             check(delivered, "the Fast Open send did not arrive as TLS")
     run.__doc__ = ("fc_writer %s: the secret arrives as TLS or the call "
                    "fails; never in clear on the wire" % path)
