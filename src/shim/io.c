@@ -1074,14 +1074,9 @@ static ssize_t shim_splice(int fd_in, off_t *off_in, int fd_out,
     return r;
 }
 
-/* Defined with the issue 7 paths at the end of the file: sendto, sendmsg
- * and sendmmsg look at Fast Open and SCM_RIGHTS first. */
-static ssize_t shim_sendto_any(int fd, const void *buf, size_t len, int flags,
-                               const struct sockaddr *addr,
-                               socklen_t addr_len);
-static ssize_t shim_sendmsg_any(int fd, const struct msghdr *msg, int flags);
-static int shim_sendmmsg_any(int fd, struct mmsghdr *vec, unsigned int vlen,
-                             int flags);
+/* shim_sendto_any, shim_sendmsg_any and shim_sendmmsg_any (io.h) are
+ * defined with the issue 7 paths at the end of the file: they look at
+ * Fast Open and SCM_RIGHTS first. */
 
 SS_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
@@ -1519,9 +1514,9 @@ static bool fd_managed(int fd)
 }
 
 /* sendto: Fast Open is the one case that needs the address. */
-static ssize_t shim_sendto_any(int fd, const void *buf, size_t len, int flags,
-                               const struct sockaddr *addr,
-                               socklen_t addr_len)
+ssize_t shim_sendto_any(int fd, const void *buf, size_t len, int flags,
+                        const struct sockaddr *addr,
+                        socklen_t addr_len)
 {
     if ((flags & MSG_FASTOPEN) != 0 && !fd_managed(fd)) {
         struct iovec one = {(void *)buf, len};
@@ -1536,7 +1531,7 @@ static ssize_t shim_sendto_any(int fd, const void *buf, size_t len, int flags,
 
 /* sendmsg: control messages and Fast Open take a look first; a plain
  * sendmsg costs one test. */
-static ssize_t shim_sendmsg_any(int fd, const struct msghdr *msg, int flags)
+ssize_t shim_sendmsg_any(int fd, const struct msghdr *msg, int flags)
 {
     if (msg != NULL &&
         (msg->msg_controllen != 0 || (flags & MSG_FASTOPEN) != 0)) {
@@ -1561,8 +1556,8 @@ static ssize_t shim_sendmsg_any(int fd, const struct msghdr *msg, int flags)
  * entry finds the socket connected (EISCONN), so plain TCP sends one
  * entry too.
  */
-static int shim_sendmmsg_any(int fd, struct mmsghdr *vec, unsigned int vlen,
-                             int flags)
+int shim_sendmmsg_any(int fd, struct mmsghdr *vec, unsigned int vlen,
+                      int flags)
 {
     for (unsigned int i = 0; vec != NULL && i < vlen && i < UIO_MAXIOV; i++)
         if (vec[i].msg_hdr.msg_controllen != 0)

@@ -10,6 +10,7 @@
 #include "epoll.h"
 #include "fdtab.h"
 #include "gate.h"
+#include "guard.h"
 #include "linger.h"
 #include "logfd.h"
 #include "process.h"
@@ -242,6 +243,10 @@ static void reload(const struct ss_policy *in_use, uint64_t seen)
     current = fresh;
     pthread_mutex_unlock(&policy_lock);
     ss_policy_unref(old);
+    /* A policy that names its first endpoints needs the guard as one
+     * that named them at start (docs/design.md, "The syscall guard"). */
+    if (fresh->n_endpoints > 0)
+        guard_start();
     shim_status_policy(fresh); /* `reloading` is held: one adder */
     apply_logging(fresh);
     fingerprint = policy_fingerprint(fresh);
@@ -1026,6 +1031,8 @@ __attribute__((constructor)) static void shim_start(void)
     current = p;
     pthread_mutex_unlock(&policy_lock);
     shim_status_start(p, path, compat);
+    if (p->n_endpoints > 0)
+        guard_start();
     /* Before the program's own handlers, so after them at exit; OpenSSL
      * is kept alive for it (openssl_start). */
     (void)atexit(shim_exit);

@@ -270,7 +270,7 @@ static int connect_again(struct shim_sock *s, int fd,
     return -1;
 }
 
-static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
+int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct shim_sock *managed = fdtab_get(fd);
     if (managed != NULL) {
@@ -404,8 +404,8 @@ static const struct sockaddr *accepted_peer(const struct sockaddr *addr,
 /* A program that passes no address buffer (most do) gets the kernel's
  * answer unchanged; the shim's own buffer keeps the peer's address for
  * the log, which getpeername no longer gives once the peer has reset. */
-static int shim_accept(int lfd, struct sockaddr *addr, socklen_t *len,
-                       int flags, bool four)
+int shim_accept(int lfd, struct sockaddr *addr, socklen_t *len, int flags,
+                bool four)
 {
     struct sockaddr_storage own;
     socklen_t own_len = sizeof(own);

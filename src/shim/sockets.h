@@ -4,7 +4,17 @@
 #ifndef SECSHIM_SHIM_SOCKETS_H
 #define SECSHIM_SHIM_SOCKETS_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
+
+/* connect() as the program sees it: 0, or -1 with errno (also for the
+ * syscall guard's trapped calls, guard.c). */
+int shim_connect(int fd, const struct sockaddr *addr, socklen_t len);
+
+/* accept() (four false) or accept4() (four true, with flags) as the
+ * program sees it: the new descriptor, or -1 with errno. */
+int shim_accept(int lfd, struct sockaddr *addr, socklen_t *len, int flags,
+                bool four);
 
 /* close() as the program sees it. */
 int shim_close(int fd);

@@ -60,9 +60,12 @@ def recorded(c, peer, prefix, conns=1):
     return raw, plain
 
 
-def fc_writer(c, port, path, secret, policy, preload=True):
+def fc_writer(c, port, path, secret, policy, preload=True, guard=True):
     argv = [need_app(c, "fc_writer"), "localhost", str(port), path, secret]
-    return c.run("fc_writer-" + path, argv, c.env(policy, preload))
+    env = c.env(policy, preload)
+    if not guard:
+        env["SECSHIM_SYSCALL_GUARD"] = "off"
+    return c.run("fc_writer-" + path, argv, env)
 
 
 def fc_outcome(proc, path):
@@ -74,12 +77,21 @@ def fc_outcome(proc, path):
     return m.group(1) if m else None
 
 
-def failclosed_case(path):
+def failclosed_case(path, guard=True):
     def run(c):
         peer, port, prefix = recording_peer(c)
         secret = "SECSHIM-SECRET-%s" % os.urandom(8).hex()
         proc = fc_writer(c, port, path, secret,
-                         c.policy(client_ep(c.suite, port)))
+                         c.policy(client_ep(c.suite, port)), guard=guard)
+        if path == "io_uring" and guard:
+            # The syscall guard refuses io_uring itself (cases_guard.py).
+            check(proc.p.returncode == 5 and "Operation not permitted" in
+                  proc.out(), "io_uring_setup was not refused by the "
+                  "syscall guard")
+            raw, _ = recorded(c, peer, prefix)
+            check(secret.encode() not in raw, "the secret is on the wire "
+                  "in clear (path io_uring)")
+            return
         check(proc.p.returncode != 5, "io_uring_setup was refused by this "
               "kernel: the io_uring path is untested here (reported as a "
               "failure, never as a skip)")
@@ -109,6 +121,10 @@ def failclosed_case(path):
 
 for _path in FC_PATHS:
     case(failclosed_case(_path), name="failclosed_" + _path)
+# io_uring without the guard (SECSHIM_SYSCALL_GUARD=off): the write on the
+# managed descriptor reaches the stand-in and fails.
+case(failclosed_case("io_uring", guard=False),
+     name="failclosed_io_uring_unguarded")
 
 
 @case

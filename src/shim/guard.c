@@ -1,0 +1,715 @@
+/*
+ * guard.c - the syscall guard: a connect, accept or Fast Open send the
+ * program makes with its own system call instruction (syscall(3), inline
+ * assembly) never reaches an interposed name, so without the guard a raw
+ * connect to a TLS endpoint would carry plain TCP. A seccomp filter traps
+ * those calls when they come from this image's code, except from libc's
+ * own connect/accept/accept4/sendto/sendmsg/sendmmsg (where the shim's
+ * real calls and glibc's internal ones, syslog's and nscd's, are made);
+ * the SIGSYS handler then makes the call through the shim, as if the
+ * program had called libc. docs/design.md, "The syscall guard", has the
+ * decision and its costs.
+ */
+#include "guard.h"
+
+#include "io.h"
+#include "real.h"
+#include "sockets.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secshim/log.h"
+
+/* Set by the first guard_start: the guard is installed once a process
+ * (a filter cannot be taken back, and children inherit it). */
+static atomic_bool guard_installed;
+/* Set once the filter is in place: from then on SIGSYS is the guard's. */
+static atomic_bool guard_active;
+
+#if defined(__x86_64__)
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <link.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+/* The kernel's si_code of a SIGSYS raised by a seccomp filter (glibc 2.36
+ * does not name it). */
+#define GUARD_SI_SECCOMP 1
+/* SECCOMP_RET_DATA of the guard's traps: the handler's si_errno, which
+ * tells its traps from another filter's. */
+#define GUARD_TRAP_DATA 0x5353u
+/* What the handler puts in r9, an argument register connect, accept,
+ * accept4, sendmsg and sendmmsg do not use, when it must make one of them
+ * itself (a trap inside its own call: below). The filter lets it pass. */
+#define GUARD_MAGIC 0x5ec5b1a5c0ffee11ull
+/* Executable ranges the filter holds: 6 instructions each, under the
+ * kernel's 4,096 per filter. The closest are merged beyond that. */
+#define GUARD_MAX_RANGES 500
+#define X32_BIT 0x40000000u
+
+struct range {
+    uint64_t lo, hi; /* [lo, hi) */
+};
+
+struct ranges {
+    struct range r[GUARD_MAX_RANGES * 2];
+    size_t n;
+};
+
+/* The SIGSYS action the program has set (or had at start): the guard's
+ * handler passes it every SIGSYS that is not the guard's trap. */
+static struct sigaction previous_sigsys;
+/* How deep this thread is in the handler: a trap inside the handler's
+ * own call means libc's function was not where the filter allows it. */
+static __thread int guard_depth;
+
+/* --- the image's executable ranges -------------------------------------- */
+
+static void normalize_to(struct ranges *rs, size_t limit);
+
+/* A range to trap. When the table is full the closest are merged first:
+ * a range is never dropped (that would leave its code unguarded). */
+static void add_range(struct ranges *rs, uint64_t lo, uint64_t hi)
+{
+    if (lo >= hi)
+        return;
+    if (rs->n == sizeof(rs->r) / sizeof(rs->r[0]))
+        normalize_to(rs, GUARD_MAX_RANGES);
+    rs->r[rs->n++] = (struct range){lo, hi};
+}
+
+/* One line of /proc/self/maps: an executable mapping is added. */
+static void add_map_line(struct ranges *rs, const char *line)
+{
+    char *end;
+    uint64_t lo = strtoull(line, &end, 16);
+    if (*end != '-')
+        return;
+    uint64_t hi = strtoull(end + 1, &end, 16);
+    if (*end == ' ' && end[1] != '\0' && end[2] != '\0' && end[3] == 'x')
+        add_range(rs, lo, hi);
+}
+
+/* The executable mappings of the process now, and whether valgrind runs
+ * it (its own code makes the program's system calls: every call would
+ * come from an address the filter traps). Returns false when the maps
+ * cannot be read. */
+static bool read_exec_ranges(struct ranges *rs, bool *valgrind)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[4096], line[1024];
+    size_t used = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] != '\n') {
+                if (used < sizeof(line) - 1)
+                    line[used++] = buf[i];
+                continue;
+            }
+            line[used] = '\0';
+            used = 0;
+            add_map_line(rs, line);
+            if (strstr(line, "/valgrind/") != NULL)
+                *valgrind = true;
+        }
+    }
+    close(fd);
+    return n == 0;
+}
+
+/* Takes [lo, hi) out of every range (libc's own functions). */
+static void carve(struct ranges *rs, uint64_t lo, uint64_t hi)
+{
+    size_t n = rs->n;
+    for (size_t i = 0; i < n; i++) {
+        struct range *r = &rs->r[i];
+        if (hi <= r->lo || lo >= r->hi)
+            continue;
+        uint64_t tail_lo = hi, tail_hi = r->hi;
+        r->hi = lo > r->lo ? lo : r->lo;
+        add_range(rs, tail_lo, tail_hi);
+    }
+}
+
+/* libc's own definition of name, as [*lo, *hi): the symbol's size from
+ * the dynamic symbol table. False when it has none. */
+static bool libc_function(void *libc, const char *name, uint64_t *lo,
+                          uint64_t *hi)
+{
+    void *f = dlsym(libc, name);
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (f == NULL || dladdr1(f, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 ||
+        sym == NULL || sym->st_size == 0)
+        return false;
+    *lo = (uint64_t)(uintptr_t)f;
+    *hi = *lo + sym->st_size;
+    return true;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    const struct range *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sorted, empty ranges dropped, touching ones joined; then, while there
+ * are more than limit, the two with the smallest gap between them are
+ * joined (trapping a gap traps nothing the program runs there now). */
+static void normalize_to(struct ranges *rs, size_t limit)
+{
+    qsort(rs->r, rs->n, sizeof(rs->r[0]), by_start);
+    size_t out = 0;
+    for (size_t i = 0; i < rs->n; i++) {
+        if (rs->r[i].lo >= rs->r[i].hi)
+            continue;
+        if (out > 0 && rs->r[i].lo <= rs->r[out - 1].hi) {
+            if (rs->r[i].hi > rs->r[out - 1].hi)
+                rs->r[out - 1].hi = rs->r[i].hi;
+            continue;
+        }
+        rs->r[out++] = rs->r[i];
+    }
+    rs->n = out;
+    while (rs->n > limit && rs->n >= 2) {
+        size_t best = 0;
+        for (size_t i = 1; i + 1 < rs->n; i++)
+            if (rs->r[i + 1].lo - rs->r[i].hi <
+                rs->r[best + 1].lo - rs->r[best].hi)
+                best = i;
+        rs->r[best].hi = rs->r[best + 1].hi;
+        memmove(&rs->r[best + 1], &rs->r[best + 2],
+                (rs->n - best - 2) * sizeof(rs->r[0]));
+        rs->n--;
+    }
+}
+
+/* --- the filter ---------------------------------------------------------- */
+
+#define DATA_NR offsetof(struct seccomp_data, nr)
+#define DATA_ARCH offsetof(struct seccomp_data, arch)
+#define DATA_IP_LO offsetof(struct seccomp_data, instruction_pointer)
+#define DATA_IP_HI (DATA_IP_LO + 4)
+#define DATA_ARG_LO(i) (offsetof(struct seccomp_data, args) + 8 * (i))
+#define DATA_ARG_HI(i) (DATA_ARG_LO(i) + 4)
+
+#define RET_ALLOW SECCOMP_RET_ALLOW
+#define RET_TRAP (SECCOMP_RET_TRAP | GUARD_TRAP_DATA)
+#define RET_EPERM (SECCOMP_RET_ERRNO | EPERM)
+
+struct prog {
+    struct sock_filter ins[BPF_MAXINSNS];
+    size_t n;
+    bool full;
+};
+
+static void emit(struct prog *p, struct sock_filter f)
+{
+    if (p->n < BPF_MAXINSNS)
+        p->ins[p->n++] = f;
+    else
+        p->full = true;
+}
+
+static void load(struct prog *p, uint32_t offset)
+{
+    emit(p, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offset));
+}
+
+static void ret(struct prog *p, uint32_t action)
+{
+    emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, action));
+}
+
+/* "if A == k, go to a label": the unconditional jump that follows is
+ * patched with the label's place once it is known (jt/jf reach only 255
+ * instructions; BPF_JA reaches any). Returns the jump's index. */
+static size_t jump_if_equal(struct prog *p, uint32_t k)
+{
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, 1));
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0));
+    return p->n - 1;
+}
+
+static size_t jump_if_set(struct prog *p, uint32_t bits)
+{
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, bits, 0,
+                                         1));
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0));
+    return p->n - 1;
+}
+
+static size_t jump(struct prog *p)
+{
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0));
+    return p->n - 1;
+}
+
+static void land(struct prog *p, size_t at)
+{
+    if (at < p->n)
+        p->ins[at].k = (uint32_t)(p->n - at - 1);
+}
+
+/* "trap when the instruction pointer is in [a, b]", a and b in one 4 GiB
+ * block (the filter compares 32-bit words): six instructions. */
+static void emit_block_check(struct prog *p, uint64_t a, uint64_t b)
+{
+    load(p, DATA_IP_HI);
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                         (uint32_t)(a >> 32), 0, 4));
+    load(p, DATA_IP_LO);
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K,
+                                         (uint32_t)a, 0, 2));
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K,
+                                         (uint32_t)b, 1, 0));
+    ret(p, RET_TRAP);
+}
+
+/* "trap when the instruction pointer is in one of the ranges, else
+ * allow"; a range that crosses a 4 GiB line is checked block by block. */
+static void emit_ip_check(struct prog *p, const struct ranges *rs)
+{
+    for (size_t i = 0; i < rs->n && !p->full; i++) {
+        uint64_t last = rs->r[i].hi - 1;
+        for (uint64_t a = rs->r[i].lo; !p->full;) {
+            uint64_t block_end = a | 0xffffffffull;
+            uint64_t b = block_end < last ? block_end : last;
+            emit_block_check(p, a, b);
+            if (b == last)
+                break;
+            a = b + 1;
+        }
+    }
+    ret(p, RET_ALLOW);
+}
+
+/* The 32-bit ABIs (int 0x80, x32) reach the same kernel calls with other
+ * numbers and cannot be answered through the shim: their connect family
+ * is refused. */
+static void emit_foreign_abis(struct prog *p)
+{
+    static const uint32_t i386_refused[] = {362, 364, 425}; /* connect,
+                                                accept4, io_uring_setup */
+    for (size_t i = 0; i < sizeof(i386_refused) / sizeof(i386_refused[0]);
+         i++) {
+        emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                             i386_refused[i], 0, 1));
+        ret(p, RET_EPERM);
+    }
+    /* socketcall(2): SYS_CONNECT, SYS_ACCEPT, SYS_ACCEPT4 */
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 102, 0, 5));
+    load(p, DATA_ARG_LO(0));
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 3, 2, 0));
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 5, 1, 0));
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 18, 0, 1));
+    ret(p, RET_EPERM);
+    ret(p, RET_ALLOW);
+}
+
+static void emit_x32(struct prog *p)
+{
+    static const uint32_t x32_refused[] = {42, 43, 44, 288, 425, 518, 538};
+    for (size_t i = 0; i < sizeof(x32_refused) / sizeof(x32_refused[0]);
+         i++) {
+        emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                             X32_BIT | x32_refused[i], 0, 1));
+        ret(p, RET_EPERM);
+    }
+    ret(p, RET_ALLOW);
+}
+
+/*
+ * The program. Every system call other than the six (and io_uring_setup)
+ * is allowed on its number and architecture alone, which the kernel
+ * caches per number (Linux 5.11+): the filter costs the program's other
+ * calls nothing.
+ */
+static void build_filter(struct prog *p, const struct ranges *rs)
+{
+    load(p, DATA_ARCH);
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                         AUDIT_ARCH_X86_64, 1, 0));
+    size_t to_foreign = jump(p);
+    load(p, DATA_NR);
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_BIT,
+                                         0, 1));
+    size_t to_x32 = jump(p);
+    size_t to_magic[3] = {jump_if_equal(p, SYS_connect),
+                          jump_if_equal(p, SYS_accept),
+                          jump_if_equal(p, SYS_accept4)};
+    size_t to_flags2 = jump_if_equal(p, SYS_sendmsg);
+    size_t to_flags3 = jump_if_equal(p, SYS_sendmmsg);
+    size_t to_sendto = jump_if_equal(p, SYS_sendto);
+    /* io_uring's connect and accept are made by the kernel, where no
+     * filter sees them: io_uring is refused (programs fall back). */
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                         SYS_io_uring_setup, 0, 1));
+    ret(p, RET_EPERM);
+    ret(p, RET_ALLOW);
+
+    land(p, to_foreign);
+    load(p, DATA_NR);
+    emit_foreign_abis(p);
+    land(p, to_x32);
+    emit_x32(p);
+
+    /* Sends are the guard's business only with MSG_FASTOPEN (a connect). */
+    land(p, to_flags2);
+    load(p, DATA_ARG_LO(2));
+    size_t fastopen2 = jump_if_set(p, MSG_FASTOPEN);
+    ret(p, RET_ALLOW);
+    land(p, to_flags3);
+    load(p, DATA_ARG_LO(3));
+    size_t fastopen3 = jump_if_set(p, MSG_FASTOPEN);
+    ret(p, RET_ALLOW);
+    land(p, to_sendto);
+    load(p, DATA_ARG_LO(3));
+    size_t fastopen_sendto = jump_if_set(p, MSG_FASTOPEN);
+    ret(p, RET_ALLOW);
+
+    for (size_t i = 0; i < 3; i++)
+        land(p, to_magic[i]);
+    land(p, fastopen2);
+    land(p, fastopen3);
+    load(p, DATA_ARG_LO(5));
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                         (uint32_t)GUARD_MAGIC, 0, 3));
+    load(p, DATA_ARG_HI(5));
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                         (uint32_t)(GUARD_MAGIC >> 32), 0, 1));
+    ret(p, RET_ALLOW);
+    land(p, fastopen_sendto);
+    emit_ip_check(p, rs);
+}
+
+/* --- the handler --------------------------------------------------------- */
+
+/* The call itself, with the magic in r9: for a trap inside the handler's
+ * own call (libc's function was not where the filter allows it). */
+static long magic_syscall(long nr, long a0, long a1, long a2, long a3)
+{
+    register long r10 __asm__("r10") = a3;
+    register long r9 __asm__("r9") = (long)GUARD_MAGIC;
+    long rc;
+    __asm__ volatile("syscall"
+                     : "=a"(rc)
+                     : "a"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return rc;
+}
+
+static long direct(long nr, const greg_t *g)
+{
+    switch (nr) {
+    case SYS_connect:
+    case SYS_accept:
+    case SYS_accept4:
+    case SYS_sendmsg:
+    case SYS_sendmmsg:
+        return magic_syscall(nr, g[REG_RDI], g[REG_RSI], g[REG_RDX],
+                             g[REG_R10]);
+    default: /* sendto has no spare register: no Fast Open then */
+        return -EOPNOTSUPP;
+    }
+}
+
+/* The call as the program would have made it through libc, under the
+ * shim: the raw call's result, or -errno. */
+static long through_shim(long nr, const greg_t *g)
+{
+    long rc;
+    switch (nr) {
+    case SYS_connect:
+        rc = shim_connect((int)g[REG_RDI], (const struct sockaddr *)g[REG_RSI],
+                          (socklen_t)g[REG_RDX]);
+        break;
+    case SYS_accept:
+        rc = shim_accept((int)g[REG_RDI], (struct sockaddr *)g[REG_RSI],
+                         (socklen_t *)g[REG_RDX], 0, false);
+        break;
+    case SYS_accept4:
+        rc = shim_accept((int)g[REG_RDI], (struct sockaddr *)g[REG_RSI],
+                         (socklen_t *)g[REG_RDX], (int)g[REG_R10], true);
+        break;
+    case SYS_sendto:
+        rc = shim_sendto_any((int)g[REG_RDI], (const void *)g[REG_RSI],
+                             (size_t)g[REG_RDX], (int)g[REG_R10],
+                             (const struct sockaddr *)g[REG_R8],
+                             (socklen_t)g[REG_R9]);
+        break;
+    case SYS_sendmsg:
+        rc = shim_sendmsg_any((int)g[REG_RDI], (const struct msghdr *)g[REG_RSI],
+                              (int)g[REG_RDX]);
+        break;
+    case SYS_sendmmsg:
+        rc = shim_sendmmsg_any((int)g[REG_RDI], (struct mmsghdr *)g[REG_RSI],
+                               (unsigned int)g[REG_RDX], (int)g[REG_R10]);
+        break;
+    default:
+        errno = ENOSYS;
+        rc = -1;
+    }
+    return rc < 0 ? -errno : rc;
+}
+
+/* A SIGSYS that is not the guard's goes where it would have gone. */
+static void pass_on(int sig, siginfo_t *info, void *uctx)
+{
+    if (previous_sigsys.sa_flags & SA_SIGINFO) {
+        previous_sigsys.sa_sigaction(sig, info, uctx);
+        return;
+    }
+    if (previous_sigsys.sa_handler != SIG_DFL &&
+        previous_sigsys.sa_handler != SIG_IGN) {
+        previous_sigsys.sa_handler(sig);
+        return;
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    (void)REAL(sigaction)(SIGSYS, &dfl, NULL);
+    raise(SIGSYS);
+}
+
+/*
+ * The trap: the registers hold the call's arguments; its result goes in
+ * rax as the kernel's would (-errno on failure). SA_NODEFER: a trap of
+ * the handler's own call arrives here again instead of killing the
+ * process, and is made directly.
+ */
+static void on_sigsys(int sig, siginfo_t *info, void *uctx)
+{
+    if (info->si_code != GUARD_SI_SECCOMP ||
+        (unsigned)info->si_errno != GUARD_TRAP_DATA) {
+        pass_on(sig, info, uctx);
+        return;
+    }
+    int saved = errno;
+    greg_t *g = ((ucontext_t *)uctx)->uc_mcontext.gregs;
+    long nr = info->si_syscall;
+    if (guard_depth > 0) {
+        g[REG_RAX] = direct(nr, g);
+    } else {
+        guard_depth++;
+        g[REG_RAX] = through_shim(nr, g);
+        guard_depth--;
+    }
+    errno = saved;
+}
+
+/* --- installing ---------------------------------------------------------- */
+
+static const char *const libc_calls[] = {"connect", "accept",  "accept4",
+                                         "sendto",  "sendmsg", "sendmmsg"};
+
+/* The ranges the filter traps: this image's executable mappings without
+ * libc's own functions for the six calls. */
+static bool guarded_ranges(struct ranges *rs, bool *valgrind)
+{
+    if (!read_exec_ranges(rs, valgrind))
+        return false;
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (libc == NULL)
+        return false;
+    bool all = true;
+    for (size_t i = 0; i < sizeof(libc_calls) / sizeof(libc_calls[0]); i++) {
+        uint64_t lo, hi;
+        if (libc_function(libc, libc_calls[i], &lo, &hi))
+            carve(rs, lo, hi);
+        else
+            all = false;
+    }
+    dlclose(libc);
+    normalize_to(rs, GUARD_MAX_RANGES);
+    return all;
+}
+
+/* seccomp(2) on every thread; unprivileged, after no_new_privs. Returns 0
+ * or an errno; *nnp says whether no_new_privs was set. */
+static int install_filter(struct prog *p, bool *nnp)
+{
+    struct sock_fprog fprog = {(unsigned short)p->n, p->ins};
+    long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                      SECCOMP_FILTER_FLAG_TSYNC, &fprog);
+    if (rc != 0 && errno == EACCES) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+            return errno;
+        *nnp = true;
+        rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                     SECCOMP_FILTER_FLAG_TSYNC, &fprog);
+    }
+    if (rc > 0) /* a thread that could not take it */
+        return EAGAIN;
+    return rc == 0 ? 0 : errno;
+}
+
+static void log_off(const char *why)
+{
+    ss_log_event(SS_LOG_WARNING, "guard_off", NULL, "syscall guard off (%s): "
+                 "a connect or accept system call made without libc is not "
+                 "seen by the shim", why);
+}
+
+void guard_start(void)
+{
+    if (atomic_exchange(&guard_installed, true))
+        return;
+    const char *env = getenv("SECSHIM_SYSCALL_GUARD");
+    if (env != NULL && strcmp(env, "off") == 0) {
+        log_off("SECSHIM_SYSCALL_GUARD=off");
+        return;
+    }
+    struct ranges *rs = calloc(1, sizeof(*rs));
+    struct prog *p = calloc(1, sizeof(*p));
+    bool valgrind = false, nnp = false;
+    int err = 0;
+    if (rs == NULL || p == NULL) {
+        err = ENOMEM;
+    } else {
+        if (!guarded_ranges(rs, &valgrind))
+            ss_log(SS_LOG_DEBUG, "syscall guard: libc's own calls not all "
+                   "found; a trap inside the shim's call is made directly");
+        build_filter(p, rs);
+    }
+    if (err == 0 && valgrind) {
+        log_off("valgrind makes the program's system calls");
+    } else if (err == 0 && p->full) {
+        log_off("too many executable mappings for one filter");
+    } else if (err == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = on_sigsys;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        if (REAL(sigaction)(SIGSYS, &sa, &previous_sigsys) != 0)
+            err = errno;
+        else if ((err = install_filter(p, &nnp)) != 0)
+            (void)REAL(sigaction)(SIGSYS, &previous_sigsys, NULL);
+    }
+    if (err == 0 && !valgrind && !p->full) {
+        atomic_store(&guard_active, true);
+        /* A trap while SIGSYS is blocked would end the process: a mask
+         * inherited over exec (posix_spawn's, a blocking parent's) is
+         * undone here, and the calls below keep it out of later ones. */
+        sigset_t sys;
+        sigemptyset(&sys);
+        sigaddset(&sys, SIGSYS);
+        (void)REAL(pthread_sigmask)(SIG_UNBLOCK, &sys, NULL);
+    }
+    if (err != 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "seccomp: %s", strerror(err));
+        log_off(why);
+    } else if (!valgrind && !p->full) {
+        ss_log_event(SS_LOG_INFO, "guard_on", NULL, "syscall guard on: "
+                     "connect, accept and Fast Open system calls made "
+                     "without libc go through the shim (%zu code ranges%s)",
+                     rs->n, nnp ? "; no_new_privs set" : "");
+    }
+    free(rs);
+    free(p);
+}
+
+/* --- the program's signal calls ------------------------------------------ */
+
+/*
+ * While the guard is on, SIGSYS is never blocked and its handler stays the
+ * guard's: the kernel ends a process whose trapped call finds SIGSYS
+ * blocked, and a program's own handler would not answer the trap. A
+ * program's SIGSYS action is kept as previous_sigsys, which the guard's
+ * handler calls for every SIGSYS that is not its trap, and reported back
+ * as the action in place; SIGSYS is left out of the masks the program
+ * sets, as the kernel leaves out SIGKILL and SIGSTOP.
+ */
+static const sigset_t *without_sigsys(const sigset_t *set, sigset_t *copy)
+{
+    if (set == NULL || !atomic_load_explicit(&guard_active,
+                                             memory_order_relaxed) ||
+        !sigismember(set, SIGSYS))
+        return set;
+    *copy = *set;
+    sigdelset(copy, SIGSYS);
+    return copy;
+}
+
+static int shim_sigaction(int sig, const struct sigaction *act,
+                          struct sigaction *old)
+{
+    if (!atomic_load_explicit(&guard_active, memory_order_relaxed))
+        return REAL(sigaction)(sig, act, old);
+    if (sig == SIGSYS) {
+        struct sigaction was = previous_sigsys;
+        if (act != NULL) {
+            previous_sigsys = *act;
+            sigdelset(&previous_sigsys.sa_mask, SIGSYS);
+        }
+        if (old != NULL)
+            *old = was;
+        return 0;
+    }
+    if (act == NULL || !sigismember(&act->sa_mask, SIGSYS))
+        return REAL(sigaction)(sig, act, old);
+    struct sigaction copy = *act;
+    sigdelset(&copy.sa_mask, SIGSYS);
+    return REAL(sigaction)(sig, &copy, old);
+}
+
+SS_EXPORT int sigaction(int sig, const struct sigaction *restrict act,
+                        struct sigaction *restrict old)
+{
+    return shim_sigaction(sig, act, old);
+}
+
+/* glibc's public alias (GLIBC_2.2.5) of sigaction: the same call. */
+SS_EXPORT int __sigaction(int sig, const struct sigaction *restrict act,
+                          struct sigaction *restrict old)
+{
+    return shim_sigaction(sig, act, old);
+}
+
+SS_EXPORT int sigprocmask(int how, const sigset_t *restrict set,
+                          sigset_t *restrict old)
+{
+    sigset_t copy;
+    return REAL(sigprocmask)(how, without_sigsys(set, &copy), old);
+}
+
+SS_EXPORT int pthread_sigmask(int how, const sigset_t *restrict set,
+                              sigset_t *restrict old)
+{
+    sigset_t copy;
+    return REAL(pthread_sigmask)(how, without_sigsys(set, &copy), old);
+}
+
+#else /* not x86-64 */
+
+void guard_start(void)
+{
+    if (atomic_exchange(&guard_installed, true))
+        return;
+    ss_log_event(SS_LOG_WARNING, "guard_off", NULL, "syscall guard off (%s): "
+                 "a connect or accept system call made without libc is not "
+                 "seen by the shim", "built for x86-64 only");
+}
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * raw_calls - a program that connects, accepts and opens with Fast Open
+ * through its own system calls, never libc's connect/accept/sendto: what
+ * the syscall guard (src/shim/guard.c) is for. The cases are in
+ * test/integration/cases_guard.py. libc only: the same program runs over
+ * plain TCP (the reference) and under the shim.
+ *
+ *   raw_calls connect HOST PORT [--via syscall|asm] [--thread]
+ *                     [client options]
+ *   raw_calls fastopen HOST PORT [client options]
+ *   raw_calls serve PORT PORT_FILE
+ *   raw_calls io_uring
+ *   raw_calls blocked-connect HOST PORT
+ *
+ * connect: libc's socket(), then connect(2) through syscall(3) (--via
+ * syscall, the default) or the program's own syscall instruction (--via
+ * asm), from the main thread or a new one (--thread); then the client
+ * exchange of ev_common.h over libc's read/write ("ok N bytes sha=X").
+ * HOST is an IPv4 address (no name lookup: a program with its own
+ * system calls has its own resolver too).
+ * fastopen: the same, connecting with sendto(2, MSG_FASTOPEN) of the
+ * stream's first chunk through syscall(3), the rest through libc.
+ * serve: listens on 127.0.0.1:PORT (0: any) with libc, writes PORT_FILE,
+ * accepts one connection with accept4(2) through syscall(3), echoes it
+ * through libc until EOF; exit 0 when all was echoed.
+ * io_uring: io_uring_setup(2); prints "io_uring_setup: ok" or
+ * "io_uring_setup: <errno text>"; exit 0 either way.
+ * blocked-connect: blocks every signal, then connect(2) through
+ * syscall(3): prints "connected" or "connect: <reason>".
+ * Exit 0 ok, 1 I/O or stream error, 2 usage or bound, 3 connect failed.
+ */
+#include "ev_common.h"
+
+#include <stdbool.h>
+#include <sys/syscall.h>
+
+/* connect(2) with the program's own instruction: no libc function at all
+ * between the program and the kernel. */
+static long asm_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    long rc;
+    __asm__ volatile("syscall"
+                     : "=a"(rc)
+                     : "a"((long)SYS_connect), "D"((long)fd), "S"(addr),
+                       "d"((long)len)
+                     : "rcx", "r11", "memory");
+    if (rc < 0) {
+        errno = (int)-rc;
+        return -1;
+    }
+    return rc;
+}
+
+static void ipv4(const char *host, const char *port, struct sockaddr_in *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)strtoul(port, NULL, 10));
+    if (inet_pton(AF_INET, host, &a->sin_addr) != 1) {
+        fprintf(stderr, "%s: %s is not an IPv4 address\n", ev_prog, host);
+        exit(2);
+    }
+}
+
+struct raw_connect {
+    const struct ev_client_opts *o;
+    bool with_asm;
+    int fd;
+    int err;
+};
+
+static void *do_raw_connect(void *arg)
+{
+    struct raw_connect *rc = arg;
+    struct sockaddr_in a;
+    ipv4(rc->o->host, rc->o->port, &a);
+    rc->fd = socket(AF_INET, SOCK_STREAM, 0);
+    long r = rc->with_asm
+                 ? asm_connect(rc->fd, (struct sockaddr *)&a, sizeof(a))
+                 : syscall(SYS_connect, rc->fd, &a, sizeof(a));
+    rc->err = r == 0 ? 0 : errno;
+    return NULL;
+}
+
+static int exchange(int fd, const struct ev_client_opts *o)
+{
+    struct ev_check c;
+    ev_check_init(&c, o->bytes);
+    if (ev_exchange_duplex(fd, o, &c) != 0)
+        return 1;
+    ev_report_ok(stdout, &c);
+    return 0;
+}
+
+static int cmd_connect(int argc, char **argv)
+{
+    struct ev_client_opts o;
+    ev_client_opts_init(&o);
+    struct raw_connect rc = {&o, false, -1, 0};
+    bool thread = false;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--thread") == 0)
+            thread = true;
+        else if (strcmp(argv[i], "--via") == 0 && i + 1 < argc)
+            rc.with_asm = strcmp(argv[++i], "asm") == 0;
+        else if (!ev_client_arg(&o, argc, argv, &i))
+            ev_client_usage("[--via syscall|asm] [--thread]");
+    }
+    ev_client_start(&o, "[--via syscall|asm] [--thread]");
+    pthread_t t;
+    if (thread && pthread_create(&t, NULL, do_raw_connect, &rc) == 0)
+        pthread_join(t, NULL);
+    else
+        do_raw_connect(&rc);
+    if (rc.err != 0) {
+        fprintf(stderr, "connect: %s\n", strerror(rc.err));
+        return 3;
+    }
+    return exchange(rc.fd, &o);
+}
+
+static int cmd_fastopen(int argc, char **argv)
+{
+    struct ev_client_opts o;
+    ev_client_parse(&o, argc - 1, argv + 1);
+    ev_client_start(&o, "");
+    struct sockaddr_in a;
+    ipv4(o.host, o.port, &a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    /* The first bytes of the stream go with the connect; the exchange
+     * then sends the whole stream again from its start, so the peer's
+     * echo is checked against what was sent: a prefix of it, then it. */
+    static const char first[] = "FASTOPEN-RAW\n";
+    long r = syscall(SYS_sendto, fd, first, sizeof(first) - 1, MSG_FASTOPEN,
+                     &a, sizeof(a));
+    if (r < 0) {
+        fprintf(stderr, "connect: %s\n", strerror(errno));
+        return 3;
+    }
+    char echo[sizeof(first)] = {0};
+    size_t got = 0;
+    while (got < sizeof(first) - 1) {
+        ssize_t n = read(fd, echo + got, sizeof(first) - 1 - got);
+        if (n <= 0) {
+            fprintf(stderr, "%s: read: %s\n", ev_prog,
+                    n < 0 ? strerror(errno) : "EOF");
+            return 1;
+        }
+        got += (size_t)n;
+    }
+    if (memcmp(echo, first, sizeof(first) - 1) != 0) {
+        fprintf(stderr, "%s: the first bytes did not come back\n", ev_prog);
+        return 1;
+    }
+    printf("fastopen %ld bytes echoed\n", r);
+    return exchange(fd, &o);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    if (argc != 4)
+        return fprintf(stderr, "usage: %s serve PORT PORT_FILE\n", ev_prog), 2;
+    ev_bound(60);
+    unsigned port;
+    int lfd = ev_listen(AF_INET, (unsigned)strtoul(argv[2], NULL, 10), 0,
+                        &port);
+    if (lfd < 0 || ev_write_port_file(argv[3], port) != 0)
+        return 1;
+    printf("listening on port %u\n", port);
+    fflush(stdout);
+    long fd;
+    do
+        fd = syscall(SYS_accept4, lfd, NULL, NULL, 0);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        fprintf(stderr, "%s: accept4: %s\n", ev_prog, strerror(errno));
+        return 1;
+    }
+    return ev_echo_blocking((int)fd, 16384);
+}
+
+static int cmd_io_uring(void)
+{
+    unsigned char params[120] = {0}; /* struct io_uring_params */
+    long fd = syscall(SYS_io_uring_setup, 4, params);
+    printf("io_uring_setup: %s\n", fd >= 0 ? "ok" : strerror(errno));
+    return 0;
+}
+
+static int cmd_blocked_connect(int argc, char **argv)
+{
+    if (argc != 4)
+        return fprintf(stderr, "usage: %s blocked-connect HOST PORT\n",
+                       ev_prog), 2;
+    ev_bound(30);
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, SIGALRM); /* the bound */
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    struct sockaddr_in a;
+    ipv4(argv[2], argv[3], &a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (syscall(SYS_connect, fd, &a, sizeof(a)) != 0) {
+        printf("connect: %s\n", strerror(errno));
+        return 3;
+    }
+    printf("connected\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    ev_prog = "raw_calls";
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *cmd = argc > 1 ? argv[1] : "";
+    if (strcmp(cmd, "connect") == 0)
+        return cmd_connect(argc, argv);
+    if (strcmp(cmd, "fastopen") == 0)
+        return cmd_fastopen(argc, argv);
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(cmd, "io_uring") == 0)
+        return cmd_io_uring();
+    if (strcmp(cmd, "blocked-connect") == 0)
+        return cmd_blocked_connect(argc, argv);
+    fprintf(stderr, "usage: %s connect|fastopen|serve|io_uring|"
+                    "blocked-connect ...\n", ev_prog);
+    return 2;
+}

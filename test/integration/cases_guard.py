@@ -1,0 +1,205 @@
+# The syscall guard (src/shim/guard.c; docs/design.md, "The syscall
+# guard"): a connect, accept or Fast Open send a program makes with its
+# own system call is carried out by the shim, as TLS, not left to the
+# kernel in clear. Loaded by test/integration/run into its own namespace:
+# every helper of that file is available here.
+#
+# Each case runs build/apps/raw_calls, which never calls libc's connect,
+# accept or sendto, first over plain TCP (the reference: what the program
+# sees without the shim) and then under the shim against a shimmed peer,
+# whose port the wire check judges: every byte there must be TLS.
+
+GUARD_BYTES = 256 * 1024
+
+
+def raw_calls(c, name, args, policy=None, preload=True, env=None):
+    """Runs raw_calls ARGS to its end (under the shim with policy unless
+    preload=False); returns the proc."""
+    wire_canaries(c, args)
+    run_env = env if env is not None else c.env(policy, preload)
+    return c.run(name, [c.suite.app("raw_calls")] + [str(a) for a in args],
+                 run_env)
+
+
+def raw_reference(c, mode_args):
+    """raw_calls over plain TCP against a plain echo_server: its "ok" line,
+    which must be the plaintext reference (the program works without the
+    shim)."""
+    server, port = echo_server(c, preload=False, name="plain-server")
+    proc = raw_calls(c, "plain-" + mode_args[0],
+                     mode_args[:1] + ["127.0.0.1", port] + mode_args[1:],
+                     preload=False)
+    server.stop()
+    check(proc.p.returncode == 0 and
+          parse_ok(proc) == (GUARD_BYTES, reference_sha(c, GUARD_BYTES)),
+          "raw_calls %s over plain TCP did not echo the stream: the "
+          "reference run failed" % " ".join(map(str, mode_args)))
+
+
+def check_guarded_client(c, proc, what):
+    check(proc.p.returncode == 0, "%s exited %s under the shim"
+          % (what, proc.p.returncode))
+    check(parse_ok(proc) == (GUARD_BYTES, reference_sha(c, GUARD_BYTES)),
+          "%s under the shim did not print the reference 'ok' line" % what)
+    check(established(proc, "cli"), "%s: the shim logged no TLS connection: "
+          "the raw call went past it" % what)
+    check("syscall guard on" in proc.err(), "%s: no 'syscall guard on' "
+          "line in the shim's log" % what)
+
+
+@case
+def guard_raw_connect_is_tls(c):
+    """connect(2) through syscall(3) and through the program's own syscall
+    instruction, from the main thread and from a thread started later: the
+    program's stream comes back as over plain TCP, the shim logs the TLS
+    connection, and the wire carries only TLS."""
+    args = ["--bytes", GUARD_BYTES]
+    raw_reference(c, ["connect"] + args)
+    server, port, cpol = shim_pair(c, mutual=False)
+    for via in ("syscall", "asm"):
+        for thread in ([], ["--thread"]):
+            label = "connect-%s%s" % (via, "-thread" if thread else "")
+            proc = raw_calls(c, label, ["connect", "127.0.0.1", port, "--via",
+                                        via] + thread + args, cpol)
+            check_guarded_client(c, proc, "raw_calls " + label)
+
+
+@case
+def guard_raw_fastopen_is_tls(c):
+    """sendto(2) with MSG_FASTOPEN through syscall(3) on a fresh socket
+    (connect and first bytes in one call) becomes the shim's TLS
+    connection; its first bytes come back first, then the stream."""
+    args = ["--bytes", GUARD_BYTES]
+    raw_reference(c, ["fastopen"] + args)
+    server, port, cpol = shim_pair(c, mutual=False)
+    proc = raw_calls(c, "fastopen", ["fastopen", "127.0.0.1", port] + args,
+                     cpol)
+    check("fastopen 13 bytes echoed" in proc.out(), "the bytes sent with the "
+          "Fast Open connect did not come back first")
+    check_guarded_client(c, proc, "raw_calls fastopen")
+
+
+def raw_serve(c, port, policy, shimmed):
+    """raw_calls serve on port; an echo_client of GUARD_BYTES against it
+    (both under the shim with policy when shimmed). Returns the server's
+    proc after checking the echo."""
+    s = c.suite
+    label = "shim" if shimmed else "plain"
+    port_file = c.path("serve-%s.port" % label)
+    server = c.start("serve-" + label,
+                     [s.app("raw_calls"), "serve", str(port), port_file],
+                     c.env(policy, preload=shimmed))
+    wait_port_file(server, port_file)
+    cpol = c.policy(client_ep(s, port), name="client.cfg") if shimmed \
+        else None
+    client = echo_client(c, port, "--bytes", str(GUARD_BYTES), policy=cpol,
+                         preload=shimmed,
+                         host="localhost" if shimmed else "127.0.0.1",
+                         name="client-" + label)
+    rc = server.wait(T_RUN)
+    check(rc == 0 and client.p.returncode == 0 and
+          parse_ok(client) == (GUARD_BYTES, reference_sha(c, GUARD_BYTES)),
+          "the echo through raw_calls serve failed (%s)"
+          % ("under the shim" if shimmed else "plain TCP, the reference"))
+    return server
+
+
+@case
+def guard_raw_accept_is_tls(c):
+    """accept4(2) through syscall(3) on a listen endpoint's socket: the
+    accepted connection is the shim's TLS server connection (a shimmed
+    echo_client's stream comes back as over plain TCP)."""
+    raw_serve(c, free_port(), None, shimmed=False)
+    port = free_port()
+    server = raw_serve(c, port, c.policy(server_ep(c.suite, port)),
+                       shimmed=True)
+    check(established(server, "srv"), "raw_calls serve: the shim logged no "
+          "TLS connection for the raw accept4")
+
+
+@case
+def guard_answers_with_every_signal_blocked(c):
+    """A thread that blocks every signal and then connects raw: the kernel
+    would end the process for a trap with SIGSYS blocked, so the shim
+    keeps SIGSYS out of the program's masks; the connect is the shim's
+    TLS connection, as over plain TCP it would be a connection."""
+    plain, plain_port = echo_server(c, preload=False, name="plain-server")
+    ref = raw_calls(c, "plain", ["blocked-connect", "127.0.0.1", plain_port],
+                    preload=False)
+    check(ref.p.returncode == 0 and "connected" in ref.out(),
+          "the reference run over plain TCP did not connect")
+    server, port, cpol = shim_pair(c, mutual=False)
+    proc = raw_calls(c, "blocked", ["blocked-connect", "127.0.0.1", port],
+                     cpol)
+    check(proc.p.returncode == 0 and "connected" in proc.out(),
+          "raw_calls blocked-connect exited %s under the shim (-31: killed "
+          "by SIGSYS)" % proc.p.returncode)
+    check(established(proc, "cli"), "no TLS connection for the raw connect")
+
+
+@case
+def guard_refuses_io_uring(c):
+    """io_uring's connect and accept are made by the kernel, where the
+    guard cannot see them: io_uring_setup answers EPERM under the shim
+    (the reference without it: io_uring works here)."""
+    ref = raw_calls(c, "plain", ["io_uring"], preload=False)
+    check("io_uring_setup: ok" in ref.out(), "io_uring does not work here "
+          "without the shim: the refusal is untested (reported as a "
+          "failure, never as a skip)")
+    pol = c.policy(client_ep(c.suite, free_port()))
+    proc = raw_calls(c, "guarded", ["io_uring"], pol)
+    check("io_uring_setup: Operation not permitted" in proc.out(),
+          "io_uring_setup was not refused under the shim: %r"
+          % proc.out().strip())
+
+
+@case
+def guard_off_says_so(c):
+    """SECSHIM_SYSCALL_GUARD=off: no filter (io_uring works again) and one
+    warning line that says what is then not seen."""
+    pol = c.policy(client_ep(c.suite, free_port()))
+    env = c.env(pol)
+    env["SECSHIM_SYSCALL_GUARD"] = "off"
+    proc = raw_calls(c, "off", ["io_uring"], env=env)
+    check("io_uring_setup: ok" in proc.out(), "io_uring is refused with "
+          "the guard off")
+    check(re.search(r"warning: syscall guard off \(SECSHIM_SYSCALL_GUARD="
+                    r"off\): a connect or accept system call made without "
+                    r"libc is not seen", proc.err()),
+          "no warning that the guard is off")
+
+
+@case
+def guard_no_endpoint_no_filter(c):
+    """A policy without endpoints has nothing to guard: no filter, no log
+    line, io_uring works (the process pays nothing at start)."""
+    pol = c.policy()
+    proc = raw_calls(c, "empty", ["io_uring"], pol)
+    check("io_uring_setup: ok" in proc.out(), "io_uring refused under a "
+          "policy without endpoints")
+    check("syscall guard" not in proc.err(), "a guard line under a policy "
+          "without endpoints")
+
+
+@case
+def guard_children_without_the_shim_connect(c):
+    """The filter is inherited by every child, but it traps only the
+    guarded image's own code: a child exec'd without the shim (LD_PRELOAD
+    removed) connects with libc and with a raw system call to a plain
+    port as it would without any shim."""
+    s = c.suite
+    server, port = echo_server(c, preload=False, name="plain-server")
+    pol = c.policy(client_ep(s, free_port()))
+    script = ("env -u LD_PRELOAD %s 127.0.0.1 %d --bytes %d && "
+              "env -u LD_PRELOAD %s connect 127.0.0.1 %d --bytes %d"
+              % (s.app("echo_client"), port, GUARD_BYTES, s.app("raw_calls"),
+                 port, GUARD_BYTES))
+    proc = c.run("sh", ["/bin/sh", "-c", script], c.env(pol))
+    ref = reference_sha(c, GUARD_BYTES)
+    oks = re.findall(r"^ok (\d+) bytes sha=([0-9a-f]+)\s*$", proc.out(), re.M)
+    check(proc.p.returncode == 0 and
+          oks == [(str(GUARD_BYTES), ref)] * 2,
+          "a child without the shim did not connect (exit %s, %r)"
+          % (proc.p.returncode, oks))
+    check("syscall guard on" in proc.err(), "the shimmed shell installed "
+          "no guard")
