@@ -79,6 +79,39 @@ static struct sigaction previous_sigsys;
  * own call means libc's function was not where the filter allows it. */
 static __thread int guard_depth;
 
+/*
+ * The next sigaction, sigprocmask and pthread_sigmask (libc's, or a
+ * sanitizer's), each looked up at its first call, apart from the real
+ * table: AddressSanitizer calls sigaction while it starts, before libc
+ * has set up the environment that the table's binding reads
+ * (SECSHIM_TEST_HIDE_SYMBOLS, real.c). Two threads may both look one up;
+ * they find the same answer.
+ */
+/* ThreadSanitizer's runtime calls sigaction while it starts, before any
+ * instrumented code may run (make tsan): the path of the interposed
+ * signal calls is left uninstrumented. */
+#define SS_UNINSTRUMENTED __attribute__((no_sanitize("thread")))
+
+union signal_fn {
+    void *p;
+    int (*action)(int, const struct sigaction *, struct sigaction *);
+    int (*mask)(int, const sigset_t *, sigset_t *);
+};
+
+SS_UNINSTRUMENTED static union signal_fn
+next_signal_fn(_Atomic(void *) *slot, const char *name)
+{
+    union signal_fn f = {atomic_load_explicit(slot, memory_order_acquire)};
+    if (f.p == NULL) {
+        f.p = dlsym(RTLD_NEXT, name);
+        atomic_store_explicit(slot, f.p, memory_order_release);
+    }
+    return f;
+}
+
+static _Atomic(void *) next_sigaction, next_sigprocmask,
+    next_pthread_sigmask;
+
 /* --- the image's executable ranges -------------------------------------- */
 
 static void normalize_to(struct ranges *rs, size_t limit);
@@ -118,7 +151,7 @@ static bool read_exec_ranges(struct ranges *rs, bool *valgrind)
     char buf[4096], line[1024];
     size_t used = 0;
     ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+    while ((n = REAL(read)(fd, buf, sizeof(buf))) > 0) {
         for (ssize_t i = 0; i < n; i++) {
             if (buf[i] != '\n') {
                 if (used < sizeof(line) - 1)
@@ -132,7 +165,7 @@ static bool read_exec_ranges(struct ranges *rs, bool *valgrind)
                 *valgrind = true;
         }
     }
-    close(fd);
+    REAL(close)(fd);
     return n == 0;
 }
 
@@ -316,6 +349,19 @@ static void emit_foreign_abis(struct prog *p)
                                              i386_refused[i], 0, 1));
         ret(p, RET_EPERM);
     }
+    /* sendto, sendmsg, sendmmsg with MSG_FASTOPEN (flags: argument 3, 2,
+     * 3) */
+    static const uint32_t i386_sends[][2] = {{369, 3}, {370, 2}, {345, 3}};
+    for (size_t i = 0; i < sizeof(i386_sends) / sizeof(i386_sends[0]); i++) {
+        /* Not this call: past the four instructions that return. */
+        emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                             i386_sends[i][0], 0, 4));
+        load(p, DATA_ARG_LO(i386_sends[i][1]));
+        emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K,
+                                             MSG_FASTOPEN, 0, 1));
+        ret(p, RET_EPERM);
+        ret(p, RET_ALLOW);
+    }
     /* socketcall(2): SYS_CONNECT, SYS_ACCEPT, SYS_ACCEPT4 */
     emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 102, 0, 5));
     load(p, DATA_ARG_LO(0));
@@ -487,7 +533,8 @@ static void pass_on(int sig, siginfo_t *info, void *uctx)
     struct sigaction dfl;
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
-    (void)REAL(sigaction)(SIGSYS, &dfl, NULL);
+    (void)next_signal_fn(&next_sigaction, "sigaction").action(SIGSYS, &dfl,
+                                                            NULL);
     raise(SIGSYS);
 }
 
@@ -522,12 +569,11 @@ static void on_sigsys(int sig, siginfo_t *info, void *uctx)
 static const char *const libc_calls[] = {"connect", "accept",  "accept4",
                                          "sendto",  "sendmsg", "sendmmsg"};
 
-/* The ranges the filter traps: this image's executable mappings without
- * libc's own functions for the six calls. */
-static bool guarded_ranges(struct ranges *rs, bool *valgrind)
+/* Takes libc's own functions for the six calls out of the ranges.
+ * Returns false when one cannot be found: its calls (the shim's own
+ * among them) are then trapped, and the handler makes them directly. */
+static bool carve_libc(struct ranges *rs)
 {
-    if (!read_exec_ranges(rs, valgrind))
-        return false;
     void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
     if (libc == NULL)
         return false;
@@ -540,8 +586,24 @@ static bool guarded_ranges(struct ranges *rs, bool *valgrind)
             all = false;
     }
     dlclose(libc);
-    normalize_to(rs, GUARD_MAX_RANGES);
     return all;
+}
+
+/* The filter for this image into p. Returns NULL, or why the guard
+ * cannot be on here. */
+static const char *prepare(struct ranges *rs, struct prog *p)
+{
+    bool valgrind = false;
+    if (!read_exec_ranges(rs, &valgrind))
+        return "cannot read /proc/self/maps";
+    if (valgrind)
+        return "valgrind makes the program's system calls";
+    if (!carve_libc(rs))
+        ss_log(SS_LOG_DEBUG, "syscall guard: libc's own calls not all "
+               "found; a trap inside the shim's call is made directly");
+    normalize_to(rs, GUARD_MAX_RANGES);
+    build_filter(p, rs);
+    return p->full ? "too many executable mappings for one filter" : NULL;
 }
 
 /* seccomp(2) on every thread; unprivileged, after no_new_privs. Returns 0
@@ -563,6 +625,38 @@ static int install_filter(struct prog *p, bool *nnp)
     return rc == 0 ? 0 : errno;
 }
 
+/* The handler, then the filter; from then on SIGSYS is the guard's.
+ * Returns 0 or an errno (the handler is taken back then). */
+static int arm(struct prog *p, bool *nnp)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigsys;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    union signal_fn action = next_signal_fn(&next_sigaction, "sigaction");
+    union signal_fn mask =
+        next_signal_fn(&next_pthread_sigmask, "pthread_sigmask");
+    if (action.p == NULL || mask.p == NULL)
+        return ENOSYS;
+    if (action.action(SIGSYS, &sa, &previous_sigsys) != 0)
+        return errno;
+    int err = install_filter(p, nnp);
+    if (err != 0) {
+        (void)action.action(SIGSYS, &previous_sigsys, NULL);
+        return err;
+    }
+    atomic_store(&guard_active, true);
+    /* A trap while SIGSYS is blocked would end the process: a mask
+     * inherited over exec (posix_spawn's, a blocking parent's) is undone
+     * here, and the signal calls below keep it out of later ones. */
+    sigset_t sys;
+    sigemptyset(&sys);
+    sigaddset(&sys, SIGSYS);
+    (void)mask.mask(SIG_UNBLOCK, &sys, NULL);
+    return 0;
+}
+
 static void log_off(const char *why)
 {
     ss_log_event(SS_LOG_WARNING, "guard_off", NULL, "syscall guard off (%s): "
@@ -581,51 +675,23 @@ void guard_start(void)
     }
     struct ranges *rs = calloc(1, sizeof(*rs));
     struct prog *p = calloc(1, sizeof(*p));
-    bool valgrind = false, nnp = false;
-    int err = 0;
-    if (rs == NULL || p == NULL) {
-        err = ENOMEM;
-    } else {
-        if (!guarded_ranges(rs, &valgrind))
-            ss_log(SS_LOG_DEBUG, "syscall guard: libc's own calls not all "
-                   "found; a trap inside the shim's call is made directly");
-        build_filter(p, rs);
-    }
-    if (err == 0 && valgrind) {
-        log_off("valgrind makes the program's system calls");
-    } else if (err == 0 && p->full) {
-        log_off("too many executable mappings for one filter");
-    } else if (err == 0) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_sigaction = on_sigsys;
-        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-        sigemptyset(&sa.sa_mask);
-        if (REAL(sigaction)(SIGSYS, &sa, &previous_sigsys) != 0)
-            err = errno;
-        else if ((err = install_filter(p, &nnp)) != 0)
-            (void)REAL(sigaction)(SIGSYS, &previous_sigsys, NULL);
-    }
-    if (err == 0 && !valgrind && !p->full) {
-        atomic_store(&guard_active, true);
-        /* A trap while SIGSYS is blocked would end the process: a mask
-         * inherited over exec (posix_spawn's, a blocking parent's) is
-         * undone here, and the calls below keep it out of later ones. */
-        sigset_t sys;
-        sigemptyset(&sys);
-        sigaddset(&sys, SIGSYS);
-        (void)REAL(pthread_sigmask)(SIG_UNBLOCK, &sys, NULL);
-    }
+    const char *why = rs != NULL && p != NULL ? prepare(rs, p)
+                                              : "out of memory";
+    bool nnp = false;
+    int err = why == NULL ? arm(p, &nnp) : 0;
+    char seccomp_why[128];
     if (err != 0) {
-        char why[128];
-        snprintf(why, sizeof(why), "seccomp: %s", strerror(err));
+        snprintf(seccomp_why, sizeof(seccomp_why), "seccomp: %s",
+                 strerror(err));
+        why = seccomp_why;
+    }
+    if (why != NULL)
         log_off(why);
-    } else if (!valgrind && !p->full) {
+    else
         ss_log_event(SS_LOG_INFO, "guard_on", NULL, "syscall guard on: "
                      "connect, accept and Fast Open system calls made "
                      "without libc go through the shim (%zu code ranges%s)",
                      rs->n, nnp ? "; no_new_privs set" : "");
-    }
     free(rs);
     free(p);
 }
@@ -641,7 +707,8 @@ void guard_start(void)
  * as the action in place; SIGSYS is left out of the masks the program
  * sets, as the kernel leaves out SIGKILL and SIGSTOP.
  */
-static const sigset_t *without_sigsys(const sigset_t *set, sigset_t *copy)
+SS_UNINSTRUMENTED static const sigset_t *without_sigsys(const sigset_t *set,
+                                                       sigset_t *copy)
 {
     if (set == NULL || !atomic_load_explicit(&guard_active,
                                              memory_order_relaxed) ||
@@ -652,11 +719,17 @@ static const sigset_t *without_sigsys(const sigset_t *set, sigset_t *copy)
     return copy;
 }
 
-static int shim_sigaction(int sig, const struct sigaction *act,
-                          struct sigaction *old)
+SS_UNINSTRUMENTED static int shim_sigaction(int sig,
+                                            const struct sigaction *act,
+                                            struct sigaction *old)
 {
+    union signal_fn next = next_signal_fn(&next_sigaction, "sigaction");
+    if (next.p == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
     if (!atomic_load_explicit(&guard_active, memory_order_relaxed))
-        return REAL(sigaction)(sig, act, old);
+        return next.action(sig, act, old);
     if (sig == SIGSYS) {
         struct sigaction was = previous_sigsys;
         if (act != NULL) {
@@ -668,37 +741,45 @@ static int shim_sigaction(int sig, const struct sigaction *act,
         return 0;
     }
     if (act == NULL || !sigismember(&act->sa_mask, SIGSYS))
-        return REAL(sigaction)(sig, act, old);
+        return next.action(sig, act, old);
     struct sigaction copy = *act;
     sigdelset(&copy.sa_mask, SIGSYS);
-    return REAL(sigaction)(sig, &copy, old);
+    return next.action(sig, &copy, old);
 }
 
-SS_EXPORT int sigaction(int sig, const struct sigaction *restrict act,
+SS_UNINSTRUMENTED SS_EXPORT int sigaction(int sig, const struct sigaction *restrict act,
                         struct sigaction *restrict old)
 {
     return shim_sigaction(sig, act, old);
 }
 
 /* glibc's public alias (GLIBC_2.2.5) of sigaction: the same call. */
-SS_EXPORT int __sigaction(int sig, const struct sigaction *restrict act,
+SS_UNINSTRUMENTED SS_EXPORT int __sigaction(int sig, const struct sigaction *restrict act,
                           struct sigaction *restrict old)
 {
     return shim_sigaction(sig, act, old);
 }
 
-SS_EXPORT int sigprocmask(int how, const sigset_t *restrict set,
+SS_UNINSTRUMENTED SS_EXPORT int sigprocmask(int how, const sigset_t *restrict set,
                           sigset_t *restrict old)
 {
+    union signal_fn next = next_signal_fn(&next_sigprocmask, "sigprocmask");
+    if (next.p == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
     sigset_t copy;
-    return REAL(sigprocmask)(how, without_sigsys(set, &copy), old);
+    return next.mask(how, without_sigsys(set, &copy), old);
 }
 
-SS_EXPORT int pthread_sigmask(int how, const sigset_t *restrict set,
+SS_UNINSTRUMENTED SS_EXPORT int pthread_sigmask(int how, const sigset_t *restrict set,
                               sigset_t *restrict old)
 {
+    union signal_fn next =
+        next_signal_fn(&next_pthread_sigmask, "pthread_sigmask");
     sigset_t copy;
-    return REAL(pthread_sigmask)(how, without_sigsys(set, &copy), old);
+    return next.p == NULL ? ENOSYS
+                          : next.mask(how, without_sigsys(set, &copy), old);
 }
 
 #else /* not x86-64 */

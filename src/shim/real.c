@@ -150,9 +150,6 @@ static void real_bind_all(void)
     BIND(pwritev, "pwritev");
     BIND(preadv2, "preadv2");
     BIND(pwritev2, "pwritev2");
-    BIND(sigaction, "sigaction");
-    BIND(sigprocmask, "sigprocmask");
-    BIND(pthread_sigmask, "pthread_sigmask");
 }
 
 void shim_real_bind(void)

@@ -103,10 +103,6 @@ struct real_fns {
     ssize_t (*pwritev)(int, const struct iovec *, int, off_t);
     ssize_t (*preadv2)(int, const struct iovec *, int, off_t, int);
     ssize_t (*pwritev2)(int, const struct iovec *, int, off_t, int);
-    /* guard.c: SIGSYS stays the syscall guard's */
-    int (*sigaction)(int, const struct sigaction *, struct sigaction *);
-    int (*sigprocmask)(int, const sigset_t *, sigset_t *);
-    int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
 };
 
 /* Hidden: the trampolines reach it with one PC-relative load, not

@@ -5,7 +5,8 @@
  * test/integration/cases_guard.py. libc only: the same program runs over
  * plain TCP (the reference) and under the shim.
  *
- *   raw_calls connect HOST PORT [--via syscall|asm] [--thread]
+ *   raw_calls connect HOST PORT [--via syscall|asm|int80|socketcall]
+ *                     [--thread]
  *                     [client options]
  *   raw_calls fastopen HOST PORT [client options]
  *   raw_calls serve PORT PORT_FILE
@@ -13,8 +14,10 @@
  *   raw_calls blocked-connect HOST PORT
  *
  * connect: libc's socket(), then connect(2) through syscall(3) (--via
- * syscall, the default) or the program's own syscall instruction (--via
- * asm), from the main thread or a new one (--thread); then the client
+ * syscall, the default), the program's own syscall instruction (--via
+ * asm) or the 32-bit ABI's int 0x80 (--via int80: i386's connect;
+ * --via socketcall: socketcall(SYS_CONNECT)), from the main thread or a
+ * new one (--thread); then the client
  * exchange of ev_common.h over libc's read/write ("ok N bytes sha=X").
  * HOST is an IPv4 address (no name lookup: a program with its own
  * system calls has its own resolver too).
@@ -32,6 +35,7 @@
 #include "ev_common.h"
 
 #include <stdbool.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 /* connect(2) with the program's own instruction: no libc function at all
@@ -51,6 +55,37 @@ static long asm_connect(int fd, const struct sockaddr *addr, socklen_t len)
     return rc;
 }
 
+/* connect(2) through the 32-bit ABI (int 0x80), which a 64-bit process
+ * can reach too: i386's connect (362), or socketcall(2) with SYS_CONNECT
+ * (3) and its three arguments in memory. Pointers must lie below 4 GiB. */
+static long int80_connect(int fd, const struct sockaddr *addr, socklen_t len,
+                          bool socketcall)
+{
+    char *low = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    if (low == MAP_FAILED)
+        return -1;
+    memcpy(low, addr, len);
+    uint32_t *args = (uint32_t *)(low + 256);
+    args[0] = (uint32_t)fd;
+    args[1] = (uint32_t)(uintptr_t)low;
+    args[2] = len;
+    long nr = socketcall ? 102 : 362;
+    long b = socketcall ? 3 : fd;
+    char *c = socketcall ? (char *)args : low;
+    long rc;
+    __asm__ volatile("int $0x80"
+                     : "=a"(rc)
+                     : "a"(nr), "b"(b), "c"(c), "d"((long)len)
+                     : "memory");
+    munmap(low, 4096);
+    if (rc < 0) {
+        errno = (int)-rc;
+        return -1;
+    }
+    return rc;
+}
+
 static void ipv4(const char *host, const char *port, struct sockaddr_in *a)
 {
     memset(a, 0, sizeof(*a));
@@ -62,9 +97,14 @@ static void ipv4(const char *host, const char *port, struct sockaddr_in *a)
     }
 }
 
+#define VIA_USAGE "[--via syscall|asm|int80|socketcall] [--thread]"
+
+/* How the connect is made. */
+enum via { VIA_SYSCALL, VIA_ASM, VIA_INT80, VIA_SOCKETCALL };
+
 struct raw_connect {
     const struct ev_client_opts *o;
-    bool with_asm;
+    enum via via;
     int fd;
     int err;
 };
@@ -75,9 +115,13 @@ static void *do_raw_connect(void *arg)
     struct sockaddr_in a;
     ipv4(rc->o->host, rc->o->port, &a);
     rc->fd = socket(AF_INET, SOCK_STREAM, 0);
-    long r = rc->with_asm
-                 ? asm_connect(rc->fd, (struct sockaddr *)&a, sizeof(a))
-                 : syscall(SYS_connect, rc->fd, &a, sizeof(a));
+    const struct sockaddr *sa = (const struct sockaddr *)&a;
+    long r = rc->via == VIA_ASM     ? asm_connect(rc->fd, sa, sizeof(a))
+             : rc->via == VIA_INT80
+                 ? int80_connect(rc->fd, sa, sizeof(a), false)
+             : rc->via == VIA_SOCKETCALL
+                 ? int80_connect(rc->fd, sa, sizeof(a), true)
+                 : syscall(SYS_connect, rc->fd, sa, sizeof(a));
     rc->err = r == 0 ? 0 : errno;
     return NULL;
 }
@@ -96,17 +140,20 @@ static int cmd_connect(int argc, char **argv)
 {
     struct ev_client_opts o;
     ev_client_opts_init(&o);
-    struct raw_connect rc = {&o, false, -1, 0};
+    struct raw_connect rc = {&o, VIA_SYSCALL, -1, 0};
     bool thread = false;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--thread") == 0)
             thread = true;
         else if (strcmp(argv[i], "--via") == 0 && i + 1 < argc)
-            rc.with_asm = strcmp(argv[++i], "asm") == 0;
+            rc.via = strcmp(argv[++i], "asm") == 0          ? VIA_ASM
+                     : strcmp(argv[i], "int80") == 0      ? VIA_INT80
+                     : strcmp(argv[i], "socketcall") == 0 ? VIA_SOCKETCALL
+                                                          : VIA_SYSCALL;
         else if (!ev_client_arg(&o, argc, argv, &i))
-            ev_client_usage("[--via syscall|asm] [--thread]");
+            ev_client_usage(VIA_USAGE);
     }
-    ev_client_start(&o, "[--via syscall|asm] [--thread]");
+    ev_client_start(&o, VIA_USAGE);
     pthread_t t;
     if (thread && pthread_create(&t, NULL, do_raw_connect, &rc) == 0)
         pthread_join(t, NULL);

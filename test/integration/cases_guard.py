@@ -25,8 +25,9 @@ def raw_reference(c, mode_args):
     """raw_calls over plain TCP against a plain echo_server: its "ok" line,
     which must be the plaintext reference (the program works without the
     shim)."""
-    server, port = echo_server(c, preload=False, name="plain-server")
-    proc = raw_calls(c, "plain-" + mode_args[0],
+    label = "-".join(str(a) for a in mode_args[:1] + mode_args[-1:])
+    server, port = echo_server(c, preload=False, name="plain-server-" + label)
+    proc = raw_calls(c, "plain-" + label,
                      mode_args[:1] + ["127.0.0.1", port] + mode_args[1:],
                      preload=False)
     server.stop()
@@ -62,6 +63,26 @@ def guard_raw_connect_is_tls(c):
             proc = raw_calls(c, label, ["connect", "127.0.0.1", port, "--via",
                                         via] + thread + args, cpol)
             check_guarded_client(c, proc, "raw_calls " + label)
+
+
+@case
+def guard_refuses_32bit_connect(c):
+    """connect(2) through the 32-bit ABI (int 0x80: i386's connect and
+    socketcall(SYS_CONNECT)), which a 64-bit process can reach and the
+    shim cannot answer: over plain TCP it
+    connects (the reference); under the shim it fails with EPERM and
+    nothing reaches the TLS peer."""
+    server, port, cpol = shim_pair(c, mutual=False)
+    for via in ("int80", "socketcall"):
+        args = ["--bytes", GUARD_BYTES, "--via", via]
+        raw_reference(c, ["connect"] + args)
+        proc = raw_calls(c, via, ["connect", "127.0.0.1", port] + args, cpol)
+        check(proc.p.returncode == 3 and
+              "connect: Operation not permitted" in proc.err(),
+              "the int 0x80 connect (%s) was not refused (exit %s)"
+              % (via, proc.p.returncode))
+    check(not established(server, "srv"), "a TLS connection reached the "
+          "server from a refused connect")
 
 
 @case
@@ -203,3 +224,64 @@ def guard_children_without_the_shim_connect(c):
           % (proc.p.returncode, oks))
     check("syscall guard on" in proc.err(), "the shimmed shell installed "
           "no guard")
+
+
+@case
+def guard_unprivileged_sets_no_new_privs(c):
+    """A process without CAP_SYS_ADMIN may install the filter only with
+    no_new_privs: as nobody, the guard is on, its line says no_new_privs
+    is set, the raw connect is TLS, and a set-user-ID copy of id(1) that
+    the process starts runs as nobody (without the guard it runs as
+    root): the cost docs/design.md states, shown."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to start a process as nobody and to make a "
+                   "set-user-ID root program")
+    s = c.suite
+    shared = tempfile.mkdtemp(prefix="secshim-guard-")
+    try:
+        os.chmod(shared, 0o755)
+        shutil.copy(s.pki("ca.pem"), os.path.join(shared, "ca.pem"))
+        setuid_id = os.path.join(shared, "id")
+        shutil.copy("/usr/bin/id", setuid_id)
+        os.chmod(setuid_id, 0o4755)
+        server, port, _ = shim_pair(c, mutual=False)
+        text = ("version = 1;\nlog = { level = \"info\"; file = \"stderr\"; };"
+                "\nendpoints = (\n%s\n);\n"
+                % client_ep(s, port, trusted_ca=os.path.join(shared,
+                                                             "ca.pem")))
+        c.wire_policy(text)
+        pol = os.path.join(shared, "client.cfg")
+        with open(pol, "w") as f:
+            f.write(text)
+        os.chmod(pol, 0o644)
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534",
+                     "--clear-groups"]
+        script = ("%s connect 127.0.0.1 %d --bytes %d; %s -u"
+                  % (s.app("raw_calls"), port, GUARD_BYTES, setuid_id))
+        results = {}
+        for guard in (True, False):
+            env = c.env(pol)
+            env["XDG_RUNTIME_DIR"] = shared  # status files: nobody's own
+            if not guard:
+                env["SECSHIM_SYSCALL_GUARD"] = "off"
+                c.wire_plaintext("the guard off: the raw connect is not "
+                                 "seen (this case's second run)",
+                                 side="client", port=port, from_now=True)
+            results[guard] = c.run("nobody-%s" % ("on" if guard else "off"),
+                                   as_nobody + ["/bin/sh", "-c", script], env)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    on = results[True]
+    check(parse_ok(on) == (GUARD_BYTES, reference_sha(c, GUARD_BYTES)),
+          "as nobody under the guard the raw connect did not carry the "
+          "stream")
+    check(established(on, "cli"), "as nobody: no TLS connection")
+    check("no_new_privs set" in on.err(), "as nobody the guard line does "
+          "not say no_new_privs is set")
+    check(on.out().strip().splitlines()[-1] == "65534", "under the guard "
+          "the set-user-ID id ran as %r, not as nobody (no_new_privs)"
+          % on.out().strip().splitlines()[-1])
+    off = results[False]
+    check(off.out().strip().splitlines()[-1:] == ["0"], "with the guard "
+          "off the set-user-ID id did not run as root: the comparison "
+          "shows nothing (%r)" % off.out()[-40:])
