@@ -75,9 +75,13 @@ struct ranges {
 /* The SIGSYS action the program has set (or had at start): the guard's
  * handler passes it every SIGSYS that is not the guard's trap. */
 static struct sigaction previous_sigsys;
-/* How deep this thread is in the handler: a trap inside the handler's
- * own call means libc's function was not where the filter allows it. */
+/* How deep this thread is in the handler. A trap inside the handler's
+ * own call means libc's function was not where the filter allows it,
+ * which can only be when one of them was not found (libc_carved false):
+ * only then is a nested trap made directly. Otherwise it is a raw call
+ * of the program's (a signal handler's, say), made through the shim. */
 static __thread int guard_depth;
+static bool libc_carved;
 
 /*
  * The next sigaction, sigprocmask and pthread_sigmask (libc's, or a
@@ -554,7 +558,7 @@ static void on_sigsys(int sig, siginfo_t *info, void *uctx)
     int saved = errno;
     greg_t *g = ((ucontext_t *)uctx)->uc_mcontext.gregs;
     long nr = info->si_syscall;
-    if (guard_depth > 0) {
+    if (guard_depth > 0 && !libc_carved) {
         g[REG_RAX] = direct(nr, g);
     } else {
         guard_depth++;
@@ -598,7 +602,8 @@ static const char *prepare(struct ranges *rs, struct prog *p)
         return "cannot read /proc/self/maps";
     if (valgrind)
         return "valgrind makes the program's system calls";
-    if (!carve_libc(rs))
+    libc_carved = carve_libc(rs);
+    if (!libc_carved)
         ss_log(SS_LOG_DEBUG, "syscall guard: libc's own calls not all "
                "found; a trap inside the shim's call is made directly");
     normalize_to(rs, GUARD_MAX_RANGES);
