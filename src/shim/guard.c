@@ -3,11 +3,11 @@
  * program makes with its own system call instruction (syscall(3), inline
  * assembly) never reaches an interposed name, so without the guard a raw
  * connect to a TLS endpoint would carry plain TCP. A seccomp filter traps
- * those calls when they come from this image's code, except from libc's
- * own connect/accept/accept4/sendto/sendmsg/sendmmsg (where the shim's
- * real calls and glibc's internal ones, syslog's and nscd's, are made);
- * the SIGSYS handler then makes the call through the shim, as if the
- * program had called libc. docs/design.md, "The syscall guard", has the
+ * those calls when they come from the code this image had loaded when
+ * the guard started, except from libc's (where the shim's real calls and
+ * glibc's internal ones, syslog's and nscd's, are made), whose syscall(3)
+ * is trapped all the same; the SIGSYS handler then makes the call through
+ * the shim, as if the program had called libc. docs/design.md, "The syscall guard", has the
  * decision and its costs.
  */
 #include "guard.h"
@@ -36,7 +36,6 @@ static atomic_bool guard_active;
 #if defined(__x86_64__)
 
 #include <dlfcn.h>
-#include <fcntl.h>
 #include <link.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -76,12 +75,13 @@ struct ranges {
  * handler passes it every SIGSYS that is not the guard's trap. */
 static struct sigaction previous_sigsys;
 /* How deep this thread is in the handler. A trap inside the handler's
- * own call means libc's function was not where the filter allows it,
- * which can only be when one of them was not found (libc_carved false):
- * only then is a nested trap made directly. Otherwise it is a raw call
- * of the program's (a signal handler's, say), made through the shim. */
+ * own call means the shim's real call was trapped, which can only be
+ * when libc was not found and so not left out of the ranges
+ * (libc_untrapped false): only then is a nested trap made directly.
+ * Otherwise it is a raw call of the program's (a signal handler's, say),
+ * made through the shim. */
 static __thread int guard_depth;
-static bool libc_carved;
+static bool libc_untrapped;
 
 /*
  * The next sigaction, sigprocmask and pthread_sigmask (libc's, or a
@@ -131,75 +131,137 @@ static void add_range(struct ranges *rs, uint64_t lo, uint64_t hi)
     rs->r[rs->n++] = (struct range){lo, hi};
 }
 
-/* One line of /proc/self/maps: an executable mapping is added. */
-static void add_map_line(struct ranges *rs, const char *line)
+/* What the walk over the loaded objects needs and finds. */
+struct object_walk {
+    struct ranges *rs;
+    uintptr_t libc_anchor;         /* a function only libc defines */
+    uintptr_t libc_base;           /* libc, once found: its load address */
+    const ElfW(Dyn) *libc_dynamic; /* and its dynamic section */
+    bool valgrind;
+};
+
+static bool holds(const struct dl_phdr_info *info, const ElfW(Phdr) *ph,
+                  uintptr_t addr)
 {
-    char *end;
-    uint64_t lo = strtoull(line, &end, 16);
-    if (*end != '-')
-        return;
-    uint64_t hi = strtoull(end + 1, &end, 16);
-    if (*end == ' ' && end[1] != '\0' && end[2] != '\0' && end[3] == 'x')
-        add_range(rs, lo, hi);
+    uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+    return ph->p_type == PT_LOAD && addr >= start &&
+           addr - start < ph->p_memsz;
 }
 
-/* The executable mappings of the process now, and whether valgrind runs
- * it (its own code makes the program's system calls: every call would
- * come from an address the filter traps). Returns false when the maps
- * cannot be read. */
-static bool read_exec_ranges(struct ranges *rs, bool *valgrind)
+/* One loaded object (dl_iterate_phdr): its executable segments are
+ * added, except libc's, which is noted instead. */
+static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    char buf[4096], line[1024];
-    size_t used = 0;
-    ssize_t n;
-    while ((n = REAL(read)(fd, buf, sizeof(buf))) > 0) {
-        for (ssize_t i = 0; i < n; i++) {
-            if (buf[i] != '\n') {
-                if (used < sizeof(line) - 1)
-                    line[used++] = buf[i];
-                continue;
-            }
-            line[used] = '\0';
-            used = 0;
-            add_map_line(rs, line);
-            if (strstr(line, "/valgrind/") != NULL)
-                *valgrind = true;
-        }
+    (void)size;
+    struct object_walk *w = arg;
+    if (info->dlpi_name != NULL && strstr(info->dlpi_name, "vgpreload"))
+        w->valgrind = true;
+    const ElfW(Dyn) *dynamic = NULL;
+    bool is_libc = false;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_DYNAMIC)
+            dynamic = (const ElfW(Dyn) *)(info->dlpi_addr + ph->p_vaddr);
+        is_libc = is_libc || holds(info, ph, w->libc_anchor);
     }
-    REAL(close)(fd);
-    return n == 0;
-}
-
-/* Takes [lo, hi) out of every range (libc's own functions). */
-static void carve(struct ranges *rs, uint64_t lo, uint64_t hi)
-{
-    size_t n = rs->n;
-    for (size_t i = 0; i < n; i++) {
-        struct range *r = &rs->r[i];
-        if (hi <= r->lo || lo >= r->hi)
-            continue;
-        uint64_t tail_lo = hi, tail_hi = r->hi;
-        r->hi = lo > r->lo ? lo : r->lo;
-        add_range(rs, tail_lo, tail_hi);
+    if (is_libc) {
+        w->libc_base = info->dlpi_addr;
+        w->libc_dynamic = dynamic;
+        return 0;
     }
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) != 0)
+            add_range(w->rs, info->dlpi_addr + ph->p_vaddr,
+                      info->dlpi_addr + ph->p_vaddr + ph->p_memsz);
+    }
+    return 0;
 }
 
-/* libc's own definition of name, as [*lo, *hi): the symbol's size from
- * the dynamic symbol table. False when it has none. */
-static bool libc_function(void *libc, const char *name, uint64_t *lo,
-                          uint64_t *hi)
+/* A dynamic-section address: the loader has made most of them absolute,
+ * but not every loader does. */
+static uintptr_t dyn_address(uintptr_t base, ElfW(Addr) ptr)
 {
-    void *f = dlsym(libc, name);
-    Dl_info info;
-    const ElfW(Sym) *sym = NULL;
-    if (f == NULL || dladdr1(f, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 ||
-        sym == NULL || sym->st_size == 0)
+    return ptr < base ? base + ptr : ptr;
+}
+
+static uint32_t gnu_hash(const char *name)
+{
+    uint32_t h = 5381;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        h = h * 33 + *c;
+    return h;
+}
+
+/* name in the dynamic symbol table of the object at base, through its
+ * GNU hash table (what the loader itself uses, without dladdr's scan of
+ * every symbol), or NULL. */
+static const ElfW(Sym) *dynamic_symbol(uintptr_t base,
+                                       const ElfW(Dyn) *dynamic,
+                                       const char *name)
+{
+    const uint32_t *table = NULL;
+    const ElfW(Sym) *symbols = NULL;
+    const char *strings = NULL;
+    for (const ElfW(Dyn) *d = dynamic; d != NULL && d->d_tag != DT_NULL;
+         d++) {
+        if (d->d_tag == DT_GNU_HASH)
+            table = (const uint32_t *)dyn_address(base, d->d_un.d_ptr);
+        else if (d->d_tag == DT_SYMTAB)
+            symbols = (const ElfW(Sym) *)dyn_address(base, d->d_un.d_ptr);
+        else if (d->d_tag == DT_STRTAB)
+            strings = (const char *)dyn_address(base, d->d_un.d_ptr);
+    }
+    if (table == NULL || symbols == NULL || strings == NULL || table[0] == 0)
+        return NULL;
+    uint32_t nbuckets = table[0], first = table[1], bloom_words = table[2];
+    const uint32_t *buckets =
+        table + 4 + bloom_words * (sizeof(ElfW(Addr)) / sizeof(uint32_t));
+    const uint32_t *chain = buckets + nbuckets;
+    uint32_t h = gnu_hash(name);
+    for (uint32_t i = buckets[h % nbuckets]; i >= first; i++) {
+        uint32_t link = chain[i - first];
+        if ((link | 1) == (h | 1) &&
+            strcmp(strings + symbols[i].st_name, name) == 0)
+            return &symbols[i];
+        if (link & 1)
+            break;
+    }
+    return NULL;
+}
+
+/*
+ * The ranges the filter traps: the executable segments of every object
+ * loaded now (the program, its libraries, the loader, the vDSO), except
+ * libc's, where the shim's real calls and glibc's internal ones (syslog's
+ * and nscd's connects, the resolver's) are made. libc's syscall(3) is the
+ * one way into it that takes any call number: it is trapped too. Reads
+ * the loader's list and libc's symbol table in memory, without a system
+ * call. Returns false when libc or its syscall(3) is not found: every
+ * object is trapped then, libc too, and the shim's own calls are made
+ * directly (on_sigsys).
+ */
+static bool guarded_ranges(struct object_walk *w)
+{
+    union {
+        void *p;
+        uintptr_t addr;
+    } anchor = {dlsym(RTLD_DEFAULT, "gnu_get_libc_version")};
+    w->libc_anchor = anchor.addr;
+    dl_iterate_phdr(add_object, w);
+    const ElfW(Sym) *sys =
+        w->libc_dynamic != NULL
+            ? dynamic_symbol(w->libc_base, w->libc_dynamic, "syscall")
+            : NULL;
+    if (sys == NULL || sys->st_size == 0) {
+        /* Trap libc as well: nothing of it may stay unguarded. */
+        w->libc_anchor = 0;
+        w->rs->n = 0;
+        dl_iterate_phdr(add_object, w);
         return false;
-    *lo = (uint64_t)(uintptr_t)f;
-    *hi = *lo + sym->st_size;
+    }
+    uint64_t lo = w->libc_base + sys->st_value;
+    add_range(w->rs, lo, lo + sys->st_size);
     return true;
 }
 
@@ -558,7 +620,7 @@ static void on_sigsys(int sig, siginfo_t *info, void *uctx)
     int saved = errno;
     greg_t *g = ((ucontext_t *)uctx)->uc_mcontext.gregs;
     long nr = info->si_syscall;
-    if (guard_depth > 0 && !libc_carved) {
+    if (guard_depth > 0 && !libc_untrapped) {
         g[REG_RAX] = direct(nr, g);
     } else {
         guard_depth++;
@@ -570,42 +632,18 @@ static void on_sigsys(int sig, siginfo_t *info, void *uctx)
 
 /* --- installing ---------------------------------------------------------- */
 
-static const char *const libc_calls[] = {"connect", "accept",  "accept4",
-                                         "sendto",  "sendmsg", "sendmmsg"};
-
-/* Takes libc's own functions for the six calls out of the ranges.
- * Returns false when one cannot be found: its calls (the shim's own
- * among them) are then trapped, and the handler makes them directly. */
-static bool carve_libc(struct ranges *rs)
-{
-    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
-    if (libc == NULL)
-        return false;
-    bool all = true;
-    for (size_t i = 0; i < sizeof(libc_calls) / sizeof(libc_calls[0]); i++) {
-        uint64_t lo, hi;
-        if (libc_function(libc, libc_calls[i], &lo, &hi))
-            carve(rs, lo, hi);
-        else
-            all = false;
-    }
-    dlclose(libc);
-    return all;
-}
-
 /* The filter for this image into p. Returns NULL, or why the guard
  * cannot be on here. */
 static const char *prepare(struct ranges *rs, struct prog *p)
 {
-    bool valgrind = false;
-    if (!read_exec_ranges(rs, &valgrind))
-        return "cannot read /proc/self/maps";
-    if (valgrind)
+    struct object_walk w = {.rs = rs};
+    libc_untrapped = guarded_ranges(&w);
+    if (w.valgrind)
         return "valgrind makes the program's system calls";
-    libc_carved = carve_libc(rs);
-    if (!libc_carved)
-        ss_log(SS_LOG_DEBUG, "syscall guard: libc's own calls not all "
-               "found; a trap inside the shim's call is made directly");
+    if (!libc_untrapped)
+        ss_log(SS_LOG_DEBUG, "syscall guard: libc's syscall(3) not found; "
+               "libc is trapped too, and the shim's own calls are made "
+               "directly");
     normalize_to(rs, GUARD_MAX_RANGES);
     build_filter(p, rs);
     return p->full ? "too many executable mappings for one filter" : NULL;
