@@ -43,6 +43,7 @@ START_COLUMNS = [
     ("empty", "preload, empty policy (no endpoint)"),
     ("disabled", "preload, one disabled endpoint"),
     ("unused", "preload, a listen and a connect endpoint, unused"),
+    ("unused-noguard", "the same, SECSHIM_SYSCALL_GUARD=off"),
     ("baseline-unused", "baseline preload, the same policy"),
 ]
 
@@ -234,12 +235,15 @@ def print_report(R, kinds, P, bounds, info):
 
     say("")
     say(f"== Untouched descriptors: {P.fd_calls} 1-byte calls (build/bench/fdloop), ns per call")
-    cols = [c for c in ("none", "secshim", "baseline") if c in R.values.get("fd.pipe", {})]
-    say(f"{'':52}" + "".join(f"{c:>12}" for c in cols) + f"{'secshim/none':>14}")
+    cols = [c for c in ("none", "secshim", "noguard", "baseline") if c in R.values.get("fd.pipe", {})]
+    say(f"{'':52}" + "".join(f"{c:>12}" for c in cols) + f"{'secshim/none':>14}{'noguard/none':>14}")
     for mid in ("fd.pipe", "fd.tcp"):
         if mid in M:
             say(f"{OTHER_METRICS[mid][0]:52}" + "".join(fmt(M[mid].get(c), 12) for c in cols) +
-                fmt(ratio(M[mid].get("secshim"), M[mid].get("none")), 14, 3))
+                fmt(ratio(M[mid].get("secshim"), M[mid].get("none")), 14, 3) +
+                fmt(ratio(M[mid].get("noguard"), M[mid].get("none")), 14, 3))
+    say("   noguard: the preload with SECSHIM_SYSCALL_GUARD=off; the difference is the kernel's "
+        "seccomp entry path, on every system call of a guarded process")
 
     if "fork.few" in M:
         say("")
@@ -263,7 +267,7 @@ def print_report(R, kinds, P, bounds, info):
         for col, what in START_COLUMNS:
             if col in M["start"]:
                 v = M["start"][col]
-                extra = "" if col == "none" else f"   +{v - none:.3f} ms over no preload"
+                extra = "" if col == "none" else f"   {v - none:+.3f} ms over no preload"
                 say(f"   {what:56}{v:9.3f}{extra}")
 
     say("")

@@ -297,13 +297,27 @@ def preload_env(ctx, kind, policy):
     return {"LD_PRELOAD": f"{lib}/libsecshim.so", "SECSHIM_CONFIG": policy}
 
 
+# The syscall guard off (docs/design.md, "The syscall guard"): the same
+# preload without its seccomp filter, which puts every system call of the
+# process on the kernel's slower entry path. The column says what of a
+# figure is the shim's code and what the filter's.
+NOGUARD = {"SECSHIM_SYSCALL_GUARD": "off"}
+
+
 def fd_calls(ctx, kinds, P, R, r):
     """P.fd_calls 1-byte read/write calls on a pipe and on a loopback TCP
-    connection no endpoint matches, without the preload and with it."""
-    columns = ["none"] + [k for k in ("secshim", "baseline") if k in kinds]
+    connection no endpoint matches, without the preload, with it, and
+    with it but the syscall guard off ("noguard")."""
+    columns = ["none"] + [k for k in ("secshim", "noguard", "baseline")
+                          if k in kinds or (k == "noguard" and "secshim" in kinds)]
     for mode in ("pipe", "tcp"):
         for col in rotated(columns, r):
-            env = {} if col == "none" else preload_env(ctx, col, unused_policy(ctx))
+            if col == "none":
+                env = {}
+            elif col == "noguard":
+                env = {**preload_env(ctx, "secshim", unused_policy(ctx)), **NOGUARD}
+            else:
+                env = preload_env(ctx, col, unused_policy(ctx))
             out = run([f"{ctx.build}/bench/fdloop", mode, str(P.fd_calls)], env=env).split()
             R.add(f"fd.{mode}", col, float(out[5]))  # the median batch's ns per call
 
@@ -330,11 +344,13 @@ def process_start(ctx, kinds, P, R, r):
     waitpid in build/bench/startloop), in an environment of nothing but
     the preload variables."""
     policies = start_policies(ctx)
-    configs = [("none", None, None)] + [(name, "secshim", path) for name, path in policies.items()]
+    configs = [("none", None, None, {})] + [(name, "secshim", path, {})
+                                           for name, path in policies.items()]
+    configs.append(("unused-noguard", "secshim", policies["unused"], NOGUARD))
     if "baseline" in kinds:
-        configs.append(("baseline-unused", "baseline", policies["unused"]))
-    for col, kind, policy in rotated(configs, r):
-        env = [] if kind is None else [a for k, v in preload_env(ctx, kind, policy).items()
+        configs.append(("baseline-unused", "baseline", policies["unused"], {}))
+    for col, kind, policy, extra in rotated(configs, r):
+        env = [] if kind is None else [a for k, v in {**preload_env(ctx, kind, policy), **extra}.items()
                                        for a in ("-e", f"{k}={v}")]
         out = run([f"{ctx.build}/bench/startloop", str(P.start_runs), *env, "--", "/bin/true"]).split()
         R.add("start", col, float(out[1]))
