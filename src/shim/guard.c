@@ -55,7 +55,8 @@ static atomic_bool guard_active;
 #define GUARD_TRAP_DATA 0x5353u
 /* What the handler puts in r9, an argument register connect, accept,
  * accept4, sendmsg and sendmmsg do not use, when it must make one of them
- * itself (a trap inside its own call: below). The filter lets it pass. */
+ * itself (a trap inside its own call, which only happens when libc was
+ * not found: guard_depth below). The filter lets it pass. */
 #define GUARD_MAGIC 0x5ec5b1a5c0ffee11ull
 /* Executable ranges the filter holds: 6 instructions each, under the
  * kernel's 4,096 per filter. The closest are merged beyond that. */
@@ -517,7 +518,7 @@ static void build_filter(struct prog *p, const struct ranges *rs)
 /* --- the handler --------------------------------------------------------- */
 
 /* The call itself, with the magic in r9: for a trap inside the handler's
- * own call (libc's function was not where the filter allows it). */
+ * own call (libc was not found, so its code is trapped too). */
 static long magic_syscall(long nr, long a0, long a1, long a2, long a3)
 {
     register long r10 __asm__("r10") = a3;
