@@ -530,7 +530,7 @@ int main(int argc, char **argv)
 """
 
 
-def raw_connect_first_bytes(c, prog, port, guard):
+def raw_connect_first_bytes(c, prog, guard):
     """What a plain listener reads first from raw_connect under a policy
     that names it as TLS, with the syscall guard on or off."""
     srv = socket.socket()
@@ -580,11 +580,11 @@ def docs_limit_raw_connect_is_not_seen(c):
     prog = c.path("raw_connect")
     c.run("cc", ["cc", "-o", prog, src], timeout=60)
     check(os.path.exists(prog), "could not build raw_connect")
-    got = raw_connect_first_bytes(c, prog, 0, guard=True)
+    got = raw_connect_first_bytes(c, prog, guard=True)
     check(got[:1] == b"\x16" and b"RAW-CONNECT" not in got,
           "with the guard on the listener got %r, not a TLS handshake "
           "record" % got[:16])
-    got = raw_connect_first_bytes(c, prog, 0, guard=False)
+    got = raw_connect_first_bytes(c, prog, guard=False)
     check(got == b"RAW-CONNECT-PLAINTEXT\n", "with the guard off the "
           "listener got %r: if that is TLS now, docs/operations.md 'Limits' "
           "and README 'Known limits' are stale" % got)
