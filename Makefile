@@ -32,6 +32,9 @@ TLS_ENGINE_OBJ  := $(filter-out $(addprefix $(BUILD)/obj/src/engine/,\
                      policy.o log.o compat.o status.o),$(ENGINE_OBJ))
 UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
 APP_BIN    := $(APP_SRC:test/apps/%.c=$(BUILD)/apps/%)
+PLUGIN_SRC := $(sort $(wildcard test/apps/plugins/*.c))
+PLUGIN_BIN := $(PLUGIN_SRC:test/apps/plugins/%.c=$(BUILD)/apps/plugins/%.so)
+BENCH_PRELOAD := $(patsubst test/bench/preload/%.c,$(BUILD)/bench/preload/%.so,$(sort $(wildcard test/bench/preload/*.c)))
 BENCH_BIN  := $(BENCH_SRC:test/bench/%.c=$(BUILD)/bench/%)
 
 ENGINE_LIB := $(BUILD)/libsecshim-engine.a
@@ -43,7 +46,7 @@ CLI        := $(BUILD)/secshim
         test-asan asan test-tsan tsan demo bench bench-quick lint \
         check-old-headers clean install uninstall deb soak
 
-all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN) $(BENCH_BIN)
+all: $(ENGINE_LIB) $(SHIM_LIB) $(CLI) $(UNIT_BIN) $(APP_BIN) $(PLUGIN_BIN) $(BENCH_BIN) $(BENCH_PRELOAD)
 
 deps:
 	@tools/install-deps
@@ -81,6 +84,12 @@ $(BUILD)/apps/%: test/apps/%.c $(wildcard test/apps/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(SS_CPPFLAGS) $(filter-out $(APP_UNSANITIZED),$(SS_CFLAGS)) -o $@ $< -lpthread
 
+# Libraries the test programs load with dlopen after start (raw_calls
+# --via plugin): libc only, like the programs.
+$(BUILD)/apps/plugins/%.so: test/apps/plugins/%.c $(wildcard test/apps/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(SS_CPPFLAGS) $(filter-out $(APP_UNSANITIZED),$(SS_CFLAGS)) -shared -o $@ $<
+
 # The benchmark's own programs (test/bench/*.c): hsloop links OpenSSL (it
 # is the library's bound, measured without the shim); the others, like
 # test/apps, link nothing but libc, because they run under the shim.
@@ -89,6 +98,12 @@ $(BUILD)/bench/%: test/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -o $@ $< \
 	    $(if $(filter $(BENCH_OPENSSL),$*),-lssl -lcrypto)
+
+# What the benchmark preloads instead of the shim (test/bench/preload/):
+# libc only.
+$(BUILD)/bench/preload/%.so: test/bench/preload/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -shared -o $@ $<
 
 # The soak (test/soak/run, docs/testing.md "Soak") runs after test-fuzz,
 # alone too: its mixed load keeps a core busy for about 80 s,

@@ -7,8 +7,14 @@
  * the guard started, except from libc's (where the shim's real calls and
  * glibc's internal ones, syslog's and nscd's, are made), whose syscall(3)
  * is trapped all the same; the SIGSYS handler then makes the call through
- * the shim, as if the program had called libc. docs/design.md, "The syscall guard", has the
- * decision and its costs.
+ * the shim, as if the program had called libc. With
+ * SECSHIM_SYSCALL_GUARD=strict, code the loader maps later (a library
+ * dlopen'ed by the program or by libc) is covered as it is mapped: the
+ * filter traps the loader's executable mappings, and the handler makes
+ * each one and adds a filter for its range before the loader can run it.
+ * Each such filter costs every uncached system call (sends, mmap) its
+ * run, which is why that is not the default. docs/design.md, "The
+ * syscall guard", has the decision and its costs.
  */
 #include "guard.h"
 
@@ -36,11 +42,16 @@ static atomic_bool guard_active;
 #if defined(__x86_64__)
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <link.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -61,6 +72,13 @@ static atomic_bool guard_active;
 /* Executable ranges the filter holds: 6 instructions each, under the
  * kernel's 4,096 per filter. The closest are merged beyond that. */
 #define GUARD_MAX_RANGES 500
+/* Code mapped later that the guard covers, each with a filter of its own
+ * (44 instructions). The kernel's limit comes first: 32,768 instructions
+ * in all its filters, counted after its own translation (about 66 for
+ * one of these): about 490 later filters here. */
+#define GUARD_MAX_LATER 1024
+/* SECCOMP_RET_DATA of the trap of the loader's executable mappings. */
+#define GUARD_MAP_DATA 0x5354u
 #define X32_BIT 0x40000000u
 
 struct range {
@@ -138,6 +156,9 @@ struct object_walk {
     uintptr_t libc_anchor;         /* a function only libc defines */
     uintptr_t libc_base;           /* libc, once found: its load address */
     const ElfW(Dyn) *libc_dynamic; /* and its dynamic section */
+    uintptr_t loader_base;         /* the loader's (AT_BASE), or 0 */
+    struct range loader[4];        /* and its executable segments */
+    size_t loader_n;
     bool valgrind;
 };
 
@@ -170,11 +191,16 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
         w->libc_dynamic = dynamic;
         return 0;
     }
+    bool is_loader = w->loader_base != 0 && info->dlpi_addr == w->loader_base;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) != 0)
-            add_range(w->rs, info->dlpi_addr + ph->p_vaddr,
-                      info->dlpi_addr + ph->p_vaddr + ph->p_memsz);
+        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_X) == 0)
+            continue;
+        struct range code = {info->dlpi_addr + ph->p_vaddr,
+                             info->dlpi_addr + ph->p_vaddr + ph->p_memsz};
+        add_range(w->rs, code.lo, code.hi);
+        if (is_loader && w->loader_n < sizeof(w->loader) / sizeof(w->loader[0]))
+            w->loader[w->loader_n++] = code;
     }
     return 0;
 }
@@ -258,6 +284,7 @@ static bool guarded_ranges(struct object_walk *w)
         /* Trap libc as well: nothing of it may stay unguarded. */
         w->libc_anchor = 0;
         w->rs->n = 0;
+        w->loader_n = 0;
         dl_iterate_phdr(add_object, w);
         return false;
     }
@@ -314,6 +341,7 @@ static void normalize_to(struct ranges *rs, size_t limit)
 
 #define RET_ALLOW SECCOMP_RET_ALLOW
 #define RET_TRAP (SECCOMP_RET_TRAP | GUARD_TRAP_DATA)
+#define RET_MAP_TRAP (SECCOMP_RET_TRAP | GUARD_MAP_DATA)
 #define RET_EPERM (SECCOMP_RET_ERRNO | EPERM)
 
 struct prog {
@@ -370,9 +398,10 @@ static void land(struct prog *p, size_t at)
         p->ins[at].k = (uint32_t)(p->n - at - 1);
 }
 
-/* "trap when the instruction pointer is in [a, b]", a and b in one 4 GiB
- * block (the filter compares 32-bit words): six instructions. */
-static void emit_block_check(struct prog *p, uint64_t a, uint64_t b)
+/* "return action when the instruction pointer is in [a, b]", a and b in
+ * one 4 GiB block (the filter compares 32-bit words): six instructions. */
+static void emit_block_check(struct prog *p, uint64_t a, uint64_t b,
+                             uint32_t action)
 {
     load(p, DATA_IP_HI);
     emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
@@ -382,19 +411,21 @@ static void emit_block_check(struct prog *p, uint64_t a, uint64_t b)
                                          (uint32_t)a, 0, 2));
     emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K,
                                          (uint32_t)b, 1, 0));
-    ret(p, RET_TRAP);
+    ret(p, action);
 }
 
-/* "trap when the instruction pointer is in one of the ranges, else
- * allow"; a range that crosses a 4 GiB line is checked block by block. */
-static void emit_ip_check(struct prog *p, const struct ranges *rs)
+/* "return action when the instruction pointer is in one of the n ranges
+ * at r, else allow"; a range that crosses a 4 GiB line is checked block by
+ * block. */
+static void emit_ip_check(struct prog *p, const struct range *r, size_t n,
+                          uint32_t action)
 {
-    for (size_t i = 0; i < rs->n && !p->full; i++) {
-        uint64_t last = rs->r[i].hi - 1;
-        for (uint64_t a = rs->r[i].lo; !p->full;) {
+    for (size_t i = 0; i < n && !p->full; i++) {
+        uint64_t last = r[i].hi - 1;
+        for (uint64_t a = r[i].lo; !p->full;) {
             uint64_t block_end = a | 0xffffffffull;
             uint64_t b = block_end < last ? block_end : last;
-            emit_block_check(p, a, b);
+            emit_block_check(p, a, b, action);
             if (b == last)
                 break;
             a = b + 1;
@@ -452,12 +483,38 @@ static void emit_x32(struct prog *p)
 }
 
 /*
- * The program. Every system call other than the six (and io_uring_setup)
- * is allowed on its number and architecture alone, which the kernel
- * caches per number (Linux 5.11+): the filter costs the program's other
- * calls nothing.
+ * What one filter traps. The image's filter (first) traps the six from the
+ * image's code, the loader's executable mappings (when loader_n > 0), and
+ * refuses io_uring and the 32-bit ABIs. A filter for code mapped later
+ * traps the six from its one range and nothing else: the kernel runs every
+ * filter and takes the strictest answer, so the first one's refusals hold.
  */
-static void build_filter(struct prog *p, const struct ranges *rs)
+struct filter_spec {
+    const struct range *code;
+    size_t code_n;
+    const struct range *loader;
+    size_t loader_n;
+    bool first;
+};
+
+/* mmap and mprotect with PROT_EXEC from the loader's code: the trap that
+ * covers a library as it is mapped (map_code below). */
+static void emit_loader_maps(struct prog *p, const struct filter_spec *f)
+{
+    load(p, DATA_ARG_LO(2)); /* prot, of both calls */
+    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K,
+                                         PROT_EXEC, 1, 0));
+    ret(p, RET_ALLOW);
+    emit_ip_check(p, f->loader, f->loader_n, RET_MAP_TRAP);
+}
+
+/*
+ * One filter. Every system call other than the six (and, in the first,
+ * io_uring_setup, mmap and mprotect) is allowed on its number and
+ * architecture alone, which the kernel caches per number (Linux 5.11+):
+ * the filter program does not run for the program's other calls.
+ */
+static void build_filter(struct prog *p, const struct filter_spec *f)
 {
     load(p, DATA_ARCH);
     emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
@@ -473,18 +530,36 @@ static void build_filter(struct prog *p, const struct ranges *rs)
     size_t to_flags2 = jump_if_equal(p, SYS_sendmsg);
     size_t to_flags3 = jump_if_equal(p, SYS_sendmmsg);
     size_t to_sendto = jump_if_equal(p, SYS_sendto);
-    /* io_uring's connect and accept are made by the kernel, where no
-     * filter sees them: io_uring is refused (programs fall back). */
-    emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
-                                         SYS_io_uring_setup, 0, 1));
-    ret(p, RET_EPERM);
+    bool maps = f->first && f->loader_n > 0;
+    size_t to_maps[2] = {maps ? jump_if_equal(p, SYS_mmap) : SIZE_MAX,
+                         maps ? jump_if_equal(p, SYS_mprotect) : SIZE_MAX};
+    if (f->first) {
+        /* io_uring's connect and accept are made by the kernel, where no
+         * filter sees them: io_uring is refused (programs fall back). */
+        emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                             SYS_io_uring_setup, 0, 1));
+        ret(p, RET_EPERM);
+    }
     ret(p, RET_ALLOW);
 
+    /* The 32-bit ABIs: refused in the first filter, left to it in the
+     * others. */
     land(p, to_foreign);
-    load(p, DATA_NR);
-    emit_foreign_abis(p);
-    land(p, to_x32);
-    emit_x32(p);
+    if (f->first) {
+        load(p, DATA_NR);
+        emit_foreign_abis(p);
+        land(p, to_x32);
+        emit_x32(p);
+    } else {
+        land(p, to_x32);
+        ret(p, RET_ALLOW);
+    }
+
+    if (maps) {
+        land(p, to_maps[0]);
+        land(p, to_maps[1]);
+        emit_loader_maps(p, f);
+    }
 
     /* Sends are the guard's business only with MSG_FASTOPEN (a connect). */
     land(p, to_flags2);
@@ -512,7 +587,7 @@ static void build_filter(struct prog *p, const struct ranges *rs)
                                          (uint32_t)(GUARD_MAGIC >> 32), 0, 1));
     ret(p, RET_ALLOW);
     land(p, fastopen_sendto);
-    emit_ip_check(p, rs);
+    emit_ip_check(p, f->code, f->code_n, RET_TRAP);
 }
 
 /* --- the handler --------------------------------------------------------- */
@@ -585,6 +660,113 @@ static long through_shim(long nr, const greg_t *g)
     return rc < 0 ? -errno : rc;
 }
 
+/* --- code mapped later (SECSHIM_SYSCALL_GUARD=strict) ---------------------- */
+
+/*
+ * Code the loader maps after the guard started (a library the program or
+ * libc dlopens, and what that library needs) is trapped from the moment
+ * it exists: the first filter traps the loader's mmap and mprotect with
+ * PROT_EXEC, and map_code makes the call and installs a filter for the
+ * new range before the loader can run a byte of it. When that filter
+ * cannot be installed, the mapping is taken back and the call fails
+ * (ENOMEM), so the loader fails the dlopen and no unguarded code runs.
+ */
+
+/* The code ranges the filters trap: the first filter's (set once by
+ * guard_start) and one per later filter, with the program of the next.
+ * later_lock guards them; it is a leaf (nothing is taken while it is
+ * held) and fork takes it last. */
+static pthread_mutex_t later_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ranges *first_code;
+static struct range later_code[GUARD_MAX_LATER];
+static size_t later_n;
+static struct prog later_prog;
+
+/* How deep this thread is in the shim's load of its own TLS half:
+ * libssl, libcrypto and the shim's code are trusted like libc's, and get
+ * no filter (each would cost one at the first connection). */
+static __thread int own_load_depth;
+
+static int install_filter(struct prog *p, bool *nnp);
+
+static bool within(const struct range *r, size_t n, uint64_t lo, uint64_t hi)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lo >= r[i].lo && hi <= r[i].hi)
+            return true;
+    return false;
+}
+
+/* Traps the six from [lo, hi) too, unless a filter already does. Returns
+ * 0 or an errno (nothing installed then). */
+static int cover(uint64_t lo, uint64_t hi)
+{
+    pthread_mutex_lock(&later_lock);
+    int err = 0;
+    if (!within(first_code->r, first_code->n, lo, hi) &&
+        !within(later_code, later_n, lo, hi)) {
+        struct range code = {lo, hi};
+        struct filter_spec f = {.code = &code, .code_n = 1};
+        later_prog.n = 0;
+        later_prog.full = false;
+        build_filter(&later_prog, &f);
+        bool nnp = false;
+        err = later_n == GUARD_MAX_LATER ? ENOSPC
+                                         : install_filter(&later_prog, &nnp);
+        if (err == 0)
+            later_code[later_n++] = code;
+    }
+    size_t filters = later_n;
+    pthread_mutex_unlock(&later_lock);
+    if (err == 0)
+        ss_log(SS_LOG_DEBUG, "syscall guard: code mapped at %#llx-%#llx is "
+               "guarded (%zu later filters)", (unsigned long long)lo,
+               (unsigned long long)hi, filters);
+    return err;
+}
+
+/*
+ * The loader's trapped mmap or mprotect with PROT_EXEC: made here, then
+ * its range covered. The result as the kernel's would be: the address or
+ * 0, or -errno. A range that cannot be covered is taken back (unmapped,
+ * or left without any access) and the call answers ENOMEM.
+ */
+static long map_code(long nr, const greg_t *g)
+{
+    void *addr = (void *)g[REG_RDI];
+    size_t len = (size_t)g[REG_RSI];
+    int prot = (int)g[REG_RDX], flags = (int)g[REG_R10];
+    long result = 0;
+    if (nr == SYS_mmap) {
+        addr = mmap(addr, len, prot, flags, (int)g[REG_R8], (off_t)g[REG_R9]);
+        if (addr == MAP_FAILED)
+            return -errno;
+        result = (long)addr;
+    } else if (mprotect(addr, len, prot) != 0) {
+        return -errno;
+    }
+    if (own_load_depth > 0)
+        return result;
+    const uint64_t page = 4096;
+    uint64_t lo = (uintptr_t)addr & ~(page - 1);
+    uint64_t hi = ((uintptr_t)addr + len + page - 1) & ~(page - 1);
+    int err = cover(lo, hi);
+    if (err == 0)
+        return result;
+    if (nr == SYS_mmap && (flags & MAP_FIXED) == 0)
+        (void)munmap(addr, len);
+    else
+        (void)mprotect(addr, len, PROT_NONE);
+    ss_log_event(SS_LOG_ERROR, "guard_map_refused", NULL, "syscall guard: "
+                 "code mapped at %#llx-%#llx cannot be guarded (%s): its "
+                 "mapping is refused, so the load fails",
+                 (unsigned long long)lo, (unsigned long long)hi,
+                 err == ENOSPC || err == ENOMEM
+                     ? "no room for another filter in this process"
+                     : strerror(err));
+    return -ENOMEM;
+}
+
 /* A SIGSYS that is not the guard's goes where it would have gone. */
 static void pass_on(int sig, siginfo_t *info, void *uctx)
 {
@@ -614,14 +796,26 @@ static void pass_on(int sig, siginfo_t *info, void *uctx)
 static void on_sigsys(int sig, siginfo_t *info, void *uctx)
 {
     if (info->si_code != GUARD_SI_SECCOMP ||
-        (unsigned)info->si_errno != GUARD_TRAP_DATA) {
+        ((unsigned)info->si_errno != GUARD_TRAP_DATA &&
+         (unsigned)info->si_errno != GUARD_MAP_DATA)) {
         pass_on(sig, info, uctx);
         return;
     }
     int saved = errno;
+    /* The shim's work here may trap again (its first connection loads
+     * its TLS half, whose mappings the loader makes): SIGSYS must be
+     * deliverable, also under a wrapper of this handler that blocks every
+     * signal (ThreadSanitizer's). sigreturn restores the thread's mask. */
+    sigset_t sys;
+    sigemptyset(&sys);
+    sigaddset(&sys, SIGSYS);
+    (void)next_signal_fn(&next_pthread_sigmask, "pthread_sigmask")
+        .mask(SIG_UNBLOCK, &sys, NULL);
     greg_t *g = ((ucontext_t *)uctx)->uc_mcontext.gregs;
     long nr = info->si_syscall;
-    if (guard_depth > 0 && !libc_untrapped) {
+    if ((unsigned)info->si_errno == GUARD_MAP_DATA) {
+        g[REG_RAX] = map_code(nr, g);
+    } else if (guard_depth > 0 && !libc_untrapped) {
         g[REG_RAX] = direct(nr, g);
     } else {
         guard_depth++;
@@ -633,11 +827,49 @@ static void on_sigsys(int sig, siginfo_t *info, void *uctx)
 
 /* --- installing ---------------------------------------------------------- */
 
-/* The filter for this image into p. Returns NULL, or why the guard
- * cannot be on here. */
-static const char *prepare(struct ranges *rs, struct prog *p)
+/*
+ * Whether an exec'd image's loader lands somewhere else than this one's,
+ * as it does unless the personality (setarch -R, a debugger) or the system
+ * turned address randomization off. Without it, a child's loader would lie
+ * where this one's does, and its first mapping would be trapped before the
+ * child has a handler: the loader's mappings are then not trapped.
+ */
+static bool addresses_random(void)
 {
-    struct object_walk w = {.rs = rs};
+    int persona = personality(0xffffffff);
+    if (persona != -1 && (persona & ADDR_NO_RANDOMIZE) != 0)
+        return false;
+    int fd = open("/proc/sys/kernel/randomize_va_space", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true; /* the kernel's default */
+    char level = '2';
+    ssize_t n = REAL(read)(fd, &level, 1);
+    (void)REAL(close)(fd);
+    return n != 1 || level != '0';
+}
+
+/* What the guard line says of code mapped later. */
+static const char *later_code_note(bool strict, bool loader_found,
+                                   bool random)
+{
+    if (!strict)
+        return "code loaded later is not guarded "
+               "(SECSHIM_SYSCALL_GUARD=strict guards it)";
+    if (!loader_found)
+        return "code loaded later is not guarded: the loader was not found";
+    return random ? "code loaded later is guarded as it is mapped"
+                  : "code loaded later is not guarded: address "
+                    "randomization is off";
+}
+
+/* The first filter, for this image, into p. With strict, it also traps
+ * the loader's mappings of code where that is safe (*later says so).
+ * *note is what the guard line says of it. Returns NULL, or why the guard
+ * cannot be on here. */
+static const char *prepare(struct ranges *rs, struct prog *p, bool strict,
+                           bool *later, const char **note)
+{
+    struct object_walk w = {.rs = rs, .loader_base = getauxval(AT_BASE)};
     libc_untrapped = guarded_ranges(&w);
     if (w.valgrind)
         return "valgrind makes the program's system calls";
@@ -646,7 +878,13 @@ static const char *prepare(struct ranges *rs, struct prog *p)
                "libc is trapped too, and the shim's own calls are made "
                "directly");
     normalize_to(rs, GUARD_MAX_RANGES);
-    build_filter(p, rs);
+    *later = strict && w.loader_n > 0 && addresses_random();
+    *note = later_code_note(strict, w.loader_n > 0, *later);
+    struct filter_spec f = {.code = rs->r, .code_n = rs->n,
+                            .loader = w.loader,
+                            .loader_n = *later ? w.loader_n : 0,
+                            .first = true};
+    build_filter(p, &f);
     return p->full ? "too many executable mappings for one filter" : NULL;
 }
 
@@ -722,11 +960,17 @@ void guard_start(void)
         log_off("SECSHIM_SYSCALL_GUARD=off");
         return;
     }
+    bool strict = env != NULL && strcmp(env, "strict") == 0;
     struct ranges *rs = calloc(1, sizeof(*rs));
     struct prog *p = calloc(1, sizeof(*p));
-    const char *why = rs != NULL && p != NULL ? prepare(rs, p)
-                                              : "out of memory";
+    bool later = false;
+    const char *note = "";
+    const char *why = rs != NULL && p != NULL
+                          ? prepare(rs, p, strict, &later, &note)
+                          : "out of memory";
     bool nnp = false;
+    if (later)
+        first_code = rs; /* the handler's from the moment the filter is in */
     int err = why == NULL ? arm(p, &nnp) : 0;
     char seccomp_why[128];
     if (err != 0) {
@@ -734,15 +978,44 @@ void guard_start(void)
                  strerror(err));
         why = seccomp_why;
     }
-    if (why != NULL)
-        log_off(why);
-    else
-        ss_log_event(SS_LOG_INFO, "guard_on", NULL, "syscall guard on: "
-                     "connect, accept and Fast Open system calls made "
-                     "without libc go through the shim (%zu code ranges%s)",
-                     rs->n, nnp ? "; no_new_privs set" : "");
-    free(rs);
     free(p);
+    if (why != NULL) {
+        log_off(why);
+        first_code = NULL; /* no filter: nothing traps */
+        free(rs);
+        return;
+    }
+    ss_log_event(SS_LOG_INFO, "guard_on", NULL, "syscall guard on: connect, "
+                 "accept and Fast Open system calls made without libc go "
+                 "through the shim (%zu code ranges; %s%s)", rs->n, note,
+                 nnp ? "; no_new_privs set" : "");
+    if (!later)
+        free(rs); /* kept only for the later filters' look-ups */
+}
+
+void guard_own_load_begin(void)
+{
+    own_load_depth++;
+}
+
+void guard_own_load_end(void)
+{
+    own_load_depth--;
+}
+
+void guard_fork_prepare(void)
+{
+    pthread_mutex_lock(&later_lock);
+}
+
+void guard_fork_parent(void)
+{
+    pthread_mutex_unlock(&later_lock);
+}
+
+void guard_fork_child(void)
+{
+    pthread_mutex_unlock(&later_lock);
 }
 
 /* --- the program's signal calls ------------------------------------------ */
@@ -841,5 +1114,11 @@ void guard_start(void)
                  "a connect or accept system call made without libc is not "
                  "seen by the shim", "built for x86-64 only");
 }
+
+void guard_own_load_begin(void) {}
+void guard_own_load_end(void) {}
+void guard_fork_prepare(void) {}
+void guard_fork_parent(void) {}
+void guard_fork_child(void) {}
 
 #endif

@@ -341,8 +341,10 @@ static int tls_ready(void)
     state = atomic_load_explicit(&tls_state, memory_order_relaxed);
     if (state == TLS_UNTRIED) {
         struct ss_errbuf err = {""};
+        guard_own_load_begin(); /* the shim's code, not the program's */
         state = shim_tls_load(shim_exit, &err) == 0 ? TLS_LOADED
                                                     : TLS_FAILED;
+        guard_own_load_end();
         if (state == TLS_FAILED)
             ss_log(SS_LOG_ERROR, "%s: no endpoint can be used in this "
                    "process", err.msg);
@@ -416,10 +418,12 @@ static void fork_prepare(void)
     if (tls_loaded())
         ss_session_fork_prepare();
     ss_log_fork_prepare();
+    guard_fork_prepare(); /* a leaf */
 }
 
 static void fork_parent(void)
 {
+    guard_fork_parent();
     ss_log_fork_parent();
     if (tls_loaded())
         ss_session_fork_parent();
@@ -438,6 +442,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     shim_gate_fork_child();
+    guard_fork_child();
     ss_log_fork_child();
     if (tls_loaded())
         ss_session_fork_child(); /* it keeps the sessions and keys */

@@ -5,17 +5,21 @@
  * test/integration/cases_guard.py. libc only: the same program runs over
  * plain TCP (the reference) and under the shim.
  *
- *   raw_calls connect HOST PORT [--via syscall|asm|int80|socketcall]
+ *   raw_calls connect HOST PORT
+ *                     [--via syscall|asm|plugin|int80|socketcall]
  *                     [--thread]
  *                     [client options]
  *   raw_calls fastopen HOST PORT [client options]
  *   raw_calls serve PORT PORT_FILE
  *   raw_calls io_uring
+ *   raw_calls load-many DIR COUNT
  *   raw_calls blocked-connect HOST PORT
  *
  * connect: libc's socket(), then connect(2) through syscall(3) (--via
  * syscall, the default), the program's own syscall instruction (--via
- * asm) or the 32-bit ABI's int 0x80 (--via int80: i386's connect;
+ * asm), that of a library loaded with dlopen after start (--via plugin:
+ * plugins/raw_connect.so beside the program) or the 32-bit ABI's int
+ * 0x80 (--via int80: i386's connect;
  * --via socketcall: socketcall(SYS_CONNECT)), from the main thread or a
  * new one (--thread); then the client
  * exchange of ev_common.h over libc's read/write ("ok N bytes sha=X").
@@ -28,32 +32,22 @@
  * through libc until EOF; exit 0 when all was echoed.
  * io_uring: io_uring_setup(2); prints "io_uring_setup: ok" or
  * "io_uring_setup: <errno text>"; exit 0 either way.
+ * load-many: dlopen of DIR/lib-0.so ... DIR/lib-(COUNT-1).so (copies of
+ * one library, each its own object), stopping at the first that fails:
+ * prints "loaded K of COUNT", and "dlopen: <dlerror>" for a failure;
+ * exit 0 either way.
  * blocked-connect: blocks every signal, then connect(2) through
  * syscall(3): prints "connected" or "connect: <reason>".
  * Exit 0 ok, 1 I/O or stream error, 2 usage or bound, 3 connect failed.
  */
 #include "ev_common.h"
+#include "raw_connect.h"
 
+#include <dlfcn.h>
+#include <libgen.h>
 #include <stdbool.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-
-/* connect(2) with the program's own instruction: no libc function at all
- * between the program and the kernel. */
-static long asm_connect(int fd, const struct sockaddr *addr, socklen_t len)
-{
-    long rc;
-    __asm__ volatile("syscall"
-                     : "=a"(rc)
-                     : "a"((long)SYS_connect), "D"((long)fd), "S"(addr),
-                       "d"((long)len)
-                     : "rcx", "r11", "memory");
-    if (rc < 0) {
-        errno = (int)-rc;
-        return -1;
-    }
-    return rc;
-}
 
 /* connect(2) through the 32-bit ABI (int 0x80), which a 64-bit process
  * can reach too: i386's connect (362), or socketcall(2) with SYS_CONNECT
@@ -86,6 +80,34 @@ static long int80_connect(int fd, const struct sockaddr *addr, socklen_t len,
     return rc;
 }
 
+/* connect(2) with the own instruction of plugins/raw_connect.so, loaded
+ * now: code that was not there when the program started. */
+static long plugin_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    char path[4096];
+    if (readlink("/proc/self/exe", path, sizeof(path) - 64) < 0)
+        return -1;
+    path[sizeof(path) - 64] = '\0';
+    char *dir = dirname(path);
+    char lib[4160];
+    snprintf(lib, sizeof(lib), "%s/plugins/raw_connect.so", dir);
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        fprintf(stderr, "%s: dlopen: %s\n", ev_prog, dlerror());
+        errno = ELIBACC;
+        return -1;
+    }
+    union {
+        void *p;
+        int (*f)(int, const struct sockaddr *, socklen_t);
+    } fn = {dlsym(h, "raw_plugin_connect")};
+    if (fn.p == NULL) {
+        errno = ELIBBAD;
+        return -1;
+    }
+    return fn.f(fd, addr, len);
+}
+
 static void ipv4(const char *host, const char *port, struct sockaddr_in *a)
 {
     memset(a, 0, sizeof(*a));
@@ -97,12 +119,12 @@ static void ipv4(const char *host, const char *port, struct sockaddr_in *a)
     }
 }
 
-#define VIA_USAGE "[--via syscall|asm|int80|socketcall] [--thread]"
+#define VIA_USAGE "[--via syscall|asm|plugin|int80|socketcall] [--thread]"
 
 /* How the connect is made. */
-enum via { VIA_SYSCALL, VIA_ASM, VIA_INT80, VIA_SOCKETCALL };
+enum via { VIA_SYSCALL, VIA_ASM, VIA_PLUGIN, VIA_INT80, VIA_SOCKETCALL };
 
-struct raw_connect {
+struct connect_job {
     const struct ev_client_opts *o;
     enum via via;
     int fd;
@@ -111,12 +133,13 @@ struct raw_connect {
 
 static void *do_raw_connect(void *arg)
 {
-    struct raw_connect *rc = arg;
+    struct connect_job *rc = arg;
     struct sockaddr_in a;
     ipv4(rc->o->host, rc->o->port, &a);
     rc->fd = socket(AF_INET, SOCK_STREAM, 0);
     const struct sockaddr *sa = (const struct sockaddr *)&a;
-    long r = rc->via == VIA_ASM     ? asm_connect(rc->fd, sa, sizeof(a))
+    long r = rc->via == VIA_ASM     ? raw_connect(rc->fd, sa, sizeof(a))
+             : rc->via == VIA_PLUGIN ? plugin_connect(rc->fd, sa, sizeof(a))
              : rc->via == VIA_INT80
                  ? int80_connect(rc->fd, sa, sizeof(a), false)
              : rc->via == VIA_SOCKETCALL
@@ -140,13 +163,14 @@ static int cmd_connect(int argc, char **argv)
 {
     struct ev_client_opts o;
     ev_client_opts_init(&o);
-    struct raw_connect rc = {&o, VIA_SYSCALL, -1, 0};
+    struct connect_job rc = {&o, VIA_SYSCALL, -1, 0};
     bool thread = false;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--thread") == 0)
             thread = true;
         else if (strcmp(argv[i], "--via") == 0 && i + 1 < argc)
             rc.via = strcmp(argv[++i], "asm") == 0          ? VIA_ASM
+                     : strcmp(argv[i], "plugin") == 0     ? VIA_PLUGIN
                      : strcmp(argv[i], "int80") == 0      ? VIA_INT80
                      : strcmp(argv[i], "socketcall") == 0 ? VIA_SOCKETCALL
                                                           : VIA_SYSCALL;
@@ -255,6 +279,24 @@ static int cmd_blocked_connect(int argc, char **argv)
     return 0;
 }
 
+static int cmd_load_many(int argc, char **argv)
+{
+    if (argc != 4)
+        return fprintf(stderr, "usage: %s load-many DIR COUNT\n", ev_prog), 2;
+    ev_bound(120);
+    long count = strtol(argv[3], NULL, 10), loaded = 0;
+    for (; loaded < count; loaded++) {
+        char lib[4096];
+        snprintf(lib, sizeof(lib), "%s/lib-%ld.so", argv[2], loaded);
+        if (dlopen(lib, RTLD_NOW | RTLD_LOCAL) == NULL) {
+            printf("dlopen: %s\n", dlerror());
+            break;
+        }
+    }
+    printf("loaded %ld of %ld\n", loaded, count);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ev_prog = "raw_calls";
@@ -270,7 +312,9 @@ int main(int argc, char **argv)
         return cmd_io_uring();
     if (strcmp(cmd, "blocked-connect") == 0)
         return cmd_blocked_connect(argc, argv);
+    if (strcmp(cmd, "load-many") == 0)
+        return cmd_load_many(argc, argv);
     fprintf(stderr, "usage: %s connect|fastopen|serve|io_uring|"
-                    "blocked-connect ...\n", ev_prog);
+                    "blocked-connect|load-many ...\n", ev_prog);
     return 2;
 }

@@ -235,15 +235,18 @@ def print_report(R, kinds, P, bounds, info):
 
     say("")
     say(f"== Untouched descriptors: {P.fd_calls} 1-byte calls (build/bench/fdloop), ns per call")
-    cols = [c for c in ("none", "secshim", "noguard", "baseline") if c in R.values.get("fd.pipe", {})]
-    say(f"{'':52}" + "".join(f"{c:>12}" for c in cols) + f"{'secshim/none':>14}{'noguard/none':>14}")
+    cols = [c for c in ("none", "secshim", "noguard", "seccomp", "baseline") if c in R.values.get("fd.pipe", {})]
+    say(f"{'':52}" + "".join(f"{c:>12}" for c in cols) +
+        f"{'secshim/none':>14}{'noguard/none':>14}{'seccomp/none':>14}")
     for mid in ("fd.pipe", "fd.tcp"):
         if mid in M:
             say(f"{OTHER_METRICS[mid][0]:52}" + "".join(fmt(M[mid].get(c), 12) for c in cols) +
                 fmt(ratio(M[mid].get("secshim"), M[mid].get("none")), 14, 3) +
-                fmt(ratio(M[mid].get("noguard"), M[mid].get("none")), 14, 3))
-    say("   noguard: the preload with SECSHIM_SYSCALL_GUARD=off; the difference is the kernel's "
-        "seccomp entry path, on every system call of a guarded process")
+                fmt(ratio(M[mid].get("noguard"), M[mid].get("none")), 14, 3) +
+                fmt(ratio(M[mid].get("seccomp"), M[mid].get("none")), 14, 3))
+    say("   noguard: the preload with SECSHIM_SYSCALL_GUARD=off; seccomp: no shim, a one-instruction "
+        "filter that allows every call (test/bench/preload/seccomp_allow.c). secshim against seccomp "
+        "is the guard's own filter over the kernel's price of any filter")
 
     if "fork.few" in M:
         say("")

@@ -306,16 +306,21 @@ NOGUARD = {"SECSHIM_SYSCALL_GUARD": "off"}
 
 def fd_calls(ctx, kinds, P, R, r):
     """P.fd_calls 1-byte read/write calls on a pipe and on a loopback TCP
-    connection no endpoint matches, without the preload, with it, and
-    with it but the syscall guard off ("noguard")."""
-    columns = ["none"] + [k for k in ("secshim", "noguard", "baseline")
-                          if k in kinds or (k == "noguard" and "secshim" in kinds)]
+    connection no endpoint matches, without the preload, with it, with it
+    but the syscall guard off ("noguard"), and without the shim but with
+    a seccomp filter of one instruction that allows everything ("seccomp":
+    what the kernel charges for any filter, the floor under the guard)."""
+    with_secshim = ("noguard", "seccomp")
+    columns = ["none"] + [k for k in ("secshim", "noguard", "seccomp", "baseline")
+                          if k in kinds or (k in with_secshim and "secshim" in kinds)]
     for mode in ("pipe", "tcp"):
         for col in rotated(columns, r):
             if col == "none":
                 env = {}
             elif col == "noguard":
                 env = {**preload_env(ctx, "secshim", unused_policy(ctx)), **NOGUARD}
+            elif col == "seccomp":
+                env = {"LD_PRELOAD": f"{ctx.build}/bench/preload/seccomp_allow.so"}
             else:
                 env = preload_env(ctx, col, unused_policy(ctx))
             out = run([f"{ctx.build}/bench/fdloop", mode, str(P.fd_calls)], env=env).split()
