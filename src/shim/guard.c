@@ -119,6 +119,7 @@ union signal_fn {
     void *p;
     int (*action)(int, const struct sigaction *, struct sigaction *);
     int (*mask)(int, const sigset_t *, sigset_t *);
+    sighandler_t (*handler)(int, sighandler_t);
 };
 
 SS_UNINSTRUMENTED static union signal_fn
@@ -133,7 +134,7 @@ next_signal_fn(_Atomic(void *) *slot, const char *name)
 }
 
 static _Atomic(void *) next_sigaction, next_sigprocmask,
-    next_pthread_sigmask;
+    next_pthread_sigmask, next_signal, next_bsd_signal, next_sysv_signal;
 
 /* --- the image's executable ranges -------------------------------------- */
 
@@ -770,13 +771,19 @@ static long map_code(long nr, const greg_t *g)
 /* A SIGSYS that is not the guard's goes where it would have gone. */
 static void pass_on(int sig, siginfo_t *info, void *uctx)
 {
-    if (previous_sigsys.sa_flags & SA_SIGINFO) {
-        previous_sigsys.sa_sigaction(sig, info, uctx);
+    struct sigaction own = previous_sigsys;
+    if (own.sa_flags & SA_RESETHAND) { /* one delivery, as the kernel's */
+        memset(&previous_sigsys, 0, sizeof(previous_sigsys));
+        previous_sigsys.sa_handler = SIG_DFL;
+    }
+    if (own.sa_flags & SA_SIGINFO) {
+        own.sa_sigaction(sig, info, uctx);
         return;
     }
-    if (previous_sigsys.sa_handler != SIG_DFL &&
-        previous_sigsys.sa_handler != SIG_IGN) {
-        previous_sigsys.sa_handler(sig);
+    if (own.sa_handler == SIG_IGN)
+        return;
+    if (own.sa_handler != SIG_DFL) {
+        own.sa_handler(sig);
         return;
     }
     struct sigaction dfl;
@@ -961,6 +968,10 @@ void guard_start(void)
         return;
     }
     bool strict = env != NULL && strcmp(env, "strict") == 0;
+    if (env != NULL && !strict && env[0] != '\0' && strcmp(env, "on") != 0)
+        ss_log_event(SS_LOG_WARNING, "guard_setting_unknown", NULL,
+                     "syscall guard: SECSHIM_SYSCALL_GUARD=%s is not off, "
+                     "on or strict: the guard is on, as by default", env);
     struct ranges *rs = calloc(1, sizeof(*rs));
     struct prog *p = calloc(1, sizeof(*p));
     bool later = false;
@@ -1102,6 +1113,60 @@ SS_UNINSTRUMENTED SS_EXPORT int pthread_sigmask(int how, const sigset_t *restric
     sigset_t copy;
     return next.p == NULL ? ENOSYS
                           : next.mask(how, without_sigsys(set, &copy), old);
+}
+
+/*
+ * signal(), bsd_signal() and sysv_signal() set their action with glibc's
+ * internal sigaction, which the interposed one above never sees: for
+ * SIGSYS they go through it here instead, with the flags and mask each
+ * would have set (BSD: SA_RESTART, the signal itself masked; System V:
+ * reset to the default after one delivery, nothing masked), so that a
+ * program's own SIGSYS handler is kept and chained rather than put in the
+ * guard's place. Other signals go to the next definition untouched.
+ */
+SS_UNINSTRUMENTED static sighandler_t
+signal_through_guard(int sig, sighandler_t handler, int flags,
+                     _Atomic(void *) *next, const char *name)
+{
+    if (sig != SIGSYS ||
+        !atomic_load_explicit(&guard_active, memory_order_relaxed)) {
+        union signal_fn f = next_signal_fn(next, name);
+        if (f.p == NULL) {
+            errno = ENOSYS;
+            return SIG_ERR;
+        }
+        return f.handler(sig, handler);
+    }
+    struct sigaction act, old;
+    memset(&act, 0, sizeof(act));
+    act.sa_handler = handler;
+    act.sa_flags = flags;
+    sigemptyset(&act.sa_mask);
+    if ((flags & SA_NODEFER) == 0)
+        sigaddset(&act.sa_mask, sig);
+    if (shim_sigaction(sig, &act, &old) != 0)
+        return SIG_ERR;
+    return old.sa_handler;
+}
+
+SS_UNINSTRUMENTED SS_EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+    return signal_through_guard(sig, handler, SA_RESTART, &next_signal,
+                                "signal");
+}
+
+SS_UNINSTRUMENTED SS_EXPORT sighandler_t bsd_signal(int sig,
+                                                    sighandler_t handler)
+{
+    return signal_through_guard(sig, handler, SA_RESTART, &next_bsd_signal,
+                                "bsd_signal");
+}
+
+SS_UNINSTRUMENTED SS_EXPORT sighandler_t sysv_signal(int sig,
+                                                     sighandler_t handler)
+{
+    return signal_through_guard(sig, handler, SA_RESETHAND | SA_NODEFER,
+                                &next_sysv_signal, "sysv_signal");
 }
 
 #else /* not x86-64 */

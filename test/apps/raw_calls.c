@@ -7,7 +7,7 @@
  *
  *   raw_calls connect HOST PORT
  *                     [--via syscall|asm|plugin|int80|socketcall]
- *                     [--thread]
+ *                     [--thread] [--own-sigsys catch|ignore]
  *                     [client options]
  *   raw_calls fastopen HOST PORT [client options]
  *   raw_calls serve PORT PORT_FILE
@@ -23,6 +23,9 @@
  * --via socketcall: socketcall(SYS_CONNECT)), from the main thread or a
  * new one (--thread); then the client
  * exchange of ev_common.h over libc's read/write ("ok N bytes sha=X").
+ * --own-sigsys catch|ignore: first signal(SIGSYS, a counting handler or
+ * SIG_IGN); after the exchange raise(SIGSYS), then "own SIGSYS: caught N"
+ * or "own SIGSYS: ignored".
  * HOST is an IPv4 address (no name lookup: a program with its own
  * system calls has its own resolver too).
  * fastopen: the same, connecting with sendto(2, MSG_FASTOPEN) of the
@@ -85,9 +88,10 @@ static long int80_connect(int fd, const struct sockaddr *addr, socklen_t len,
 static long plugin_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     char path[4096];
-    if (readlink("/proc/self/exe", path, sizeof(path) - 64) < 0)
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    if (n < 0)
         return -1;
-    path[sizeof(path) - 64] = '\0';
+    path[n] = '\0'; /* readlink does not end the string */
     char *dir = dirname(path);
     char lib[4160];
     snprintf(lib, sizeof(lib), "%s/plugins/raw_connect.so", dir);
@@ -119,7 +123,18 @@ static void ipv4(const char *host, const char *port, struct sockaddr_in *a)
     }
 }
 
-#define VIA_USAGE "[--via syscall|asm|plugin|int80|socketcall] [--thread]"
+#define VIA_USAGE "[--via syscall|asm|plugin|int80|socketcall] [--thread] " \
+                  "[--own-sigsys catch|ignore]"
+
+/* --own-sigsys: the program's own SIGSYS disposition, set with signal()
+ * before the connect and tried with raise() after the exchange. */
+static volatile sig_atomic_t own_sigsys_caught;
+
+static void on_own_sigsys(int sig)
+{
+    (void)sig;
+    own_sigsys_caught++;
+}
 
 /* How the connect is made. */
 enum via { VIA_SYSCALL, VIA_ASM, VIA_PLUGIN, VIA_INT80, VIA_SOCKETCALL };
@@ -165,9 +180,12 @@ static int cmd_connect(int argc, char **argv)
     ev_client_opts_init(&o);
     struct connect_job rc = {&o, VIA_SYSCALL, -1, 0};
     bool thread = false;
+    const char *own_sigsys = NULL;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--thread") == 0)
             thread = true;
+        else if (strcmp(argv[i], "--own-sigsys") == 0 && i + 1 < argc)
+            own_sigsys = argv[++i];
         else if (strcmp(argv[i], "--via") == 0 && i + 1 < argc)
             rc.via = strcmp(argv[++i], "asm") == 0          ? VIA_ASM
                      : strcmp(argv[i], "plugin") == 0     ? VIA_PLUGIN
@@ -178,6 +196,12 @@ static int cmd_connect(int argc, char **argv)
             ev_client_usage(VIA_USAGE);
     }
     ev_client_start(&o, VIA_USAGE);
+    bool ignore = own_sigsys != NULL && strcmp(own_sigsys, "ignore") == 0;
+    if (own_sigsys != NULL &&
+        signal(SIGSYS, ignore ? SIG_IGN : on_own_sigsys) == SIG_ERR) {
+        fprintf(stderr, "%s: signal: %s\n", ev_prog, strerror(errno));
+        return 2;
+    }
     pthread_t t;
     if (thread && pthread_create(&t, NULL, do_raw_connect, &rc) == 0)
         pthread_join(t, NULL);
@@ -187,7 +211,15 @@ static int cmd_connect(int argc, char **argv)
         fprintf(stderr, "connect: %s\n", strerror(rc.err));
         return 3;
     }
-    return exchange(rc.fd, &o);
+    int rc_exchange = exchange(rc.fd, &o);
+    if (own_sigsys != NULL) {
+        raise(SIGSYS);
+        if (ignore)
+            printf("own SIGSYS: ignored\n");
+        else
+            printf("own SIGSYS: caught %d\n", (int)own_sigsys_caught);
+    }
+    return rc_exchange;
 }
 
 static int cmd_fastopen(int argc, char **argv)

@@ -24,7 +24,7 @@ def raw_calls(c, name, args, policy=None, preload=True, env=None):
 def raw_reference(c, mode_args):
     """raw_calls over plain TCP against a plain echo_server: its "ok" line,
     which must be the plaintext reference (the program works without the
-    shim)."""
+    shim). Returns the proc."""
     label = "-".join(str(a) for a in mode_args[:1] + mode_args[-1:])
     server, port = echo_server(c, preload=False, name="plain-server-" + label)
     proc = raw_calls(c, "plain-" + label,
@@ -35,6 +35,7 @@ def raw_reference(c, mode_args):
           parse_ok(proc) == (GUARD_BYTES, reference_sha(c, GUARD_BYTES)),
           "raw_calls %s over plain TCP did not echo the stream: the "
           "reference run failed" % " ".join(map(str, mode_args)))
+    return proc
 
 
 def check_guarded_client(c, proc, what):
@@ -188,6 +189,31 @@ def guard_without_address_randomization(c):
 
 
 @case
+def guard_keeps_its_handler_over_signal(c):
+    """A program that sets its own SIGSYS disposition with signal(), which
+    glibc makes with its internal sigaction, past the interposed one: the
+    guard's handler stays in place, so the raw connect is still TLS, and
+    the program's disposition still applies to every other SIGSYS: its
+    handler catches a raise(SIGSYS), SIG_IGN ignores it, as over plain
+    TCP. (Before, signal() put the program's handler in the guard's
+    place: the trapped connect returned its own call number and the
+    stream failed; and an ignored SIGSYS raised under the guard killed
+    the process.)"""
+    server, port, cpol = shim_pair(c, mutual=False)
+    for mode, want in (("catch", "own SIGSYS: caught 1"),
+                       ("ignore", "own SIGSYS: ignored")):
+        args = ["--bytes", GUARD_BYTES, "--own-sigsys", mode]
+        ref = raw_reference(c, ["connect"] + args)
+        check(want in ref.out(), "over plain TCP raw_calls --own-sigsys %s "
+              "did not print %r: the reference is wrong" % (mode, want))
+        proc = raw_calls(c, "own-" + mode, ["connect", "127.0.0.1", port] +
+                         args, cpol)
+        check_guarded_client(c, proc, "raw_calls --own-sigsys " + mode)
+        check(want in proc.out(), "under the shim raw_calls --own-sigsys %s "
+              "did not print %r (exit %s)" % (mode, want, proc.p.returncode))
+
+
+@case
 def guard_refuses_32bit_connect(c):
     """connect(2) through the 32-bit ABI (int 0x80: i386's connect and
     socketcall(SYS_CONNECT)), which a 64-bit process can reach and the
@@ -310,6 +336,26 @@ def guard_off_says_so(c):
                     r"off\): a connect or accept system call made without "
                     r"libc is not seen", proc.err()),
           "no warning that the guard is off")
+
+
+@case
+def guard_unknown_setting_says_so(c):
+    """SECSHIM_SYSCALL_GUARD with a value that is not off, on or strict (a
+    typo): the guard is on as by default (io_uring refused, the default
+    line), and one warning names the value."""
+    pol = c.policy(client_ep(c.suite, free_port()))
+    env = c.env(pol)
+    env["SECSHIM_SYSCALL_GUARD"] = "Off"
+    proc = raw_calls(c, "typo", ["io_uring"], env=env)
+    check("io_uring_setup: Operation not permitted" in proc.out(),
+          "with an unknown setting the guard is not on: %r"
+          % proc.out().strip())
+    check(re.search(r"warning: syscall guard: SECSHIM_SYSCALL_GUARD=Off is "
+                    r"not off, on or strict: the guard is on, as by "
+                    r"default", proc.err()),
+          "no warning naming the unknown setting")
+    check("code loaded later is not guarded (SECSHIM_SYSCALL_GUARD=strict "
+          "guards it)" in proc.err(), "the guard line is not the default's")
 
 
 @case
