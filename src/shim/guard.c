@@ -1169,6 +1169,14 @@ SS_UNINSTRUMENTED SS_EXPORT sighandler_t sysv_signal(int sig,
                                 &next_sysv_signal, "sysv_signal");
 }
 
+/* glibc's public alias (GLIBC_2.2.5) of sysv_signal: the same call. */
+SS_UNINSTRUMENTED SS_EXPORT sighandler_t __sysv_signal(int sig,
+                                                       sighandler_t handler)
+{
+    return signal_through_guard(sig, handler, SA_RESETHAND | SA_NODEFER,
+                                &next_sysv_signal, "sysv_signal");
+}
+
 #else /* not x86-64 */
 
 void guard_start(void)
