@@ -136,6 +136,17 @@ next_signal_fn(_Atomic(void *) *slot, const char *name)
 static _Atomic(void *) next_sigaction, next_sigprocmask,
     next_pthread_sigmask, next_signal, next_bsd_signal, next_sysv_signal;
 
+/* SIGSYS out of this thread's mask: a trap while it is blocked ends the
+ * process. */
+static void unblock_sigsys(void)
+{
+    sigset_t sys;
+    sigemptyset(&sys);
+    sigaddset(&sys, SIGSYS);
+    (void)next_signal_fn(&next_pthread_sigmask, "pthread_sigmask")
+        .mask(SIG_UNBLOCK, &sys, NULL);
+}
+
 /* --- the image's executable ranges -------------------------------------- */
 
 static void normalize_to(struct ranges *rs, size_t limit);
@@ -813,11 +824,7 @@ static void on_sigsys(int sig, siginfo_t *info, void *uctx)
      * its TLS half, whose mappings the loader makes): SIGSYS must be
      * deliverable, also under a wrapper of this handler that blocks every
      * signal (ThreadSanitizer's). sigreturn restores the thread's mask. */
-    sigset_t sys;
-    sigemptyset(&sys);
-    sigaddset(&sys, SIGSYS);
-    (void)next_signal_fn(&next_pthread_sigmask, "pthread_sigmask")
-        .mask(SIG_UNBLOCK, &sys, NULL);
+    unblock_sigsys();
     greg_t *g = ((ucontext_t *)uctx)->uc_mcontext.gregs;
     long nr = info->si_syscall;
     if ((unsigned)info->si_errno == GUARD_MAP_DATA) {
@@ -931,7 +938,7 @@ static int arm(struct prog *p, bool *nnp)
     union signal_fn action = next_signal_fn(&next_sigaction, "sigaction");
     union signal_fn mask =
         next_signal_fn(&next_pthread_sigmask, "pthread_sigmask");
-    if (action.p == NULL || mask.p == NULL)
+    if (action.p == NULL || mask.p == NULL) /* unblock_sigsys needs it */
         return ENOSYS;
     if (action.action(SIGSYS, &sa, &previous_sigsys) != 0)
         return errno;
@@ -941,13 +948,10 @@ static int arm(struct prog *p, bool *nnp)
         return err;
     }
     atomic_store(&guard_active, true);
-    /* A trap while SIGSYS is blocked would end the process: a mask
-     * inherited over exec (posix_spawn's, a blocking parent's) is undone
-     * here, and the signal calls below keep it out of later ones. */
-    sigset_t sys;
-    sigemptyset(&sys);
-    sigaddset(&sys, SIGSYS);
-    (void)mask.mask(SIG_UNBLOCK, &sys, NULL);
+    /* A mask inherited over exec (posix_spawn's, a blocking parent's) is
+     * undone here, and the signal calls below keep SIGSYS out of later
+     * ones. */
+    unblock_sigsys();
     return 0;
 }
 

@@ -533,38 +533,15 @@ int main(int argc, char **argv)
 def raw_connect_first_bytes(c, prog, guard):
     """What a plain listener reads first from raw_connect under a policy
     that names it as TLS, with the syscall guard on or off."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    srv.settimeout(T_RUN)
-    port = srv.getsockname()[1]
-    try:
-        if not guard:
-            # The documented limit this shows is plaintext to a TLS
-            # endpoint: the wire check must not judge that direction.
-            c.wire_plaintext("with SECSHIM_SYSCALL_GUARD=off a raw connect "
-                             "system call is not seen by the shim "
-                             "(docs/operations.md, 'Limits')",
-                             side="client", port=port, from_now=True)
-        pol = c.policy(ep("tls", connect="127.0.0.1:%d" % port),
-                       name="raw-%s.cfg" % ("on" if guard else "off"))
-        env = c.env(pol)
-        if not guard:
-            env["SECSHIM_SYSCALL_GUARD"] = "off"
-        proc = c.start("raw_connect-%s" % ("on" if guard else "off"),
-                       [prog, str(port)], env=env)
-        conn, _ = srv.accept()
-        conn.settimeout(T_RUN)
-        got = b""
-        while len(got) < 5 and b"\n" not in got:
-            chunk = conn.recv(100)
-            if not chunk:
-                break
-            got += chunk
-        conn.close()
-        proc.wait(T_RUN)
-    finally:
-        srv.close()
+    label = "raw_connect-%s" % ("on" if guard else "off")
+    # With the guard off, the documented limit this shows is plaintext to
+    # a TLS endpoint: the wire check must not judge that direction.
+    got, proc = first_bytes_at_tls_listener(
+        c, label, lambda port: [prog, str(port)],
+        env=None if guard else {"SECSHIM_SYSCALL_GUARD": "off"},
+        plaintext_reason=None if guard else
+        "with SECSHIM_SYSCALL_GUARD=off a raw connect system call is not "
+        "seen by the shim (docs/operations.md, 'Limits')")
     check("loaded" in proc.err(), "the shim was not loaded into raw_connect")
     return got
 

@@ -69,36 +69,6 @@ def guard_raw_connect_is_tls(c):
 STRICT = {"SECSHIM_SYSCALL_GUARD": "strict"}
 
 
-def plugin_first_bytes(c, env):
-    """What a plain listener named as a TLS endpoint reads first from
-    raw_calls connect --via plugin under env."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    srv.settimeout(T_RUN)
-    port = srv.getsockname()[1]
-    # The documented limit this shows is plaintext to a TLS endpoint: the
-    # wire check must not judge that direction.
-    c.wire_plaintext("by default a library loaded after start is outside "
-                     "the syscall guard (docs/shim.md, 'Known limits')",
-                     side="client", port=port, from_now=True)
-    try:
-        pol = c.policy(ep("tls", connect="127.0.0.1:%d" % port),
-                       name="plugin-%d.cfg" % port)
-        run_env = {**c.env(pol), **env}
-        proc = c.start("plugin-default", [c.suite.app("raw_calls"), "connect",
-                                          "127.0.0.1", str(port), "--via",
-                                          "plugin", "--bytes", "64"], run_env)
-        conn, _ = srv.accept()
-        conn.settimeout(T_RUN)
-        got = conn.recv(100)
-        conn.close()
-        proc.wait(T_RUN)
-        return got, proc
-    finally:
-        srv.close()
-
-
 @case
 def guard_raw_connect_from_a_library_loaded_later(c):
     """connect(2) with the own syscall instruction of a library that the
@@ -122,7 +92,12 @@ def guard_raw_connect_from_a_library_loaded_later(c):
         check("code loaded later is guarded as it is mapped" in proc.err(),
               "the strict guard line does not say code loaded later is "
               "guarded")
-    got, proc = plugin_first_bytes(c, {})
+    got, proc = first_bytes_at_tls_listener(
+        c, "plugin-default",
+        lambda port: [c.suite.app("raw_calls"), "connect", "127.0.0.1",
+                      str(port), "--via", "plugin", "--bytes", "64"],
+        plaintext_reason="by default a library loaded after start is "
+        "outside the syscall guard (docs/shim.md, 'Known limits')")
     check(got[:1] != b"\x16" and len(got) > 0, "by default the library's "
           "raw connect reached the listener as %r: if that is TLS now, "
           "docs/shim.md 'Known limits' is stale" % got[:16])
