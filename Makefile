@@ -93,8 +93,8 @@ $(BUILD)/apps/plugins/%.so: test/apps/plugins/%.c $(wildcard test/apps/*.h)
 # The benchmark's own programs (test/bench/*.c): hsloop links OpenSSL (it
 # is the library's bound, measured without the shim); the others, like
 # test/apps, link nothing but libc, because they run under the shim.
-BENCH_OPENSSL := hsloop
-$(BUILD)/bench/%: test/bench/%.c
+BENCH_OPENSSL := hsloop tlsloop
+$(BUILD)/bench/%: test/bench/%.c $(wildcard test/bench/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -o $@ $< \
 	    $(if $(filter $(BENCH_OPENSSL),$*),-lssl -lcrypto)

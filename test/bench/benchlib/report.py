@@ -32,12 +32,16 @@ OTHER_METRICS = {
     "lib.ec.resumed": ("library resumed handshakes, P-256", "hs/s", "higher"),
     "lib.rsa.full": ("library full handshakes, RSA-2048", "hs/s", "higher"),
     "lib.rsa.resumed": ("library resumed handshakes, RSA-2048", "hs/s", "higher"),
+    "native.ec.full": ("TLS written into the program, full handshakes, P-256", "conn/s", "higher"),
+    "native.ec.resumed": ("TLS written into the program, resumed handshakes, P-256", "conn/s", "higher"),
+    "native.rsa.full": ("TLS written into the program, full handshakes, RSA-2048", "conn/s", "higher"),
+    "native.rsa.resumed": ("TLS written into the program, resumed handshakes, RSA-2048", "conn/s", "higher"),
     "cpu.ec.full": ("CPU per connection, P-256, full handshakes", "us", "lower"),
     "cpu.ec.resumed": ("CPU per connection, P-256, resumption on", "us", "lower"),
     "cpu.rsa.full": ("CPU per connection, RSA-2048, full handshakes", "us", "lower"),
     "cpu.rsa.resumed": ("CPU per connection, RSA-2048, resumption on", "us", "lower"),
 }
-CPU_COLUMNS = ["plain", "shaped", "secshim", "stunnel", "socat", "baseline", "library", "threads"]
+CPU_COLUMNS = ["plain", "shaped", "native", "secshim", "stunnel", "socat", "baseline", "library", "threads"]
 START_COLUMNS = [
     ("none", "no preload"),
     ("empty", "preload, empty policy (no endpoint)"),
@@ -159,6 +163,24 @@ def model_bounds(M, bounds):
     return out
 
 
+def native_bounds(M):
+    """TLS written into the program (tlsloop) against the library's rate
+    and secshim's: what any in-process TLS reaches on this machine, and
+    the shim's own share. Measured, not modelled."""
+    out = []
+    for cert in ("ec", "rsa"):
+        for mode in ("full", "resumed"):
+            lib = M.get(f"lib.{cert}.{mode}", {}).get("library")
+            native = M.get(f"native.{cert}.{mode}", {}).get("native")
+            shim = M.get(f"newconn.{cert}.{mode}", {}).get("secshim")
+            if lib and native:
+                out.append((f"{mode} handshakes, {CERTS[cert]}",
+                            f"TLS written into the program {native:.0f}/s is {native / lib:.2f} of the "
+                            f"library's {lib:.0f}/s" +
+                            (f"; secshim {shim:.0f}/s is {shim / native:.2f} of it" if shim else "")))
+    return out
+
+
 def cpu_table(M):
     """The CPU each setup spends per new connection beside the library's
     per handshake, and what is left of secshim's once plain TCP's and the
@@ -169,7 +191,7 @@ def cpu_table(M):
     cols = [c for c in CPU_COLUMNS if any(c in M[m] for m in rows)]
     rests = ("plain", "shaped")
     lines = [f"{'':52}" + "".join(f"{c:>10}" for c in cols) +
-             "".join(f"{'secshim-' + b + '-threads':>25}" for b in rests)]
+             "".join(f"{'secshim-' + b + '-threads':>25}" for b in rests) + f"{'secshim-native':>25}"]
     for m in rows:
         for sub, what in (("", "all"), ("sys", "of it the kernel's")):
             med = M.get(m.replace("cpu.", f"cpu{sub}."), {})
@@ -180,8 +202,18 @@ def cpu_table(M):
                 rest = parts[0] - parts[1] - parts[2] if None not in parts else None
                 share = f" ({rest / parts[0] * 100:+.0f} %)" if rest and parts[0] else ""
                 line += f"{fmt(rest, 15, 0)}{share:>10}"
+            line += own_share(med.get("secshim"), med.get("native"))
             lines.append(line)
     return lines
+
+
+def own_share(shim, native):
+    """The CPU table's last column: secshim less TLS written into the
+    program (tlsloop), what the shim itself costs a connection."""
+    if shim is None or native is None:
+        return f"{fmt(None, 15, 0)}{'':>10}"
+    rest = shim - native
+    return f"{fmt(rest, 15, 0)}{f' ({rest / shim * 100:+.0f} %)':>10}"
 
 
 def status(label, value, op, target, R):
@@ -308,13 +340,22 @@ def print_report(R, kinds, P, bounds, info):
         say(f"   plain TCP carrying secshim's segments (build/bench/shapeloop, {scenarios.CLIENTS} clients, "
             "the sizes of scenarios.SHAPES): " + ", ".join(
                 f"{CERTS[m.split('.')[1]]} {m.split('.')[2]} {v:.0f} conn/s" for m, v in shaped))
+    native = [(m, M[m]["native"]) for m in ("native.ec.full", "native.ec.resumed", "native.rsa.full",
+                                            "native.rsa.resumed") if "native" in M.get(m, {})]
+    if native:
+        say(f"   TLS written into the program (build/bench/tlsloop: OpenSSL over TCP in echo_server's and "
+            f"bench_client's shape, {scenarios.CLIENTS} clients, no shim): " + ", ".join(
+                f"{CERTS[m.split('.')[1]]} {m.split('.')[2]} {v:.0f} conn/s" for m, v in native))
     for label, value in model_bounds(M, bounds):
         say(f"   model: {label}: {value}")
+    for label, value in native_bounds(M):
+        say(f"   measured: {label}: {value}")
     cpu = cpu_table(M)
     if cpu:
         say("")
         say("== CPU per new connection, microseconds: every process of a setup (server, proxies, client); "
-            "shaped: plain TCP carrying secshim's segments (shapeloop); library: hsloop's client and server, "
+            "shaped: plain TCP carrying secshim's segments (shapeloop); native: TLS written into the "
+            "program (tlsloop); library: hsloop's client and server, "
             f"one process per core; threads: hsloop in one process of {scenarios.CLIENTS} threads")
         for line in cpu:
             say(line)

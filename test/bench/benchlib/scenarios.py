@@ -387,6 +387,7 @@ def handshake_bounds(ctx, kinds, P, R, r):
         if mode == "resumed" and int(out[7]) < int(out[5]) - firsts:
             R.note(f"hsloop {cert} resumed ({col}): only {out[7]} of {out[5]} handshakes resumed")
     shaped_connections(ctx, P, R, r)
+    native_connections(ctx, P, R, r)
 
 
 # The segments of one secshim connection of the new-connection scenario,
@@ -427,6 +428,35 @@ def shaped_connections(ctx, P, R, r):
         R.add(f"shape.{cert}.{mode}", "shaped", rate)
         R.add(f"cpu.{cert}.{mode}", "shaped", sum(used) * 1e6 / conns if conns else None)
         R.add(f"cpusys.{cert}.{mode}", "shaped", used[1] * 1e6 / conns if conns else None)
+
+
+def native_connections(ctx, P, R, r):
+    """TLS written into the program, no shim: OpenSSL over TCP in the
+    new-connection scenario's shape and with secshim's settings
+    (build/bench/tlsloop), as a rate ("native") and as CPU time per
+    connection (server and client). secshim's figure over this one is
+    the shim's own share of a connection."""
+    for cert, mode in rotated(sorted(SHAPES), r):
+        pem, key = ctx.pki[cert]
+        tls = [pem, key, ctx.pki["ca"]]
+        procs, port = Procs(ctx.tmp, ctx.name("native")), free_port()
+        try:
+            server = procs.start([f"{ctx.build}/bench/tlsloop", "server", str(port), mode, *tls], port=port)
+            server0 = cpu_seconds([server.pid])
+            client0 = children_cpu_seconds()
+            out = run([f"{ctx.build}/bench/tlsloop", "client", "localhost", str(port), mode,
+                       str(P.newconn_seconds), str(CLIENTS), *tls]).split()
+            client1 = children_cpu_seconds()
+            server1 = cpu_seconds([server.pid])
+        finally:
+            procs.stop()
+        rate, conns, reused = float(out[1]), int(out[3]), int(out[5])
+        if mode == "resumed" and reused < conns - CLIENTS:  # each thread's first is full
+            R.note(f"tlsloop {cert} resumed: only {reused} of {conns} handshakes resumed")
+        used = [server1[i] - server0[i] + client1[i] - client0[i] for i in (0, 1)]
+        R.add(f"native.{cert}.{mode}", "native", rate)
+        R.add(f"cpu.{cert}.{mode}", "native", sum(used) * 1e6 / conns if conns else None)
+        R.add(f"cpusys.{cert}.{mode}", "native", used[1] * 1e6 / conns if conns else None)
 
 
 MALLOC_HEADER = 16  # glibc: an 8-byte size field, chunks in 16-byte steps
