@@ -90,9 +90,10 @@ $(BUILD)/apps/plugins/%.so: test/apps/plugins/%.c $(wildcard test/apps/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(SS_CPPFLAGS) $(filter-out $(APP_UNSANITIZED),$(SS_CFLAGS)) -shared -o $@ $<
 
-# The benchmark's own programs (test/bench/*.c): hsloop links OpenSSL (it
-# is the library's bound, measured without the shim); the others, like
-# test/apps, link nothing but libc, because they run under the shim.
+# The benchmark's own programs (test/bench/*.c): hsloop and tlsloop link
+# OpenSSL (the library's bound, and TLS written into the program, both
+# measured without the shim); the others, like test/apps, link nothing but
+# libc, because they run under the shim.
 BENCH_OPENSSL := hsloop tlsloop
 $(BUILD)/bench/%: test/bench/%.c $(wildcard test/bench/*.h)
 	@mkdir -p $(dir $@)

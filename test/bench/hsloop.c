@@ -37,6 +37,14 @@
  *       bytes OpenSSL holds for it, A how many blocks (malloc adds its own
  *       header and rounding to each).
  *
+ *   hsloop idle-sites CERT KEY CA HOST
+ *
+ * idle-sites: where that floor is. One idle server connection as in idle
+ *       mode (after a first one, freed, so that what OpenSSL builds once
+ *       is not counted); prints, for each place in OpenSSL's source that
+ *       allocated a block the connection still holds, "BYTES BLOCKS
+ *       FILE:LINE", largest first, then "total BYTES BLOCKS".
+ *
  *   hsloop records COUNT CERT KEY CA HOST
  *
  * records: the cost TLS adds to one 64-byte round trip, without a kernel:
@@ -60,6 +68,7 @@
 #include <unistd.h>
 
 #include "../common/ossl_count.h"
+#include "../common/ossl_sites.h"
 #define BENCH_PROGRAM "hsloop"
 #include "bench_tls.h"
 
@@ -249,37 +258,69 @@ static int records(long count, char **paths)
     return 0;
 }
 
-/* idle mode: see the header. Sessions as a secshim listen endpoint:
+/* One idle server connection as idle mode leaves it: handshake and round
+ * trip with a client that is then freed, record buffers given back, the
+ * BIO pair replaced by an empty memory BIO. */
+static SSL *idle_server(SSL_CTX *cctx, SSL_CTX *sctx)
+{
+    SSL *c, *s;
+    pair_new(cctx, sctx, &c, &s);
+    handshake(c, s);
+    one_byte(c, s);
+    one_byte(s, c);
+    SSL_free(c);
+    if (SSL_free_buffers(s) != 1)
+        fail("SSL_free_buffers refused");
+    BIO *empty = BIO_new(BIO_s_mem());
+    if (empty == NULL)
+        fail("out of memory");
+    SSL_set_bio(s, empty, empty); /* frees the pair's half */
+    return s;
+}
+
+/* The contexts of idle mode. Sessions as a secshim listen endpoint:
  * tickets issued, no server cache. */
+static void idle_contexts(char **paths, SSL_CTX **cctx, SSL_CTX **sctx)
+{
+    *sctx = new_ctx(1, 1, paths[0], paths[1], paths[2]);
+    SSL_CTX_set_session_cache_mode(*sctx, SSL_SESS_CACHE_OFF);
+    *cctx = new_ctx(0, 1, paths[0], paths[1], paths[2]);
+}
+
+/* idle mode: see the header. */
 static int idle(long count, char **paths)
 {
-    SSL_CTX *sctx = new_ctx(1, 1, paths[0], paths[1], paths[2]);
-    SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX *cctx = new_ctx(0, 1, paths[0], paths[1], paths[2]);
+    SSL_CTX *cctx, *sctx;
+    idle_contexts(paths, &cctx, &sctx);
     SSL **servers = calloc((size_t)count, sizeof(*servers));
     if (servers == NULL)
         fail("out of memory");
     size_t bytes0 = ossl_live_bytes, blocks0 = ossl_live_blocks;
-    for (long i = 0; i < count; i++) {
-        SSL *c;
-        pair_new(cctx, sctx, &c, &servers[i]);
-        handshake(c, servers[i]);
-        one_byte(c, servers[i]);
-        one_byte(servers[i], c);
-        SSL_free(c);
-        if (SSL_free_buffers(servers[i]) != 1)
-            fail("SSL_free_buffers refused");
-        BIO *empty = BIO_new(BIO_s_mem());
-        if (empty == NULL)
-            fail("out of memory");
-        SSL_set_bio(servers[i], empty, empty); /* frees the pair's half */
-    }
+    for (long i = 0; i < count; i++)
+        servers[i] = idle_server(cctx, sctx);
     printf("idle_server_bytes %.0f allocations %.1f\n",
            (double)(ossl_live_bytes - bytes0) / (double)count,
            (double)(ossl_live_blocks - blocks0) / (double)count);
     for (long i = 0; i < count; i++)
         SSL_free(servers[i]);
     free(servers);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    return 0;
+}
+
+/* idle-sites mode: see the header. One warm-up connection first, so that
+ * what OpenSSL builds once (caches, fetched algorithms) is not counted. */
+static int idle_sites(char **paths)
+{
+    SSL_CTX *cctx, *sctx;
+    idle_contexts(paths, &cctx, &sctx);
+    SSL_free(idle_server(cctx, sctx));
+    ossl_sites_recording = 1;
+    SSL *s = idle_server(cctx, sctx);
+    ossl_sites_recording = 0;
+    ossl_sites_print(stdout);
+    SSL_free(s);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
     return 0;
@@ -297,6 +338,13 @@ int main(int argc, char **argv)
             return 2;
         return idle(count, &argv[3]);
     }
+    if (argc == 6 && strcmp(argv[1], "idle-sites") == 0) {
+        if (!CRYPTO_set_mem_functions(ossl_sites_malloc, ossl_sites_realloc,
+                                      ossl_sites_free))
+            fail("cannot follow OpenSSL's allocations");
+        host = argv[5];
+        return idle_sites(&argv[2]);
+    }
     if (argc == 7 && strcmp(argv[1], "records") == 0) {
         host = argv[6];
         long count = atol(argv[2]);
@@ -308,7 +356,7 @@ int main(int argc, char **argv)
                       strcmp(argv[1], "resumed") != 0)) {
         fprintf(stderr, "usage: hsloop full|resumed SECONDS PROCS CERT KEY "
                         "CA HOST [THREADS]\n       hsloop idle|records COUNT CERT KEY "
-                        "CA HOST\n");
+                        "CA HOST\n       hsloop idle-sites CERT KEY CA HOST\n");
         return 2;
     }
     int resume = strcmp(argv[1], "resumed") == 0;
