@@ -27,7 +27,7 @@
  *
  * idle: the memory floor of an idle server connection, which secshim's
  *       per-connection figure is set against. COUNT connections as above
- *       (the server issuing its two session tickets, as a secshim listen
+ *       (the server issuing one session ticket, as a secshim listen
  *       endpoint does, and keeping no session cache), each left open
  *       after its round trip with its record buffers given back
  *       (SSL_free_buffers, as secshim's idle connections) and its BIO
@@ -279,11 +279,13 @@ static SSL *idle_server(SSL_CTX *cctx, SSL_CTX *sctx)
 }
 
 /* The contexts of idle mode. Sessions as a secshim listen endpoint:
- * tickets issued, no server cache. */
+ * one ticket issued, no server cache. */
 static void idle_contexts(char **paths, SSL_CTX **cctx, SSL_CTX **sctx)
 {
     *sctx = new_ctx(1, 1, paths[0], paths[1], paths[2]);
     SSL_CTX_set_session_cache_mode(*sctx, SSL_SESS_CACHE_OFF);
+    if (SSL_CTX_set_num_tickets(*sctx, 1) != 1)
+        fail("cannot set the number of tickets");
     *cctx = new_ctx(0, 1, paths[0], paths[1], paths[2]);
 }
 
