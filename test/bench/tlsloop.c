@@ -1,6 +1,6 @@
 /*
  * tlsloop - TLS written into the program: OpenSSL over real TCP in the
- * new-connection scenario's shape, with no shim. It is what a perfect
+ * shapes of the new-connection and latency scenarios, with no shim. It is what a perfect
  * in-process TLS costs on this machine, measured rather than modelled:
  * the library's work (hsloop), the kernel's work for TLS's segments
  * (shapeloop), and what neither loop has: two processes whose threads
@@ -9,6 +9,7 @@
  *
  *   tlsloop server PORT full|resumed CERT KEY CA
  *   tlsloop client HOST PORT full|resumed SECONDS CLIENTS CERT KEY CA
+ *   tlsloop pingpong HOST PORT COUNT SIZE CERT KEY CA
  *
  * As bench_client connect-for against echo_server, both under the shim:
  * the server takes a thread per connection and echoes into a 64 KiB
@@ -22,6 +23,13 @@
  * no tickets, the client offers no session; resumed: each client thread
  * offers the session of its last connection's ticket.
  * The client prints "connections_per_s R connections N reused U".
+ *
+ * pingpong is bench_client pingpong with TLS written in, against the same
+ * server (full): one connection, then COUNT round trips of SIZE bytes
+ * (SSL_write, then SSL_read until SIZE bytes are back), each timed; it
+ * prints "rtt_median_us M rtt_p99_us P" as bench_client does. Unlike the
+ * server it leaves Nagle on, as bench_client and echo_server do (a
+ * ping-pong never has unacknowledged data when it writes).
  * Exit 0, or 1 after a message (any failed connection ends the run).
  */
 #include <errno.h>
@@ -46,7 +54,8 @@ static _Noreturn void usage(void)
 {
     fprintf(stderr, "usage: tlsloop server PORT full|resumed CERT KEY CA\n"
                     "       tlsloop client HOST PORT full|resumed SECONDS "
-                    "CLIENTS CERT KEY CA\n");
+                    "CLIENTS CERT KEY CA\n"
+                    "       tlsloop pingpong HOST PORT COUNT SIZE CERT KEY CA\n");
     exit(2);
 }
 
@@ -198,6 +207,61 @@ static int run_client(const char *port, double seconds, int clients)
     return 0;
 }
 
+/* ---- pingpong ---------------------------------------------------------- */
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int run_pingpong(const char *port, long count, size_t size)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM};
+    int rc = getaddrinfo(host, port, &hints, &resolved);
+    if (rc != 0) {
+        fprintf(stderr, "tlsloop: %s: %s\n", host, gai_strerror(rc));
+        return 1;
+    }
+    if (count < 1 || size < 1)
+        usage();
+    alarm(600);
+    int fd = socket(resolved->ai_family, SOCK_STREAM, 0);
+    SSL *c = SSL_new(ctx);
+    if (fd < 0 || connect(fd, resolved->ai_addr, resolved->ai_addrlen) != 0)
+        fail("connect");
+    if (c == NULL || SSL_set_fd(c, fd) != 1 ||
+        SSL_set_tlsext_host_name(c, host) != 1 ||
+        SSL_set1_host(c, host) != 1 || SSL_connect(c) != 1)
+        fail("the handshake failed");
+    char *out = malloc(size), *in = malloc(size);
+    double *rtt = malloc(sizeof(double) * (size_t)count);
+    if (out == NULL || in == NULL || rtt == NULL)
+        fail("malloc");
+    memset(out, 'p', size);
+    for (long i = 0; i < count; i++) {
+        double start = now_seconds();
+        size_t n, got = 0;
+        if (SSL_write_ex(c, out, size, &n) != 1 || n != size)
+            fail("SSL_write");
+        for (; got < size; got += n)
+            if (SSL_read_ex(c, in + got, size - got, &n) != 1)
+                fail("SSL_read");
+        rtt[i] = (now_seconds() - start) * 1e6;
+    }
+    (void)SSL_shutdown(c);
+    SSL_free(c);
+    close(fd);
+    qsort(rtt, (size_t)count, sizeof(double), compare_double);
+    printf("rtt_median_us %.1f rtt_p99_us %.1f\n", rtt[count / 2],
+           rtt[(count * 99) / 100]);
+    free(out);
+    free(in);
+    free(rtt);
+    return 0;
+}
+
 static bool mode_resumes(const char *mode)
 {
     if (strcmp(mode, "full") != 0 && strcmp(mode, "resumed") != 0)
@@ -217,6 +281,11 @@ int main(int argc, char **argv)
         resume = mode_resumes(argv[4]);
         ctx = new_ctx(0, resume, argv[7], argv[8], argv[9]);
         return run_client(argv[3], atof(argv[5]), atoi(argv[6]));
+    }
+    if (argc == 9 && strcmp(argv[1], "pingpong") == 0) {
+        host = argv[2];
+        ctx = new_ctx(0, 0, argv[6], argv[7], argv[8]);
+        return run_pingpong(argv[3], atol(argv[4]), (size_t)atol(argv[5]));
     }
     usage();
 }

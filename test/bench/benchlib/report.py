@@ -165,8 +165,9 @@ def model_bounds(M, bounds):
 
 def native_bounds(M):
     """TLS written into the program (tlsloop) against the library's rate
-    and secshim's: what any in-process TLS reaches on this machine, and
-    the shim's own share. Measured, not modelled."""
+    and secshim's, and its ping-pong against plain TCP's and secshim's:
+    what any in-process TLS reaches on this machine, and the shim's own
+    share. Measured, not modelled."""
     out = []
     for cert in ("ec", "rsa"):
         for mode in ("full", "resumed"):
@@ -178,6 +179,11 @@ def native_bounds(M):
                             f"TLS written into the program {native:.0f}/s is {native / lib:.2f} of the "
                             f"library's {lib:.0f}/s" +
                             (f"; secshim {shim:.0f}/s is {shim / native:.2f} of it" if shim else "")))
+    plain, native, shim = (M.get("latency.p50", {}).get(k) for k in ("plain", "native", "secshim"))
+    if plain and native:
+        out.append(("latency p50", f"TLS written into the program {native:.1f} us is {native / plain:.2f}x "
+                    f"plain TCP's {plain:.1f} us" +
+                    (f"; secshim {shim:.1f} us is {shim / native:.2f}x it" if shim else "")))
     return out
 
 

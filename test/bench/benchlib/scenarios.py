@@ -149,11 +149,32 @@ def bulk(ctx, kinds, P, R, r):
 # ---- 3. latency ----------------------------------------------------------
 
 def latency(ctx, kinds, P, R, r):
-    for kind in rotated(kinds, r):
-        with Setup(ctx, kind, "echo", "ec") as s:
-            out = bench_client(s, "pingpong", P.pingpong, 64)
+    """P.pingpong 64-byte round trips (bench_client pingpong against
+    echo_server) in each setup, and with TLS written into the programs
+    ("native": the bound of any in-process TLS), P-256."""
+    for kind in rotated(kinds + ["native"], r):
+        if kind == "native":
+            out = native_pingpong(ctx, P)
+        else:
+            with Setup(ctx, kind, "echo", "ec") as s:
+                out = bench_client(s, "pingpong", P.pingpong, 64)
         R.add("latency.p50", kind, float(out[1]))
         R.add("latency.p99", kind, float(out[3]))
+
+
+def native_pingpong(ctx, P):
+    """tlsloop pingpong against tlsloop's server: the latency scenario's
+    round trips with OpenSSL in both programs and no shim. Returns
+    bench_client's output, split."""
+    pem, key = ctx.pki["ec"]
+    tls = [pem, key, ctx.pki["ca"]]
+    procs, port = Procs(ctx.tmp, ctx.name("native")), free_port()
+    try:
+        procs.start([f"{ctx.build}/bench/tlsloop", "server", str(port), "full", *tls], port=port)
+        return run([f"{ctx.build}/bench/tlsloop", "pingpong", "localhost", str(port),
+                    str(P.pingpong), "64", *tls]).split()
+    finally:
+        procs.stop()
 
 
 # ---- 4. memory per idle connection -----------------------------------------
