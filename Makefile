@@ -80,7 +80,7 @@ $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/unit/testutil.o $(
 
 # Test programs carry no TLS code: they link nothing but libc.
 # APP_UNSANITIZED: flags the test programs are built without (make tsan).
-$(BUILD)/apps/%: test/apps/%.c $(wildcard test/apps/*.h)
+$(BUILD)/apps/%: test/apps/%.c $(wildcard test/apps/*.h test/common/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(SS_CPPFLAGS) $(filter-out $(APP_UNSANITIZED),$(SS_CFLAGS)) -o $@ $< -lpthread
 
@@ -95,7 +95,7 @@ $(BUILD)/apps/plugins/%.so: test/apps/plugins/%.c $(wildcard test/apps/*.h)
 # measured without the shim); the others, like test/apps, link nothing but
 # libc, because they run under the shim.
 BENCH_OPENSSL := hsloop tlsloop
-$(BUILD)/bench/%: test/bench/%.c $(wildcard test/bench/*.h)
+$(BUILD)/bench/%: test/bench/%.c $(wildcard test/bench/*.h test/common/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(SS_CPPFLAGS) $(SS_CFLAGS) -o $@ $< \
 	    $(if $(filter $(BENCH_OPENSSL),$*),-lssl -lcrypto)

@@ -52,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/rtt.h"
+
 #define IO_CHUNK (64 * 1024)
 
 static const char *host;
@@ -161,12 +163,6 @@ static int run_throughput(uint64_t bytes)
     return 0;
 }
 
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static int run_pingpong(long count, size_t size)
 {
     int fd = connect_once();
@@ -182,9 +178,7 @@ static int run_pingpong(long count, size_t size)
         rtt[i] = (now_seconds() - start) * 1e6;
     }
     close(fd);
-    qsort(rtt, (size_t)count, sizeof(double), compare_double);
-    printf("rtt_median_us %.1f rtt_p99_us %.1f\n", rtt[count / 2],
-           rtt[(count * 99) / 100]);
+    print_rtts(rtt, count);
     free(out);
     free(in);
     free(rtt);
@@ -325,12 +319,6 @@ static void open_range(int *fds, long from, long to, int clients)
         pthread_join(t[i], NULL);
 }
 
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* "fork M": see the header. */
 static void time_forks(long m, long held)
 {
@@ -352,8 +340,8 @@ static void time_forks(long m, long held)
         fork_us[i] = (t1 - t0) * 1e6;
         cycle_us[i] = (now_seconds() - t0) * 1e6;
     }
-    qsort(fork_us, (size_t)m, sizeof(double), by_value);
-    qsort(cycle_us, (size_t)m, sizeof(double), by_value);
+    qsort(fork_us, (size_t)m, sizeof(double), compare_double);
+    qsort(cycle_us, (size_t)m, sizeof(double), compare_double);
     printf("fork_us %.1f cycle_us %.1f held %ld\n", fork_us[m / 2],
            cycle_us[m / 2], held);
     fflush(stdout);

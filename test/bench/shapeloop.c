@@ -39,6 +39,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_PROGRAM "shapeloop"
+#include "bench_server.h"
+
 #define MAX_STEPS 32
 #define MAX_SENDS 4
 #define MAX_SEND 16384
@@ -52,12 +55,6 @@ struct step {
 static struct step script[MAX_STEPS];
 static int n_steps;
 static char payload[MAX_SEND]; /* what every send carries: zeros */
-
-static void die(const char *what)
-{
-    fprintf(stderr, "shapeloop: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
 
 static void usage(void)
 {
@@ -155,37 +152,6 @@ static void *serve_one(void *arg)
     return NULL;
 }
 
-static _Noreturn void run_server(const char *port)
-{
-    int ls = socket(AF_INET, SOCK_STREAM, 0);
-    if (ls < 0)
-        die("socket");
-    int on = 1;
-    (void)setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((unsigned short)atoi(port)),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(ls, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        listen(ls, 1024) != 0)
-        die("bind/listen");
-    printf("listening on port %s\n", port);
-    fflush(stdout);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    for (;;) {
-        int fd = accept(ls, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            die("accept");
-        }
-        pthread_t t;
-        if (pthread_create(&t, &attr, serve_one, (void *)(long)fd) != 0)
-            die("pthread_create");
-    }
-}
-
 /* ---- client ------------------------------------------------------------ */
 
 static struct addrinfo *resolved;
@@ -204,11 +170,11 @@ static void *churn(void *arg)
     while (now_seconds() < deadline) {
         int fd = socket(resolved->ai_family, SOCK_STREAM, 0);
         if (fd < 0)
-            die("socket");
+            bench_die("socket");
         if (connect(fd, resolved->ai_addr, resolved->ai_addrlen) != 0)
-            die("connect");
+            bench_die("connect");
         if (!run_script(fd, true))
-            die("the exchange");
+            bench_die("the exchange");
         close(fd);
         ++*done;
     }
@@ -233,7 +199,7 @@ static int run_client(const char *host, const char *port, double seconds,
     deadline = start + seconds;
     for (int i = 0; i < clients; i++)
         if (pthread_create(&threads[i], NULL, churn, &done[i]) != 0)
-            die("pthread_create");
+            bench_die("pthread_create");
     long total = 0;
     for (int i = 0; i < clients; i++) {
         pthread_join(threads[i], NULL);
@@ -248,7 +214,7 @@ int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "server") == 0) {
         parse_script(argv[3]);
-        run_server(argv[2]);
+        bench_run_server(argv[2], serve_one);
     }
     if (argc == 7 && strcmp(argv[1], "client") == 0) {
         parse_script(argv[6]);

@@ -44,6 +44,8 @@
 #include <unistd.h>
 
 #define BENCH_PROGRAM "tlsloop"
+#include "../common/rtt.h"
+#include "bench_server.h"
 #include "bench_tls.h"
 
 #define MAX_CLIENTS 1024
@@ -90,37 +92,6 @@ static void *serve_one(void *arg)
     close(fd);
     ERR_clear_error();
     return NULL;
-}
-
-static _Noreturn void run_server(const char *port)
-{
-    int ls = socket(AF_INET, SOCK_STREAM, 0);
-    if (ls < 0)
-        fail("socket");
-    int on = 1;
-    (void)setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((unsigned short)atoi(port)),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(ls, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        listen(ls, 1024) != 0)
-        fail("bind/listen");
-    printf("listening on port %s\n", port);
-    fflush(stdout);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    for (;;) {
-        int fd = accept(ls, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            fail("accept");
-        }
-        pthread_t t;
-        if (pthread_create(&t, &attr, serve_one, (void *)(long)fd) != 0)
-            fail("pthread_create");
-    }
 }
 
 /* ---- client ------------------------------------------------------------ */
@@ -177,15 +148,21 @@ static void *churn(void *arg)
     return NULL;
 }
 
-static int run_client(const char *port, double seconds, int clients)
+/* host:port into resolved, once: the connections need no look-up. */
+static void resolve(const char *port)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM};
     int rc = getaddrinfo(host, port, &hints, &resolved);
     if (rc != 0) {
         fprintf(stderr, "tlsloop: %s: %s\n", host, gai_strerror(rc));
-        return 1;
+        exit(1);
     }
+}
+
+static int run_client(const char *port, double seconds, int clients)
+{
+    resolve(port);
     if (clients < 1 || clients > MAX_CLIENTS || seconds <= 0)
         usage();
     alarm((unsigned)seconds + 60);
@@ -209,21 +186,9 @@ static int run_client(const char *port, double seconds, int clients)
 
 /* ---- pingpong ---------------------------------------------------------- */
 
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static int run_pingpong(const char *port, long count, size_t size)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM};
-    int rc = getaddrinfo(host, port, &hints, &resolved);
-    if (rc != 0) {
-        fprintf(stderr, "tlsloop: %s: %s\n", host, gai_strerror(rc));
-        return 1;
-    }
+    resolve(port);
     if (count < 1 || size < 1)
         usage();
     alarm(600);
@@ -253,9 +218,7 @@ static int run_pingpong(const char *port, long count, size_t size)
     (void)SSL_shutdown(c);
     SSL_free(c);
     close(fd);
-    qsort(rtt, (size_t)count, sizeof(double), compare_double);
-    printf("rtt_median_us %.1f rtt_p99_us %.1f\n", rtt[count / 2],
-           rtt[(count * 99) / 100]);
+    print_rtts(rtt, count);
     free(out);
     free(in);
     free(rtt);
@@ -274,7 +237,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a peer that left fails its connection */
     if (argc == 7 && strcmp(argv[1], "server") == 0) {
         ctx = new_ctx(1, mode_resumes(argv[3]), argv[4], argv[5], argv[6]);
-        run_server(argv[2]);
+        bench_run_server(argv[2], serve_one);
     }
     if (argc == 10 && strcmp(argv[1], "client") == 0) {
         host = argv[2];

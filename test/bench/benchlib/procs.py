@@ -117,10 +117,12 @@ class Procs:
         return os.path.join(self.tmp, f"{self.name}-{i}.log")
 
     def start(self, argv, env=None, port=None, stdin=subprocess.DEVNULL,
-              stdout=subprocess.DEVNULL):
+              stdout=subprocess.DEVNULL, cpus=None):
+        """cpus: the set of CPUs the process (and what it starts) may run
+        on; None, any."""
         with open(self.log_path(len(self.procs)), "w") as log:
             p = subprocess.Popen(argv, env=env, stdin=stdin, stdout=stdout,
-                                 stderr=log, text=True)
+                                 stderr=log, text=True, preexec_fn=pinned_to(cpus))
         p.log = self.log_path(len(self.procs))
         self.procs.append(p)
         if port is not None:
@@ -158,10 +160,26 @@ def log_tail(proc, chars=500):
         return ""
 
 
-def run(argv, env=None, timeout=600):
-    """Runs argv to completion; returns its stdout, raises with its
-    stderr when it fails."""
-    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+def pinned_to(cpus):
+    """A preexec_fn that binds the child to cpus, or None for no binding."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def core_pair():
+    """Two CPUs of this process's set, ({server}, {client}), for a
+    scenario whose figure depends on where the two sides run; None on a
+    machine with one."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return ({cpus[0]}, {cpus[1]}) if len(cpus) >= 2 else None
+
+
+def run(argv, env=None, timeout=600, cpus=None):
+    """Runs argv to completion (on cpus, if given); returns its stdout,
+    raises with its stderr when it fails."""
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                         preexec_fn=pinned_to(cpus))
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, argv))}: exit {out.returncode}: "
                            f"{out.stderr.strip()[-2000:]}")

@@ -11,7 +11,8 @@ import subprocess
 import threading
 import time
 
-from .procs import Procs, children_cpu_seconds, cpu_seconds, descendants, fd_count, free_port, log_tail, mem_kib, run
+from .procs import (Procs, children_cpu_seconds, core_pair, cpu_seconds, descendants, fd_count, free_port,
+                    log_tail, mem_kib, run)
 from .setups import Setup
 
 CLIENTS = 16  # concurrent clients of the new-connection scenario
@@ -44,7 +45,7 @@ def rotated(items, r):
 
 def bench_client(setup, *args, timeout=600):
     return run([f"{setup.ctx.build}/apps/bench_client", "localhost", str(setup.port), *map(str, args)],
-               env=setup.client_env, timeout=timeout).split()
+               env=setup.client_env, timeout=timeout, cpus=setup.client_cpus).split()
 
 
 # ---- 1. new connections -------------------------------------------------
@@ -151,28 +152,36 @@ def bulk(ctx, kinds, P, R, r):
 def latency(ctx, kinds, P, R, r):
     """P.pingpong 64-byte round trips (bench_client pingpong against
     echo_server) in each setup, and with TLS written into the programs
-    ("native": the bound of any in-process TLS), P-256."""
+    ("native": the bound of any in-process TLS), P-256. The server side
+    runs on one core and the client side on another: left to the
+    scheduler, the two sides share a core in some runs and not in others,
+    and that alone moves the round trip fourfold (docs/benchmarks.md,
+    "Scenarios")."""
+    cores = core_pair()
     for kind in rotated(kinds + ["native"], r):
         if kind == "native":
-            out = native_pingpong(ctx, P)
+            out = native_pingpong(ctx, P, cores)
         else:
-            with Setup(ctx, kind, "echo", "ec") as s:
+            with Setup(ctx, kind, "echo", "ec", cores=cores) as s:
                 out = bench_client(s, "pingpong", P.pingpong, 64)
         R.add("latency.p50", kind, float(out[1]))
         R.add("latency.p99", kind, float(out[3]))
 
 
-def native_pingpong(ctx, P):
+def native_pingpong(ctx, P, cores):
     """tlsloop pingpong against tlsloop's server: the latency scenario's
-    round trips with OpenSSL in both programs and no shim. Returns
-    bench_client's output, split."""
+    round trips with OpenSSL in both programs and no shim, each side on
+    its core of cores (or anywhere, None). Returns the output, split, as
+    bench_client's."""
     pem, key = ctx.pki["ec"]
     tls = [pem, key, ctx.pki["ca"]]
+    server_cpus, client_cpus = cores or (None, None)
     procs, port = Procs(ctx.tmp, ctx.name("native")), free_port()
     try:
-        procs.start([f"{ctx.build}/bench/tlsloop", "server", str(port), "full", *tls], port=port)
+        procs.start([f"{ctx.build}/bench/tlsloop", "server", str(port), "full", *tls], port=port,
+                    cpus=server_cpus)
         return run([f"{ctx.build}/bench/tlsloop", "pingpong", "localhost", str(port),
-                    str(P.pingpong), "64", *tls]).split()
+                    str(P.pingpong), "64", *tls], cpus=client_cpus).split()
     finally:
         procs.stop()
 

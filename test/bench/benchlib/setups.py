@@ -125,11 +125,14 @@ def server_argv(ctx, server, port):
 
 class Setup:
     """Starts the server side of one setup (and the client-side proxy);
-    the client connects to localhost:port with client_env."""
+    the client connects to localhost:port with client_env (and runs on
+    client_cpus). cores: (server CPUs, client CPUs), each side's
+    processes bound to its own (procs.core_pair), or None for anywhere."""
 
-    def __init__(self, ctx, kind, server="echo", cert="ec", resume=True, level="error"):
+    def __init__(self, ctx, kind, server="echo", cert="ec", resume=True, level="error", cores=None):
         self.ctx, self.kind, self.server, self.cert = ctx, kind, server, cert
         self.resume, self.level = resume, level
+        self.server_cpus, self.client_cpus = cores or (None, None)
         self.name = ctx.name(kind)
         self.procs = Procs(ctx.tmp, self.name)
         self.client_env = dict(os.environ)
@@ -152,17 +155,17 @@ class Setup:
         ctx, app_port = self.ctx, free_port()
         argv = server_argv(ctx, self.server, app_port)
         if self.kind == "plain":
-            self.server_side.append(self.procs.start(argv, port=app_port))
+            self.server_side.append(self.procs.start(argv, port=app_port, cpus=self.server_cpus))
             return app_port
         if self.kind in ("secshim", "baseline"):
             lib = ctx.baseline if self.kind == "baseline" else ctx.build
             policy = shim_policy(os.path.join(ctx.tmp, f"{self.name}.cfg"), app_port, ctx.pki,
                                  self.cert, self.resume, self.level, ctx.resumption[self.kind])
             env = dict(os.environ, SECSHIM_CONFIG=policy, LD_PRELOAD=f"{lib}/libsecshim.so")
-            self.server_side.append(self.procs.start(argv, env=env, port=app_port))
+            self.server_side.append(self.procs.start(argv, env=env, port=app_port, cpus=self.server_cpus))
             self.client_env = env
             return app_port
-        self.server_side.append(self.procs.start(argv, port=app_port))
+        self.server_side.append(self.procs.start(argv, port=app_port, cpus=self.server_cpus))
         tls_port, front_port = free_port(), free_port()
         if self.kind == "stunnel":
             return self.stunnel(app_port, tls_port, front_port)
@@ -170,10 +173,12 @@ class Setup:
             pem, key = ctx.pki[self.cert]
             self.server_side.append(self.procs.start(
                 ["socat", f"OPENSSL-LISTEN:{tls_port},bind=127.0.0.1,reuseaddr,fork,backlog={SOCAT_BACKLOG},"
-                 f"cert={pem},key={key},verify=0", f"TCP:127.0.0.1:{app_port}"], port=tls_port))
+                 f"cert={pem},key={key},verify=0", f"TCP:127.0.0.1:{app_port}"], port=tls_port,
+                cpus=self.server_cpus))
             self.client_side.append(self.procs.start(
                 ["socat", f"TCP-LISTEN:{front_port},bind=127.0.0.1,reuseaddr,fork,backlog={SOCAT_BACKLOG}",
-                 f"OPENSSL:localhost:{tls_port},cafile={ctx.pki['ca']}"], port=front_port))
+                 f"OPENSSL:localhost:{tls_port},cafile={ctx.pki['ca']}"], port=front_port,
+                cpus=self.client_cpus))
             return front_port
         raise ValueError(self.kind)
 
@@ -193,9 +198,9 @@ class Setup:
                   f"connect = 127.0.0.1:{tls_port}\nCAfile = {self.ctx.pki['ca']}\n"
                   "verifyChain = yes\ncheckHost = localhost\n" + common)
         self.server_side.append(self.procs.start(
-            ["stunnel", self.stunnel_conf("server", server)], port=tls_port))
+            ["stunnel", self.stunnel_conf("server", server)], port=tls_port, cpus=self.server_cpus))
         self.client_side.append(self.procs.start(
-            ["stunnel", self.stunnel_conf("client", client)], port=front_port))
+            ["stunnel", self.stunnel_conf("client", client)], port=front_port, cpus=self.client_cpus))
         return front_port
 
     def stunnel_conf(self, side, service):
