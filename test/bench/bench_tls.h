@@ -5,8 +5,11 @@
  * what the shim negotiates:
  *
  *   both:   TLS 1.3 only, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION,
- *           SSL_MODE_ENABLE_PARTIAL_WRITE | ACCEPT_MOVING_WRITE_BUFFER |
- *           RELEASE_BUFFERS, OpenSSL's default groups and TLS 1.3 suites
+ *           SSL_MODE_ENABLE_PARTIAL_WRITE | ACCEPT_MOVING_WRITE_BUFFER (no
+ *           RELEASE_BUFFERS: the shim gives the buffers back only when a
+ *           connection goes idle), read-ahead on (one read takes a
+ *           record's header and body), OpenSSL's default groups and TLS
+ *           1.3 suites
  *   server: SSL_OP_CIPHER_SERVER_PREFERENCE, CERT (leaf + chain) and KEY,
  *           verifies nothing (no tls-mutual); a session id context; with
  *           resume, a server session cache and OpenSSL's two tickets,
@@ -54,8 +57,8 @@ static SSL_CTX *new_ctx(int server, int resume, const char *cert,
         options |= SSL_OP_CIPHER_SERVER_PREFERENCE;
     SSL_CTX_set_options(ctx, options);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (!server) {
         if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
             fail("cannot load the CA");
