@@ -1,11 +1,11 @@
 /*
  * tlsloop - TLS written into the program: OpenSSL over real TCP in the
- * shapes of the new-connection and latency scenarios, with no shim. It is what a perfect
- * in-process TLS costs on this machine, measured rather than modelled:
- * the library's work (hsloop), the kernel's work for TLS's segments
- * (shapeloop), and what neither loop has: two processes whose threads
- * wake each other, each with its own caches. secshim's figures over
- * tlsloop's are the shim's own share of a connection.
+ * shapes of the new-connection and latency scenarios, with no shim. It is
+ * what a perfect in-process TLS costs on this machine, measured rather
+ * than modelled: the library's work (hsloop), the kernel's work for
+ * TLS's segments (shapeloop), and what neither loop has: two processes
+ * whose threads wake each other, each with its own caches. secshim's
+ * figures over tlsloop's are the shim's own share of a connection.
  *
  *   tlsloop server PORT full|resumed CERT KEY CA
  *   tlsloop client HOST PORT full|resumed SECONDS CLIENTS CERT KEY CA
@@ -112,7 +112,7 @@ static bool one_connection(SSL_SESSION **sess)
     int fd = socket(resolved->ai_family, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, resolved->ai_addr, resolved->ai_addrlen) != 0 ||
         !nodelay(fd))
-        fail("connect");
+        bench_die("connect");
     SSL *c = SSL_new(ctx);
     if (c == NULL || SSL_set_fd(c, fd) != 1 ||
         SSL_set_tlsext_host_name(c, host) != 1 || SSL_set1_host(c, host) != 1)
@@ -195,7 +195,7 @@ static int run_pingpong(const char *port, long count, size_t size)
     int fd = socket(resolved->ai_family, SOCK_STREAM, 0);
     SSL *c = SSL_new(ctx);
     if (fd < 0 || connect(fd, resolved->ai_addr, resolved->ai_addrlen) != 0)
-        fail("connect");
+        bench_die("connect");
     if (c == NULL || SSL_set_fd(c, fd) != 1 ||
         SSL_set_tlsext_host_name(c, host) != 1 ||
         SSL_set1_host(c, host) != 1 || SSL_connect(c) != 1)
