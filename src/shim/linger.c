@@ -38,6 +38,8 @@
 
 #include "secshim/log.h"
 
+/* The thread's name, at most 15 characters (docs/shim.md, "close"). */
+#define LINGER_THREAD_NAME "secshim-linger"
 /* How long one connection may linger: a peer that takes nothing for this
  * long is reset (the kernel gives up on an orphaned socket too). */
 #define LINGER_MAX_MS 30000
@@ -258,6 +260,9 @@ static void linger_round(struct round *r)
 static void *linger_main(void *arg)
 {
     (void)arg;
+    /* A name of its own (ps -L, /proc/PID/task/TID/comm): operators, and
+     * the soak test, tell it from the program's threads. */
+    (void)pthread_setname_np(pthread_self(), LINGER_THREAD_NAME);
     struct round r = {NULL, NULL, 0};
     pthread_mutex_lock(&linger_lock);
     for (;;) {
