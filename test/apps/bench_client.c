@@ -52,7 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/rtt.h"
+#include "../common/samples.h"
 
 #define IO_CHUNK (64 * 1024)
 

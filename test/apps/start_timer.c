@@ -27,6 +27,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "../common/samples.h"
+
 #define MAX_CONFIGS 16
 #define MAX_BATCHES 64
 
@@ -52,12 +54,6 @@ static double children_cpu_s(void)
     getrusage(RUSAGE_CHILDREN, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* "NAME=VALUE" in a new string, or NULL for "-". */
@@ -161,8 +157,8 @@ int main(int argc, char **argv)
            "configuration", "wall ms", "cpu ms", argv[3], batches, runs);
     for (int c = 0; c < n; c++) {
         struct config *cfg = &cfgs[c];
-        qsort(cfg->wall, (size_t)batches, sizeof(double), by_value);
-        qsort(cfg->cpu, (size_t)batches, sizeof(double), by_value);
+        qsort(cfg->wall, (size_t)batches, sizeof(double), compare_double);
+        qsort(cfg->cpu, (size_t)batches, sizeof(double), compare_double);
         printf("%-26s %9.3f %9.3f   (batches %.3f .. %.3f)\n", cfg->label,
                cfg->wall[batches / 2], cfg->cpu[batches / 2], cfg->wall[0],
                cfg->wall[batches - 1]);

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/samples.h"
+
 /* Bytes written before they are read: well inside a pipe's 64 KiB and a
  * loopback socket's buffers, so no write blocks. */
 #define BATCH 1000
@@ -43,12 +45,6 @@ static double elapsed_ns(const struct timespec *a, const struct timespec *b)
 {
     return (double)(b->tv_sec - a->tv_sec) * 1e9 +
            (double)(b->tv_nsec - a->tv_nsec);
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static void die(const char *what)
@@ -136,7 +132,7 @@ int main(int argc, char **argv)
         calls += 2 * n;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    qsort(per_call, batches, sizeof(*per_call), by_value);
+    qsort(per_call, batches, sizeof(*per_call), compare_double);
     printf("ns_per_call %.1f calls %ld median_batch_ns_per_call %.1f\n",
            elapsed_ns(&t0, &t1) / (double)calls, calls,
            per_call[batches / 2]);

@@ -68,6 +68,7 @@
 #include <unistd.h>
 
 #include "../common/ossl_count.h"
+#include "../common/samples.h"
 #include "../common/ossl_sites.h"
 #define BENCH_PROGRAM "hsloop"
 #include "bench_tls.h"
@@ -219,12 +220,6 @@ static void record64(SSL *from, SSL *to)
         fail("SSL_read failed");
 }
 
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* records mode: see the header. The record buffers stay (bench_tls.h
  * sets no RELEASE_BUFFERS), as a busy secshim connection keeps them. */
 static int records(long count, char **paths)
@@ -247,7 +242,7 @@ static int records(long count, char **paths)
         }
         ns[b] = (now_seconds() - t0) * 1e9 / (double)per;
     }
-    qsort(ns, BATCHES, sizeof(ns[0]), by_value);
+    qsort(ns, BATCHES, sizeof(ns[0]), compare_double);
     printf("round_trip_ns %.0f\n", ns[BATCHES / 2]);
     SSL_free(c);
     SSL_free(s);

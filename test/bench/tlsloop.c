@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #define BENCH_PROGRAM "tlsloop"
-#include "../common/rtt.h"
+#include "../common/samples.h"
 #include "bench_server.h"
 #include "bench_tls.h"
 

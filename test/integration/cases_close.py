@@ -41,22 +41,6 @@ def peer_report(peer):
     return int(m.group(1)), m.group(2), m.group(3)
 
 
-def thread_names(pid):
-    """The names (comm) of pid's threads; [] when it is gone."""
-    names = []
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return names
-    for tid in tids:
-        try:
-            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-                names.append(f.read().strip())
-        except OSError:
-            pass  # the thread ended meanwhile
-    return names
-
-
 def close_run(c, tls, end, args=(), nbytes=CLOSE_BYTES, run="", **peer_opts):
     """close_writer --end END against a slow peer, plain or under the shim
     (run names the processes when a case makes several runs). Returns
