@@ -1046,18 +1046,25 @@ static void test_tlsctx_direct(void **state)
     STACK_OF(X509) *chain = NULL;
     assert_int_equal(SSL_CTX_get0_chain_certs(t->ctx, &chain), 1);
     assert_int_equal(sk_X509_num(chain), 1);
-    int days = ss_tlsctx_days_left(t, time(NULL));
+    /* One reading of the clock: a second that passes between two would
+     * move the day count. */
+    time_t now = time(NULL);
+    int days = ss_tlsctx_days_left(t, now);
     assert_true(days > 0);
-    assert_int_equal(ss_tlsctx_days_left(t, time(NULL) + 86400 * 2L),
-                     days - 2);
+    assert_int_equal(ss_tlsctx_days_left(t, now + 86400 * 2L), days - 2);
     /* The notAfter `secshim status` publishes is the leaf's own. */
     struct tm tm;
     assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(t->own_cert), &tm),
                      1);
     time_t not_after = ss_tlsctx_not_after(t);
     assert_int_equal(not_after, timegm(&tm));
-    assert_true(not_after > time(NULL) + 86400L * days);
-    assert_true(not_after <= time(NULL) + 86400L * (days + 1));
+    /* Whole days left: now + days <= notAfter < now + days + 1. At
+     * exactly 3 days before it, 3 (the leaf is signed with -days from the
+     * signing second, so a test in that second is at such a boundary). */
+    assert_true(not_after >= now + 86400L * days);
+    assert_true(not_after < now + 86400L * (days + 1));
+    assert_int_equal(ss_tlsctx_days_left(t, not_after - 86400L * 3), 3);
+    assert_int_equal(ss_tlsctx_days_left(t, not_after - 86400L * 3 + 1), 2);
     ss_tlsctx_free(t);
 
     /* A client loads no certificate without tls-mutual. */
