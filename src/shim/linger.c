@@ -49,6 +49,10 @@
 /* How often a connection waiting only for the kernel's send queue to
  * drain is looked at: that queue gives no event to poll for. */
 #define LINGER_QUEUE_TICK_MS 5
+/* How long a delivered connection waits for the peer's answer to its
+ * close_notify (its own close_notify and FIN), about one round trip and
+ * the peer program's reaction to it; docs/design.md, "Close without loss". */
+#define LINGER_FIN_WAIT_MS 1000
 
 /*
  * Guards the list of lingering socks, the thread's existence, and each
@@ -111,34 +115,113 @@ static bool kernel_would_lose(const struct shim_sock *s)
 }
 
 /* Reads and drops what the peer sent since the close (s locked): nobody
- * will read it, and left unread it would make the final close a reset. */
-static void drain(const struct shim_sock *s)
+ * will read it, and left unread it would make the final close a reset.
+ * Returns whether the peer's side has ended: EOF, or an error such as the
+ * peer's reset, after which nothing more arrives. */
+static bool drain(const struct shim_sock *s)
 {
     static char sink[16384]; /* only the linger thread drains */
-    for (int i = 0; i < 64; i++)
-        if (REAL(recv)(s->priv_fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
-            return;
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = REAL(recv)(s->priv_fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (n == 0)
+            return true;
+        if (n < 0)
+            return errno != EAGAIN && errno != EWOULDBLOCK;
+    }
+    return false;
+}
+
+/*
+ * The FIN leaves with the program's close, as over plain TCP: once the
+ * engine has handed the kernel everything up to close_notify, the private
+ * socket's write side is shut (s locked). Otherwise the peer's FIN, which
+ * its program sends when it reads our close_notify, would come first, and
+ * the peer, not the side that closed, would hold the TIME_WAIT
+ * (docs/design.md, "Close without loss").
+ */
+static void send_fin(struct shim_sock *s)
+{
+    if (s->fin_sent || ss_conn_unsent(s->conn) > 0)
+        return;
+    s->fin_sent = true;
+    (void)REAL(shutdown)(s->priv_fd, SHUT_WR);
+}
+
+/*
+ * The end of the stream at the last close (s locked): close_notify behind
+ * the data and, with fin, the FIN behind it. Corked, the kernel sends the
+ * two in one segment: sent apart, the peer's program could read
+ * close_notify and close before our FIN arrived, and a close from both
+ * sides at once leaves a TIME_WAIT on each. Whatever the cork holds back
+ * goes out with the FIN, or with the final close should the stream end
+ * without one (a failed send).
+ */
+static void end_stream(struct shim_sock *s, bool fin)
+{
+    int on = 1;
+    if (fin)
+        (void)REAL(setsockopt)(s->priv_fd, IPPROTO_TCP, TCP_CORK, &on,
+                               sizeof(on));
+    if (ss_conn_shutdown(s->conn) == SS_OK && fin)
+        send_fin(s);
 }
 
 /* --- the thread ------------------------------------------------------------- */
 
-enum step { STEP_WAIT, STEP_DONE, STEP_GONE };
+/*
+ * What a step found: still delivering; delivered (the kernel's queue,
+ * our FIN included, is acknowledged) and waiting only for the peer's end;
+ * done; or gone (the connection failed).
+ */
+enum step { STEP_WAIT, STEP_DELIVERED, STEP_DONE, STEP_GONE };
 
-/* One non-blocking step of s; *events what to poll for when waiting. */
-static enum step linger_step(struct shim_sock *s, short *events)
+/*
+ * Where s stands once the engine has handed the kernel everything (s
+ * locked); sets what to poll for and how soon to look again. Until the
+ * kernel's queue is acknowledged, what arrives is dropped (drain): the
+ * queue has no event, so it is looked at every LINGER_QUEUE_TICK_MS. Then
+ * the peer's answer to our close_notify is due, usually with its FIN: it
+ * is waited for, at most LINGER_FIN_WAIT_MS, because arriving at a closed
+ * socket it would be answered with a reset where plain TCP leaves the
+ * FIN exchange and the TIME_WAIT (docs/design.md, "Close without loss").
+ * What comes later is reset; nothing of ours is lost by then.
+ */
+static enum step delivery(struct shim_sock *s, short *events, int *next_ms)
+{
+    if (drain(s))
+        return STEP_DONE;
+    if (kernel_would_lose(s)) {
+        *next_ms = LINGER_QUEUE_TICK_MS;
+        return STEP_WAIT;
+    }
+    if (!s->fin_sent)
+        return STEP_DONE;
+    if (!s->fin_acked) {
+        s->fin_acked = true;
+        s->fin_wait_until = shim_deadline_after(LINGER_FIN_WAIT_MS);
+    }
+    *next_ms = shim_ms_until(&s->fin_wait_until);
+    *events = POLLIN;
+    return *next_ms == 0 ? STEP_DONE : STEP_DELIVERED;
+}
+
+/* One non-blocking step of s; *events what to poll for when waiting (0:
+ * nothing), *next_ms the longest it may wait before the next step. */
+static enum step linger_step(struct shim_sock *s, short *events, int *next_ms)
 {
     *events = 0;
+    *next_ms = LINGER_TICK_MS;
     shim_sock_lock(s);
     int rc = shim_close_step(s);
-    enum step st = STEP_WAIT;
-    if (rc == SS_WANT_READ || rc == SS_WANT_WRITE)
+    enum step st;
+    if (rc == SS_WANT_READ || rc == SS_WANT_WRITE) {
         *events = shim_poll_events(shim_wants(s, rc));
-    else if (rc < 0)
+        st = STEP_WAIT;
+    } else if (rc < 0) {
         st = STEP_GONE;
-    if (st == STEP_WAIT && *events == 0) {
-        drain(s);
-        if (!kernel_would_lose(s))
-            st = STEP_DONE;
+    } else {
+        send_fin(s);
+        st = delivery(s, events, next_ms);
     }
     shim_sock_unlock(s);
     return st;
@@ -158,6 +241,19 @@ static void linger_finish(struct shim_sock *s, bool timed_out)
         (void)REAL(setsockopt)(s->priv_fd, SOL_SOCKET, SO_LINGER, &lg,
                                sizeof(lg));
     shim_sock_unref(s); /* the last reference closes the descriptor */
+}
+
+/* The program's bytes are acknowledged: a close() under SO_LINGER {1, N}
+ * returns, as the kernel's does once its queue is acknowledged, and exit
+ * need not wait for the peer's answer. */
+static void mark_delivered(struct shim_sock *s)
+{
+    pthread_mutex_lock(&linger_lock);
+    if (!s->linger_delivered) {
+        s->linger_delivered = true;
+        pthread_cond_broadcast(&linger_ended);
+    }
+    pthread_mutex_unlock(&linger_lock);
 }
 
 /* Removes s from the list (linger_lock held). */
@@ -220,11 +316,15 @@ static void linger_round(struct round *r)
     for (i = 0; i < n; i++) {
         struct shim_sock *s = r->socks[i];
         short events;
-        enum step st = linger_step(s, &events);
+        int next_ms;
+        enum step st = linger_step(s, &events, &next_ms);
         int left = shim_ms_until(&s->linger_deadline);
+        bool waiting = st == STEP_WAIT || st == STEP_DELIVERED;
         bool timed_out = st == STEP_WAIT && left == 0;
         r->pfds[i] = (struct pollfd){.fd = -1, .events = 0, .revents = 0};
-        if (st == STEP_WAIT && !timed_out) {
+        if (st == STEP_DELIVERED)
+            mark_delivered(s);
+        if (waiting && !timed_out) {
             /* Waiting for the kernel's queue alone: no event will say
              * it drained, and a socket the peer shut down reports
              * POLLHUP at once, so it is looked at again a tick later
@@ -233,8 +333,8 @@ static void linger_round(struct round *r)
                 r->pfds[i] = (struct pollfd){.fd = s->priv_fd,
                                              .events = events,
                                              .revents = 0};
-            else if (LINGER_QUEUE_TICK_MS < timeout)
-                timeout = LINGER_QUEUE_TICK_MS;
+            if (next_ms < timeout)
+                timeout = next_ms;
             if (left < timeout)
                 timeout = left;
             continue;
@@ -249,10 +349,10 @@ static void linger_round(struct round *r)
     }
     /* Every entry ended: the next round starts at once (or sleeps on
      * linger_work in linger_main). */
-    bool waiting = false;
+    bool any = false;
     for (i = 0; i < n; i++)
-        waiting = waiting || r->socks[i] != NULL;
-    if (waiting)
+        any = any || r->socks[i] != NULL;
+    if (any)
         (void)REAL(poll)(r->pfds, (nfds_t)n, timeout);
     pthread_mutex_lock(&linger_lock);
 }
@@ -373,12 +473,13 @@ void linger_last_close(struct shim_sock *s)
         errno = saved;
         return;
     }
+    bool vfork_child = shim_in_vfork_child();
     if (!hs)
-        (void)ss_conn_shutdown(s->conn); /* close_notify behind the data */
+        end_stream(s, !vfork_child);
     int wait_ms = lg.l_onoff ? (lg.l_linger > 0x7fffffff / 1000
                                     ? 0x7fffffff : lg.l_linger * 1000)
                              : 0;
-    if (!shim_in_vfork_child() && must_linger(s) && !adopt(s, wait_ms))
+    if (!vfork_child && must_linger(s) && !adopt(s, wait_ms))
         ss_log(SS_LOG_WARNING, "endpoint '%s': no thread to deliver the "
                "last bytes to %s after close", shim_sock_endpoint(s),
                s->peer);
@@ -392,7 +493,7 @@ void linger_close_wait(struct shim_sock *s)
     pthread_mutex_lock(&linger_lock);
     if (s->linger == LINGER_ACTIVE && s->linger_wait_ms > 0) {
         struct timespec until = shim_deadline_after(s->linger_wait_ms);
-        while (s->linger == LINGER_ACTIVE &&
+        while (s->linger == LINGER_ACTIVE && !s->linger_delivered &&
                pthread_cond_timedwait(&linger_ended, &linger_lock,
                                       &until) != ETIMEDOUT)
             ;
@@ -414,6 +515,16 @@ static void exit_close(struct shim_sock *s)
     shim_sock_unref(s);
 }
 
+/* Whether a lingering connection still has bytes to deliver (linger_lock
+ * held): exit waits for those, not for the peers' answers. */
+static bool undelivered(void)
+{
+    for (struct shim_sock *s = lingering; s != NULL; s = s->linger_next)
+        if (!s->linger_delivered)
+            return true;
+    return false;
+}
+
 void linger_at_exit(void)
 {
     if (shim_in_vfork_child())
@@ -423,7 +534,7 @@ void linger_at_exit(void)
     shim_sock_for_each_open(exit_close);
     pthread_once(&conds_once, conds_init);
     pthread_mutex_lock(&linger_lock);
-    while (lingering != NULL &&
+    while (undelivered() &&
            pthread_cond_timedwait(&linger_ended, &linger_lock, &until) !=
                ETIMEDOUT)
         ;

@@ -127,6 +127,12 @@ struct shim_sock {
      * where its handshake ended; only that one counts its close.
      * Guarded by lock. */
     pid_t stat_open_pid;
+    /* The private socket's write side was shut at the last close: the
+     * FIN left behind close_notify; then when the peer acknowledged it,
+     * and how long its answer is waited for (linger.c). Guarded by lock. */
+    bool fin_sent;
+    bool fin_acked;
+    struct timespec fin_wait_until;
 
     /* Guarded by the list lock in sock.c. */
     struct shim_sock *list_prev, *list_next;
@@ -140,6 +146,7 @@ struct shim_sock {
     int linger_wait_ms;        /* SO_LINGER's l_linger: close() waits */
     struct timespec linger_deadline;
     struct shim_sock *linger_next;
+    bool linger_delivered;     /* the kernel's queue is acknowledged */
 
     /* "HOST:PORT" for messages; allocated with the sock, to its length. */
     char peer[];

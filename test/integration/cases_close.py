@@ -18,7 +18,7 @@ ABORTED = ("reset", "eof")
 
 
 def slow_peer(c, tls, name="peer", rcvbuf=32768, chunk=16384, delay_ms=5,
-              progress=None):
+              progress=None, answer_ms=None):
     """Starts slow_peer.py serve (TLS with server.pem, or plain); returns
     (proc, port)."""
     s = c.suite
@@ -30,6 +30,8 @@ def slow_peer(c, tls, name="peer", rcvbuf=32768, chunk=16384, delay_ms=5,
              "--delay", str(delay_ms), "--bound", str(T_RUN)]
     if progress:
         argv += ["--progress", progress]
+    if answer_ms is not None:
+        argv += ["--answer-ms", str(answer_ms)]
     proc = c.start(name, argv)
     return proc, wait_port_file(proc, port_file)
 
@@ -280,3 +282,102 @@ def close_after_the_peers_close_needs_no_linger(c):
           "the server's close started %+d threads under the shim, %+d over "
           "plain TCP (a linger thread was started)"
           % (seen[True][1], seen[False][1]))
+
+
+CLOSING_CONNECTIONS = 20
+TCP_TIME_WAIT = 6  # the st column of /proc/net/tcp
+
+
+def time_wait_ends(port):
+    """(server side, client side): how many TIME_WAIT entries the kernel
+    holds for connections to port, by the side that holds them."""
+    server = client = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in f.read().splitlines()[1:]:
+                cols = row.split()
+                if int(cols[3], 16) != TCP_TIME_WAIT:
+                    continue
+                local, remote = (int(a.rsplit(":", 1)[1], 16) for a in cols[1:3])
+                server += local == port
+                client += remote == port
+    return server, client
+
+
+@case
+def close_leaves_time_wait_with_the_side_that_closed_first(c):
+    """bench_client's connections each close first, after a 1-byte round
+    trip. Over plain TCP the FIN leaves at close(), so the client's side
+    ends in TIME_WAIT and the server, which closes on EOF, holds none.
+    Under the shim the FIN must leave with close_notify at the same
+    close, as one segment: before, it waited in the linger thread until
+    the server's reply, the server's FIN came first, and every connection
+    left its TIME_WAIT on the server (docs/design.md, "Close without
+    loss"). TIME_WAIT lasts 60 s, so the counts are read once, after the
+    run."""
+    seen = {}
+    for tls in (False, True):
+        how = "under the shim" if tls else "plain TCP"
+        if tls:
+            server, port, cpol = shim_pair(c, mutual=False)
+            env = c.env(cpol)
+        else:
+            server, port = echo_server(c, name="plain-server", preload=False)
+            env = c.env(preload=False)
+        client = c.run("client-" + ("tls" if tls else "plain"),
+                       [c.suite.app("bench_client"), "localhost", str(port),
+                        "connect", str(CLOSING_CONNECTIONS)], env)
+        check(client.p.returncode == 0, "%s: bench_client failed" % how)
+        deadline = time.monotonic() + T_RUN  # the server's closes follow
+        while (time_wait_ends(port)[1] < CLOSING_CONNECTIONS and
+               time.monotonic() < deadline):
+            time.sleep(0.05)
+        seen[tls] = time_wait_ends(port)
+        server.stop()
+    c.note("TIME_WAIT (server side, client side): plain TCP %s, under the "
+           "shim %s" % (seen[False], seen[True]))
+    check(seen[False] == (0, CLOSING_CONNECTIONS),
+          "the plain TCP reference left TIME_WAIT %s" % (seen[False],))
+    check(seen[True] == seen[False],
+          "under the shim TIME_WAIT is %s (server side, client side), over "
+          "plain TCP %s" % (seen[True], seen[False]))
+
+
+LATE_ANSWER_MS = 300
+
+
+@case
+def close_waits_for_a_late_answer_to_close_notify(c):
+    """close_writer writes 4 KiB and closes; the peer reads to the end and
+    answers 300 ms later (its close_notify, then its FIN), long after its
+    kernel acknowledged our FIN. Over plain TCP the writer's side then
+    ends in TIME_WAIT. The shim keeps the connection open for the answer
+    (up to 1 s, docs/design.md, "Close without loss"): closed as soon as
+    the FIN was acknowledged, the answer would meet a closed socket, which
+    the kernel answers with a reset, and no TIME_WAIT would be left."""
+    seen = {}
+    for tls in (False, True):
+        tag = "tls" if tls else "plain"
+        peer, port = slow_peer(c, tls, name=tag + "-peer",
+                               answer_ms=LATE_ANSWER_MS)
+        env = c.env(c.policy(client_ep(c.suite, port), name=tag + ".cfg")) \
+            if tls else c.env(preload=False)
+        writer = c.start(tag + "-writer",
+                         [c.suite.app("close_writer"), "localhost", str(port),
+                          "--bytes", "4096", "--end", "close"], env,
+                         stdin=True)
+        end = peer_report(peer)[2]
+        deadline = time.monotonic() + T_STOP  # the peer's FIN follows
+        while time_wait_ends(port)[1] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen[tls] = (end, time_wait_ends(port))
+        writer.close_stdin()
+        check(writer.wait(T_RUN) == 0, "%s: close_writer failed" % tag)
+    c.note("(the peer saw, TIME_WAIT server side and client side): plain "
+           "TCP %s, under the shim %s" % (seen[False], seen[True]))
+    check(seen[False] == ("eof", (0, 1)),
+          "the plain TCP reference: %s" % (seen[False],))
+    check(seen[True] == ("close_notify+eof", (0, 1)),
+          "under the shim the peer saw %s and TIME_WAIT is %s (server side, "
+          "client side); over plain TCP %s and %s"
+          % (seen[True] + seen[False]))

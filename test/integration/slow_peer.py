@@ -3,12 +3,15 @@
 
   slow_peer.py serve PORT_FILE (--tls CERT KEY | --plain) [--rcvbuf B]
                [--chunk K] [--delay MS] [--progress FILE] [--bound S]
+               [--answer-ms A]
     Listens on 127.0.0.1 (port written to PORT_FILE), accepts one
     connection and reads it slowly (K bytes per read, MS ms between
     reads), writing the count read so far to FILE after each read. Prints
     one line: "received N sha256=H end=E" where E is how the stream ended:
     close_notify+eof (TLS: close_notify, then TCP EOF), close_notify+reset,
     eof (TCP EOF; under --tls: without close_notify), reset, or error:...
+    With --answer-ms, A ms after the end it answers it, as a peer slow to
+    close does: with its own close_notify (TLS), then its FIN.
   slow_peer.py hello PORT [--bound S]
     Sends a TLS ClientHello to 127.0.0.1:PORT and prints what came back:
     "reply: none" (EOF or reset, no byte) or "reply: handshake" (a TLS
@@ -120,6 +123,15 @@ def serve(args):
         time.sleep(delay)
     if notified:
         end = "close_notify+" + end
+    answer = int(opt(args, "--answer-ms", "-1"))
+    if answer >= 0:
+        time.sleep(answer / 1000.0)
+        if notified:
+            try:
+                obj.unwrap()
+            except ssl.SSLError:
+                pass  # sent; the writer's own close_notify is already in
+            flush()
     print("received %d sha256=%s end=%s" % (total, digest.hexdigest(), end),
           flush=True)
     sock.close()
