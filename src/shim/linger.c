@@ -188,13 +188,12 @@ enum step { STEP_WAIT, STEP_DELIVERED, STEP_DONE, STEP_GONE };
  */
 static enum step delivery(struct shim_sock *s, short *events, int *next_ms)
 {
-    if (drain(s))
-        return STEP_DONE;
+    bool peer_ended = drain(s);
     if (kernel_would_lose(s)) {
         *next_ms = LINGER_QUEUE_TICK_MS;
         return STEP_WAIT;
     }
-    if (!s->fin_sent)
+    if (peer_ended || !s->fin_sent)
         return STEP_DONE;
     if (!s->fin_acked) {
         s->fin_acked = true;
@@ -328,7 +327,9 @@ static void linger_round(struct round *r)
             /* Waiting for the kernel's queue alone: no event will say
              * it drained, and a socket the peer shut down reports
              * POLLHUP at once, so it is looked at again a tick later
-             * rather than polled (poll skips a negative fd). */
+             * rather than polled (poll skips a negative fd). Waiting
+             * for the peer's answer is polled for input: the answer,
+             * the FIN or a reset each end it at the next step. */
             if (events != 0)
                 r->pfds[i] = (struct pollfd){.fd = s->priv_fd,
                                              .events = events,
@@ -473,9 +474,12 @@ void linger_last_close(struct shim_sock *s)
         errno = saved;
         return;
     }
+    /* When the peer's close_notify was read, the final close follows at
+     * once (must_linger) and sends the FIN itself: no cork, no shutdown. */
     bool vfork_child = shim_in_vfork_child();
+    bool peer_ended = ss_conn_state(s->conn) == SS_CONN_READ_CLOSED;
     if (!hs)
-        end_stream(s, !vfork_child);
+        end_stream(s, !vfork_child && !peer_ended);
     int wait_ms = lg.l_onoff ? (lg.l_linger > 0x7fffffff / 1000
                                     ? 0x7fffffff : lg.l_linger * 1000)
                              : 0;
