@@ -218,19 +218,22 @@ static int private_move(int fd)
 
 /* --- the stand-in ------------------------------------------------------------ */
 
-int shim_standin_install(int fd, int family)
+int shim_standin_install(int fd, int family, int *status)
 {
-    int status = REAL(fcntl)(fd, F_GETFL);
+    *status = REAL(fcntl)(fd, F_GETFL);
     int fdflags = REAL(fcntl)(fd, F_GETFD);
-    if (status < 0 || fdflags < 0)
-        return -1;
-    int standin = REAL(socket)(family, SOCK_STREAM | SOCK_CLOEXEC,
-                               IPPROTO_TCP);
-    if (standin < 0)
+    if (*status < 0 || fdflags < 0)
         return -1;
     /* The program's O_NONBLOCK (and O_APPEND, O_ASYNC...) now live on the
-     * stand-in, where fcntl/ioctl(FIONBIO) find and change them. */
-    (void)REAL(fcntl)(standin, F_SETFL, status);
+     * stand-in, where fcntl/ioctl(FIONBIO) find and change them. A fresh
+     * socket has none: O_NONBLOCK comes with it, the rare others after. */
+    int type = SOCK_STREAM | SOCK_CLOEXEC |
+               ((*status & O_NONBLOCK) ? SOCK_NONBLOCK : 0);
+    int standin = REAL(socket)(family, type, IPPROTO_TCP);
+    if (standin < 0)
+        return -1;
+    if ((*status & ~(O_ACCMODE | O_NONBLOCK)) != 0)
+        (void)REAL(fcntl)(standin, F_SETFL, *status);
     int rc = REAL(dup3)(standin, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
     int e = errno;
     REAL(close)(standin);

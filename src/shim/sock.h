@@ -213,9 +213,9 @@ int shim_private_dup(int fd, bool for_connection);
 
 
 /* Re-points fd at a fresh unconnected TCP socket of family that carries
- * fd's file status flags and close-on-exec flag. Returns 0 or -1 with
- * errno (fd is then unchanged). */
-int shim_standin_install(int fd, int family);
+ * fd's file status flags (stored in *status, as F_GETFL gave them) and
+ * close-on-exec flag. Returns 0 or -1 with errno (fd is then unchanged). */
+int shim_standin_install(int fd, int family, int *status);
 
 /* This process's pid as the shim knows it (cached; the fork handler
  * updates it). The constructor calls it first, so the cache is set. */

@@ -102,20 +102,20 @@ static int socket_family(int fd)
  * is its first use, the TCP connection moves to a private descriptor,
  * epoll registrations the program made on fd move with it, fd is
  * re-pointed at a stand-in, and the conn is made over the private
- * descriptor. Returns the new sock with the caller's reference, or NULL
- * with errno (EMFILE: no descriptor for either; ENOMEM; EPROTO: the
+ * descriptor. family is fd's address family (the stand-in's; -1 when it
+ * could not be had). Returns the new sock with the caller's reference, or
+ * NULL with errno (EMFILE: no descriptor for either; ENOMEM; EPROTO: the
  * endpoint's context cannot be built, or the engine refused). On NULL fd
  * is still the real socket, for the caller to shut down or close: the
  * stand-in is the last step, and it cannot fail halfway.
  */
-static struct shim_sock *manage(int fd, struct ss_policy *p,
+static struct shim_sock *manage(int fd, int family, struct ss_policy *p,
                                 const struct ss_endpoint *ep,
                                 enum ss_direction dir, const char *host,
                                 const char *peer)
 {
     if (shim_endpoint_ready(p, ep) != 0)
         return NULL; /* logged once, at the build that failed */
-    int family = socket_family(fd);
     int priv = shim_private_dup(fd, true);
     if (priv < 0 || family < 0) {
         int e = priv < 0 ? errno : ENOTSOCK;
@@ -155,7 +155,8 @@ static struct shim_sock *manage(int fd, struct ss_policy *p,
     s->hs_deadline = shim_deadline_after(
         ms > 0 ? ms : SS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000);
     struct events_moved *moved = events_take_registrations(fd);
-    if (shim_standin_install(fd, family) != 0) {
+    int status;
+    if (shim_standin_install(fd, family, &status) != 0) {
         int e = errno;
         ss_log(SS_LOG_ERROR, "endpoint '%s': cannot put a stand-in on "
                "descriptor %d for %s: %s", ep->name, fd, peer, strerror(e));
@@ -168,10 +169,10 @@ static struct shim_sock *manage(int fd, struct ss_policy *p,
     /* The real socket is blocking from now on: the engine always asks for
      * MSG_DONTWAIT, and the shim's own waits need it (a blocking peek
      * lets the kernel apply SO_RCVTIMEO and SA_RESTART). The program's
-     * O_NONBLOCK is on the stand-in. */
-    int fl = REAL(fcntl)(priv, F_GETFL);
-    if (fl >= 0 && (fl & O_NONBLOCK))
-        (void)REAL(fcntl)(priv, F_SETFL, fl & ~O_NONBLOCK);
+     * O_NONBLOCK is on the stand-in; priv still shares the flags the
+     * stand-in was given (status), the original socket's. */
+    if (status & O_NONBLOCK)
+        (void)REAL(fcntl)(priv, F_SETFL, status & ~O_NONBLOCK);
     shim_nagle_open(s);
     fdtab_install(fd, s);
     events_restore_registrations(moved, fd);
@@ -205,7 +206,8 @@ static int secure_connect(int fd, const struct sockaddr *addr,
      * or the address as text): the conn's host already. */
     char peer[320];
     peer_text(addr, name, peer, sizeof(peer));
-    struct shim_sock *s = manage(fd, p, ep, SS_DIR_CONNECT, name, peer);
+    struct shim_sock *s = manage(fd, socket_family(fd), p, ep, SS_DIR_CONNECT,
+                                 name, peer);
     ss_policy_unref(p); /* the conn holds its own reference */
     if (s == NULL) {
         int e = errno;
@@ -340,7 +342,8 @@ static struct shim_sock *manage_accepted(int fd, const struct sockaddr *remote,
         host_text(remote, host, sizeof(host));
         peer_text(remote, NULL, peer, sizeof(peer));
     }
-    struct shim_sock *s = manage(fd, p, ep, SS_DIR_LISTEN, host, peer);
+    struct shim_sock *s = manage(fd, local.ss_family, p, ep, SS_DIR_LISTEN,
+                                 host, peer);
     ss_policy_unref(p);
     return s;
 }
