@@ -7,9 +7,10 @@
  *   ev_semantics HOST PORT [--exec-warning] [--refused-port N]
  *
  * The server must echo everything and send nothing of its own (and serve
- * two connections: the last check leaves its stream stuck). Each check
- * prints "ok NAME" or "FAIL NAME: what it saw"; the exit status is 0 only
- * when every check passed, 2 on usage or when the alarm (60 s) fires.
+ * four connections: one check leaves its stream stuck, the last opens two).
+ * Each check prints "ok NAME" or "FAIL NAME: what it saw"; the exit status
+ * is 0 only when every check passed, 2 on usage or when the alarm (60 s)
+ * fires.
  * --exec-warning: at the end, a child process execs /bin/true with the
  * socket inherited (no FD_CLOEXEC), so the shim's exec warning can be
  * checked in its stderr.
@@ -441,6 +442,51 @@ static void check_sendfile_splice(int fd)
     close(p[1]);
 }
 
+/* File status flags set before connect() stay the socket's after it (the
+ * shim moves them to the stand-in it puts in the socket's place): a rare
+ * one (O_APPEND, which TCP ignores) with a blocking connect, and
+ * O_NONBLOCK given to socket() with a connect that is still under way. */
+static void check_flags_kept_over_connect(const char *host, const char *port)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res;
+    if (getaddrinfo(host, port, &hints, &res) != 0) {
+        report("flags-kept-append", false, "cannot resolve %s", host);
+        report("flags-kept-nonblock", false, "cannot resolve %s", host);
+        return;
+    }
+    char buf[8];
+    int fd = socket(res->ai_family, SOCK_STREAM, 0);
+    bool set = fd >= 0 && fcntl(fd, F_SETFL, O_APPEND) == 0;
+    bool connected = set && connect(fd, res->ai_addr, res->ai_addrlen) == 0;
+    int fl = connected ? fcntl(fd, F_GETFL) : -1;
+    report("flags-kept-append",
+           fl >= 0 && (fl & O_APPEND) && !(fl & O_NONBLOCK) &&
+               write_all(fd, "append", 6) && read_exactly(fd, buf, 6) &&
+               memcmp(buf, "append", 6) == 0,
+           "F_GETFL after connect gave %#x (set %d, connected %d)", fl, set,
+           connected);
+    if (fd >= 0)
+        close(fd);
+
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int rc = fd >= 0 ? connect(fd, res->ai_addr, res->ai_addrlen) : -1;
+    bool pending = rc == 0 || errno == EINPROGRESS;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    bool writable = pending && poll(&p, 1, WAIT_MS) == 1;
+    fl = writable ? fcntl(fd, F_GETFL) : -1;
+    ssize_t n = writable ? recv(fd, buf, sizeof(buf), 0) : 0;
+    report("flags-kept-nonblock",
+           fl >= 0 && (fl & O_NONBLOCK) && n == -1 &&
+               (errno == EAGAIN || errno == EWOULDBLOCK),
+           "F_GETFL after connect gave %#x, a read of nothing %zd (%s)", fl,
+           n, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+}
+
 static void check_flags_and_options(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -690,6 +736,7 @@ int main(int argc, char **argv)
     fd = connect_to(argv[1], argv[2]);
     check_sndtimeo(fd);
     close(fd);
+    check_flags_kept_over_connect(argv[1], argv[2]);
     if (refused_port != NULL)
         check_so_error_twice(argv[1], refused_port);
     printf("%s: %d checks failed\n", failures ? "FAILED" : "PASSED", failures);

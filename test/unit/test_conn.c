@@ -761,6 +761,85 @@ static void test_write_leaves_in_one_send(void **state)
     pair_close(&pr);
 }
 
+/* Each side's socket calls in order: 'R' a recv that read, 'e' one that
+ * found nothing (EAGAIN), 'S' a send. */
+static char ops_log[2][64];
+static size_t n_ops[2];
+
+static void log_op(int side, char op)
+{
+    if (n_ops[side] + 1 < sizeof(ops_log[side]))
+        ops_log[side][n_ops[side]++] = op;
+}
+
+static ssize_t logged_recv(int side, int fd, void *buf, size_t len,
+                           int flags)
+{
+    ssize_t r = recv(fd, buf, len, flags);
+    log_op(side, r > 0 ? 'R' : (r < 0 && errno == EAGAIN) ? 'e' : '?');
+    return r;
+}
+
+static ssize_t logged_send(int side, int fd, const void *buf, size_t len,
+                           int flags)
+{
+    ssize_t r = send(fd, buf, len, flags);
+    log_op(side, r > 0 ? 'S' : '?');
+    return r;
+}
+
+static ssize_t client_recv(int fd, void *b, size_t n, int f)
+{
+    return logged_recv(0, fd, b, n, f);
+}
+static ssize_t client_send(int fd, const void *b, size_t n, int f)
+{
+    return logged_send(0, fd, b, n, f);
+}
+static ssize_t server_recv(int fd, void *b, size_t n, int f)
+{
+    return logged_recv(1, fd, b, n, f);
+}
+static ssize_t server_send(int fd, const void *b, size_t n, int f)
+{
+    return logged_send(1, fd, b, n, f);
+}
+
+/*
+ * A flight leaves before the step looks for the peer's answer to it: a
+ * recv while the flight is still unsent could only say EAGAIN (the answer
+ * cannot have come), so none is made. The client's first call is the
+ * send of its hello; the server's call after reading the hello is the
+ * send of its flight.
+ */
+static void test_handshake_sends_before_it_reads(void **state)
+{
+    (void)state;
+    static const struct ss_io_ops client_io = {client_recv, client_send};
+    static const struct ss_io_ops server_io = {server_recv, server_send};
+    struct pair pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.policy = load_pair_policy("", "");
+    tu_socketpair_nonblock(pr.fd);
+    struct ss_errbuf err = {{0}};
+    assert_int_equal(ss_conn_new(pr.policy, tu_endpoint(pr.policy, "c"),
+                                 pr.fd[0], &client_io, "localhost",
+                                 &pr.conn[0], &err), SS_OK);
+    assert_int_equal(ss_conn_new(pr.policy, tu_endpoint(pr.policy, "s"),
+                                 pr.fd[1], &server_io, "127.0.0.1",
+                                 &pr.conn[1], &err), SS_OK);
+    ss_policy_unref(pr.policy);
+    memset(ops_log, 0, sizeof(ops_log));
+    n_ops[0] = n_ops[1] = 0;
+    handshake_ok(&pr);
+    print_message("client %s, server %s\n", ops_log[0], ops_log[1]);
+    assert_true(n_ops[0] > 0 && ops_log[0][0] == 'S');
+    const char *hello = strchr(ops_log[1], 'R');
+    assert_non_null(hello);
+    assert_int_equal(hello[1], 'S');
+    pair_close(&pr);
+}
+
 /*
  * OpenSSL's record buffers stay while data flows (no allocation per
  * record) and go back when the connection is idle: a read that finds
@@ -1205,6 +1284,7 @@ int main(void)
         cmocka_unit_test(test_small_reads_leave_pending),
         cmocka_unit_test(test_partial_record_waits_for_the_socket),
         cmocka_unit_test(test_write_leaves_in_one_send),
+        cmocka_unit_test(test_handshake_sends_before_it_reads),
         cmocka_unit_test(test_record_buffers_go_back_when_idle),
         cmocka_unit_test(test_conn_new_errors),
         cmocka_unit_test(test_untrusted_server_fails_verification),
