@@ -304,6 +304,17 @@ def time_wait_ends(port):
     return server, client
 
 
+def quiet_port():
+    """A free port no TIME_WAIT entry names yet (an earlier case's
+    connections to a port keep theirs for 60 s), so that a case counts
+    only its own."""
+    for _ in range(50):
+        port = free_port()
+        if time_wait_ends(port) == (0, 0):
+            return port
+    raise AssertionError("no free port without TIME_WAIT entries in 50 tries")
+
+
 @case
 def close_leaves_time_wait_with_the_side_that_closed_first(c):
     """bench_client's connections each close first, after a 1-byte round
@@ -318,11 +329,15 @@ def close_leaves_time_wait_with_the_side_that_closed_first(c):
     seen = {}
     for tls in (False, True):
         how = "under the shim" if tls else "plain TCP"
+        port = quiet_port()
         if tls:
-            server, port, cpol = shim_pair(c, mutual=False)
-            env = c.env(cpol)
+            spol = c.policy(server_ep(c.suite, port, mutual=False),
+                            name="server.cfg")
+            server, port = echo_server(c, spol, port=port)
+            env = c.env(c.policy(client_ep(c.suite, port), name="client.cfg"))
         else:
-            server, port = echo_server(c, name="plain-server", preload=False)
+            server, port = echo_server(c, name="plain-server", port=port,
+                                       preload=False)
             env = c.env(preload=False)
         client = c.run("client-" + ("tls" if tls else "plain"),
                        [c.suite.app("bench_client"), "localhost", str(port),
@@ -358,8 +373,14 @@ def close_waits_for_a_late_answer_to_close_notify(c):
     seen = {}
     for tls in (False, True):
         tag = "tls" if tls else "plain"
-        peer, port = slow_peer(c, tls, name=tag + "-peer",
-                               answer_ms=LATE_ANSWER_MS)
+        for attempt in range(20):  # a port no TIME_WAIT names yet
+            peer, port = slow_peer(c, tls, name="%s-peer%d" % (tag, attempt),
+                                   answer_ms=LATE_ANSWER_MS)
+            if time_wait_ends(port) == (0, 0):
+                break
+            peer.stop()
+        check(time_wait_ends(port) == (0, 0),
+              "%s: no peer port without TIME_WAIT entries" % tag)
         env = c.env(c.policy(client_ep(c.suite, port), name=tag + ".cfg")) \
             if tls else c.env(preload=False)
         writer = c.start(tag + "-writer",

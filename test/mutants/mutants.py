@@ -132,8 +132,8 @@ MUTANTS = [
             "refused (EMFILE, the socket shut down), never left as the "
             "program's plaintext socket",
         file="src/shim/sockets.c",
-        old="    if (shim_standin_install(fd, family) != 0) {",
-        new="    if (shim_standin_install(fd, family) != 0 && 0) {",
+        old="    if (shim_standin_install(fd, family, &status) != 0) {",
+        new="    if (shim_standin_install(fd, family, &status) != 0 && 0) {",
         tests=["integration stand_in"],
         curated=True),
     dict(
