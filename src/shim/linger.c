@@ -447,8 +447,11 @@ static bool must_linger(const struct shim_sock *s)
     if (ss_conn_unsent(s->conn) > 0)
         return true;
     /* A server whose client closed first, the common case, closes at
-     * once: no hand-off to the thread and no wake-up of it (issue 9). */
-    return !peer_finished(s) && kernel_would_lose(s);
+     * once: no hand-off to the thread and no wake-up of it (issue 9).
+     * After our FIN the peer's answer is due even when the kernel's
+     * queue is already acknowledged: it must not meet a closed socket
+     * (delivery()). */
+    return !peer_finished(s) && (s->fin_sent || kernel_would_lose(s));
 }
 
 void linger_last_close(struct shim_sock *s)
