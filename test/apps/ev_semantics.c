@@ -65,12 +65,19 @@ static void report(const char *name, bool ok, const char *fmt, ...)
     printf("\n");
 }
 
-static int connect_to(const char *host, const char *port)
+/* The first stream address of host:port, or NULL; freeaddrinfo it. */
+static struct addrinfo *resolve(const char *host, const char *port)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM};
     struct addrinfo *res;
-    if (getaddrinfo(host, port, &hints, &res) != 0) {
+    return getaddrinfo(host, port, &hints, &res) == 0 ? res : NULL;
+}
+
+static int connect_to(const char *host, const char *port)
+{
+    struct addrinfo *res = resolve(host, port);
+    if (res == NULL) {
         fprintf(stderr, "ev_semantics: cannot resolve %s\n", host);
         exit(2);
     }
@@ -265,10 +272,8 @@ static void check_msg_flags(int fd)
 /* A failed non-blocking connect: SO_ERROR says why once, then 0. */
 static void check_so_error_twice(const char *host, const char *port)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res;
-    if (getaddrinfo(host, port, &hints, &res) != 0) {
+    struct addrinfo *res = resolve(host, port);
+    if (res == NULL) {
         report("so-error-twice", false, "cannot resolve %s", host);
         return;
     }
@@ -448,10 +453,8 @@ static void check_sendfile_splice(int fd)
  * O_NONBLOCK given to socket() with a connect that is still under way. */
 static void check_flags_kept_over_connect(const char *host, const char *port)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res;
-    if (getaddrinfo(host, port, &hints, &res) != 0) {
+    struct addrinfo *res = resolve(host, port);
+    if (res == NULL) {
         report("flags-kept-append", false, "cannot resolve %s", host);
         report("flags-kept-nonblock", false, "cannot resolve %s", host);
         return;

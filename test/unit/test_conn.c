@@ -70,23 +70,33 @@ struct pair {
     struct ss_conn *conn[2];
 };
 
-static void pair_open_with(struct pair *pr, struct ss_policy *p,
-                           const char *client_host)
+/* A connected pair whose sides make their socket calls through
+ * client_io and server_io. */
+static void pair_open_io(struct pair *pr, struct ss_policy *p,
+                         const char *client_host,
+                         const struct ss_io_ops *client_io,
+                         const struct ss_io_ops *server_io)
 {
     memset(pr, 0, sizeof(*pr));
     pr->policy = p;
     tu_socketpair_nonblock(pr->fd);
     struct ss_errbuf err = {{0}};
-    int rc = ss_conn_new(p, tu_endpoint(p, "c"), pr->fd[0], &ss_io_libc,
+    int rc = ss_conn_new(p, tu_endpoint(p, "c"), pr->fd[0], client_io,
                          client_host, &pr->conn[0], &err);
     if (rc != SS_OK)
         fail_msg("client ss_conn_new: %s", err.msg);
-    rc = ss_conn_new(p, tu_endpoint(p, "s"), pr->fd[1], &ss_io_libc,
+    rc = ss_conn_new(p, tu_endpoint(p, "s"), pr->fd[1], server_io,
                      "127.0.0.1", &pr->conn[1], &err);
     if (rc != SS_OK)
         fail_msg("server ss_conn_new: %s", err.msg);
     /* The conns hold their own references now. */
     ss_policy_unref(p);
+}
+
+static void pair_open_with(struct pair *pr, struct ss_policy *p,
+                           const char *client_host)
+{
+    pair_open_io(pr, p, client_host, &ss_io_libc, &ss_io_libc);
 }
 
 static void pair_open(struct pair *pr, const char *client_extra,
@@ -727,20 +737,11 @@ static void test_write_leaves_in_one_send(void **state)
 {
     (void)state;
     struct pair pr;
-    memset(&pr, 0, sizeof(pr));
-    pr.policy = load_pair_policy("", "");
-    tu_socketpair_nonblock(pr.fd);
+    pair_open_io(&pr, load_pair_policy("", ""), "localhost", &recording_io,
+                 &ss_io_libc);
     int big = 1 << 20;
     setsockopt(pr.fd[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
     setsockopt(pr.fd[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-    struct ss_errbuf err = {{0}};
-    assert_int_equal(ss_conn_new(pr.policy, tu_endpoint(pr.policy, "c"),
-                                 pr.fd[0], &recording_io, "localhost",
-                                 &pr.conn[0], &err), SS_OK);
-    assert_int_equal(ss_conn_new(pr.policy, tu_endpoint(pr.policy, "s"),
-                                 pr.fd[1], &ss_io_libc, "127.0.0.1",
-                                 &pr.conn[1], &err), SS_OK);
-    ss_policy_unref(pr.policy);
     n_sends = 0;
     handshake_ok(&pr);
     /* The client's flights: its hello, then its Finished. */
@@ -818,17 +819,8 @@ static void test_handshake_sends_before_it_reads(void **state)
     static const struct ss_io_ops client_io = {client_recv, client_send};
     static const struct ss_io_ops server_io = {server_recv, server_send};
     struct pair pr;
-    memset(&pr, 0, sizeof(pr));
-    pr.policy = load_pair_policy("", "");
-    tu_socketpair_nonblock(pr.fd);
-    struct ss_errbuf err = {{0}};
-    assert_int_equal(ss_conn_new(pr.policy, tu_endpoint(pr.policy, "c"),
-                                 pr.fd[0], &client_io, "localhost",
-                                 &pr.conn[0], &err), SS_OK);
-    assert_int_equal(ss_conn_new(pr.policy, tu_endpoint(pr.policy, "s"),
-                                 pr.fd[1], &server_io, "127.0.0.1",
-                                 &pr.conn[1], &err), SS_OK);
-    ss_policy_unref(pr.policy);
+    pair_open_io(&pr, load_pair_policy("", ""), "localhost", &client_io,
+                 &server_io);
     memset(ops_log, 0, sizeof(ops_log));
     n_ops[0] = n_ops[1] = 0;
     handshake_ok(&pr);
