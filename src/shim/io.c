@@ -145,6 +145,8 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
     struct wait_state ws = {false, false, {0, 0}, false};
     bool tcp_eof = false;
     bool waited = false; /* the socket said readable: read, don't wait */
+    bool first = true;
+    unsigned long long rx_at_start = 0;
     size_t total = 0;
     if ((flags & MSG_OOB) != 0) {
         errno = EINVAL; /* TLS has no urgent data; TCP says EINVAL too */
@@ -153,6 +155,9 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
     for (;;) {
         shim_sock_lock(s);
         int e = unusable(s);
+        if (first && e == 0)
+            rx_at_start = ss_conn_received(s->conn);
+        first = false;
         if (e == 0 && ss_conn_state(s->conn) == SS_CONN_HANDSHAKING) {
             shim_sock_unlock(s);
             if (shim_handshake(s, fd, dontwait, SO_RCVTIMEO) != 0)
@@ -183,7 +188,13 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
         int rc = wait_first ? SS_WANT_READ
                             : ss_conn_read(s->conn, (char *)buf + total,
                                            len - total, peek, &n);
-        bool drained = rc == SS_OK && ss_conn_input_drained(s->conn);
+        /* A short read tells an event loop the socket is drained, so the
+         * recv that found the kernel's queue empty must be this call's:
+         * one from an earlier call predates the edge that woke the
+         * program, and bytes that came since would wait for an edge that
+         * was already spent (nginx's proxied transfers stalled so). */
+        bool drained = rc == SS_OK && ss_conn_input_drained(s->conn) &&
+                       ss_conn_received(s->conn) != rx_at_start;
         shim_note_established(s);
         int wants = 0;
         if (rc < 0) {
@@ -205,7 +216,7 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
             }
             /* A short read means "drained" to event loops (nginx, ET
              * readers): go on into the next record while one can be had
-             * without waiting (docs/shim.md, "epoll"); the last recv
+             * without waiting (docs/shim.md, "epoll"); this call's recv
              * may already have said there is none. */
             if (drained && !waitall)
                 return (ssize_t)total;

@@ -13,6 +13,11 @@
  *   et-unread   EPOLLET|EPOLLIN; at the first edge read 10 bytes of the
  *               first chunk, then wait: the peer's next chunk must wake
  *               it ("later", as plain TCP), though plaintext is unread.
+ *   et-read-rest EPOLLET|EPOLLIN; at the first edge read 10 bytes of the
+ *               first chunk, sleep until the second chunk has come, take
+ *               its edge, then one read with room for both: it returns
+ *               the rest of the first chunk and all of the second, and
+ *               nothing is left (a short read means drained).
  *   oneshot-mod EPOLLONESHOT|EPOLLIN; after the first report, another
  *               thread re-arms it with EPOLL_CTL_MOD while this one sleeps
  *               in epoll_wait, the data still unread: "at-once" after MOD.
@@ -160,6 +165,14 @@ static long drain(int fd)
     }
 }
 
+/* Sleeps ms milliseconds. */
+static void pause_ms(long ms)
+{
+    struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&d, &d) != 0 && errno == EINTR)
+        ;
+}
+
 static int et_unread(int fd, int ep)
 {
     struct epoll_event ev;
@@ -175,6 +188,27 @@ static int et_unread(int fd, int ep)
     n = wait1(ep, &ev, 1, 4000);
     printf("new data wakes %s\n", bucket(t, n));
     printf("drained %ld\n", n == 1 ? drain(fd) : -1L);
+    return 0;
+}
+
+static int et_read_rest(int fd, int ep)
+{
+    struct epoll_event ev;
+    nonblock(fd);
+    if (add(ep, fd, EPOLLIN | EPOLLET, 7) != 0)
+        die("epoll_ctl");
+    int n = wait1(ep, &ev, 1, 5000);
+    printf("first %s\n", n == 1 && ev.data.u64 == 7 ? "edge" : "none");
+    char buf[4096];
+    if (read(fd, buf, 10) != 10)
+        die("read");
+    pause_ms(2000); /* the second chunk has arrived */
+    double t = now();
+    n = wait1(ep, &ev, 1, 1000);
+    printf("second chunk's edge %s\n", bucket(t, n));
+    ssize_t got = read(fd, buf, sizeof(buf));
+    printf("one read after it %zd\n", got);
+    printf("left %ld\n", drain(fd));
     return 0;
 }
 
@@ -618,14 +652,6 @@ static int preconnect(const char *host, const char *port)
     return 0;
 }
 
-/* Sleeps ms milliseconds. */
-static void pause_ms(long ms)
-{
-    struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&d, &d) != 0 && errno == EINTR)
-        ;
-}
-
 /* One poll() for POLLIN of at most ms; returns its count. */
 static int poll_in(int fd, int ms)
 {
@@ -761,6 +787,8 @@ int main(int argc, char **argv)
         die("epoll_create1");
     if (strcmp(mode, "et-unread") == 0)
         return et_unread(fd, ep);
+    if (strcmp(mode, "et-read-rest") == 0)
+        return et_read_rest(fd, ep);
     if (strcmp(mode, "oneshot-mod") == 0)
         return oneshot_mod(fd, ep);
     if (strcmp(mode, "et-out") == 0)
