@@ -178,8 +178,9 @@ static ssize_t sock_recv(struct shim_sock *s, int fd, void *buf, size_t len,
         /* Nothing in the engine and the kernel's queue empty at the last
          * recv: a blocking read waits for the peer at once, instead of a
          * recv that would only say EAGAIN (docs/design.md, "Memory and
-         * copies"). */
-        bool wait_first = !waited && !tcp_eof && !dontwait &&
+         * copies"). Not once it has bytes: that recv may be an earlier
+         * call's, and it returns what came since, without waiting. */
+        bool wait_first = total == 0 && !waited && !tcp_eof && !dontwait &&
                           ss_conn_input_drained(s->conn) &&
                           !shim_fd_nonblocking(fd);
         if (wait_first)
@@ -484,6 +485,26 @@ static ssize_t sock_recvv(struct shim_sock *s, int fd, const struct iovec *iov,
                 continue;
             ssize_t r = sock_recv(s, fd, iov[i].iov_base, iov[i].iov_len,
                                   flags);
+            if (r < 0)
+                return total > 0 ? total : -1;
+            total += r;
+            if ((size_t)r < iov[i].iov_len)
+                break;
+        }
+        return total;
+    }
+    /* Larger than the gather buffer: element by element, the ones after
+     * the first without waiting, as one stream read fills them; a 64 KiB
+     * gather would end short with bytes left, which an ET loop takes for
+     * drained (docs/shim.md, "epoll"). A peek must gather (each element's
+     * read would see the same bytes) and stays within the buffer. */
+    if ((size_t)len > GATHER_MAX && (flags & MSG_PEEK) == 0) {
+        ssize_t total = 0;
+        for (int i = 0; i < cnt; i++) {
+            if (iov[i].iov_len == 0)
+                continue;
+            ssize_t r = sock_recv(s, fd, iov[i].iov_base, iov[i].iov_len,
+                                  total > 0 ? flags | MSG_DONTWAIT : flags);
             if (r < 0)
                 return total > 0 ? total : -1;
             total += r;

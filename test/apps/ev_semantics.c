@@ -296,6 +296,40 @@ static void check_so_error_twice(const char *host, const char *port)
         close(fd);
 }
 
+/* readv with room for more than 64 KiB (the shim's gather buffer) while
+ * 100 KiB are queued: one call returns them all, as plain TCP's does (a
+ * shorter return says "drained" to an edge-triggered loop). The receive
+ * buffer is raised before connect so that plain TCP can queue them. */
+static void check_readv_beyond_gather(const char *host, const char *port)
+{
+    enum { LEN = 100 * 1024, ELEM = 64 * 1024 };
+    struct addrinfo *res = resolve(host, port);
+    int fd = res != NULL ? socket(res->ai_family, SOCK_STREAM, 0) : -1;
+    int big = 1 << 20;
+    bool up = fd >= 0 &&
+              setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big)) == 0 &&
+              connect(fd, res->ai_addr, res->ai_addrlen) == 0;
+    if (res != NULL)
+        freeaddrinfo(res);
+    static char out[LEN], in[2 * ELEM];
+    memset(out, 'r', sizeof(out));
+    up = up && write_all(fd, out, sizeof(out));
+    int queued = 0;
+    for (int i = 0; up && i < WAIT_MS / 10 && queued < LEN; i++) {
+        if (ioctl(fd, FIONREAD, &queued) != 0)
+            break;
+        if (queued < LEN)
+            usleep(10000);
+    }
+    struct iovec iov[2] = {{in, ELEM}, {in + ELEM, ELEM}};
+    ssize_t n = up && queued >= LEN ? readv(fd, iov, 2) : -1;
+    report("readv-beyond-64k", n == LEN,
+           "readv(2 x 64 KiB) with %d bytes queued gave %zd (want %d)",
+           queued, n, LEN);
+    if (fd >= 0)
+        close(fd);
+}
+
 static int vdprintf_to(int fd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -740,6 +774,7 @@ int main(int argc, char **argv)
     check_sndtimeo(fd);
     close(fd);
     check_flags_kept_over_connect(argv[1], argv[2]);
+    check_readv_beyond_gather(argv[1], argv[2]);
     if (refused_port != NULL)
         check_so_error_twice(argv[1], refused_port);
     printf("%s: %d checks failed\n", failures ? "FAILED" : "PASSED", failures);
