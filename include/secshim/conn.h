@@ -139,9 +139,11 @@ unsigned long long ss_conn_received(const struct ss_conn *c);
  * Whether nothing is left to read without the peer sending more: OpenSSL
  * holds no plaintext or ciphertext and its last recv found the kernel's
  * queue empty (it returned less than asked, or EAGAIN). A read that has
- * data may then return it without another recv, and a blocking read with
- * none may wait for the socket first: plain TCP's read sees the same
- * queue at the same moment.
+ * data may then return it without another recv, if that last recv was
+ * its own (ss_conn_received moved during the read): an older one may
+ * predate bytes that came since. A blocking read with none may wait for
+ * the socket first: plain TCP's read sees the same queue at the same
+ * moment.
  */
 bool ss_conn_input_drained(const struct ss_conn *c);
 
