@@ -466,6 +466,27 @@ static ssize_t sock_sendv(struct shim_sock *s, int fd, const struct iovec *iov,
     return total;
 }
 
+/* Reads into each element in turn, the first with flags and the others
+ * with later_flags, and stops at the first one left short: EOF, a
+ * timeout, an error, or with MSG_DONTWAIT nothing more queued. */
+static ssize_t recv_each(struct shim_sock *s, int fd, const struct iovec *iov,
+                         int cnt, int flags, int later_flags)
+{
+    ssize_t total = 0;
+    for (int i = 0; i < cnt; i++) {
+        if (iov[i].iov_len == 0)
+            continue;
+        ssize_t r = sock_recv(s, fd, iov[i].iov_base, iov[i].iov_len,
+                              total > 0 ? later_flags : flags);
+        if (r < 0)
+            return total > 0 ? total : -1;
+        total += r;
+        if ((size_t)r < iov[i].iov_len)
+            break;
+    }
+    return total;
+}
+
 static ssize_t sock_recvv(struct shim_sock *s, int fd, const struct iovec *iov,
                           int cnt, int flags)
 {
@@ -477,42 +498,16 @@ static ssize_t sock_recvv(struct shim_sock *s, int fd, const struct iovec *iov,
         return sock_recv(s, fd, NULL, (size_t)len, flags);
     if (cnt == 1)
         return sock_recv(s, fd, iov[0].iov_base, iov[0].iov_len, flags);
-    if ((flags & MSG_WAITALL) != 0 && (flags & MSG_PEEK) == 0) {
-        /* Fill every element in turn: stop at EOF, timeout or error. */
-        ssize_t total = 0;
-        for (int i = 0; i < cnt; i++) {
-            if (iov[i].iov_len == 0)
-                continue;
-            ssize_t r = sock_recv(s, fd, iov[i].iov_base, iov[i].iov_len,
-                                  flags);
-            if (r < 0)
-                return total > 0 ? total : -1;
-            total += r;
-            if ((size_t)r < iov[i].iov_len)
-                break;
-        }
-        return total;
-    }
+    /* Fill every element in turn: stop at EOF, timeout or error. */
+    if ((flags & MSG_WAITALL) != 0 && (flags & MSG_PEEK) == 0)
+        return recv_each(s, fd, iov, cnt, flags, flags);
     /* Larger than the gather buffer: element by element, the ones after
      * the first without waiting, as one stream read fills them; a 64 KiB
      * gather would end short with bytes left, which an ET loop takes for
      * drained (docs/shim.md, "epoll"). A peek must gather (each element's
      * read would see the same bytes) and stays within the buffer. */
-    if ((size_t)len > GATHER_MAX && (flags & MSG_PEEK) == 0) {
-        ssize_t total = 0;
-        for (int i = 0; i < cnt; i++) {
-            if (iov[i].iov_len == 0)
-                continue;
-            ssize_t r = sock_recv(s, fd, iov[i].iov_base, iov[i].iov_len,
-                                  total > 0 ? flags | MSG_DONTWAIT : flags);
-            if (r < 0)
-                return total > 0 ? total : -1;
-            total += r;
-            if ((size_t)r < iov[i].iov_len)
-                break;
-        }
-        return total;
-    }
+    if ((size_t)len > GATHER_MAX && (flags & MSG_PEEK) == 0)
+        return recv_each(s, fd, iov, cnt, flags, flags | MSG_DONTWAIT);
     /* One read (a stream read may return less than asked), scattered. */
     size_t want = (size_t)len < GATHER_MAX ? (size_t)len : GATHER_MAX;
     char *tmp = malloc(want > 0 ? want : 1);

@@ -165,7 +165,9 @@ static long drain(int fd)
     }
 }
 
-static int et_unread(int fd, int ep)
+/* fd non-blocking in ep as EPOLLET|EPOLLIN (data 7); waits for and
+ * prints its first edge. */
+static void first_edge(int fd, int ep)
 {
     struct epoll_event ev;
     nonblock(fd);
@@ -173,11 +175,17 @@ static int et_unread(int fd, int ep)
         die("epoll_ctl");
     int n = wait1(ep, &ev, 1, 5000);
     printf("first %s\n", n == 1 && ev.data.u64 == 7 ? "edge" : "none");
+}
+
+static int et_unread(int fd, int ep)
+{
+    struct epoll_event ev;
+    first_edge(fd, ep);
     char buf[10];
     if (read(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
         die("read");
     double t = now();
-    n = wait1(ep, &ev, 1, 4000);
+    int n = wait1(ep, &ev, 1, 4000);
     printf("new data wakes %s\n", bucket(t, n));
     printf("drained %ld\n", n == 1 ? drain(fd) : -1L);
     return 0;
@@ -186,15 +194,11 @@ static int et_unread(int fd, int ep)
 static int et_read_rest(int fd, int ep)
 {
     struct epoll_event ev;
-    nonblock(fd);
-    if (add(ep, fd, EPOLLIN | EPOLLET, 7) != 0)
-        die("epoll_ctl");
-    int n = wait1(ep, &ev, 1, 5000);
-    printf("first %s\n", n == 1 && ev.data.u64 == 7 ? "edge" : "none");
+    first_edge(fd, ep);
     char buf[4096];
     if (read(fd, buf, 10) != 10)
         die("read");
-    n = wait1(ep, &ev, 1, 5000);
+    int n = wait1(ep, &ev, 1, 5000);
     printf("second chunk's edge %s\n", n == 1 ? "yes" : "none");
     ssize_t got = read(fd, buf, sizeof(buf));
     printf("one read after it %zd\n", got);
